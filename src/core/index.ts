@@ -1,0 +1,3 @@
+export * from './errors.ts';
+export * from './rng.ts';
+export * from './tensor.ts';

@@ -1,0 +1,2 @@
+export * from './digest.ts';
+export * from './seeded-rng.ts';
