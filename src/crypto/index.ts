@@ -1,2 +1,3 @@
 export * from './digest.ts';
 export * from './seeded-rng.ts';
+export * from './pki.ts';

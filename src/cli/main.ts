@@ -1,0 +1,222 @@
+/**
+ * The `entente` command line (commander 14). Commands call the apps; exit codes come from the one
+ * error registry (core/errors.ts) and are mapped only here.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { EntenteError, exitCodeOf } from '../core/errors.ts';
+import { startCoordinator } from '../coordinator/index.ts';
+import { loadTable, parseDataSchema } from '../data/index.ts';
+import { startParticipant } from '../participant/index.ts';
+import { runDemo } from '../simulation/index.ts';
+import { createWorkspace, openWorkspace } from '../storage/index.ts';
+import { createMtlsClient } from '../transport/index.ts';
+import { createLogger } from './logger.ts';
+
+function readStructured(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new EntenteError('INVALID_ARGUMENT', `cannot read ${path}`, { field: 'file' });
+  }
+  try {
+    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new EntenteError(
+      'INVALID_CONFIG',
+      `${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
+      {
+        field: 'file',
+      },
+    );
+  }
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      void stop().finally(() => process.exit(0));
+    });
+  }
+}
+
+function operatorClient(workspace: string) {
+  const ws = openWorkspace(workspace);
+  return createMtlsClient({ baseUrl: ws.readEndpoint(), ...ws.operatorIdentity() });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('entente')
+    .description('Secure collaborative model improvement across institutions without sharing raw data')
+    .version('0.1.0')
+    .showHelpAfterError();
+
+  program
+    .command('init')
+    .description('create a consortium workspace: a CA and one key + certificate per institution (local use)')
+    .argument('<dir>', 'workspace directory to create')
+    .requiredOption(
+      '--institutions <ids>',
+      'comma-separated institution ids, e.g. hospital-a,hospital-b,lab-c',
+    )
+    .option('--consortium <id>', 'consortium id', 'local')
+    .option('--json', 'print the result as JSON')
+    .action(async (dir: string, opts: { institutions: string; consortium: string; json?: boolean }) => {
+      const institutions = opts.institutions
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const ws = await createWorkspace(resolve(dir), {
+        consortium: opts.consortium,
+        institutions,
+        now: new Date(),
+      });
+      if (opts.json) console.log(JSON.stringify({ workspace: ws.dir, consortium: ws.consortium }));
+      else
+        console.log(
+          `created workspace ${ws.dir} for ${institutions.length} institutions: ${institutions.join(', ')}`,
+        );
+    });
+
+  const coordinator = program.command('coordinator').description('the coordinator service');
+  coordinator
+    .command('start')
+    .description('start the coordinator (HTTPS with mutual TLS); runs until SIGINT/SIGTERM')
+    .requiredOption('--workspace <dir>', 'consortium workspace')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port (0 = any free port)', '0')
+    .action(async (opts: { workspace: string; host: string; port: string }) => {
+      const log = createLogger('coordinator');
+      const running = await startCoordinator({
+        workspaceDir: resolve(opts.workspace),
+        host: opts.host,
+        port: Number(opts.port),
+        log,
+      });
+      console.log(JSON.stringify({ url: running.url, pid: process.pid }));
+      onSignals(() => running.close());
+    });
+
+  const participant = program.command('participant').description("an institution's participant agent");
+  participant
+    .command('start')
+    .description(
+      'start a participant: polls the coordinator for tasks and trains on local data; runs until SIGINT/SIGTERM',
+    )
+    .requiredOption('--workspace <dir>', 'consortium workspace (for the certificates)')
+    .requiredOption('--institution <id>', 'this institution id (its certificate CN)')
+    .requiredOption('--data <csv>', 'local data file (CSV)')
+    .requiredOption('--schema <file>', 'declared data schema (JSON or YAML)')
+    .option('--coordinator <url>', 'coordinator URL (default: read from the workspace)')
+    .option('--holdout <fraction>', 'fraction of local rows held out for federated evaluation', '0.2')
+    .addOption(new Option('--slow-ms <ms>', 'simulation: delay each upload (a slow institution)').hideHelp())
+    .action(
+      async (opts: {
+        workspace: string;
+        institution: string;
+        data: string;
+        schema: string;
+        coordinator?: string;
+        holdout: string;
+        slowMs?: string;
+      }) => {
+        const log = createLogger(`participant:${opts.institution}`);
+        const ws = openWorkspace(resolve(opts.workspace));
+        const schema = parseDataSchema(readStructured(opts.schema));
+        const data = loadTable(readFileSync(opts.data, 'utf8'), schema);
+        const handle = startParticipant({
+          institution: opts.institution,
+          coordinatorUrl: opts.coordinator ?? (() => ws.readEndpoint()),
+          identity: ws.institutionIdentity(opts.institution),
+          data,
+          holdoutFraction: Number(opts.holdout),
+          log,
+          ...(opts.slowMs ? { slowMs: Number(opts.slowMs) } : {}),
+        });
+        log.info({ rows: data.count, features: data.dim }, 'local data loaded');
+        onSignals(() => handle.stop());
+        await handle.done;
+      },
+    );
+
+  const run = program.command('run').description('training runs');
+  run
+    .command('start')
+    .description('start a run from a run configuration (YAML or JSON)')
+    .argument('<config>', 'run configuration file')
+    .requiredOption('--workspace <dir>', 'consortium workspace (for the operator certificate)')
+    .option('--wait', 'wait until the run completes')
+    .option('--json', 'print the result as JSON')
+    .action(async (file: string, opts: { workspace: string; wait?: boolean; json?: boolean }) => {
+      const client = operatorClient(resolve(opts.workspace));
+      try {
+        const created = await client.postJson<{ runId: string }>('/v1/runs', readStructured(file));
+        let out: unknown = created.body;
+        if (opts.wait) {
+          for (;;) {
+            const r = await client.getJson<{ status: string; round: number; totalRounds: number }>(
+              `/v1/runs/${created.body.runId}`,
+            );
+            if (r.body?.status !== 'running') {
+              out = r.body;
+              break;
+            }
+            await new Promise((res) => setTimeout(res, 500));
+          }
+        }
+        console.log(opts.json ? JSON.stringify(out) : `run ${created.body.runId}: ${JSON.stringify(out)}`);
+      } finally {
+        await client.close();
+      }
+    });
+
+  program
+    .command('status')
+    .description('show participants, runs and recent refusals (or one run with --run)')
+    .requiredOption('--workspace <dir>', 'consortium workspace')
+    .option('--run <id>', 'show one run with its rounds')
+    .option('--json', 'print JSON')
+    .action(async (opts: { workspace: string; run?: string; json?: boolean }) => {
+      const client = operatorClient(resolve(opts.workspace));
+      try {
+        const r = await client.getJson(opts.run ? `/v1/runs/${encodeURIComponent(opts.run)}` : '/v1/status');
+        if (opts.json) console.log(JSON.stringify(r.body));
+        else console.log(JSON.stringify(r.body, null, 2));
+      } finally {
+        await client.close();
+      }
+    });
+
+  program
+    .command('demo')
+    .description('run the local demo federation: 1 coordinator + 3 participants on breast cancer data')
+    .option('--rounds <n>', 'training rounds', '20')
+    .option('--workspace <dir>', 'keep the workspace in this directory (default: a temporary one, removed)')
+    .option('--json', 'also print the summary as one JSON object on the last line')
+    .action(async (opts: { rounds: string; workspace?: string; json?: boolean }) => {
+      await runDemo({
+        rounds: Number(opts.rounds),
+        json: Boolean(opts.json),
+        ...(opts.workspace ? { workspace: resolve(opts.workspace) } : {}),
+      });
+    });
+
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    if (err instanceof EntenteError) {
+      console.error(`entente: ${err.code}: ${err.message}`);
+      process.exit(exitCodeOf(err.code));
+    }
+    console.error(`entente: ${(err as Error).stack ?? String(err)}`);
+    process.exit(1);
+  });

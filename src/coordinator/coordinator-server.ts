@@ -1,0 +1,281 @@
+/**
+ * The coordinator process: wires the SQLite store, the blob store and the run engine to the mutual-TLS
+ * HTTPS server, owns the timers (deadline ticks) and the long-poll waiters. Every endpoint checks the
+ * caller's role (from its verified certificate) before doing anything.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { EntenteError } from '../core/errors.ts';
+import {
+  MAX_CHUNK_BYTES,
+  PROTOCOL_VERSION,
+  type RegisterResponse,
+  parseMessage,
+  registerRequestSchema,
+  taskResultSchema,
+} from '../protocol/index.ts';
+import { BlobStore, SqliteStore, openWorkspace } from '../storage/index.ts';
+import { createMtlsServer, readPeerIdentity } from '../transport/index.ts';
+import { RunEngine } from './run-engine.ts';
+
+export interface CoordinatorOptions {
+  readonly workspaceDir: string;
+  readonly host?: string;
+  readonly port?: number;
+  readonly log: Logger;
+  /** A participant counts as available for a new phase when seen within this window. */
+  readonly livenessMs?: number;
+  readonly heartbeatMs?: number;
+  readonly tickMs?: number;
+}
+
+export interface RunningCoordinator {
+  readonly url: string;
+  readonly engine: RunEngine;
+  close(): Promise<void>;
+}
+
+type Role = 'institution' | 'operator';
+
+const sha256Param = z.strictObject({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 hex digest'),
+});
+const taskParam = z.strictObject({ taskId: z.string().min(1).max(200) });
+const runParam = z.strictObject({ runId: z.string().min(1).max(64) });
+const waitQuery = z.object({ waitMs: z.coerce.number().int().min(0).max(60_000).default(25_000) });
+
+export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
+  const ws = openWorkspace(options.workspaceDir);
+  const log = options.log;
+  const stateDir = ws.coordinatorStateDir();
+  mkdirSync(stateDir, { recursive: true });
+  const store = new SqliteStore(join(stateDir, 'coordinator.db'));
+  const blobs = new BlobStore(join(stateDir, 'blobs'));
+  store.setMeta('consortium', ws.consortium.consortium);
+  const livenessMs = options.livenessMs ?? 15_000;
+  const heartbeatMs = options.heartbeatMs ?? 5_000;
+  const traffic = { bytesReceived: 0, bytesSent: 0 };
+
+  const waiters = new Map<string, Set<() => void>>();
+  const notify = (participant: string): void => {
+    const set = waiters.get(participant);
+    if (!set) return;
+    waiters.delete(participant);
+    for (const wake of set) wake();
+  };
+  const available = (): string[] => {
+    const now = Date.now();
+    return store
+      .listParticipants()
+      .filter(
+        (p) =>
+          ws.consortium.institutions.includes(p.id) &&
+          p.last_seen_at !== null &&
+          now - p.last_seen_at <= livenessMs,
+      )
+      .map((p) => p.id);
+  };
+  const engine = new RunEngine({ store, blobs, log, now: () => Date.now(), available, notify });
+
+  const identity = ws.coordinatorIdentity();
+  const app = createMtlsServer({ ...identity, logger: log });
+
+  const roleOf = (request: FastifyRequest): { id: string; role: Role } => {
+    const id = readPeerIdentity(request);
+    if (ws.consortium.institutions.includes(id)) return { id, role: 'institution' };
+    if (ws.consortium.operators.includes(id)) return { id, role: 'operator' };
+    engine.recordRefusal(id, 'UNKNOWN_PARTICIPANT', `certificate "${id}" is not a member of the consortium`);
+    throw new EntenteError(
+      'UNKNOWN_PARTICIPANT',
+      'the certificate does not belong to a member of this consortium',
+    );
+  };
+  const require = (request: FastifyRequest, role: Role): string => {
+    const who = roleOf(request);
+    if (who.role !== role) throw new EntenteError('FORBIDDEN', `this endpoint is for the ${role} role`);
+    return who.id;
+  };
+
+  app.addHook('onResponse', async (request, reply) => {
+    traffic.bytesReceived += Number(request.headers['content-length'] ?? 0) || 0;
+    traffic.bytesSent += Number(reply.getHeader('content-length') ?? 0) || 0;
+  });
+  app.addHook('onError', async (request, _reply, err) => {
+    if (err instanceof EntenteError && err.code !== 'UNKNOWN_PARTICIPANT') {
+      let who: string | null = null;
+      try {
+        who = readPeerIdentity(request);
+      } catch {
+        who = null;
+      }
+      if (!request.url.includes('/result'))
+        engine.recordRefusal(
+          who,
+          err.code,
+          `${request.method} ${request.routeOptions.url ?? ''}: ${err.message}`,
+        );
+    }
+  });
+
+  app.post('/v1/participants/register', async (request) => {
+    const id = require(request, 'institution');
+    const body = parseMessage(registerRequestSchema, request.body, 'register');
+    store.touchParticipant(id, Date.now(), JSON.stringify(body));
+    log.info({ participant: id }, 'participant registered');
+    engine.tick();
+    const res: RegisterResponse = { institution: id, consortium: ws.consortium.consortium, heartbeatMs };
+    return res;
+  });
+
+  app.post('/v1/heartbeat', async (request) => {
+    const id = require(request, 'institution');
+    store.touchParticipant(id, Date.now());
+    engine.tick();
+    return { ok: true, protocol: PROTOCOL_VERSION };
+  });
+
+  app.get('/v1/tasks/next', async (request, reply) => {
+    const id = require(request, 'institution');
+    const { waitMs } = parseMessage(waitQuery, request.query, 'query');
+    store.touchParticipant(id, Date.now());
+    engine.tick();
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const open = store.openTasksFor(id);
+      if (open.length > 0) return JSON.parse(open[0]!.task_json) as unknown;
+      const left = deadline - Date.now();
+      if (left <= 0 || request.raw.destroyed) return reply.status(204).send();
+      await new Promise<void>((resolve) => {
+        const set = waiters.get(id) ?? new Set();
+        const wake = (): void => {
+          clearTimeout(timer);
+          set.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(left, 5_000));
+        set.add(wake);
+        waiters.set(id, set);
+      });
+      store.touchParticipant(id, Date.now());
+    }
+  });
+
+  app.put('/v1/blobs/:sha256', async (request) => {
+    require(request, 'institution');
+    const { sha256 } = parseMessage(sha256Param, request.params, 'path');
+    const declared = request.headers['content-length'];
+    if (declared !== undefined && Number(declared) > MAX_CHUNK_BYTES) {
+      throw new EntenteError('BODY_TOO_LARGE', `chunk of ${declared} bytes exceeds ${MAX_CHUNK_BYTES}`, {
+        field: 'body',
+      });
+    }
+    const body = request.body as Readable | undefined;
+    if (!body || typeof (body as Readable).pipe !== 'function') {
+      throw new EntenteError('MALFORMED_BODY', 'chunk body must be application/octet-stream', {
+        field: 'body',
+      });
+    }
+    if (blobs.has(sha256)) {
+      body.resume();
+      return { stored: true, sha256 };
+    }
+    await blobs.putStream(
+      sha256,
+      body,
+      MAX_CHUNK_BYTES,
+      declared !== undefined ? Number(declared) : undefined,
+    );
+    return { stored: true, sha256 };
+  });
+
+  app.get('/v1/blobs/:sha256', async (request, reply) => {
+    roleOf(request);
+    const { sha256 } = parseMessage(sha256Param, request.params, 'path');
+    const bytes = blobs.read(sha256);
+    return reply.type('application/octet-stream').send(bytes);
+  });
+
+  app.post('/v1/tasks/:taskId/result', async (request) => {
+    const id = require(request, 'institution');
+    const { taskId } = parseMessage(taskParam, request.params, 'path');
+    let result: ReturnType<typeof taskResultSchema.parse>;
+    try {
+      result = parseMessage(taskResultSchema, request.body, 'result');
+    } catch (err) {
+      if (err instanceof EntenteError)
+        engine.recordRefusal(id, err.code, `result for ${taskId}: ${err.message}`);
+      throw err;
+    }
+    store.touchParticipant(id, Date.now());
+    return engine.acceptResult(id, taskId, result);
+  });
+
+  app.post('/v1/runs', async (request, reply) => {
+    require(request, 'operator');
+    const out = engine.createRun(request.body);
+    return reply.status(201).send(out);
+  });
+
+  app.get('/v1/runs', async (request) => {
+    require(request, 'operator');
+    return {
+      runs: store
+        .listRuns()
+        .map((r) => ({ id: r.id, status: r.status, createdAt: r.created_at, finishedAt: r.finished_at })),
+    };
+  });
+
+  app.get('/v1/runs/:runId', async (request) => {
+    require(request, 'operator');
+    const { runId } = parseMessage(runParam, request.params, 'path');
+    return engine.describeRun(runId);
+  });
+
+  app.get('/v1/status', async (request) => {
+    require(request, 'operator');
+    const now = Date.now();
+    return {
+      consortium: ws.consortium.consortium,
+      participants: ws.consortium.institutions.map((id) => {
+        const p = store.listParticipants().find((x) => x.id === id);
+        return {
+          id,
+          registered: p !== undefined,
+          lastSeenMsAgo: p?.last_seen_at ? now - p.last_seen_at : null,
+          available: available().includes(id),
+        };
+      }),
+      runs: store.listRuns().map((r) => ({ id: r.id, status: r.status })),
+      traffic,
+      events: store.listEvents(50),
+    };
+  });
+
+  const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::1]', '127.0.0.1');
+  writeFileSync(ws.endpointFile(), JSON.stringify({ url, pid: process.pid }) + '\n');
+  log.info({ url }, 'coordinator listening');
+  const ticker = setInterval(() => {
+    try {
+      engine.tick();
+    } catch (err) {
+      log.error({ err }, 'tick failed');
+    }
+  }, options.tickMs ?? 500);
+
+  return {
+    url,
+    engine,
+    async close() {
+      clearInterval(ticker);
+      for (const p of [...waiters.keys()]) notify(p);
+      await app.close();
+      store.close();
+      rmSync(ws.endpointFile(), { force: true });
+    },
+  };
+}

@@ -1,0 +1,2 @@
+export * from './coordinator-server.ts';
+export * from './run-engine.ts';

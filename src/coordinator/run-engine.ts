@@ -1,0 +1,672 @@
+/**
+ * Executes the run state machine (protocol/run-machine.ts) against the store: opens phases by writing
+ * tasks, accepts results after validating them in full, aggregates as updates arrive (a streaming
+ * example-weighted sum, so memory stays near two models whatever the number of participants), and
+ * records every round. Every state change is persisted in the same SQLite transaction as the writes it
+ * depends on, so a coordinator killed at any point restarts and continues without losing a completed
+ * round or counting an update twice.
+ */
+import type { Logger } from 'pino';
+import {
+  type Strategy,
+  type StrategyState,
+  createStrategy,
+  createWeightedSum,
+} from '../aggregation/index.ts';
+import { EntenteError } from '../core/errors.ts';
+import { createSafetensorsReader, decodeSafetensors, encodeSafetensors } from '../core/safetensors.ts';
+import type { Tensor, TensorLayout, Weights } from '../core/tensor.ts';
+import { countParameters } from '../core/tensor.ts';
+import { createSeededRng } from '../crypto/seeded-rng.ts';
+import { sha256Hex } from '../crypto/digest.ts';
+import { builtinTrainer, describeLayout } from '../models/index.ts';
+import {
+  type BlobRef,
+  type RunConfig,
+  type RunEffect,
+  type RunEvent,
+  type RunState,
+  type Standardization,
+  type Task,
+  type TaskResult,
+  createBlobRef,
+  createRunState,
+  parseRunConfig,
+  resumeRun,
+  stepRun,
+} from '../protocol/index.ts';
+import type { BlobStore, SqliteStore } from '../storage/index.ts';
+import { createHash } from 'node:crypto';
+
+export interface RunEngineDeps {
+  readonly store: SqliteStore;
+  readonly blobs: BlobStore;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** Participants currently reachable (registered and recently seen). */
+  readonly available: () => string[];
+  /** Called when new tasks exist for a participant (wakes its long poll). */
+  readonly notify: (participant: string) => void;
+}
+
+interface LiveRun {
+  config: RunConfig;
+  state: RunState;
+  strategy: Strategy;
+  layout: TensorLayout[];
+  /** Streaming sum of the current train round; rebuilt from stored updates when absent. */
+  sum: ReturnType<typeof createWeightedSum> | undefined;
+  folded: Set<string>;
+  aggregateMs: number;
+}
+
+interface StoredModel {
+  ref: BlobRef;
+}
+
+interface StoredStrategy {
+  scalars: Record<string, number>;
+  round: number;
+  tensors: BlobRef | null;
+}
+
+export class RunEngine {
+  private readonly runs = new Map<string, LiveRun>();
+  private readonly deps: RunEngineDeps;
+
+  constructor(deps: RunEngineDeps) {
+    this.deps = deps;
+    for (const row of deps.store.listRuns()) {
+      if (row.status !== 'running') continue;
+      const config = parseRunConfig(JSON.parse(row.config_json));
+      const live: LiveRun = {
+        config,
+        state: JSON.parse(row.state_json) as RunState,
+        strategy: createStrategy(config.strategy),
+        layout: describeLayout(config.model),
+        sum: undefined,
+        folded: new Set(),
+        aggregateMs: 0,
+      };
+      this.runs.set(row.id, live);
+      const out = resumeRun(live.state);
+      live.state = out.state;
+      deps.log.info(
+        { run: row.id, phase: live.state.phase, round: live.state.round, status: live.state.status },
+        'resuming run',
+      );
+      this.apply(row.id, out.effects);
+    }
+  }
+
+  /** Creates a run: initial model from the run seed, strategy state, first state; all in one transaction. */
+  createRun(input: unknown): { runId: string } {
+    const config = parseRunConfig(input);
+    const { store, blobs, now } = this.deps;
+    if (store.getRun(config.id)) {
+      throw new EntenteError('CONFLICT', `run "${config.id}" already exists`, { field: 'run.id' });
+    }
+    const weights = builtinTrainer.initializeWeights(config.model, createSeededRng(`${config.seed}/init`));
+    const model = this.storeWeights(weights, { run: config.id, round: '0' });
+    const strategy = createStrategy(config.strategy);
+    const sstate = strategy.initializeState(weights);
+    const state = createRunState({
+      runId: config.id,
+      totalRounds: config.rounds,
+      minParticipants: config.minParticipants,
+      evaluate: config.evaluate,
+      statistics: config.standardize === 'federated',
+    });
+    store.transaction(() => {
+      store.insertRun({
+        id: config.id,
+        config_json: JSON.stringify(config),
+        state_json: JSON.stringify(state),
+        status: 'running',
+        model_json: JSON.stringify({ ref: model } satisfies StoredModel),
+        strategy_json: JSON.stringify(this.storeStrategyState(sstate)),
+        standardization_json: null,
+        created_at: now(),
+        finished_at: null,
+      });
+    });
+    this.runs.set(config.id, {
+      config,
+      state,
+      strategy,
+      layout: describeLayout(config.model),
+      sum: undefined,
+      folded: new Set(),
+      aggregateMs: 0,
+    });
+    this.deps.log.info(
+      {
+        run: config.id,
+        rounds: config.rounds,
+        strategy: config.strategy.name,
+        parameters: countParameters(weights),
+      },
+      'run created',
+    );
+    this.tick();
+    return { runId: config.id };
+  }
+
+  /** Advances every live run (opens phases when enough participants are available, enforces deadlines). */
+  tick(): void {
+    const available = this.deps.available();
+    for (const [runId] of this.runs) this.step(runId, { type: 'tick', now: this.deps.now(), available });
+  }
+
+  /**
+   * One transition: the new state is persisted in the same transaction as `alsoInTransaction`'s
+   * writes; `afterCommit` runs before the transition's effects are applied.
+   */
+  private step(
+    runId: string,
+    event: RunEvent,
+    alsoInTransaction?: () => void,
+    afterCommit?: () => void,
+  ): void {
+    const live = this.runs.get(runId);
+    if (!live) return;
+    const out = stepRun(live.state, event);
+    if (out.state !== live.state || alsoInTransaction) {
+      this.deps.store.transaction(() => {
+        alsoInTransaction?.();
+        this.deps.store.updateRun(runId, { state_json: JSON.stringify(out.state) });
+      });
+      live.state = out.state;
+    }
+    afterCommit?.();
+    this.apply(runId, out.effects);
+  }
+
+  private apply(runId: string, effects: readonly RunEffect[]): void {
+    for (const effect of effects) {
+      switch (effect.type) {
+        case 'open-phase':
+          this.openPhase(runId, effect.phase, effect.round, effect.available);
+          break;
+        case 'close-phase':
+          this.closePhase(runId);
+          break;
+        case 'phase-overdue':
+          this.record(
+            runId,
+            effect.round,
+            'phase-overdue',
+            null,
+            null,
+            `${effect.phase} round ${effect.round}: waiting for ${effect.missing.join(', ')}`,
+          );
+          break;
+        case 'run-completed': {
+          this.deps.store.updateRun(runId, { status: 'completed', finished_at: this.deps.now() });
+          this.runs.delete(runId);
+          this.deps.log.info({ run: runId }, 'run completed');
+          break;
+        }
+      }
+    }
+  }
+
+  private openPhase(
+    runId: string,
+    phase: RunState['phase'],
+    round: number,
+    available: readonly string[],
+  ): void {
+    const live = this.runs.get(runId)!;
+    const { store, now } = this.deps;
+    const row = store.getRun(runId)!;
+    const rng = createSeededRng(`${live.config.seed}/select/${phase}/${round}`);
+    const sstate = this.loadStrategyState(row.strategy_json);
+    let cohort: string[];
+    let proximalMu = 0;
+    if (phase === 'train') {
+      const c = live.strategy.configureTrain({ round, available, state: sstate, rng });
+      cohort = c.participants;
+      proximalMu = c.config.proximalMu;
+    } else if (phase === 'evaluate') {
+      cohort = live.strategy.configureEvaluate({ round, available, state: sstate, rng }).participants;
+    } else {
+      cohort = [...available];
+    }
+    if (cohort.length < live.config.minParticipants) {
+      // Not enough participants selected: go back to waiting without writing anything.
+      live.state = { ...live.state, status: 'waiting' };
+      return;
+    }
+    const model = (JSON.parse(row.model_json) as StoredModel).ref;
+    const standardization = row.standardization_json
+      ? (JSON.parse(row.standardization_json) as Standardization)
+      : undefined;
+    const issuedAt = now();
+    const deadlineAt = issuedAt + live.config.roundTimeoutMs;
+    const tasks: Task[] = cohort.map((participant) => {
+      const base = { taskId: `${runId}.r${round}.${phase}.${participant}`, runId, round, issuedAt };
+      const schema = live.config.dataSchemaDigest ? { dataSchemaDigest: live.config.dataSchemaDigest } : {};
+      if (phase === 'statistics') return { ...base, kind: 'statistics', ...schema };
+      if (phase === 'evaluate') {
+        return {
+          ...base,
+          kind: 'evaluate',
+          model,
+          modelSpec: live.config.model,
+          ...schema,
+          ...(standardization ? { standardization } : {}),
+        };
+      }
+      return {
+        ...base,
+        kind: 'train',
+        model,
+        modelSpec: live.config.model,
+        train: { ...live.config.train, proximalMu },
+        seed: `${live.config.seed}/train/${round}/${participant}`,
+        ...schema,
+        ...(standardization ? { standardization } : {}),
+      };
+    });
+    this.step(runId, { type: 'phase-opened', cohort, deadlineAt }, () => {
+      for (const t of tasks) {
+        store.insertTask({
+          id: t.taskId,
+          run_id: runId,
+          round,
+          kind: t.kind,
+          participant: t.taskId.slice(t.taskId.lastIndexOf('.') + 1),
+          status: 'open',
+          task_json: JSON.stringify(t),
+          created_at: issuedAt,
+          completed_at: null,
+        });
+      }
+      if (phase === 'train')
+        store.upsertRound({ run_id: runId, round, started_at: issuedAt, model_in: model.sha256 });
+    });
+    if (phase === 'train') {
+      live.sum = createWeightedSum(live.layout);
+      live.folded = new Set();
+      live.aggregateMs = 0;
+    }
+    this.deps.log.info({ run: runId, phase, round, cohort }, 'phase opened');
+    for (const p of cohort) this.deps.notify(p);
+  }
+
+  /**
+   * Validates and accepts one result. Throws an EntenteError naming the problem (and records it) when
+   * the result is refused; nothing is written for a refused result.
+   */
+  acceptResult(participant: string, taskId: string, result: TaskResult): { accepted: true } {
+    try {
+      return this.acceptResultUnrecorded(participant, taskId, result);
+    } catch (err) {
+      if (err instanceof EntenteError) {
+        this.record(result.runId, result.round, 'result-refused', participant, err.code, err.message);
+      }
+      throw err;
+    }
+  }
+
+  private acceptResultUnrecorded(
+    participant: string,
+    taskId: string,
+    result: TaskResult,
+  ): { accepted: true } {
+    const { store, now } = this.deps;
+    const task = store.getTask(taskId);
+    if (!task || task.participant !== participant) {
+      throw new EntenteError('NOT_FOUND', `task "${taskId}" is not assigned to ${participant}`, {
+        field: 'taskId',
+      });
+    }
+    if (task.status === 'done') {
+      throw new EntenteError('DUPLICATE_RESULT', `a result for task "${taskId}" was already accepted`, {
+        field: 'taskId',
+      });
+    }
+    if (result.runId !== task.run_id)
+      throw new EntenteError('STALE_ROUND', 'runId does not match the task', { field: 'runId' });
+    if (result.round !== task.round) {
+      throw new EntenteError(
+        'STALE_ROUND',
+        `round ${result.round} does not match the task's round ${task.round}`,
+        { field: 'round' },
+      );
+    }
+    if (result.kind !== task.kind)
+      throw new EntenteError('INVALID_MESSAGE', `kind "${result.kind}" does not match the task`, {
+        field: 'kind',
+      });
+    const live = this.runs.get(task.run_id);
+    if (
+      task.status !== 'open' ||
+      !live ||
+      live.state.status !== 'active' ||
+      live.state.round !== task.round ||
+      live.state.phase !== task.kind
+    ) {
+      throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a phase that is no longer open`, {
+        field: 'round',
+      });
+    }
+    const at = now();
+    if (result.kind === 'train') {
+      this.validateUpdate(live, result.update);
+      this.step(
+        task.run_id,
+        { type: 'result-accepted', participant },
+        () => {
+          store.insertUpdate({
+            task_id: taskId,
+            run_id: task.run_id,
+            round: task.round,
+            participant,
+            blob_json: JSON.stringify(result.update),
+            num_examples: result.numExamples,
+            train_loss: result.trainLoss,
+            received_at: at,
+          });
+          store.setTaskStatus(taskId, 'done', at);
+        },
+        // Fold after the commit; if we crash here the sum is rebuilt from the stored updates.
+        () => {
+          if (live.sum && !live.folded.has(participant))
+            this.foldUpdate(live, participant, result.update, result.numExamples);
+        },
+      );
+    } else if (result.kind === 'evaluate') {
+      this.step(task.run_id, { type: 'result-accepted', participant }, () => {
+        store.insertEvaluation({
+          task_id: taskId,
+          run_id: task.run_id,
+          round: task.round,
+          participant,
+          num_examples: result.numExamples,
+          loss: result.loss,
+          accuracy: result.accuracy,
+          received_at: at,
+        });
+        store.setTaskStatus(taskId, 'done', at);
+      });
+    } else {
+      const dim = live.layout[0]?.shape[1] ?? 0;
+      if (result.sum.length !== dim)
+        throw new EntenteError('INVALID_MESSAGE', `sum: expected ${dim} features`, { field: 'sum' });
+      if (result.sumSquares.length !== dim) {
+        throw new EntenteError('INVALID_MESSAGE', `sumSquares: expected ${dim} features`, {
+          field: 'sumSquares',
+        });
+      }
+      this.step(task.run_id, { type: 'result-accepted', participant }, () => {
+        store.insertStatistics({
+          task_id: taskId,
+          run_id: task.run_id,
+          participant,
+          stats_json: JSON.stringify(result),
+          received_at: at,
+        });
+        store.setTaskStatus(taskId, 'done', at);
+      });
+    }
+    return { accepted: true };
+  }
+
+  /** Streams an uploaded update through the safetensors reader: names, shapes, dtype, finiteness, digest. */
+  private validateUpdate(live: LiveRun, ref: BlobRef): void {
+    const maxBytes = countParameters(live.layout) * 4 + 64 * 1024;
+    if (ref.bytes > maxBytes) {
+      throw new EntenteError(
+        'BODY_TOO_LARGE',
+        `update.bytes ${ref.bytes} exceeds ${maxBytes} for this model`,
+        { field: 'update.bytes' },
+      );
+    }
+    for (const [i, c] of ref.chunks.entries()) {
+      if (this.deps.blobs.sizeOf(c.sha256) !== c.bytes) {
+        throw new EntenteError('MALFORMED_BODY', `update.chunks.${i} was not uploaded completely`, {
+          field: `update.chunks.${i}`,
+        });
+      }
+    }
+    const hash = createHash('sha256');
+    const reader = createSafetensorsReader({ expected: live.layout, onSlice: () => {} });
+    for (const c of ref.chunks) {
+      const bytes = this.deps.blobs.read(c.sha256);
+      hash.update(bytes);
+      reader.push(bytes);
+    }
+    reader.end();
+    if (hash.digest('hex') !== ref.sha256) {
+      throw new EntenteError('DIGEST_MISMATCH', 'update.sha256 does not match the uploaded chunks', {
+        field: 'update.sha256',
+      });
+    }
+  }
+
+  private foldUpdate(live: LiveRun, participant: string, ref: BlobRef, numExamples: number): void {
+    const started = performance.now();
+    const sum = live.sum!;
+    const reader = createSafetensorsReader({
+      expected: live.layout,
+      onSlice: (tensorIndex: number, offset: number, values: Float32Array) =>
+        sum.addSlice(tensorIndex, offset, values, numExamples),
+    });
+    for (const c of ref.chunks) reader.push(this.deps.blobs.read(c.sha256));
+    reader.end();
+    sum.addWeight(numExamples);
+    live.folded.add(participant);
+    live.aggregateMs += performance.now() - started;
+  }
+
+  private closePhase(runId: string): void {
+    const live = this.runs.get(runId)!;
+    const { store, now } = this.deps;
+    const { phase, round } = live.state;
+    const row = store.getRun(runId)!;
+    const at = now();
+    if (phase === 'train') {
+      const started = performance.now();
+      const updates = store
+        .listUpdates(runId, round)
+        .filter((u) => live.state.received.includes(u.participant));
+      if (
+        !live.sum ||
+        updates.some((u) => !live.folded.has(u.participant)) ||
+        live.folded.size !== updates.length
+      ) {
+        // After a restart (or any doubt) rebuild the sum from the stored updates: each counted exactly once.
+        live.sum = createWeightedSum(live.layout);
+        live.folded = new Set();
+        live.aggregateMs = 0;
+        for (const u of updates)
+          this.foldUpdate(live, u.participant, JSON.parse(u.blob_json) as BlobRef, u.num_examples);
+      }
+      const mean = live.sum.computeMean();
+      const currentRef = (JSON.parse(row.model_json) as StoredModel).ref;
+      const current = this.loadWeights(currentRef, live.layout);
+      const sstate = this.loadStrategyState(row.strategy_json);
+      const totalExamples = updates.reduce((s, u) => s + u.num_examples, 0);
+      const out = live.strategy.aggregateTrain({
+        round,
+        current,
+        mean,
+        totalExamples,
+        contributions: updates.length,
+        state: sstate,
+      });
+      const newRef = this.storeWeights(out.weights, { run: runId, round: String(round) });
+      const strategyJson = JSON.stringify(this.storeStrategyState(out.state));
+      const trainLoss = updates.reduce((s, u) => s + u.train_loss * u.num_examples, 0) / totalExamples;
+      const aggregateMs = live.aggregateMs + (performance.now() - started);
+      this.step(runId, { type: 'phase-closed' }, () => {
+        store.updateRun(runId, {
+          model_json: JSON.stringify({ ref: newRef } satisfies StoredModel),
+          strategy_json: strategyJson,
+        });
+        store.upsertRound({
+          run_id: runId,
+          round,
+          trained_at: at,
+          model_out: newRef.sha256,
+          contributors_json: JSON.stringify(updates.map((u) => u.participant)),
+          train_examples: totalExamples,
+          train_loss: trainLoss,
+          aggregate_ms: aggregateMs,
+        });
+        store.closeOpenTasks(runId, round, 'train', 'expired', at);
+      });
+      live.sum = undefined;
+      live.folded = new Set();
+      this.deps.log.info(
+        { run: runId, round, contributors: updates.length, trainLoss, aggregateMs: Math.round(aggregateMs) },
+        'round aggregated',
+      );
+    } else if (phase === 'evaluate') {
+      const results = store
+        .listEvaluations(runId, round)
+        .filter((e) => live.state.received.includes(e.participant))
+        .map((e) => ({
+          participant: e.participant,
+          numExamples: e.num_examples,
+          loss: e.loss,
+          accuracy: e.accuracy,
+        }));
+      const agg = live.strategy.aggregateEvaluate({ round, results });
+      this.step(runId, { type: 'phase-closed' }, () => {
+        store.upsertRound({
+          run_id: runId,
+          round,
+          evaluated_at: at,
+          eval_examples: agg.numExamples,
+          eval_loss: agg.loss,
+          eval_accuracy: agg.accuracy,
+        });
+        store.closeOpenTasks(runId, round, 'evaluate', 'expired', at);
+      });
+      this.deps.log.info({ run: runId, round, loss: agg.loss, accuracy: agg.accuracy }, 'round evaluated');
+    } else {
+      const stats = store.listStatistics(runId).filter((s) => live.state.received.includes(s.participant));
+      const dim = live.layout[0]?.shape[1] ?? 0;
+      const sum = new Float64Array(dim);
+      const sq = new Float64Array(dim);
+      let count = 0;
+      for (const s of stats) {
+        const r = JSON.parse(s.stats_json) as { count: number; sum: number[]; sumSquares: number[] };
+        count += r.count;
+        for (let j = 0; j < dim; j++) {
+          sum[j]! += r.sum[j]!;
+          sq[j]! += r.sumSquares[j]!;
+        }
+      }
+      const mean = Array.from(sum, (v) => v / count);
+      const std = Array.from(sq, (v, j) => Math.max(1e-6, Math.sqrt(Math.max(0, v / count - mean[j]! ** 2))));
+      const standardization: Standardization = { mean, std };
+      this.step(runId, { type: 'phase-closed' }, () => {
+        store.updateRun(runId, { standardization_json: JSON.stringify(standardization) });
+        store.closeOpenTasks(runId, round, 'statistics', 'expired', at);
+      });
+      this.deps.log.info(
+        { run: runId, contributors: stats.length, examples: count },
+        'federated feature statistics merged',
+      );
+    }
+    this.tick();
+  }
+
+  private storeWeights(weights: Weights, metadata: Record<string, string>): BlobRef {
+    const bytes = encodeSafetensors(weights, metadata);
+    const { ref, chunks } = createBlobRef(bytes);
+    for (const c of chunks) this.deps.blobs.put(c);
+    return ref;
+  }
+
+  private loadWeights(ref: BlobRef, layout: readonly TensorLayout[]): Tensor[] {
+    const parts = ref.chunks.map((c) => this.deps.blobs.read(c.sha256));
+    const bytes = Buffer.concat(parts);
+    if (sha256Hex(bytes) !== ref.sha256)
+      throw new EntenteError('INTERNAL', 'a stored model does not match its digest');
+    return decodeSafetensors(bytes, { expected: layout }).weights;
+  }
+
+  private storeStrategyState(state: StrategyState): StoredStrategy {
+    return {
+      round: state.round,
+      scalars: state.scalars,
+      tensors: state.tensors.length > 0 ? this.storeWeights(state.tensors, { kind: 'strategy-state' }) : null,
+    };
+  }
+
+  private loadStrategyState(json: string): StrategyState {
+    const s = JSON.parse(json) as StoredStrategy;
+    let tensors: Tensor[] = [];
+    if (s.tensors) {
+      const bytes = Buffer.concat(s.tensors.chunks.map((c) => this.deps.blobs.read(c.sha256)));
+      tensors = decodeSafetensors(bytes).weights;
+    }
+    return { round: s.round, scalars: s.scalars, tensors };
+  }
+
+  private record(
+    runId: string | null,
+    round: number | null,
+    kind: string,
+    participant: string | null,
+    code: string | null,
+    message: string,
+  ): void {
+    this.deps.store.recordEvent({
+      at: this.deps.now(),
+      kind,
+      participant,
+      run_id: runId,
+      round,
+      code,
+      message,
+    });
+    this.deps.log.warn({ run: runId, round, participant, code }, message);
+  }
+
+  /** Records a refusal that happened before a result reached the engine (transport, validation). */
+  recordRefusal(participant: string | null, code: string, message: string): void {
+    this.record(null, null, 'request-refused', participant, code, message);
+  }
+
+  describeRun(runId: string): unknown {
+    const row = this.deps.store.getRun(runId);
+    if (!row) throw new EntenteError('NOT_FOUND', `run "${runId}" does not exist`, { field: 'runId' });
+    const state = JSON.parse(row.state_json) as RunState;
+    const rounds = this.deps.store.listRounds(runId).map((r) => ({
+      round: r.round,
+      contributors: r.contributors_json ? (JSON.parse(r.contributors_json) as string[]) : [],
+      trainExamples: r.train_examples,
+      trainLoss: r.train_loss,
+      evalExamples: r.eval_examples,
+      evalLoss: r.eval_loss,
+      evalAccuracy: r.eval_accuracy,
+      modelIn: r.model_in,
+      modelOut: r.model_out,
+      aggregateMs: r.aggregate_ms,
+      startedAt: r.started_at,
+      trainedAt: r.trained_at,
+      evaluatedAt: r.evaluated_at,
+    }));
+    return {
+      id: row.id,
+      status: row.status,
+      phase: state.phase,
+      round: state.round,
+      totalRounds: state.totalRounds,
+      cohort: state.cohort,
+      received: state.received,
+      config: JSON.parse(row.config_json) as unknown,
+      model: (JSON.parse(row.model_json) as StoredModel).ref,
+      standardization: row.standardization_json ? (JSON.parse(row.standardization_json) as unknown) : null,
+      rounds,
+      createdAt: row.created_at,
+      finishedAt: row.finished_at,
+    };
+  }
+}

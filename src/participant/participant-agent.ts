@@ -1,0 +1,297 @@
+/**
+ * The participant: an institution's agent. It only makes outbound connections (mutual TLS): registers,
+ * long-polls for tasks, sends heartbeats, and reconnects by itself with exponential backoff. For each
+ * task it fetches the model chunk by chunk, checks every chunk and the whole against their SHA-256
+ * addresses, trains or evaluates locally through the `Trainer` interface, and uploads the update as a
+ * chunked safetensors blob. Raw records never leave this process.
+ */
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import { EntenteError } from '../core/errors.ts';
+import { decodeSafetensors, encodeSafetensors } from '../core/safetensors.ts';
+import type { Tensor } from '../core/tensor.ts';
+import { sha256Hex } from '../crypto/digest.ts';
+import { createSeededRng } from '../crypto/seeded-rng.ts';
+import {
+  type LabeledData,
+  applyStandardization,
+  computeFeatureStats,
+  splitTrainTest,
+} from '../data/index.ts';
+import { type Trainer, builtinTrainer, parseModelSpec } from '../models/index.ts';
+import {
+  type BlobRef,
+  PROTOCOL_VERSION,
+  type Standardization,
+  type Task,
+  type TaskResult,
+  createBlobRef,
+  parseMessage,
+  registerResponseSchema,
+  taskSchema,
+} from '../protocol/index.ts';
+import type { TlsIdentity } from '../storage/index.ts';
+import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
+
+export interface ParticipantOptions {
+  readonly institution: string;
+  readonly coordinatorUrl: string | (() => string);
+  readonly identity: TlsIdentity;
+  /** All of this institution's records; a held-out part is kept for federated evaluation. */
+  readonly data: LabeledData;
+  readonly holdoutFraction?: number;
+  readonly log: Logger;
+  readonly trainer?: Trainer;
+  /** Simulation only: wait this long before uploading each update (a slow institution). */
+  readonly slowMs?: number;
+  readonly pollWaitMs?: number;
+  readonly maxBackoffMs?: number;
+}
+
+export interface ParticipantHandle {
+  readonly done: Promise<void>;
+  readonly traffic: () => { sent: number; received: number };
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+
+function toParams(s: Standardization): { mean: Float64Array; std: Float64Array } {
+  return { mean: Float64Array.from(s.mean), std: Float64Array.from(s.std) };
+}
+
+export function startParticipant(options: ParticipantOptions): ParticipantHandle {
+  const log = options.log;
+  const trainer = options.trainer ?? builtinTrainer;
+  const controller = new AbortController();
+  const signal = controller.signal;
+  const split = splitTrainTest(
+    options.data,
+    options.holdoutFraction ?? 0.2,
+    createSeededRng(`${options.institution}/holdout`),
+  );
+  const maxBackoff = options.maxBackoffMs ?? 5_000;
+  let client: MtlsClient | undefined;
+  let clientUrl = '';
+  const trafficBase = { sent: 0, received: 0 };
+  const modelCache = new Map<string, Tensor[]>();
+
+  const currentClient = (): MtlsClient => {
+    const url =
+      typeof options.coordinatorUrl === 'function' ? options.coordinatorUrl() : options.coordinatorUrl;
+    if (!client || url !== clientUrl) {
+      if (client) {
+        trafficBase.sent += client.traffic.sent;
+        trafficBase.received += client.traffic.received;
+        void client.close();
+      }
+      client = createMtlsClient({ baseUrl: url, ...options.identity, maxResponseBytes: 8 * 1024 * 1024 });
+      clientUrl = url;
+    }
+    return client;
+  };
+
+  let failures = 0;
+  const backoff = async (err: unknown): Promise<void> => {
+    failures++;
+    const base = Math.min(maxBackoff, 100 * 2 ** Math.min(failures, 10));
+    const wait = base / 2 + randomInt(Math.max(1, Math.floor(base / 2)));
+    log.warn({ code: (err as EntenteError).code, retryInMs: Math.round(wait) }, (err as Error).message);
+    await sleep(wait, signal);
+  };
+
+  /** Retries `fn` on UNAVAILABLE (coordinator down or restarting) until it succeeds or we stop. */
+  async function withRetry<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    for (;;) {
+      if (signal.aborted) return undefined;
+      try {
+        const out = await fn();
+        failures = 0;
+        return out;
+      } catch (err) {
+        if (
+          err instanceof EntenteError &&
+          (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT' || err.code === 'INTERNAL')
+        ) {
+          await backoff(err);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  async function fetchModel(ref: BlobRef, spec: ReturnType<typeof parseModelSpec>): Promise<Tensor[]> {
+    const cached = modelCache.get(ref.sha256);
+    if (cached) return cached;
+    const parts: Buffer[] = [];
+    for (const [i, c] of ref.chunks.entries()) {
+      const bytes = await currentClient().getBytes(`/v1/blobs/${c.sha256}`, c.bytes);
+      if (bytes.length !== c.bytes || sha256Hex(bytes) !== c.sha256) {
+        throw new EntenteError('DIGEST_MISMATCH', `model.chunks.${i} does not match its address`, {
+          field: `model.chunks.${i}`,
+        });
+      }
+      parts.push(bytes);
+    }
+    const all = Buffer.concat(parts);
+    if (sha256Hex(all) !== ref.sha256)
+      throw new EntenteError('DIGEST_MISMATCH', 'model does not match model.sha256', {
+        field: 'model.sha256',
+      });
+    const weights = decodeSafetensors(all, { expected: trainer.describeLayout(spec) }).weights;
+    modelCache.clear();
+    modelCache.set(ref.sha256, weights);
+    return weights;
+  }
+
+  async function compute(task: Task): Promise<{ result: TaskResult; chunks: Uint8Array[] }> {
+    if (task.kind === 'statistics') {
+      const s = computeFeatureStats(split.train);
+      return {
+        result: {
+          kind: 'statistics',
+          runId: task.runId,
+          round: task.round,
+          count: s.count,
+          sum: [...s.sum],
+          sumSquares: [...s.sumSquares],
+        },
+        chunks: [],
+      };
+    }
+    const spec = parseModelSpec(task.modelSpec);
+    const weights = await fetchModel(task.model, spec);
+    const std = task.standardization ? toParams(task.standardization) : undefined;
+    if (task.kind === 'evaluate') {
+      const holdout = std ? applyStandardization(split.test, std) : split.test;
+      const r = trainer.evaluate(spec, weights, holdout);
+      return {
+        result: {
+          kind: 'evaluate',
+          runId: task.runId,
+          round: task.round,
+          numExamples: r.numExamples,
+          loss: r.loss,
+          accuracy: r.accuracy,
+        },
+        chunks: [],
+      };
+    }
+    const train = std ? applyStandardization(split.train, std) : split.train;
+    const out = trainer.train(spec, weights, train, { ...task.train }, createSeededRng(task.seed));
+    const bytes = encodeSafetensors(out.weights, {
+      run: task.runId,
+      round: String(task.round),
+      institution: options.institution,
+    });
+    const { ref, chunks } = createBlobRef(bytes);
+    return {
+      result: {
+        kind: 'train',
+        runId: task.runId,
+        round: task.round,
+        update: ref,
+        numExamples: out.numExamples,
+        trainLoss: out.meanLoss,
+      },
+      chunks,
+    };
+  }
+
+  async function handle(task: Task): Promise<void> {
+    log.info({ task: task.taskId, kind: task.kind, round: task.round }, 'task received');
+    const { result, chunks } = await compute(task);
+    if (options.slowMs) await sleep(options.slowMs, signal);
+    await withRetry(async () => {
+      for (const c of chunks) await currentClient().putBytes(`/v1/blobs/${sha256Hex(c)}`, c, 120_000);
+      await currentClient().postJson(`/v1/tasks/${encodeURIComponent(task.taskId)}/result`, result, 120_000);
+    });
+    log.info({ task: task.taskId }, 'result accepted');
+  }
+
+  async function loop(): Promise<void> {
+    const registered = await withRetry(() =>
+      currentClient().postJson('/v1/participants/register', {
+        protocol: PROTOCOL_VERSION,
+        trainers: [trainer.id],
+        software: 'entente/0.1.0',
+      }),
+    );
+    if (!registered) return;
+    const info = parseMessage(registerResponseSchema, registered.body, 'register');
+    log.info({ consortium: info.consortium }, 'registered');
+    const heartbeat = setInterval(() => {
+      currentClient()
+        .postJson('/v1/heartbeat', {}, 5_000)
+        .catch(() => {});
+    }, info.heartbeatMs);
+    try {
+      while (!signal.aborted) {
+        let task: Task | undefined;
+        try {
+          const waitMs = options.pollWaitMs ?? 20_000;
+          const r = await currentClient().getJson(`/v1/tasks/next?waitMs=${waitMs}`, waitMs + 10_000);
+          failures = 0;
+          if (r.status === 204 || r.body === null) continue;
+          task = parseMessage(taskSchema, r.body, 'task');
+        } catch (err) {
+          if (signal.aborted) break;
+          if (err instanceof EntenteError && (err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT')) {
+            await backoff(err);
+            continue;
+          }
+          if (err instanceof EntenteError && err.code === 'UNKNOWN_PARTICIPANT') throw err;
+          await backoff(err);
+          continue;
+        }
+        try {
+          await handle(task);
+        } catch (err) {
+          if (
+            err instanceof EntenteError &&
+            (err.code === 'DUPLICATE_RESULT' || err.code === 'STALE_ROUND')
+          ) {
+            log.info({ task: task.taskId, code: err.code }, 'task no longer needs a result');
+            continue;
+          }
+          log.error(
+            { task: task.taskId, code: (err as EntenteError).code },
+            `task failed: ${(err as Error).message}`,
+          );
+          await sleep(1_000, signal);
+        }
+      }
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  const done = loop().finally(async () => {
+    await client?.close();
+  });
+  return {
+    done,
+    traffic: () => ({
+      sent: trafficBase.sent + (client?.traffic.sent ?? 0),
+      received: trafficBase.received + (client?.traffic.received ?? 0),
+    }),
+    async stop() {
+      controller.abort();
+      await client?.close().catch(() => {});
+      await done.catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,4 @@
+export * from './messages.ts';
+export * from './run-config.ts';
+export * from './run-machine.ts';
+export * from './blob-ref.ts';

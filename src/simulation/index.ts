@@ -1,0 +1,2 @@
+export * from './demo.ts';
+export * from './process-federation.ts';

@@ -1,0 +1,164 @@
+/**
+ * Starts a federation of real processes on loopback: one coordinator and N participants, each an
+ * `entente` CLI process speaking HTTPS with mutual TLS. Used by the demo, the end-to-end tests and the
+ * benchmark. `stop()` terminates every child (SIGTERM, then SIGKILL after a grace period), so nothing
+ * is left behind.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const CLI_ENTRY = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+
+export interface ChildHandle {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  /** Everything the child wrote to stderr (its log), for diagnostics. */
+  readonly stderr: () => string;
+}
+
+const children = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of children) c.kill('SIGKILL');
+  });
+}
+
+/** Spawns `entente <args>` as a child process running the TypeScript CLI through tsx. */
+export function spawnEntente(
+  name: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; keepLog?: boolean } = {},
+): ChildHandle {
+  installExitHook();
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ENTENTE_LOG_LEVEL: process.env.ENTENTE_LOG_LEVEL ?? 'info', ...options.env },
+  });
+  children.add(child);
+  let log = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (d: string) => {
+    log += d;
+    if (log.length > 2_000_000) log = log.slice(-1_000_000);
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    });
+  });
+  return { name, child, exited, stderr: () => log };
+}
+
+/** Waits for the first JSON line on the child's stdout that has a `url`. */
+export function waitForUrl(handle: ChildHandle, timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `${handle.name} did not report its URL in ${timeoutMs} ms:\n${handle.stderr().slice(-2000)}`,
+          ),
+        ),
+      timeoutMs,
+    );
+    handle.child.stdout?.setEncoding('utf8');
+    handle.child.stdout?.on('data', (d: string) => {
+      buf += d;
+      for (const line of buf.split('\n')) {
+        try {
+          const parsed = JSON.parse(line) as { url?: string };
+          if (typeof parsed.url === 'string') {
+            clearTimeout(timer);
+            resolve(parsed.url);
+            return;
+          }
+        } catch {
+          // not a JSON line yet
+        }
+      }
+    });
+    void handle.exited.then((code) => {
+      clearTimeout(timer);
+      reject(
+        new Error(`${handle.name} exited with ${code} before listening:\n${handle.stderr().slice(-2000)}`),
+      );
+    });
+  });
+}
+
+/** Stops a child: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopChild(handle: ChildHandle, graceMs = 5_000): Promise<void> {
+  if (handle.child.exitCode !== null || handle.child.signalCode !== null) return;
+  handle.child.kill('SIGTERM');
+  const timer = setTimeout(() => handle.child.kill('SIGKILL'), graceMs);
+  await handle.exited;
+  clearTimeout(timer);
+}
+
+export interface ProcessFederation {
+  readonly coordinator: ChildHandle;
+  readonly url: string;
+  readonly participants: Map<string, ChildHandle>;
+  startCoordinator(port?: number): Promise<string>;
+  startParticipant(institution: string, args: readonly string[]): ChildHandle;
+  stop(): Promise<void>;
+}
+
+export async function startProcessFederation(input: {
+  workspace: string;
+  port?: number;
+  participants: ReadonlyArray<{ institution: string; args: readonly string[] }>;
+}): Promise<ProcessFederation> {
+  const participants = new Map<string, ChildHandle>();
+  let coordinator: ChildHandle;
+  let url = '';
+  const startCoordinatorProcess = async (port = input.port ?? 0): Promise<string> => {
+    coordinator = spawnEntente('coordinator', [
+      'coordinator',
+      'start',
+      '--workspace',
+      input.workspace,
+      '--port',
+      String(port),
+    ]);
+    url = await waitForUrl(coordinator);
+    return url;
+  };
+  await startCoordinatorProcess();
+  const startParticipantProcess = (institution: string, args: readonly string[]): ChildHandle => {
+    const h = spawnEntente(institution, [
+      'participant',
+      'start',
+      '--workspace',
+      input.workspace,
+      '--institution',
+      institution,
+      ...args,
+    ]);
+    participants.set(institution, h);
+    return h;
+  };
+  for (const p of input.participants) startParticipantProcess(p.institution, p.args);
+  return {
+    get coordinator() {
+      return coordinator;
+    },
+    get url() {
+      return url;
+    },
+    participants,
+    startCoordinator: startCoordinatorProcess,
+    startParticipant: startParticipantProcess,
+    async stop() {
+      await Promise.all([...participants.values()].map((p) => stopChild(p)));
+      await stopChild(coordinator);
+    },
+  };
+}

@@ -1,0 +1,3 @@
+export * from './blob-store.ts';
+export * from './sqlite-store.ts';
+export * from './workspace.ts';

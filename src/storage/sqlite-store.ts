@@ -1,0 +1,313 @@
+/**
+ * The coordinator's durable state in SQLite (better-sqlite3, WAL, synchronous=FULL): participants,
+ * runs with their persisted state machine and strategy state, rounds with their metrics, tasks,
+ * accepted updates (unique per task and per participant and round, so nothing counts twice),
+ * evaluations, statistics and an event record of every rejection. Large tensors live in the blob
+ * store; rows hold their SHA-256 references.
+ */
+import Database from 'better-sqlite3';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS participants (
+  id TEXT PRIMARY KEY, registered_at INTEGER, last_seen_at INTEGER, info_json TEXT
+);
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, config_json TEXT NOT NULL, state_json TEXT NOT NULL, status TEXT NOT NULL,
+  model_json TEXT NOT NULL, strategy_json TEXT NOT NULL, standardization_json TEXT,
+  created_at INTEGER NOT NULL, finished_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS rounds (
+  run_id TEXT NOT NULL, round INTEGER NOT NULL, started_at INTEGER, trained_at INTEGER, evaluated_at INTEGER,
+  model_in TEXT, model_out TEXT, contributors_json TEXT, train_examples INTEGER, train_loss REAL,
+  eval_examples INTEGER, eval_loss REAL, eval_accuracy REAL, aggregate_ms REAL,
+  PRIMARY KEY (run_id, round)
+);
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY, run_id TEXT NOT NULL, round INTEGER NOT NULL, kind TEXT NOT NULL,
+  participant TEXT NOT NULL, status TEXT NOT NULL, task_json TEXT NOT NULL, created_at INTEGER NOT NULL,
+  completed_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS tasks_open ON tasks (participant, status);
+CREATE TABLE IF NOT EXISTS updates (
+  task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, round INTEGER NOT NULL, participant TEXT NOT NULL,
+  blob_json TEXT NOT NULL, num_examples INTEGER NOT NULL, train_loss REAL NOT NULL, received_at INTEGER NOT NULL,
+  UNIQUE (run_id, round, participant)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+  task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, round INTEGER NOT NULL, participant TEXT NOT NULL,
+  num_examples INTEGER NOT NULL, loss REAL NOT NULL, accuracy REAL NOT NULL, received_at INTEGER NOT NULL,
+  UNIQUE (run_id, round, participant)
+);
+CREATE TABLE IF NOT EXISTS statistics (
+  task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, participant TEXT NOT NULL, stats_json TEXT NOT NULL,
+  received_at INTEGER NOT NULL, UNIQUE (run_id, participant)
+);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, participant TEXT,
+  run_id TEXT, round INTEGER, code TEXT, message TEXT NOT NULL
+);
+`;
+
+export interface RunRow {
+  id: string;
+  config_json: string;
+  state_json: string;
+  status: string;
+  model_json: string;
+  strategy_json: string;
+  standardization_json: string | null;
+  created_at: number;
+  finished_at: number | null;
+}
+
+export interface TaskRow {
+  id: string;
+  run_id: string;
+  round: number;
+  kind: string;
+  participant: string;
+  status: string;
+  task_json: string;
+  created_at: number;
+  completed_at: number | null;
+}
+
+export interface RoundRow {
+  run_id: string;
+  round: number;
+  started_at: number | null;
+  trained_at: number | null;
+  evaluated_at: number | null;
+  model_in: string | null;
+  model_out: string | null;
+  contributors_json: string | null;
+  train_examples: number | null;
+  train_loss: number | null;
+  eval_examples: number | null;
+  eval_loss: number | null;
+  eval_accuracy: number | null;
+  aggregate_ms: number | null;
+}
+
+export interface UpdateRow {
+  task_id: string;
+  run_id: string;
+  round: number;
+  participant: string;
+  blob_json: string;
+  num_examples: number;
+  train_loss: number;
+  received_at: number;
+}
+
+export interface EvaluationRow {
+  task_id: string;
+  participant: string;
+  num_examples: number;
+  loss: number;
+  accuracy: number;
+}
+
+export interface EventRow {
+  id: number;
+  at: number;
+  kind: string;
+  participant: string | null;
+  run_id: string | null;
+  round: number | null;
+  code: string | null;
+  message: string;
+}
+
+export class SqliteStore {
+  readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Runs `fn` in one transaction: all its writes land, or none. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  getMeta(key: string): string | undefined {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as
+      | { value: string }
+      | undefined;
+    return row?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db
+      .prepare(
+        'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      )
+      .run(key, value);
+  }
+
+  touchParticipant(id: string, now: number, infoJson?: string): void {
+    this.db
+      .prepare(
+        `INSERT INTO participants (id, registered_at, last_seen_at, info_json) VALUES (@id, @now, @now, @info)
+         ON CONFLICT(id) DO UPDATE SET last_seen_at = @now, info_json = COALESCE(@info, info_json),
+         registered_at = COALESCE(registered_at, @now)`,
+      )
+      .run({ id, now, info: infoJson ?? null });
+  }
+
+  listParticipants(): { id: string; registered_at: number | null; last_seen_at: number | null }[] {
+    return this.db.prepare('SELECT id, registered_at, last_seen_at FROM participants ORDER BY id').all() as {
+      id: string;
+      registered_at: number | null;
+      last_seen_at: number | null;
+    }[];
+  }
+
+  insertRun(row: RunRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO runs (id, config_json, state_json, status, model_json, strategy_json, standardization_json, created_at, finished_at)
+         VALUES (@id, @config_json, @state_json, @status, @model_json, @strategy_json, @standardization_json, @created_at, @finished_at)`,
+      )
+      .run(row);
+  }
+
+  getRun(id: string): RunRow | undefined {
+    return this.db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as RunRow | undefined;
+  }
+
+  listRuns(): RunRow[] {
+    return this.db.prepare('SELECT * FROM runs ORDER BY created_at').all() as RunRow[];
+  }
+
+  updateRun(id: string, fields: Partial<Omit<RunRow, 'id'>>): void {
+    const keys = Object.keys(fields);
+    if (keys.length === 0) return;
+    const sets = keys.map((k) => `${k} = @${k}`).join(', ');
+    this.db.prepare(`UPDATE runs SET ${sets} WHERE id = @id`).run({ ...fields, id });
+  }
+
+  upsertRound(row: Partial<RoundRow> & { run_id: string; round: number }): void {
+    const cols = Object.keys(row);
+    const updates = cols.filter((c) => c !== 'run_id' && c !== 'round');
+    const sql =
+      `INSERT INTO rounds (${cols.join(', ')}) VALUES (${cols.map((c) => '@' + c).join(', ')}) ` +
+      (updates.length > 0
+        ? `ON CONFLICT(run_id, round) DO UPDATE SET ${updates.map((c) => `${c} = excluded.${c}`).join(', ')}`
+        : 'ON CONFLICT(run_id, round) DO NOTHING');
+    this.db.prepare(sql).run(row);
+  }
+
+  listRounds(runId: string): RoundRow[] {
+    return this.db.prepare('SELECT * FROM rounds WHERE run_id = ? ORDER BY round').all(runId) as RoundRow[];
+  }
+
+  insertTask(row: TaskRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO tasks (id, run_id, round, kind, participant, status, task_json, created_at, completed_at)
+         VALUES (@id, @run_id, @round, @kind, @participant, @status, @task_json, @created_at, @completed_at)`,
+      )
+      .run(row);
+  }
+
+  getTask(id: string): TaskRow | undefined {
+    return this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+  }
+
+  openTasksFor(participant: string): TaskRow[] {
+    return this.db
+      .prepare("SELECT * FROM tasks WHERE participant = ? AND status = 'open' ORDER BY created_at, id")
+      .all(participant) as TaskRow[];
+  }
+
+  setTaskStatus(id: string, status: string, completedAt: number | null): void {
+    this.db
+      .prepare('UPDATE tasks SET status = ?, completed_at = ? WHERE id = ?')
+      .run(status, completedAt, id);
+  }
+
+  closeOpenTasks(runId: string, round: number, kind: string, status: string, now: number): void {
+    this.db
+      .prepare(
+        "UPDATE tasks SET status = ?, completed_at = ? WHERE run_id = ? AND round = ? AND kind = ? AND status = 'open'",
+      )
+      .run(status, now, runId, round, kind);
+  }
+
+  insertUpdate(row: UpdateRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO updates (task_id, run_id, round, participant, blob_json, num_examples, train_loss, received_at)
+         VALUES (@task_id, @run_id, @round, @participant, @blob_json, @num_examples, @train_loss, @received_at)`,
+      )
+      .run(row);
+  }
+
+  listUpdates(runId: string, round: number): UpdateRow[] {
+    return this.db
+      .prepare('SELECT * FROM updates WHERE run_id = ? AND round = ? ORDER BY participant')
+      .all(runId, round) as UpdateRow[];
+  }
+
+  insertEvaluation(row: EvaluationRow & { run_id: string; round: number; received_at: number }): void {
+    this.db
+      .prepare(
+        `INSERT INTO evaluations (task_id, run_id, round, participant, num_examples, loss, accuracy, received_at)
+         VALUES (@task_id, @run_id, @round, @participant, @num_examples, @loss, @accuracy, @received_at)`,
+      )
+      .run(row);
+  }
+
+  listEvaluations(runId: string, round: number): EvaluationRow[] {
+    return this.db
+      .prepare(
+        'SELECT task_id, participant, num_examples, loss, accuracy FROM evaluations WHERE run_id = ? AND round = ? ORDER BY participant',
+      )
+      .all(runId, round) as EvaluationRow[];
+  }
+
+  insertStatistics(row: {
+    task_id: string;
+    run_id: string;
+    participant: string;
+    stats_json: string;
+    received_at: number;
+  }): void {
+    this.db
+      .prepare(
+        `INSERT INTO statistics (task_id, run_id, participant, stats_json, received_at)
+         VALUES (@task_id, @run_id, @participant, @stats_json, @received_at)`,
+      )
+      .run(row);
+  }
+
+  listStatistics(runId: string): { participant: string; stats_json: string }[] {
+    return this.db
+      .prepare('SELECT participant, stats_json FROM statistics WHERE run_id = ? ORDER BY participant')
+      .all(runId) as { participant: string; stats_json: string }[];
+  }
+
+  recordEvent(e: Omit<EventRow, 'id'>): void {
+    this.db
+      .prepare(
+        `INSERT INTO events (at, kind, participant, run_id, round, code, message)
+         VALUES (@at, @kind, @participant, @run_id, @round, @code, @message)`,
+      )
+      .run(e);
+  }
+
+  listEvents(limit = 1000): EventRow[] {
+    return this.db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit) as EventRow[];
+  }
+}

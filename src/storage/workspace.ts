@@ -1,0 +1,157 @@
+/**
+ * The consortium workspace on disk, as `entente init` lays it out for local use (enrollment of real
+ * institutions on their own machines comes with governance):
+ *
+ *   consortium.json                   consortium id, institutions, operators
+ *   ca/ca.crt, ca/ca.key              the consortium CA (key mode 0600)
+ *   coordinator/server.crt|key        the coordinator's TLS identity; coordinator/state/ its store
+ *   coordinator/endpoint.json         where a running coordinator listens
+ *   operators/<id>/client.crt|key     operator identities (start runs, read status)
+ *   institutions/<id>/client.crt|key  one mTLS identity per institution (CN = institution id)
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { EntenteError } from '../core/errors.ts';
+import { createCertificateAuthority, issueCertificate } from '../crypto/pki.ts';
+
+const idPattern = /^[a-z0-9][a-z0-9._-]*$/;
+
+export const consortiumFileSchema = z.strictObject({
+  consortium: z.string().regex(idPattern),
+  institutions: z.array(z.string().regex(idPattern).max(64)).min(1),
+  operators: z.array(z.string().regex(idPattern).max(64)).min(1),
+  createdAt: z.string(),
+});
+export type ConsortiumFile = z.infer<typeof consortiumFileSchema>;
+
+export interface TlsIdentity {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
+}
+
+export interface Workspace {
+  readonly dir: string;
+  readonly consortium: ConsortiumFile;
+  coordinatorIdentity(): TlsIdentity;
+  institutionIdentity(id: string): TlsIdentity;
+  operatorIdentity(id?: string): TlsIdentity;
+  coordinatorStateDir(): string;
+  endpointFile(): string;
+  /** The URL a running coordinator wrote to endpoint.json. Throws UNAVAILABLE when absent. */
+  readEndpoint(): string;
+}
+
+function writeSecret(path: string, pem: string): void {
+  writeFileSync(path, pem, { mode: 0o600 });
+}
+
+/** Creates a new workspace in `dir` (must not already hold one). */
+export async function createWorkspace(
+  dir: string,
+  input: { consortium: string; institutions: readonly string[]; operators?: readonly string[]; now: Date; validityDays?: number },
+): Promise<Workspace> {
+  const consortium = consortiumFileSchema.parse({
+    consortium: input.consortium,
+    institutions: [...input.institutions],
+    operators: [...(input.operators ?? ['operator'])],
+    createdAt: input.now.toISOString(),
+  });
+  const all = [...consortium.institutions, ...consortium.operators];
+  if (new Set(all).size !== all.length) {
+    throw new EntenteError('INVALID_ARGUMENT', 'institutions: ids must be unique and differ from operator ids', {
+      field: 'institutions',
+    });
+  }
+  if (existsSync(join(dir, 'consortium.json'))) {
+    throw new EntenteError('CONFLICT', `${dir} already holds a workspace`, { field: 'workspace' });
+  }
+  const validityDays = input.validityDays ?? 30;
+  mkdirSync(join(dir, 'ca'), { recursive: true, mode: 0o700 });
+  const ca = await createCertificateAuthority({ commonName: `${consortium.consortium} CA`, notBefore: input.now, validityDays: validityDays * 12 });
+  writeFileSync(join(dir, 'ca', 'ca.crt'), ca.certPem);
+  writeSecret(join(dir, 'ca', 'ca.key'), ca.keyPem);
+
+  mkdirSync(join(dir, 'coordinator', 'state'), { recursive: true, mode: 0o700 });
+  const server = await issueCertificate(ca, {
+    commonName: 'coordinator',
+    role: 'server',
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1', '::1'],
+    notBefore: input.now,
+    validityDays,
+  });
+  writeFileSync(join(dir, 'coordinator', 'server.crt'), server.certPem);
+  writeSecret(join(dir, 'coordinator', 'server.key'), server.keyPem);
+
+  for (const [folder, ids] of [
+    ['institutions', consortium.institutions],
+    ['operators', consortium.operators],
+  ] as const) {
+    for (const id of ids) {
+      mkdirSync(join(dir, folder, id), { recursive: true, mode: 0o700 });
+      const cert = await issueCertificate(ca, { commonName: id, role: 'client', notBefore: input.now, validityDays });
+      writeFileSync(join(dir, folder, id, 'client.crt'), cert.certPem);
+      writeSecret(join(dir, folder, id, 'client.key'), cert.keyPem);
+    }
+  }
+  writeFileSync(join(dir, 'consortium.json'), JSON.stringify(consortium, null, 2) + '\n');
+  return openWorkspace(dir);
+}
+
+/** Opens an existing workspace; throws INVALID_CONFIG naming what is missing or wrong. */
+export function openWorkspace(dir: string): Workspace {
+  const file = join(dir, 'consortium.json');
+  let consortium: ConsortiumFile;
+  try {
+    consortium = consortiumFileSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+  } catch (err) {
+    throw new EntenteError('INVALID_CONFIG', `${file}: missing or not a valid consortium file (run "entente init")`, {
+      field: 'workspace',
+      cause: err,
+    });
+  }
+  const read = (...parts: string[]): string => {
+    const p = join(dir, ...parts);
+    try {
+      return readFileSync(p, 'utf8');
+    } catch {
+      throw new EntenteError('INVALID_CONFIG', `${p} is missing`, { field: 'workspace' });
+    }
+  };
+  const identity = (folder: string, id: string): TlsIdentity => ({
+    certPem: read(folder, id, 'client.crt'),
+    keyPem: read(folder, id, 'client.key'),
+    caPem: read('ca', 'ca.crt'),
+  });
+  return {
+    dir,
+    consortium,
+    coordinatorIdentity: () => ({
+      certPem: read('coordinator', 'server.crt'),
+      keyPem: read('coordinator', 'server.key'),
+      caPem: read('ca', 'ca.crt'),
+    }),
+    institutionIdentity: (id) => {
+      if (!consortium.institutions.includes(id)) {
+        throw new EntenteError('UNKNOWN_PARTICIPANT', `institution "${id}" is not in ${file}`, { field: 'institution' });
+      }
+      return identity('institutions', id);
+    },
+    operatorIdentity: (id) => identity('operators', id ?? consortium.operators[0]!),
+    coordinatorStateDir: () => join(dir, 'coordinator', 'state'),
+    endpointFile: () => join(dir, 'coordinator', 'endpoint.json'),
+    readEndpoint: () => {
+      try {
+        const url = (JSON.parse(readFileSync(join(dir, 'coordinator', 'endpoint.json'), 'utf8')) as { url: string }).url;
+        if (typeof url !== 'string') throw new Error('no url');
+        return url;
+      } catch {
+        throw new EntenteError('UNAVAILABLE', 'no running coordinator recorded in this workspace (coordinator/endpoint.json)', {
+          field: 'workspace',
+        });
+      }
+    },
+  };
+}

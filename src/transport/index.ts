@@ -1,0 +1,2 @@
+export * from './mtls-client.ts';
+export * from './mtls-server.ts';

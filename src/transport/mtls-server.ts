@@ -1,0 +1,108 @@
+/**
+ * The coordinator's HTTPS server: Fastify 5 over TLS 1.3 requiring a client certificate signed by the
+ * consortium CA (mutual TLS). The verified certificate's common name is the caller's identity. Errors
+ * are mapped to HTTP here, at the edge, from the one error registry; bodies never echo secrets.
+ */
+import type { TLSSocket } from 'node:tls';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { EntenteError, httpStatusOf, isErrorCode } from '../core/errors.ts';
+
+export interface MtlsServerOptions {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
+  /** Largest JSON body accepted (binary bodies are limited per route). */
+  readonly jsonBodyLimit?: number;
+  /** Pino-compatible logger options or instance passed to Fastify, or false. */
+  readonly logger?: unknown;
+}
+
+/** The identity of the verified client certificate (its subject CN). Throws UNAUTHENTICATED. */
+export function readPeerIdentity(request: FastifyRequest): string {
+  const socket = request.raw.socket as TLSSocket;
+  if (!socket.authorized) throw new EntenteError('UNAUTHENTICATED', 'client certificate was not verified');
+  const cert = socket.getPeerCertificate();
+  const cn = cert?.subject?.CN;
+  if (typeof cn !== 'string' || cn.length === 0) {
+    throw new EntenteError('UNAUTHENTICATED', 'client certificate has no common name');
+  }
+  return cn;
+}
+
+export function createMtlsServer(options: MtlsServerOptions): FastifyInstance {
+  const app = Fastify({
+    https: {
+      key: options.keyPem,
+      cert: options.certPem,
+      ca: options.caPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.3',
+    },
+    bodyLimit: options.jsonBodyLimit ?? 1024 * 1024,
+    // biome-ignore lint/suspicious/noExplicitAny: Fastify accepts a logger instance or options.
+    logger: (options.logger ?? false) as any,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    keepAliveTimeout: 65_000,
+    requestTimeout: 120_000,
+  });
+
+  // Binary bodies are handed to routes as the raw stream; each route enforces its own size limit.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+
+  app.setErrorHandler((err, request, reply) => {
+    let code: EntenteError['code'] = 'INTERNAL';
+    let message = 'internal error';
+    let field: string | undefined;
+    if (err instanceof EntenteError) {
+      code = err.code;
+      message = err.message;
+      field = err.field;
+    } else {
+      const fcode = (err as { code?: string }).code;
+      if (fcode === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+        code = 'BODY_TOO_LARGE';
+        message = 'request body is too large';
+      } else if (
+        fcode === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+        fcode === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+        err instanceof SyntaxError
+      ) {
+        code = 'MALFORMED_BODY';
+        message = 'request body is not valid JSON';
+      } else if (
+        fcode === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ||
+        fcode === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH'
+      ) {
+        code = 'MALFORMED_BODY';
+        message = 'unsupported or inconsistent body';
+      } else if (
+        typeof (err as { statusCode?: number }).statusCode === 'number' &&
+        (err as { statusCode: number }).statusCode < 500
+      ) {
+        code = 'INVALID_ARGUMENT';
+        message = 'bad request';
+      } else {
+        request.log.error({ err }, 'unhandled error');
+      }
+    }
+    const body: { error: { code: string; message: string; field?: string } } = { error: { code, message } };
+    if (field !== undefined) body.error.field = field;
+    void reply.status(httpStatusOf(code)).send(body);
+  });
+
+  app.setNotFoundHandler((_request, reply) => {
+    void reply.status(404).send({ error: { code: 'NOT_FOUND', message: 'no such endpoint' } });
+  });
+
+  return app;
+}
+
+/** Decodes an error body from the wire into an EntenteError (unknown codes become INTERNAL). */
+export function decodeErrorBody(status: number, body: unknown): EntenteError {
+  const e = (body as { error?: { code?: unknown; message?: unknown; field?: unknown } } | undefined)?.error;
+  const code = isErrorCode(e?.code) ? e.code : status === 404 ? 'NOT_FOUND' : 'INTERNAL';
+  const message = typeof e?.message === 'string' ? e.message : `HTTP ${status}`;
+  return new EntenteError(code, message, typeof e?.field === 'string' ? { field: e.field } : undefined);
+}
