@@ -13,7 +13,7 @@ export interface MtlsServerOptions {
   readonly caPem: string;
   /** Largest JSON body accepted (binary bodies are limited per route). */
   readonly jsonBodyLimit?: number;
-  /** Pino-compatible logger options or instance passed to Fastify, or false. */
+  /** A pino logger instance for Fastify, or undefined for none. */
   readonly logger?: unknown;
 }
 
@@ -40,8 +40,10 @@ export function createMtlsServer(options: MtlsServerOptions): FastifyInstance {
       minVersion: 'TLSv1.3',
     },
     bodyLimit: options.jsonBodyLimit ?? 1024 * 1024,
-    // biome-ignore lint/suspicious/noExplicitAny: Fastify accepts a logger instance or options.
-    logger: (options.logger ?? false) as any,
+    ...(options.logger
+      ? // biome-ignore lint/suspicious/noExplicitAny: Fastify's logger instance type is its own interface.
+        { loggerInstance: options.logger as any }
+      : { logger: false }),
     disableRequestLogging: true,
     return503OnClosing: true,
     keepAliveTimeout: 65_000,
