@@ -275,6 +275,11 @@ export function createSafetensorsReader(options: SafetensorsReaderOptions): Safe
   return {
     push(chunk: Uint8Array): void {
       if (failed || ended) fail(failed ? 'the reader failed earlier' : 'push after end', 'body');
+      if (!(chunk instanceof Uint8Array)) {
+        throw new EntenteError('INVALID_ARGUMENT', 'safetensors: chunk must be a Uint8Array', {
+          field: 'chunk',
+        });
+      }
       try {
         pushAny(chunk);
       } catch (error) {

@@ -62,13 +62,18 @@ function checkCommonName(commonName: unknown): string {
   if (typeof commonName !== 'string' || commonName.length < 1 || commonName.length > 64) {
     invalid('commonName', 'must be a string of 1 to 64 characters');
   }
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(commonName)) invalid('commonName', 'must not contain control characters');
+  if (/\p{Cc}/u.test(commonName)) invalid('commonName', 'must not contain control characters');
   return commonName;
 }
 
 function computeValidity(notBefore: unknown, validityDays: unknown): { notBefore: Date; notAfter: Date } {
-  if (!(notBefore instanceof Date) || Number.isNaN(notBefore.getTime())) invalid('notBefore', 'must be a valid Date');
-  if (!Number.isInteger(validityDays) || (validityDays as number) < 1 || (validityDays as number) > MAX_VALIDITY_DAYS) {
+  if (!(notBefore instanceof Date) || Number.isNaN(notBefore.getTime()))
+    invalid('notBefore', 'must be a valid Date');
+  if (
+    !Number.isInteger(validityDays) ||
+    (validityDays as number) < 1 ||
+    (validityDays as number) > MAX_VALIDITY_DAYS
+  ) {
     invalid('validityDays', `must be an integer in [1, ${MAX_VALIDITY_DAYS}]`);
   }
   return { notBefore, notAfter: new Date(notBefore.getTime() + (validityDays as number) * DAY_MS) };
@@ -141,7 +146,9 @@ async function importCaKey(keyPem: unknown, caCert: x509.X509Certificate): Promi
  * Throws INVALID_ARGUMENT for a commonName outside 1..64 characters (or with control characters),
  * an invalid Date or validityDays outside [1, 36500]. The returned keyPem is secret.
  */
-export async function createCertificateAuthority(params: CertificateAuthorityParams): Promise<CertificateAndKey> {
+export async function createCertificateAuthority(
+  params: CertificateAuthorityParams,
+): Promise<CertificateAndKey> {
   const commonName = checkCommonName(params.commonName);
   const validity = computeValidity(params.notBefore, params.validityDays);
   const keys = await subtle.generateKey(EC_KEY, true, ['sign', 'verify']);
@@ -175,7 +182,8 @@ export async function issueCertificate(
   if (params.role !== 'server' && params.role !== 'client') invalid('role', "must be 'server' or 'client'");
   const dnsNames = params.dnsNames ?? [];
   const ipAddresses = params.ipAddresses ?? [];
-  for (const d of dnsNames) if (typeof d !== 'string' || !DNS_NAME.test(d)) invalid('dnsNames', 'invalid DNS name');
+  for (const d of dnsNames)
+    if (typeof d !== 'string' || !DNS_NAME.test(d)) invalid('dnsNames', 'invalid DNS name');
   for (const ip of ipAddresses) {
     if (typeof ip !== 'string' || !isIpAddress(ip)) invalid('ipAddresses', 'invalid IP address');
   }

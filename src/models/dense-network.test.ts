@@ -48,7 +48,8 @@ function referenceObjective(
         z.push(s);
       }
       off += nOut * nIn + nOut;
-      const act = spec.kind === 'mlp' && spec.activation === 'relu' ? (v: number) => Math.max(0, v) : Math.tanh;
+      const act =
+        spec.kind === 'mlp' && spec.activation === 'relu' ? (v: number) => Math.max(0, v) : Math.tanh;
       a = l < layers - 1 ? z.map(act) : z;
     }
     const y = data.y[r]!;
@@ -127,6 +128,16 @@ const specArb: fc.Arbitrary<ModelSpec> = fc.oneof(
   }),
 );
 
+/** One explicit case per model family so every kind is checked on every run. */
+const coverageExamples: Array<[ModelSpec, string, number]> = [
+  [{ kind: 'logistic', inputDim: 3 }, 'a', 3],
+  [{ kind: 'softmax', inputDim: 3, numClasses: 4 }, 'b', 3],
+  [{ kind: 'mlp', inputDim: 3, numClasses: 3, hidden: [4], activation: 'relu' }, 'c', 3],
+  [{ kind: 'mlp', inputDim: 3, numClasses: 3, hidden: [4, 3], activation: 'relu' }, 'd', 3],
+  [{ kind: 'mlp', inputDim: 3, numClasses: 3, hidden: [4], activation: 'tanh' }, 'e', 3],
+  [{ kind: 'mlp', inputDim: 3, numClasses: 3, hidden: [4, 3], activation: 'tanh' }, 'f', 3],
+];
+
 describe('dense network gradients', () => {
   it('minibatch and per-example gradients match central differences for every kind', () => {
     const seen = new Set<string>();
@@ -157,9 +168,9 @@ describe('dense network gradients', () => {
         }
         assertClose(mean, grad, 'mean of per-example gradients', 1e-5);
       }),
-      { numRuns: 60 },
+      { numRuns: 60, examples: coverageExamples },
     );
-    assert.ok(seen.size >= 5, `covered ${[...seen].join(', ')}`);
+    assert.equal(seen.size, 6, `covered ${[...seen].join(', ')}`);
   });
 
   it('l2 and FedProx terms add the right value and gradient', () => {
@@ -216,11 +227,23 @@ describe('dense network gradients', () => {
     const fails = (fn: () => unknown, code: string, field: string) =>
       assert.throws(fn, (e: unknown) => e instanceof EntenteError && e.code === code && e.field === field);
     fails(() => computeExampleGradient(ws, new Float32Array(3), data, 0, grad), 'INVALID_ARGUMENT', 'params');
-    fails(() => computeExampleGradient(ws, params, data, 0, new Float32Array(3)), 'INVALID_ARGUMENT', 'gradientOut');
+    fails(
+      () => computeExampleGradient(ws, params, data, 0, new Float32Array(3)),
+      'INVALID_ARGUMENT',
+      'gradientOut',
+    );
     fails(() => computeExampleGradient(ws, params, data, 2, grad), 'INVALID_ARGUMENT', 'row');
     fails(() => computeExampleGradient(ws, params, data, 1, grad), 'INVALID_DATA', 'data.y[1]');
-    fails(() => computeMinibatchGradient(ws, params, data, new Int32Array([0, 5]), grad), 'INVALID_ARGUMENT', 'row');
-    fails(() => computeMinibatchGradient(ws, params, data, new Int32Array(0), grad), 'INVALID_ARGUMENT', 'rows');
+    fails(
+      () => computeMinibatchGradient(ws, params, data, new Int32Array([0, 5]), grad),
+      'INVALID_ARGUMENT',
+      'row',
+    );
+    fails(
+      () => computeMinibatchGradient(ws, params, data, new Int32Array(0), grad),
+      'INVALID_ARGUMENT',
+      'rows',
+    );
     fails(() => computeExampleLoss(ws, params, { ...data, dim: 1 }, 0), 'INVALID_DATA', 'data.dim');
   });
 });

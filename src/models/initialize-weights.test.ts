@@ -30,14 +30,19 @@ describe('initializeWeights', () => {
   it('matches the layout, zeroes biases and uses He (ReLU) / Glorot limits', () => {
     const w = initializeWeights(mlp, createSeededRng('limits'));
     assertMatchesLayout(w, describeLayout(mlp));
-    for (const t of w) if (t.name.endsWith('.bias')) assert.ok(t.data.every((v) => v === 0), t.name);
+    for (const t of w)
+      if (t.name.endsWith('.bias'))
+        assert.ok(
+          t.data.every((v) => v === 0),
+          t.name,
+        );
     const limits = [Math.sqrt(6 / 30), Math.sqrt(6 / 50), Math.sqrt(6 / (20 + 4))];
     limits.forEach((limit, l) => {
       const data = w[2 * l]!.data;
       const m = maxAbs(data);
       assert.ok(m <= limit && m > 0.8 * limit, `layer ${l}: max ${m}, limit ${limit}`);
       const variance = data.reduce((s, v) => s + v * v, 0) / data.length;
-      assert.ok(Math.abs(variance / (limit * limit / 3) - 1) < 0.25, `layer ${l}: variance ${variance}`);
+      assert.ok(Math.abs(variance / ((limit * limit) / 3) - 1) < 0.25, `layer ${l}: variance ${variance}`);
     });
     const tanh = initializeWeights({ ...mlp, activation: 'tanh' }, createSeededRng('limits'));
     assert.ok(maxAbs(tanh[0]!.data) <= Math.sqrt(6 / 80));
@@ -46,7 +51,8 @@ describe('initializeWeights', () => {
   it('rejects an invalid spec', () => {
     assert.throws(
       () => initializeWeights({ kind: 'softmax', inputDim: 3, numClasses: 0 }, createSeededRng('x')),
-      (e: unknown) => e instanceof EntenteError && e.code === 'INVALID_CONFIG' && e.field === 'modelSpec.numClasses',
+      (e: unknown) =>
+        e instanceof EntenteError && e.code === 'INVALID_CONFIG' && e.field === 'modelSpec.numClasses',
     );
   });
 });

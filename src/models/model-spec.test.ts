@@ -9,7 +9,11 @@ import { describeLayout, type ModelSpec, parseModelSpec } from './model-spec.ts'
 function assertConfigError(input: unknown, field: string): void {
   assert.throws(
     () => parseModelSpec(input),
-    (e: unknown) => e instanceof EntenteError && e.code === 'INVALID_CONFIG' && e.field === field && e.message.includes(field),
+    (e: unknown) =>
+      e instanceof EntenteError &&
+      e.code === 'INVALID_CONFIG' &&
+      e.field === field &&
+      e.message.includes(field),
   );
 }
 

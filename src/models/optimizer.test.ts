@@ -3,7 +3,13 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { EntenteError } from '../core/errors.ts';
 import { createSeededRng } from '../crypto/seeded-rng.ts';
-import { ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, applyOptimizerStep, createOptimizerState } from './optimizer.ts';
+import {
+  ADAM_BETA1,
+  ADAM_BETA2,
+  ADAM_EPSILON,
+  applyOptimizerStep,
+  createOptimizerState,
+} from './optimizer.ts';
 import { applyRegularization } from './regularization.ts';
 
 const f32 = (values: number[]) => new Float32Array(values);
@@ -27,13 +33,17 @@ describe('optimizer', () => {
 
   it('Adam first step moves each weight by about lr against the sign of its gradient', () => {
     fc.assert(
-      fc.property(fc.float({ min: Math.fround(1e-3), max: 1e3, noNaN: true }), fc.boolean(), (magnitude, negative) => {
-        const g = negative ? -magnitude : magnitude;
-        const state = createOptimizerState({ optimizer: 'adam', learningRate: 0.01 }, 1);
-        const w = f32([0]);
-        applyOptimizerStep(state, w, f32([g]));
-        assert.ok(Math.abs(w[0]! + 0.01 * Math.sign(g)) < 1e-6, `${w[0]} for g=${g}`);
-      }),
+      fc.property(
+        fc.float({ min: Math.fround(1e-3), max: 1e3, noNaN: true }),
+        fc.boolean(),
+        (magnitude, negative) => {
+          const g = negative ? -magnitude : magnitude;
+          const state = createOptimizerState({ optimizer: 'adam', learningRate: 0.01 }, 1);
+          const w = f32([0]);
+          applyOptimizerStep(state, w, f32([g]));
+          assert.ok(Math.abs(w[0]! + 0.01 * Math.sign(g)) < 1e-6, `${w[0]} for g=${g}`);
+        },
+      ),
     );
   });
 

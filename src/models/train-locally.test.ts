@@ -17,7 +17,9 @@ function bytesOf(weights: Weights): Buffer {
 
 function sqDistance(a: Weights, b: Weights): number {
   let d = 0;
-  a.forEach((t, i) => t.data.forEach((v, k) => (d += (v - b[i]!.data[k]!) ** 2)));
+  a.forEach((t, i) => {
+    for (let k = 0; k < t.data.length; k++) d += (t.data[k]! - b[i]!.data[k]!) ** 2;
+  });
   return d;
 }
 
@@ -92,8 +94,20 @@ describe('trainLocally', () => {
     ];
     const data = blobs(createSeededRng('blob-data'), 400, centres);
     const w0 = initializeWeights(spec, createSeededRng('blob-init'));
-    const short = trainLocally(spec, w0, data, { ...sgd, epochs: 1, learningRate: 0.1 }, createSeededRng('t'));
-    const long = trainLocally(spec, w0, data, { ...sgd, epochs: 20, learningRate: 0.1, momentum: 0.9 }, createSeededRng('t'));
+    const short = trainLocally(
+      spec,
+      w0,
+      data,
+      { ...sgd, epochs: 1, learningRate: 0.1 },
+      createSeededRng('t'),
+    );
+    const long = trainLocally(
+      spec,
+      w0,
+      data,
+      { ...sgd, epochs: 20, learningRate: 0.1, momentum: 0.9 },
+      createSeededRng('t'),
+    );
     assert.ok(long.meanLoss < short.meanLoss, `${short.meanLoss} -> ${long.meanLoss}`);
     const evaluation = evaluateModel(spec, long.weights, data);
     assert.ok(evaluation.accuracy >= 0.95, `accuracy ${evaluation.accuracy}`);
@@ -114,7 +128,13 @@ describe('trainLocally', () => {
       assert.ok(evaluation.accuracy >= 0.97, `${JSON.stringify(spec)}: accuracy ${evaluation.accuracy}`);
     }
     const linear: ModelSpec = { kind: 'softmax', inputDim: 2, numClasses: 2 };
-    const lw = trainLocally(linear, initializeWeights(linear, createSeededRng('l')), data, options, createSeededRng('l'));
+    const lw = trainLocally(
+      linear,
+      initializeWeights(linear, createSeededRng('l')),
+      data,
+      options,
+      createSeededRng('l'),
+    );
     assert.ok(evaluateModel(linear, lw.weights, data).accuracy < 0.8);
   });
 
@@ -123,7 +143,14 @@ describe('trainLocally', () => {
     const data = xor(createSeededRng('det-data'), 100);
     const w0 = initializeWeights(spec, createSeededRng('det-init'));
     const snapshot = Buffer.from(bytesOf(w0));
-    const options: TrainOptions = { epochs: 3, batchSize: 7, learningRate: 0.1, optimizer: 'adam', l2: 1e-3, proximalMu: 0.1 };
+    const options: TrainOptions = {
+      epochs: 3,
+      batchSize: 7,
+      learningRate: 0.1,
+      optimizer: 'adam',
+      l2: 1e-3,
+      proximalMu: 0.1,
+    };
     const a = trainLocally(spec, w0, data, options, createSeededRng('run'));
     const b = trainLocally(spec, w0, data, options, createSeededRng('run'));
     const c = trainLocally(spec, w0, data, options, createSeededRng('other'));
@@ -132,7 +159,9 @@ describe('trainLocally', () => {
     assert.ok(!bytesOf(a.weights).equals(bytesOf(c.weights)));
     assert.ok(bytesOf(w0).equals(snapshot), 'input weights were mutated');
     assert.ok(!bytesOf(a.weights).equals(snapshot), 'training changed nothing');
-    a.weights.forEach((t: Tensor, i) => assert.notEqual(t.data.buffer, w0[i]!.data.buffer));
+    a.weights.forEach((t: Tensor, i) => {
+      assert.notEqual(t.data.buffer, w0[i]!.data.buffer);
+    });
   });
 
   it('the FedProx term keeps weights near the starting point; l2 shrinks them', () => {
@@ -142,7 +171,10 @@ describe('trainLocally', () => {
     const plain = trainLocally(logistic, w0, data, base, createSeededRng('p'));
     const prox = trainLocally(logistic, w0, data, { ...base, proximalMu: 50 }, createSeededRng('p'));
     assert.ok(sqDistance(prox.weights, w0) < 0.05 * sqDistance(plain.weights, w0));
-    const zero = [{ ...w0[0]!, data: new Float32Array(2) }, { ...w0[1]!, data: new Float32Array(1) }];
+    const zero = [
+      { ...w0[0]!, data: new Float32Array(2) },
+      { ...w0[1]!, data: new Float32Array(1) },
+    ];
     const decayed = trainLocally(logistic, w0, data, { ...base, l2: 10 }, createSeededRng('p'));
     assert.ok(sqDistance(decayed.weights, zero) < 0.1 * sqDistance(plain.weights, zero));
   });

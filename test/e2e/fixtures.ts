@@ -1,0 +1,60 @@
+/** Shared setup for end-to-end tests: a workspace with IID splits of the vendored breast cancer data. */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSeededRng } from '../../src/crypto/index.ts';
+import { parseCsv, partitionIid } from '../../src/data/index.ts';
+import { DATASET_DIR } from '../../src/simulation/index.ts';
+import { type Workspace, createWorkspace } from '../../src/storage/index.ts';
+
+export const SCHEMA_PATH = join(DATASET_DIR, 'schema.json');
+
+export async function createTestWorkspace(
+  institutions: readonly string[],
+  prefix = 'entente-e2e-',
+): Promise<{ dir: string; ws: Workspace; dataPath: (id: string) => string }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const ws = await createWorkspace(dir, { consortium: 'test', institutions, now: new Date() });
+  const table = parseCsv(readFileSync(join(DATASET_DIR, 'breast-cancer.csv'), 'utf8'));
+  const parts = partitionIid(table.rows.length, institutions.length, createSeededRng('e2e/partition'));
+  institutions.forEach((id, k) => {
+    const lines = [table.header.join(','), ...parts[k]!.map((i) => table.rows[i]!.join(','))];
+    writeFileSync(join(dir, 'institutions', id, 'data.csv'), lines.join('\n') + '\n');
+  });
+  return { dir, ws, dataPath: (id) => join(dir, 'institutions', id, 'data.csv') };
+}
+
+export function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs: number,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`,
+  );
+}
