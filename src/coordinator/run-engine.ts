@@ -102,7 +102,7 @@ export class RunEngine {
   /** Creates a run: initial model from the run seed, strategy state, first state; all in one transaction. */
   createRun(input: unknown): { runId: string } {
     const config = parseRunConfig(input);
-    const { store, blobs, now } = this.deps;
+    const { store, now } = this.deps;
     if (store.getRun(config.id)) {
       throw new EntenteError('CONFLICT', `run "${config.id}" already exists`, { field: 'run.id' });
     }

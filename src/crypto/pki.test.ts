@@ -1,5 +1,5 @@
 /** Tests for the local CA: certificate contents, and real TLS 1.3 mutual-auth handshakes on loopback. */
-import './pki-reflect-polyfill.ts'; // before @peculiar/x509, as in pki.ts
+import 'reflect-metadata'; // before @peculiar/x509, as in pki.ts
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';

@@ -9,7 +9,7 @@
  * Time comes in as `notBefore`; randomness (keys, serials) from node's WebCrypto CSPRNG.
  */
 import { webcrypto } from 'node:crypto';
-import './pki-reflect-polyfill.ts'; // must precede @peculiar/x509 (tsyringe checks at load)
+import 'reflect-metadata'; // must precede @peculiar/x509 (its tsyringe dependency checks at load)
 import * as x509 from '@peculiar/x509';
 import { EntenteError } from '../core/errors.ts';
 import { sha256Hex } from './digest.ts';

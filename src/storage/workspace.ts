@@ -50,7 +50,13 @@ function writeSecret(path: string, pem: string): void {
 /** Creates a new workspace in `dir` (must not already hold one). */
 export async function createWorkspace(
   dir: string,
-  input: { consortium: string; institutions: readonly string[]; operators?: readonly string[]; now: Date; validityDays?: number },
+  input: {
+    consortium: string;
+    institutions: readonly string[];
+    operators?: readonly string[];
+    now: Date;
+    validityDays?: number;
+  },
 ): Promise<Workspace> {
   const consortium = consortiumFileSchema.parse({
     consortium: input.consortium,
@@ -60,16 +66,24 @@ export async function createWorkspace(
   });
   const all = [...consortium.institutions, ...consortium.operators];
   if (new Set(all).size !== all.length) {
-    throw new EntenteError('INVALID_ARGUMENT', 'institutions: ids must be unique and differ from operator ids', {
-      field: 'institutions',
-    });
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      'institutions: ids must be unique and differ from operator ids',
+      {
+        field: 'institutions',
+      },
+    );
   }
   if (existsSync(join(dir, 'consortium.json'))) {
     throw new EntenteError('CONFLICT', `${dir} already holds a workspace`, { field: 'workspace' });
   }
   const validityDays = input.validityDays ?? 30;
   mkdirSync(join(dir, 'ca'), { recursive: true, mode: 0o700 });
-  const ca = await createCertificateAuthority({ commonName: `${consortium.consortium} CA`, notBefore: input.now, validityDays: validityDays * 12 });
+  const ca = await createCertificateAuthority({
+    commonName: `${consortium.consortium} CA`,
+    notBefore: input.now,
+    validityDays: validityDays * 12,
+  });
   writeFileSync(join(dir, 'ca', 'ca.crt'), ca.certPem);
   writeSecret(join(dir, 'ca', 'ca.key'), ca.keyPem);
 
@@ -91,7 +105,12 @@ export async function createWorkspace(
   ] as const) {
     for (const id of ids) {
       mkdirSync(join(dir, folder, id), { recursive: true, mode: 0o700 });
-      const cert = await issueCertificate(ca, { commonName: id, role: 'client', notBefore: input.now, validityDays });
+      const cert = await issueCertificate(ca, {
+        commonName: id,
+        role: 'client',
+        notBefore: input.now,
+        validityDays,
+      });
       writeFileSync(join(dir, folder, id, 'client.crt'), cert.certPem);
       writeSecret(join(dir, folder, id, 'client.key'), cert.keyPem);
     }
@@ -107,10 +126,14 @@ export function openWorkspace(dir: string): Workspace {
   try {
     consortium = consortiumFileSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
   } catch (err) {
-    throw new EntenteError('INVALID_CONFIG', `${file}: missing or not a valid consortium file (run "entente init")`, {
-      field: 'workspace',
-      cause: err,
-    });
+    throw new EntenteError(
+      'INVALID_CONFIG',
+      `${file}: missing or not a valid consortium file (run "entente init")`,
+      {
+        field: 'workspace',
+        cause: err,
+      },
+    );
   }
   const read = (...parts: string[]): string => {
     const p = join(dir, ...parts);
@@ -135,7 +158,9 @@ export function openWorkspace(dir: string): Workspace {
     }),
     institutionIdentity: (id) => {
       if (!consortium.institutions.includes(id)) {
-        throw new EntenteError('UNKNOWN_PARTICIPANT', `institution "${id}" is not in ${file}`, { field: 'institution' });
+        throw new EntenteError('UNKNOWN_PARTICIPANT', `institution "${id}" is not in ${file}`, {
+          field: 'institution',
+        });
       }
       return identity('institutions', id);
     },
@@ -144,13 +169,19 @@ export function openWorkspace(dir: string): Workspace {
     endpointFile: () => join(dir, 'coordinator', 'endpoint.json'),
     readEndpoint: () => {
       try {
-        const url = (JSON.parse(readFileSync(join(dir, 'coordinator', 'endpoint.json'), 'utf8')) as { url: string }).url;
+        const url = (
+          JSON.parse(readFileSync(join(dir, 'coordinator', 'endpoint.json'), 'utf8')) as { url: string }
+        ).url;
         if (typeof url !== 'string') throw new Error('no url');
         return url;
       } catch {
-        throw new EntenteError('UNAVAILABLE', 'no running coordinator recorded in this workspace (coordinator/endpoint.json)', {
-          field: 'workspace',
-        });
+        throw new EntenteError(
+          'UNAVAILABLE',
+          'no running coordinator recorded in this workspace (coordinator/endpoint.json)',
+          {
+            field: 'workspace',
+          },
+        );
       }
     },
   };

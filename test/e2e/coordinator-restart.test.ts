@@ -11,7 +11,11 @@ import Database from 'better-sqlite3';
 import { decodeSafetensors } from '../../src/core/index.ts';
 import { describeLayout, parseModelSpec } from '../../src/models/index.ts';
 import type { BlobRef } from '../../src/protocol/index.ts';
-import { type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
+import {
+  type ChildHandle,
+  type ProcessFederation,
+  startProcessFederation,
+} from '../../src/simulation/index.ts';
 import { createMtlsClient } from '../../src/transport/index.ts';
 import { SCHEMA_PATH, createTestWorkspace, findFreePort, waitFor } from './fixtures.ts';
 
@@ -125,7 +129,7 @@ describe('coordinator crash and restart', () => {
 
     // Same participant processes: they reconnected by themselves.
     for (const [k, id] of INSTITUTIONS.entries()) {
-      const p = federation.participants.get(id)!;
+      const p: ChildHandle = federation.participants.get(id)!;
       assert.equal(p.child.pid, pids[k]);
       assert.equal(p.child.exitCode, null, `${id} is still running`);
     }
