@@ -195,8 +195,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   app.get('/v1/blobs/:sha256', async (request, reply) => {
     roleOf(request);
     const { sha256 } = parseMessage(sha256Param, request.params, 'path');
-    const bytes = blobs.read(sha256);
-    return reply.type('application/octet-stream').send(bytes);
+    const stream = blobs.openReadStream(sha256);
+    return reply.type('application/octet-stream').header('content-length', blobs.sizeOf(sha256)).send(stream);
   });
 
   app.post('/v1/tasks/:taskId/result', async (request) => {

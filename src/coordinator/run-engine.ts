@@ -18,7 +18,6 @@ import { createSafetensorsReader, decodeSafetensors, encodeSafetensors } from '.
 import type { Tensor, TensorLayout, Weights } from '../core/tensor.ts';
 import { countParameters } from '../core/tensor.ts';
 import { createSeededRng } from '../crypto/seeded-rng.ts';
-import { sha256Hex } from '../crypto/digest.ts';
 import { builtinTrainer, describeLayout } from '../models/index.ts';
 import {
   type BlobRef,
@@ -433,11 +432,13 @@ export class RunEngine {
     }
     const hash = createHash('sha256');
     const reader = createSafetensorsReader({ expected: live.layout, onSlice: () => {} });
-    for (const c of ref.chunks) {
-      const bytes = this.deps.blobs.read(c.sha256);
-      hash.update(bytes);
-      reader.push(bytes);
-    }
+    this.deps.blobs.readPieces(
+      ref.chunks.map((c) => c.sha256),
+      (piece) => {
+        hash.update(piece);
+        reader.push(piece);
+      },
+    );
     reader.end();
     if (hash.digest('hex') !== ref.sha256) {
       throw new EntenteError('DIGEST_MISMATCH', 'update.sha256 does not match the uploaded chunks', {
@@ -454,7 +455,10 @@ export class RunEngine {
       onSlice: (tensorIndex: number, offset: number, values: Float32Array) =>
         sum.addSlice(tensorIndex, offset, values, numExamples),
     });
-    for (const c of ref.chunks) reader.push(this.deps.blobs.read(c.sha256));
+    this.deps.blobs.readPieces(
+      ref.chunks.map((c) => c.sha256),
+      (piece) => reader.push(piece),
+    );
     reader.end();
     sum.addWeight(numExamples);
     live.folded.add(participant);
@@ -485,6 +489,8 @@ export class RunEngine {
           this.foldUpdate(live, u.participant, JSON.parse(u.blob_json) as BlobRef, u.num_examples);
       }
       const mean = live.sum.computeMean();
+      // Release the float64 sum before loading the current model: peak memory stays near 4 models.
+      live.sum = undefined;
       const currentRef = (JSON.parse(row.model_json) as StoredModel).ref;
       const current = this.loadWeights(currentRef, live.layout);
       const sstate = this.loadStrategyState(row.strategy_json);
@@ -583,12 +589,29 @@ export class RunEngine {
     return ref;
   }
 
+  /** Streams a stored model into fresh tensors, checking its digest, without a whole-blob copy. */
   private loadWeights(ref: BlobRef, layout: readonly TensorLayout[]): Tensor[] {
-    const parts = ref.chunks.map((c) => this.deps.blobs.read(c.sha256));
-    const bytes = Buffer.concat(parts);
-    if (sha256Hex(bytes) !== ref.sha256)
+    const weights = layout.map((t) => ({
+      name: t.name,
+      shape: [...t.shape],
+      data: new Float32Array(countParameters([t])),
+    }));
+    const hash = createHash('sha256');
+    const reader = createSafetensorsReader({
+      expected: layout,
+      onSlice: (i: number, offset: number, values: Float32Array) => weights[i]!.data.set(values, offset),
+    });
+    this.deps.blobs.readPieces(
+      ref.chunks.map((c) => c.sha256),
+      (piece) => {
+        hash.update(piece);
+        reader.push(piece);
+      },
+    );
+    reader.end();
+    if (hash.digest('hex') !== ref.sha256)
       throw new EntenteError('INTERNAL', 'a stored model does not match its digest');
-    return decodeSafetensors(bytes, { expected: layout }).weights;
+    return weights;
   }
 
   private storeStrategyState(state: StrategyState): StoredStrategy {

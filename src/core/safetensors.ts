@@ -174,6 +174,7 @@ export interface SafetensorsReaderOptions {
    * Receives consecutive finite values of tensor `expected[tensorIndex]` starting at `elementOffset`.
    * `values` is a fresh array the reader does not reuse. An exception thrown here fails the reader.
    */
+  /** `values` is a view of a reused buffer: valid only during the call (copy it to keep it). */
   onSlice(tensorIndex: number, elementOffset: number, values: Float32Array): void;
 }
 
@@ -228,6 +229,7 @@ export function createSafetensorsReader(options: SafetensorsReaderOptions): Safe
     }
   };
 
+  let scratch = new Float32Array(0);
   const pushData = (chunk: Uint8Array): void => {
     if (chunk.length > plan!.dataBytes - dataPos) fail('data runs past the declared end', 'data');
     const firstElement = (dataPos - carryBytes) / F32_BYTES;
@@ -239,8 +241,11 @@ export function createSafetensorsReader(options: SafetensorsReaderOptions): Safe
       carryBytes = available;
       return;
     }
-    const values = new Float32Array(count);
-    const raw = new Uint8Array(values.buffer);
+    // One grow-only scratch buffer: values are only valid during onSlice (see its contract), so a
+    // streamed body of any size costs O(largest chunk) memory and no garbage per chunk.
+    if (scratch.length < count) scratch = new Float32Array(Math.max(count, scratch.length * 2));
+    const values = scratch.subarray(0, count);
+    const raw = new Uint8Array(values.buffer, 0, count * F32_BYTES);
     raw.set(carry.subarray(0, carryBytes));
     const used = count * F32_BYTES - carryBytes;
     raw.set(chunk.subarray(0, used), carryBytes);

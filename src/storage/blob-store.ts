@@ -5,11 +5,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  type ReadStream,
   closeSync,
+  createReadStream,
   fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
@@ -56,6 +59,38 @@ export class BlobStore {
       return readFileSync(this.pathOf(sha256));
     } catch {
       throw new EntenteError('NOT_FOUND', `blob ${sha256.slice(0, 12)}… is not stored`, { field: 'sha256' });
+    }
+  }
+
+  /** A read stream of a stored chunk (for serving it without holding it in memory). */
+  openReadStream(sha256: string): ReadStream {
+    if (!this.has(sha256))
+      throw new EntenteError('NOT_FOUND', `blob ${sha256.slice(0, 12)}… is not stored`, { field: 'sha256' });
+    return createReadStream(this.pathOf(sha256), { highWaterMark: 256 * 1024 });
+  }
+
+  /**
+   * Reads stored chunks in order, synchronously, through one reused buffer of `pieceBytes`: `fn` gets
+   * views that are only valid during the call. Memory stays O(pieceBytes) whatever the blob size.
+   */
+  readPieces(sha256s: readonly string[], fn: (piece: Uint8Array) => void, pieceBytes = 1024 * 1024): void {
+    const buf = Buffer.allocUnsafe(pieceBytes);
+    for (const sha of sha256s) {
+      let fd: number;
+      try {
+        fd = openSync(this.pathOf(sha), 'r');
+      } catch {
+        throw new EntenteError('NOT_FOUND', `blob ${sha.slice(0, 12)}… is not stored`, { field: 'sha256' });
+      }
+      try {
+        for (;;) {
+          const n = readSync(fd, buf, 0, pieceBytes, null);
+          if (n === 0) break;
+          fn(buf.subarray(0, n));
+        }
+      } finally {
+        closeSync(fd);
+      }
     }
   }
 

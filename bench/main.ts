@@ -1,0 +1,11 @@
+/** Benchmarks: `npm run bench -- <name> [--json]`. Each prints one JSON object on stdout. */
+import { benchRound } from './round.ts';
+
+const [name, ...rest] = process.argv.slice(2);
+const benches: Record<string, (args: string[]) => Promise<void>> = { round: benchRound };
+const run = name ? benches[name] : undefined;
+if (!run) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json] [--quick]`);
+  process.exit(2);
+}
+await run(rest);
