@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { EntenteError, exitCodeOf } from '../core/errors.ts';
 import { startCoordinator } from '../coordinator/index.ts';
@@ -55,7 +55,8 @@ export function buildProgram(): Command {
   const program = new Command('entente')
     .description('Secure collaborative model improvement across institutions without sharing raw data')
     .version('0.1.0')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .exitOverride();
 
   program
     .command('init')
@@ -213,6 +214,10 @@ export function buildProgram(): Command {
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {
+    if (err instanceof CommanderError) {
+      // Usage errors exit 2 (INVALID_ARGUMENT); --help and --version exit 0.
+      process.exit(err.exitCode === 0 ? 0 : exitCodeOf('INVALID_ARGUMENT'));
+    }
     if (err instanceof EntenteError) {
       console.error(`entente: ${err.code}: ${err.message}`);
       process.exit(exitCodeOf(err.code));

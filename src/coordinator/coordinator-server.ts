@@ -61,6 +61,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const traffic = { bytesReceived: 0, bytesSent: 0 };
 
   const waiters = new Map<string, Set<() => void>>();
+  let closing = false;
   const notify = (participant: string): void => {
     const set = waiters.get(participant);
     if (!set) return;
@@ -82,7 +83,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const engine = new RunEngine({ store, blobs, log, now: () => Date.now(), available, notify });
 
   const identity = ws.coordinatorIdentity();
-  const app = createMtlsServer({ ...identity, logger: log });
+  const app = createMtlsServer({ ...identity, logger: log.child({ component: 'http' }, { level: 'warn' }) });
 
   const roleOf = (request: FastifyRequest): { id: string; role: Role } => {
     const id = readPeerIdentity(request);
@@ -145,6 +146,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     engine.tick();
     const deadline = Date.now() + waitMs;
     for (;;) {
+      if (closing) return reply.status(204).send();
       const open = store.openTasksFor(id);
       if (open.length > 0) return JSON.parse(open[0]!.task_json) as unknown;
       const left = deadline - Date.now();
@@ -272,6 +274,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     engine,
     async close() {
       clearInterval(ticker);
+      closing = true;
       for (const p of [...waiters.keys()]) notify(p);
       await app.close();
       store.close();

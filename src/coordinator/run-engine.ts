@@ -87,6 +87,11 @@ export class RunEngine {
         folded: new Set(),
         aggregateMs: 0,
       };
+      if (live.state.status === 'completed') {
+        // Killed between the last transition and marking the run: finish marking it.
+        deps.store.updateRun(row.id, { status: 'completed', finished_at: deps.now() });
+        continue;
+      }
       this.runs.set(row.id, live);
       const out = resumeRun(live.state);
       live.state = out.state;

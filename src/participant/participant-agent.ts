@@ -290,7 +290,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     }),
     async stop() {
       controller.abort();
-      await client?.close().catch(() => {});
+      await client?.destroy().catch(() => {});
       await done.catch(() => {});
     },
   };

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
 import { type StrategyConfig, parseStrategyConfig } from '../aggregation/index.ts';
-import { type ModelSpec, parseModelSpec } from '../models/index.ts';
+import { type ModelSpec, parseModelSpec, parseTrainOptions } from '../models/index.ts';
 import { parseMessage } from './messages.ts';
 
 const runConfigInputSchema = z.strictObject({
@@ -70,10 +70,26 @@ export function parseRunConfig(input: unknown): RunConfig {
   }
   const model = parseModelSpec(base.model);
   const strategy = parseStrategyConfig(base.strategy);
-  if (base.minParticipants < 1) {
-    throw new EntenteError('INVALID_CONFIG', 'run.minParticipants: must be at least 1', {
-      field: 'run.minParticipants',
+  // Cross-field rules: a run that could never make progress is refused up front.
+  parseTrainOptions({ ...base.train, proximalMu: 0 });
+  if (strategy.minTrainParticipants < base.minParticipants) {
+    throw new EntenteError(
+      'INVALID_CONFIG',
+      `strategy.minTrainParticipants (${strategy.minTrainParticipants}) must be at least run.minParticipants (${base.minParticipants})`,
+      { field: 'strategy.minTrainParticipants' },
+    );
+  }
+  if (base.evaluate && strategy.fractionEvaluate === 0) {
+    throw new EntenteError('INVALID_CONFIG', 'strategy.fractionEvaluate is 0 but run.evaluate is true', {
+      field: 'strategy.fractionEvaluate',
     });
+  }
+  if (base.evaluate && strategy.minEvaluateParticipants < base.minParticipants) {
+    throw new EntenteError(
+      'INVALID_CONFIG',
+      `strategy.minEvaluateParticipants (${strategy.minEvaluateParticipants}) must be at least run.minParticipants (${base.minParticipants})`,
+      { field: 'strategy.minEvaluateParticipants' },
+    );
   }
   return deepFreeze({ ...base, model, strategy });
 }

@@ -29,6 +29,8 @@ export interface MtlsClient {
   /** Bytes sent and received in bodies so far (for reporting). */
   readonly traffic: { sent: number; received: number };
   close(): Promise<void>;
+  /** Closes at once, aborting requests in flight (a pending long poll, for example). */
+  destroy(): Promise<void>;
 }
 
 export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
@@ -140,6 +142,9 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
     },
     async close() {
       await agent.close();
+    },
+    async destroy() {
+      await agent.destroy();
     },
   };
 }

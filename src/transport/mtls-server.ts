@@ -44,8 +44,8 @@ export function createMtlsServer(options: MtlsServerOptions): FastifyInstance {
       ? // biome-ignore lint/suspicious/noExplicitAny: Fastify's logger instance type is its own interface.
         { loggerInstance: options.logger as any }
       : { logger: false }),
-    disableRequestLogging: true,
     return503OnClosing: true,
+    forceCloseConnections: true,
     keepAliveTimeout: 65_000,
     requestTimeout: 120_000,
   });

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { type RunEffect, type RunState, createRunState, resumeRun, stepRun } from './run-machine.ts';
+
+const base = () =>
+  createRunState({ runId: 'r', totalRounds: 2, minParticipants: 2, evaluate: true, statistics: true });
+
+function drive(state: RunState, cohort: string[]): { state: RunState; effects: RunEffect[] } {
+  const effects: RunEffect[] = [];
+  let s = stepRun(state, { type: 'tick', now: 0, available: cohort });
+  effects.push(...s.effects);
+  s = stepRun(s.state, { type: 'phase-opened', cohort, deadlineAt: 1000 });
+  for (const p of cohort) {
+    s = stepRun(s.state, { type: 'result-accepted', participant: p });
+    effects.push(...s.effects);
+  }
+  s = stepRun(s.state, { type: 'phase-closed' });
+  effects.push(...s.effects);
+  return { state: s.state, effects };
+}
+
+describe('run state machine', () => {
+  it('walks statistics, then train and evaluate for each round, then completes', () => {
+    let state = base();
+    const seen: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      seen.push(`${state.phase}:${state.round}`);
+      const out = drive(state, ['a', 'b']);
+      state = out.state;
+      assert.equal(out.effects.filter((e) => e.type === 'close-phase').length, 1);
+    }
+    assert.deepEqual(seen, ['statistics:0', 'train:1', 'evaluate:1', 'train:2', 'evaluate:2']);
+    assert.equal(state.status, 'completed');
+  });
+
+  it('does not open a phase with fewer than minParticipants available', () => {
+    const out = stepRun(base(), { type: 'tick', now: 0, available: ['a'] });
+    assert.equal(out.state.status, 'waiting');
+    assert.deepEqual(out.effects, []);
+  });
+
+  it('ignores results from outside the cohort and duplicates', () => {
+    let s = stepRun(base(), { type: 'tick', now: 0, available: ['a', 'b', 'c'] }).state;
+    s = stepRun(s, { type: 'phase-opened', cohort: ['a', 'b', 'c'], deadlineAt: 1000 }).state;
+    s = stepRun(s, { type: 'result-accepted', participant: 'a' }).state;
+    const dup = stepRun(s, { type: 'result-accepted', participant: 'a' });
+    assert.equal(dup.state, s);
+    const stranger = stepRun(s, { type: 'result-accepted', participant: 'mallory' });
+    assert.equal(stranger.state, s);
+    assert.deepEqual(s.received, ['a']);
+  });
+
+  it('closes at the deadline with enough results, and only reports overdue without', () => {
+    let s = stepRun(base(), { type: 'tick', now: 0, available: ['a', 'b', 'c'] }).state;
+    s = stepRun(s, { type: 'phase-opened', cohort: ['a', 'b', 'c'], deadlineAt: 1000 }).state;
+    s = stepRun(s, { type: 'result-accepted', participant: 'a' }).state;
+    const early = stepRun(s, { type: 'tick', now: 999, available: [] });
+    assert.deepEqual(early.effects, []);
+    const overdue = stepRun(s, { type: 'tick', now: 1000, available: [] });
+    assert.equal(overdue.effects[0]!.type, 'phase-overdue');
+    assert.equal(overdue.state.status, 'active');
+    s = stepRun(s, { type: 'result-accepted', participant: 'c' }).state;
+    const closed = stepRun(s, { type: 'tick', now: 1000, available: [] });
+    assert.deepEqual(closed.effects, [
+      { type: 'close-phase', phase: 'statistics', round: 0, contributors: ['a', 'c'] },
+    ]);
+  });
+
+  it('resumes an interrupted open by waiting again and an interrupted close by closing again', () => {
+    const opening = stepRun(base(), { type: 'tick', now: 0, available: ['a', 'b'] }).state;
+    assert.equal(resumeRun(opening).state.status, 'waiting');
+    let s = stepRun(opening, { type: 'phase-opened', cohort: ['a', 'b'], deadlineAt: 1000 }).state;
+    s = stepRun(s, { type: 'result-accepted', participant: 'a' }).state;
+    s = stepRun(s, { type: 'result-accepted', participant: 'b' }).state;
+    assert.equal(s.status, 'closing');
+    assert.deepEqual(resumeRun(s).effects, [
+      { type: 'close-phase', phase: 'statistics', round: 0, contributors: ['a', 'b'] },
+    ]);
+  });
+
+  it('never closes a phase twice or counts a participant twice, whatever the event order', () => {
+    const event = fc.oneof(
+      fc.record({
+        type: fc.constant('result-accepted' as const),
+        participant: fc.constantFrom('a', 'b', 'c', 'd'),
+      }),
+      fc.record({
+        type: fc.constant('tick' as const),
+        now: fc.integer({ min: 0, max: 2000 }),
+        available: fc.constant(['a', 'b', 'c']),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 40 }), (events) => {
+        let s = stepRun(base(), { type: 'tick', now: 0, available: ['a', 'b', 'c'] }).state;
+        s = stepRun(s, { type: 'phase-opened', cohort: ['a', 'b', 'c'], deadlineAt: 1000 }).state;
+        let closes = 0;
+        for (const e of events) {
+          const out = stepRun(s, e);
+          closes += out.effects.filter((x) => x.type === 'close-phase').length;
+          s = out.state;
+          assert.equal(new Set(s.received).size, s.received.length);
+          assert.ok(s.received.every((p) => s.cohort.includes(p)));
+        }
+        assert.ok(closes <= 1);
+        if (closes === 1) assert.equal(s.status, 'closing');
+      }),
+    );
+  });
+});
