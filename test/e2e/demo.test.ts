@@ -1,0 +1,27 @@
+/** The main job meets its target: global accuracy >= 0.95 and above the institutions' mean alone. */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { runDemo } from '../../src/simulation/index.ts';
+
+describe('demo federation', () => {
+  it('trains 20 rounds over mutual TLS and beats every institution alone on average', {
+    timeout: 120_000,
+  }, async () => {
+    const s = await runDemo({ rounds: 20, json: false });
+    assert.equal(s.rounds, 20);
+    assert.ok(s.globalAccuracy >= 0.95, `global accuracy ${s.globalAccuracy}`);
+    assert.ok(
+      s.globalAccuracy > s.meanLocalOnlyAccuracy,
+      `global ${s.globalAccuracy} vs local mean ${s.meanLocalOnlyAccuracy}`,
+    );
+    assert.deepEqual(Object.keys(s.localOnlyAccuracy).sort(), ['clinic-c', 'hospital-a', 'hospital-b']);
+    assert.ok(s.bytesSent > 0 && s.bytesReceived > 0);
+    // No coordinator or participant process is left behind.
+    const left = execFileSync('ps', ['-eo', 'args'])
+      .toString()
+      .split('\n')
+      .filter((l) => /cli\/main\.ts (coordinator|participant) start/.test(l));
+    assert.deepEqual(left, []);
+  });
+});
