@@ -21,7 +21,7 @@ describe('demo federation', () => {
     const left = execFileSync('ps', ['-eo', 'args'])
       .toString()
       .split('\n')
-      .filter((l) => /cli\/main\.ts (coordinator|participant) start/.test(l));
+      .filter((l) => /cli\/main\.ts (coordinator|participant) start.*entente-demo-/.test(l));
     assert.deepEqual(left, []);
   });
 });
