@@ -280,7 +280,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   }
 
   const done = loop().finally(async () => {
-    await client?.close();
+    await client?.close().catch(() => {});
   });
   return {
     done,
