@@ -435,17 +435,8 @@ export class RunEngine {
         });
       }
     }
-    const hash = createHash('sha256');
-    const reader = createSafetensorsReader({ expected: live.layout, onSlice: () => {} });
-    this.deps.blobs.readPieces(
-      ref.chunks.map((c) => c.sha256),
-      (piece) => {
-        hash.update(piece);
-        reader.push(piece);
-      },
-    );
-    reader.end();
-    if (hash.digest('hex') !== ref.sha256) {
+    const digest = this.streamBlob(ref, live.layout, () => {}, true);
+    if (digest !== ref.sha256) {
       throw new EntenteError('DIGEST_MISMATCH', 'update.sha256 does not match the uploaded chunks', {
         field: 'update.sha256',
       });
@@ -455,16 +446,12 @@ export class RunEngine {
   private foldUpdate(live: LiveRun, participant: string, ref: BlobRef, numExamples: number): void {
     const started = performance.now();
     const sum = live.sum!;
-    const reader = createSafetensorsReader({
-      expected: live.layout,
-      onSlice: (tensorIndex: number, offset: number, values: Float32Array) =>
-        sum.addSlice(tensorIndex, offset, values, numExamples),
-    });
-    this.deps.blobs.readPieces(
-      ref.chunks.map((c) => c.sha256),
-      (piece) => reader.push(piece),
+    this.streamBlob(
+      ref,
+      live.layout,
+      (tensorIndex, offset, values) => sum.addSlice(tensorIndex, offset, values, numExamples),
+      false,
     );
-    reader.end();
     sum.addWeight(numExamples);
     live.folded.add(participant);
     live.aggregateMs += performance.now() - started;
@@ -587,6 +574,29 @@ export class RunEngine {
     this.tick();
   }
 
+  /**
+   * Streams a stored blob through a safetensors reader checking it against `layout` (names, shapes,
+   * dtype, finiteness); returns its SHA-256 when `hash` is set. Memory stays O(piece).
+   */
+  private streamBlob(
+    ref: BlobRef,
+    layout: readonly TensorLayout[],
+    onSlice: (tensorIndex: number, offset: number, values: Float32Array) => void,
+    hash: boolean,
+  ): string | undefined {
+    const h = hash ? createHash('sha256') : undefined;
+    const reader = createSafetensorsReader({ expected: layout, onSlice });
+    this.deps.blobs.readPieces(
+      ref.chunks.map((c) => c.sha256),
+      (piece) => {
+        h?.update(piece);
+        reader.push(piece);
+      },
+    );
+    reader.end();
+    return h?.digest('hex');
+  }
+
   private storeWeights(weights: Weights, metadata: Record<string, string>): BlobRef {
     const bytes = encodeSafetensors(weights, metadata);
     const { ref, chunks } = createBlobRef(bytes);
@@ -601,21 +611,13 @@ export class RunEngine {
       shape: [...t.shape],
       data: new Float32Array(countParameters([t])),
     }));
-    const hash = createHash('sha256');
-    const reader = createSafetensorsReader({
-      expected: layout,
-      onSlice: (i: number, offset: number, values: Float32Array) => weights[i]!.data.set(values, offset),
-    });
-    this.deps.blobs.readPieces(
-      ref.chunks.map((c) => c.sha256),
-      (piece) => {
-        hash.update(piece);
-        reader.push(piece);
-      },
+    const digest = this.streamBlob(
+      ref,
+      layout,
+      (i, offset, values) => weights[i]!.data.set(values, offset),
+      true,
     );
-    reader.end();
-    if (hash.digest('hex') !== ref.sha256)
-      throw new EntenteError('INTERNAL', 'a stored model does not match its digest');
+    if (digest !== ref.sha256) throw new EntenteError('INTERNAL', 'a stored model does not match its digest');
     return weights;
   }
 
