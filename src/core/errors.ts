@@ -20,6 +20,11 @@ export const errorCodes = {
   NOT_FOUND: { http: 404, exit: 4, summary: 'no such object' },
   STALE_ROUND: { http: 409, exit: 5, summary: 'the message is for a round that is not open' },
   DUPLICATE_RESULT: { http: 409, exit: 5, summary: 'a result for this task was already accepted' },
+  PROTOCOL_VIOLATION: {
+    http: 409,
+    exit: 5,
+    summary: 'a peer broke the secure-aggregation protocol (refused and recorded)',
+  },
   CONFLICT: { http: 409, exit: 5, summary: 'the request conflicts with the current state' },
   UNAVAILABLE: { http: 503, exit: 6, summary: 'a service is not reachable' },
   TIMEOUT: { http: 504, exit: 6, summary: 'an operation timed out' },

@@ -1,17 +1,24 @@
-/** Tests for the local CA: certificate contents, and real TLS 1.3 mutual-auth handshakes on loopback. */
+/**
+ * Tests for the local CA: certificate contents, real TLS 1.3 mutual-auth handshakes on loopback, and
+ * Ed25519 identity certificates (issue, verify, refuse).
+ */
 import 'reflect-metadata'; // before @peculiar/x509, as in pki.ts
 import assert from 'node:assert/strict';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign, verify, X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { before, describe, it } from 'node:test';
 import * as tls from 'node:tls';
 import * as x509 from '@peculiar/x509';
+import fc from 'fast-check';
 import { EntenteError } from '../core/errors.ts';
 import {
   type CertificateAndKey,
   createCertificateAuthority,
+  IDENTITY_ORGANIZATIONAL_UNIT,
   issueCertificate,
+  issueIdentityCertificate,
   readCertificateIdentity,
+  verifyIdentityCertificate,
 } from './pki.ts';
 
 const DAY_MS = 86_400_000;
@@ -287,5 +294,224 @@ describe('pki', () => {
     const r2 = await runHandshake({ server: oldServer, client, ca: caA });
     assert.equal(r2.clientError?.code, 'CERT_HAS_EXPIRED');
     assert.equal(r2.serverSawCommonName, undefined);
+  });
+});
+
+/** Re-encodes DER bytes as a PEM certificate. */
+function toPem(der: Uint8Array): string {
+  return x509.PemConverter.encode(new Uint8Array(der).buffer, 'CERTIFICATE');
+}
+
+function derOf(certPem: string): Uint8Array {
+  return new Uint8Array(x509.PemConverter.decodeFirst(certPem));
+}
+
+describe('identity certificates', () => {
+  let caA: CertificateAndKey;
+  let caB: CertificateAndKey;
+  let caImpostor: CertificateAndKey; // same subject name as caA, different key
+  let identity: CertificateAndKey;
+  const expected = { commonName: 'hospital-a', at: now };
+
+  before(async () => {
+    const caParams = { notBefore: weekAgo, validityDays: 365 };
+    caA = await createCertificateAuthority({ commonName: 'Entente CA A', ...caParams });
+    caB = await createCertificateAuthority({ commonName: 'Entente CA B', ...caParams });
+    caImpostor = await createCertificateAuthority({ commonName: 'Entente CA A', ...caParams });
+    identity = await issueIdentityCertificate(caA, {
+      commonName: 'hospital-a',
+      notBefore: weekAgo,
+      validityDays: 30,
+    });
+  });
+
+  it('issues an Ed25519 certificate with OU entente-identity, digitalSignature only and no EKU', () => {
+    const cert = new x509.X509Certificate(identity.certPem);
+    assert.deepEqual(cert.subjectName.getField('CN'), ['hospital-a']);
+    assert.deepEqual(cert.subjectName.getField('OU'), [IDENTITY_ORGANIZATIONAL_UNIT]);
+    const usages = cert.getExtension(x509.KeyUsagesExtension)!;
+    assert.equal(usages.usages, x509.KeyUsageFlags.digitalSignature);
+    assert.equal(usages.critical, true);
+    assert.equal(cert.getExtension(x509.ExtendedKeyUsageExtension), null);
+    assert.equal(cert.getExtension(x509.BasicConstraintsExtension)?.ca, false);
+    const node = new X509Certificate(identity.certPem);
+    assert.equal(node.publicKey.asymmetricKeyType, 'ed25519');
+    assert.equal(node.checkIssued(new X509Certificate(caA.certPem)), true);
+    assert.equal(node.verify(new X509Certificate(caA.certPem).publicKey), true);
+    assert.equal(node.checkPrivateKey(createPrivateKey(identity.keyPem)), true);
+    assert.match(identity.keyPem, /^-----BEGIN PRIVATE KEY-----/);
+  });
+
+  it('verifies: the raw key is the Ed25519 key of keyPem, and signatures made with it verify', async () => {
+    const verdict = await verifyIdentityCertificate(identity.certPem, caA.certPem, expected);
+    assert.ok(verdict.ok, verdict.ok ? '' : verdict.reason);
+    assert.equal(verdict.publicKey.length, 32);
+    const jwk = createPublicKey(identity.keyPem).export({ format: 'jwk' });
+    assert.equal(Buffer.from(verdict.publicKey).toString('base64url'), jwk.x);
+    assert.equal(verdict.fingerprintSha256, readCertificateIdentity(identity.certPem).fingerprintSha256);
+
+    const message = Buffer.from('round 7 key list');
+    const signature = sign(null, message, identity.keyPem);
+    const key = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(verdict.publicKey).toString('base64url') },
+      format: 'jwk',
+    });
+    assert.equal(verify(null, message, key, signature), true);
+    assert.equal(verify(null, Buffer.from('round 8 key list'), key, signature), false);
+  });
+
+  it('checks the validity dates inclusively, on every call despite the cache', async () => {
+    const { notBefore, notAfter } = readCertificateIdentity(identity.certPem);
+    const at = (time: number) =>
+      verifyIdentityCertificate(identity.certPem, caA.certPem, {
+        commonName: 'hospital-a',
+        at: new Date(time),
+      });
+    assert.equal((await at(notBefore.getTime())).ok, true);
+    assert.equal((await at(notAfter.getTime())).ok, true);
+    const early = await at(notBefore.getTime() - 1);
+    assert.ok(!early.ok && /^certPem: not valid before/.test(early.reason));
+    const late = await at(notAfter.getTime() + 1);
+    assert.ok(!late.ok && /^certPem: expired/.test(late.reason));
+    assert.equal((await at(now.getTime())).ok, true, 'still ok after refusals');
+  });
+
+  it('hands out a fresh copy of the public key', async () => {
+    const first = await verifyIdentityCertificate(identity.certPem, caA.certPem, expected);
+    assert.ok(first.ok);
+    const copy = first.publicKey.slice();
+    first.publicKey.fill(0);
+    const second = await verifyIdentityCertificate(identity.certPem, caA.certPem, expected);
+    assert.ok(second.ok);
+    assert.deepEqual(second.publicKey, copy);
+  });
+
+  it('refuses, naming what failed', async () => {
+    const expiredCert = await issueIdentityCertificate(caA, {
+      commonName: 'hospital-a',
+      notBefore: new Date(now.getTime() - 3 * DAY_MS),
+      validityDays: 1,
+    });
+    const futureCert = await issueIdentityCertificate(caA, {
+      commonName: 'hospital-a',
+      notBefore: new Date(now.getTime() + DAY_MS),
+      validityDays: 1,
+    });
+    const otherCa = await issueIdentityCertificate(caB, {
+      commonName: 'hospital-a',
+      notBefore: weekAgo,
+      validityDays: 30,
+    });
+    const impostor = await issueIdentityCertificate(caImpostor, {
+      commonName: 'hospital-a',
+      notBefore: weekAgo,
+      validityDays: 30,
+    });
+    const tlsClient = await issueCertificate(caA, {
+      commonName: 'hospital-a',
+      role: 'client',
+      notBefore: weekAgo,
+      validityDays: 30,
+    });
+    const der = derOf(identity.certPem);
+    const rawKey = createPublicKey(identity.keyPem).export({ format: 'jwk' }).x!;
+    const keyOffset = Buffer.from(der).indexOf(Buffer.from(rawKey, 'base64url'));
+    assert.ok(keyOffset > 0, 'the raw key is inside the certificate');
+    const tampered = der.slice();
+    tampered[keyOffset] = tampered[keyOffset]! ^ 0x01;
+    const cases: Array<[string, string, string, RegExp]> = [
+      ['other CA', otherCa.certPem, caA.certPem, /^issuer:/],
+      ['same CA name, other key', impostor.certPem, caA.certPem, /^signature: not signed by the CA/],
+      ['tampered key bytes', toPem(tampered), caA.certPem, /^signature: not signed by the CA/],
+      ['expired', expiredCert.certPem, caA.certPem, /^certPem: expired/],
+      ['not yet valid', futureCert.certPem, caA.certPem, /^certPem: not valid before/],
+      ['ECDSA client certificate', tlsClient.certPem, caA.certPem, /^organizationalUnit:/],
+      ['the CA itself', caA.certPem, caA.certPem, /^basicConstraints:/],
+      ['garbage', 'garbage', caA.certPem, /^certPem:/],
+      [
+        'empty PEM body',
+        '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
+        caA.certPem,
+        /^certPem:/,
+      ],
+      ['two certificates', identity.certPem + identity.certPem, caA.certPem, /^certPem:/],
+      ['a private key', identity.keyPem, caA.certPem, /^certPem:/],
+      ['CA garbage', identity.certPem, 'garbage', /^caCertPem:/],
+      ['CA not a CA', identity.certPem, tlsClient.certPem, /^caCertPem: not a certificate authority/],
+    ];
+    for (const [name, certPem, caPem, reason] of cases) {
+      const verdict = await verifyIdentityCertificate(certPem, caPem, expected);
+      assert.equal(verdict.ok, false, name);
+      assert.match((verdict as { reason: string }).reason, reason, name);
+    }
+    const wrongName = await verifyIdentityCertificate(identity.certPem, caA.certPem, {
+      commonName: 'hospital-b',
+      at: now,
+    });
+    assert.ok(!wrongName.ok && /^commonName:/.test(wrongName.reason));
+    const outlivesCa = await issueIdentityCertificate(caA, {
+      commonName: 'hospital-a',
+      notBefore: weekAgo,
+      validityDays: 1000,
+    });
+    const lateCa = await verifyIdentityCertificate(outlivesCa.certPem, caA.certPem, {
+      commonName: 'hospital-a',
+      at: new Date(weekAgo.getTime() + 400 * DAY_MS),
+    });
+    assert.ok(!lateCa.ok && /^caCertPem: expired/.test(lateCa.reason), 'the CA expires too');
+  });
+
+  it('refuses every single-bit change to the certificate', async () => {
+    const der = derOf(identity.certPem);
+    await fc.assert(
+      fc.asyncProperty(fc.nat(der.length - 1), fc.nat(7), async (index, bit) => {
+        const changed = der.slice();
+        changed[index] = changed[index]! ^ (1 << bit);
+        const verdict = await verifyIdentityCertificate(toPem(changed), caA.certPem, expected);
+        assert.equal(verdict.ok, false);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('throws INVALID_ARGUMENT for bad issuing parameters or a bad expected date', async () => {
+    const cases: Array<[string, () => Promise<unknown>]> = [
+      [
+        'commonName',
+        () => issueIdentityCertificate(caA, { commonName: '', notBefore: now, validityDays: 1 }),
+      ],
+      [
+        'validityDays',
+        () => issueIdentityCertificate(caA, { commonName: 'a', notBefore: now, validityDays: 0 }),
+      ],
+      [
+        'ca.certPem',
+        () => issueIdentityCertificate(identity, { commonName: 'a', notBefore: now, validityDays: 1 }),
+      ],
+      [
+        'ca.keyPem',
+        () =>
+          issueIdentityCertificate(
+            { certPem: caA.certPem, keyPem: caB.keyPem },
+            { commonName: 'a', notBefore: now, validityDays: 1 },
+          ),
+      ],
+      [
+        'expected.at',
+        () =>
+          verifyIdentityCertificate(identity.certPem, caA.certPem, {
+            commonName: 'hospital-a',
+            at: new Date(Number.NaN),
+          }),
+      ],
+    ];
+    for (const [field, run] of cases) {
+      await assert.rejects(run, (e: unknown) => {
+        assert.ok(e instanceof EntenteError, `${field}: ${String(e)}`);
+        assert.equal(e.code, 'INVALID_ARGUMENT');
+        assert.equal(e.field, field);
+        return true;
+      });
+    }
   });
 });

@@ -6,9 +6,12 @@
  * digitalSignature, extendedKeyUsage serverAuth or clientAuth, subjectAltName, authority key
  * identifier). The commonName of a client certificate is the institution id: the mTLS identity.
  * Keys are PKCS#8 PEM and certificates PEM, both usable as node:tls `key` / `cert` / `ca`.
- * Time comes in as `notBefore`; randomness (keys, serials) from node's WebCrypto CSPRNG.
+ * The same CA also issues each institution's long-term identity certificate: an Ed25519 key
+ * (RFC 8410, RFC 8032) with OU=entente-identity and keyUsage digitalSignature, which signs its
+ * secure-aggregation messages (Bonawitz et al. 2017); peers verify it against the CA they hold.
+ * Time comes in as a parameter; randomness (keys, serials) from node's WebCrypto CSPRNG.
  */
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import 'reflect-metadata'; // must precede @peculiar/x509 (its tsyringe dependency checks at load)
 import * as x509 from '@peculiar/x509';
 import { EntenteError } from '../core/errors.ts';
@@ -141,6 +144,29 @@ async function importCaKey(keyPem: unknown, caCert: x509.X509Certificate): Promi
   return key;
 }
 
+interface Issuer {
+  readonly cert: x509.X509Certificate;
+  readonly key: webcrypto.CryptoKey;
+  readonly authorityKeyId: x509.AuthorityKeyIdentifierExtension;
+}
+
+/** Checks that `ca` is a CA certificate with its matching key (INVALID_ARGUMENT on ca.certPem / ca.keyPem). */
+async function loadIssuer(ca: CertificateAndKey): Promise<Issuer> {
+  const cert = parseCertificate(ca?.certPem, 'ca.certPem');
+  const constraints = cert.getExtension(x509.BasicConstraintsExtension);
+  const usages = cert.getExtension(x509.KeyUsagesExtension);
+  if (!constraints?.ca || !usages || (usages.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+    invalid('ca.certPem', 'is not a certificate authority');
+  }
+  const key = await importCaKey(ca.keyPem, cert);
+  const keyId = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  const authorityKeyId =
+    keyId === undefined
+      ? await x509.AuthorityKeyIdentifierExtension.create(cert.publicKey)
+      : new x509.AuthorityKeyIdentifierExtension(keyId);
+  return { cert, key, authorityKeyId };
+}
+
 /**
  * Creates a self-signed CA (valid from `notBefore` for `validityDays` days) with a fresh P-256 key.
  * Throws INVALID_ARGUMENT for a commonName outside 1..64 characters (or with control characters),
@@ -191,14 +217,7 @@ export async function issueCertificate(
     invalid('dnsNames', 'a server certificate needs at least one DNS name or IP address');
   }
 
-  const caCert = parseCertificate(ca.certPem, 'ca.certPem');
-  const constraints = caCert.getExtension(x509.BasicConstraintsExtension);
-  const usages = caCert.getExtension(x509.KeyUsagesExtension);
-  if (!constraints?.ca || !usages || (usages.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
-    invalid('ca.certPem', 'is not a certificate authority');
-  }
-  const caKey = await importCaKey(ca.keyPem, caCert);
-  const caKeyId = caCert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
+  const issuer = await loadIssuer(ca);
 
   const keys = await subtle.generateKey(EC_KEY, true, ['sign', 'verify']);
   const extensions: x509.Extension[] = [
@@ -209,9 +228,7 @@ export async function issueCertificate(
       false,
     ),
     await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    caKeyId === undefined
-      ? await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey)
-      : new x509.AuthorityKeyIdentifierExtension(caKeyId),
+    issuer.authorityKeyId,
   ];
   if (dnsNames.length + ipAddresses.length > 0) {
     extensions.push(
@@ -224,11 +241,11 @@ export async function issueCertificate(
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: createSerialHex(),
     subject: createName(commonName),
-    issuer: caCert.subjectName,
+    issuer: issuer.cert.subjectName,
     ...validity,
     signingAlgorithm: SIGNING,
     publicKey: keys.publicKey,
-    signingKey: caKey,
+    signingKey: issuer.key,
     extensions,
   });
   return { certPem: cert.toString('pem'), keyPem: await exportPrivateKeyPem(keys.privateKey) };
@@ -248,4 +265,205 @@ export function readCertificateIdentity(certPem: string): CertificateIdentity {
     notAfter: cert.notAfter,
     fingerprintSha256: sha256Hex(new Uint8Array(cert.rawData)),
   };
+}
+
+// --- Identity certificates (Ed25519, RFC 8410) for signing secure-aggregation messages ---------
+
+/** The subject organizationalUnit that marks an identity certificate (never an mTLS certificate). */
+export const IDENTITY_ORGANIZATIONAL_UNIT = 'entente-identity';
+
+export interface IssueIdentityCertificateParams {
+  /** The institution id. */
+  readonly commonName: string;
+  readonly notBefore: Date;
+  readonly validityDays: number;
+}
+
+export type IdentityVerdict =
+  | {
+      readonly ok: true;
+      /** The 32 raw Ed25519 public-key bytes (RFC 8032), a fresh copy on every call. */
+      readonly publicKey: Uint8Array;
+      /** SHA-256 of the DER certificate, lower-case hex. */
+      readonly fingerprintSha256: string;
+    }
+  | { readonly ok: false; readonly reason: string };
+
+/** SubjectPublicKeyInfo DER prefix of an Ed25519 key: id-Ed25519, parameters absent (RFC 8410 §4). */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const ED25519_KEY_BYTES = 32;
+/** Extensions this profile understands; any other critical extension is refused (RFC 5280 §4.2). */
+const KNOWN_CRITICAL_EXTENSIONS = new Set(['2.5.29.19', '2.5.29.15']); // basicConstraints, keyUsage
+
+/**
+ * Issues an identity certificate for an institution: a fresh Ed25519 key, subject
+ * OU=entente-identity + CN=`commonName`, basicConstraints CA:false and keyUsage digitalSignature
+ * (both critical), no extendedKeyUsage, signed by `ca` with ECDSA P-256 / SHA-256.
+ * Throws INVALID_ARGUMENT like `issueCertificate`. The returned keyPem (PKCS#8 PEM) is secret.
+ */
+export async function issueIdentityCertificate(
+  ca: CertificateAndKey,
+  params: IssueIdentityCertificateParams,
+): Promise<CertificateAndKey> {
+  const commonName = checkCommonName(params.commonName);
+  const validity = computeValidity(params.notBefore, params.validityDays);
+  const issuer = await loadIssuer(ca);
+  const keys = (await subtle.generateKey({ name: 'Ed25519' }, true, [
+    'sign',
+    'verify',
+  ])) as webcrypto.CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: createSerialHex(),
+    subject: new x509.Name([
+      { OU: [{ utf8String: IDENTITY_ORGANIZATIONAL_UNIT }] },
+      { CN: [{ utf8String: commonName }] },
+    ]),
+    issuer: issuer.cert.subjectName,
+    ...validity,
+    signingAlgorithm: SIGNING,
+    publicKey: keys.publicKey,
+    signingKey: issuer.key,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      issuer.authorityKeyId,
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await exportPrivateKeyPem(keys.privateKey) };
+}
+
+/** The date-independent outcome of checking a certificate against a CA (what the cache holds). */
+type StaticCheck =
+  | {
+      readonly ok: true;
+      readonly publicKey: Uint8Array;
+      readonly fingerprintSha256: string;
+      readonly validity: readonly (readonly [string, Date, Date])[];
+    }
+  | { readonly ok: false; readonly reason: string };
+
+const MAX_CACHED_CHECKS = 1024;
+const checkCache = new Map<string, StaticCheck>();
+
+/** Exactly one PEM CERTIFICATE block, parsed by both @peculiar/x509 and OpenSSL (node:crypto). */
+function parseOnePem(pem: unknown): { cert: x509.X509Certificate; node: X509Certificate } | undefined {
+  if (typeof pem !== 'string') return undefined;
+  try {
+    const blocks = x509.PemConverter.decodeWithHeaders(pem);
+    if (blocks.length !== 1 || blocks[0]!.type !== 'CERTIFICATE') return undefined;
+    const der = blocks[0]!.rawData;
+    return { cert: new x509.X509Certificate(der), node: new X509Certificate(Buffer.from(der)) };
+  } catch {
+    return undefined;
+  }
+}
+
+function isSameBytes(a: ArrayBuffer, b: ArrayBuffer): boolean {
+  return Buffer.from(a).equals(Buffer.from(b));
+}
+
+function refuse(reason: string): { readonly ok: false; readonly reason: string } {
+  return { ok: false, reason };
+}
+
+/** Every check of `verifyIdentityCertificate` except the validity dates. */
+function checkIdentityStatically(certPem: unknown, caCertPem: unknown, commonName: string): StaticCheck {
+  const ca = parseOnePem(caCertPem);
+  if (ca === undefined) return refuse('caCertPem: not a single PEM X.509 certificate');
+  const caConstraints = ca.cert.getExtension(x509.BasicConstraintsExtension);
+  const caUsages = ca.cert.getExtension(x509.KeyUsagesExtension);
+  if (!caConstraints?.ca || !caUsages || (caUsages.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+    return refuse('caCertPem: not a certificate authority');
+  }
+  const leaf = parseOnePem(certPem);
+  if (leaf === undefined) return refuse('certPem: not a single PEM X.509 certificate');
+  const { cert } = leaf;
+  if (!isSameBytes(cert.issuerName.toArrayBuffer(), ca.cert.subjectName.toArrayBuffer())) {
+    return refuse('issuer: does not match the CA subject');
+  }
+  const algorithm = cert.signatureAlgorithm as { name?: string; hash?: { name?: string } };
+  if (algorithm.name !== 'ECDSA' || algorithm.hash?.name !== 'SHA-256') {
+    return refuse('signature: algorithm is not ECDSA with SHA-256');
+  }
+  let signed = false;
+  try {
+    signed = leaf.node.verify(ca.node.publicKey);
+  } catch {
+    signed = false;
+  }
+  if (!signed) return refuse('signature: not signed by the CA');
+  if (cert.getExtension(x509.BasicConstraintsExtension)?.ca) {
+    return refuse('basicConstraints: a CA certificate is not an identity');
+  }
+  const unknownCritical = cert.extensions.find((e) => e.critical && !KNOWN_CRITICAL_EXTENSIONS.has(e.type));
+  if (unknownCritical) return refuse(`extensions: unknown critical extension ${unknownCritical.type}`);
+  const usages = cert.getExtension(x509.KeyUsagesExtension);
+  if (!usages || (usages.usages & x509.KeyUsageFlags.digitalSignature) === 0) {
+    return refuse('keyUsage: digitalSignature is missing');
+  }
+  const units = cert.subjectName.getField('OU');
+  if (units.length !== 1 || units[0] !== IDENTITY_ORGANIZATIONAL_UNIT) {
+    return refuse(`organizationalUnit: not ${IDENTITY_ORGANIZATIONAL_UNIT}`);
+  }
+  const names = cert.subjectName.getField('CN');
+  if (names.length !== 1 || names[0] !== commonName) {
+    return refuse(`commonName: expected ${JSON.stringify(commonName)}`);
+  }
+  const spki = Buffer.from(cert.publicKey.rawData);
+  if (
+    spki.length !== ED25519_SPKI_PREFIX.length + ED25519_KEY_BYTES ||
+    !spki.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)
+  ) {
+    return refuse('publicKey: not an Ed25519 key');
+  }
+  return {
+    ok: true,
+    publicKey: new Uint8Array(spki.subarray(ED25519_SPKI_PREFIX.length)),
+    fingerprintSha256: sha256Hex(new Uint8Array(cert.rawData)),
+    validity: [
+      ['certPem', cert.notBefore, cert.notAfter],
+      ['caCertPem', ca.cert.notBefore, ca.cert.notAfter],
+    ],
+  };
+}
+
+/**
+ * Verifies an institution's identity certificate against the consortium CA certificate held
+ * locally (never against anything the coordinator says): one PEM certificate, issuer = CA subject,
+ * ECDSA/SHA-256 signature by the CA, CA and certificate valid at `expected.at` (notBefore <= at <=
+ * notAfter), not a CA, no unknown critical extension, keyUsage digitalSignature, OU
+ * entente-identity, CN = `expected.commonName`, an Ed25519 key. A bad certificate (or CA
+ * certificate) is a verdict { ok:false, reason } naming the first failed check, never a throw.
+ * Throws INVALID_ARGUMENT only for a non-string expected.commonName or an invalid expected.at.
+ * Date-independent results are cached by (SHA-256 of certPem, SHA-256 of caCertPem, commonName).
+ */
+export async function verifyIdentityCertificate(
+  certPem: string,
+  caCertPem: string,
+  expected: { readonly commonName: string; readonly at: Date },
+): Promise<IdentityVerdict> {
+  if (typeof expected?.commonName !== 'string') invalid('expected.commonName', 'must be a string');
+  const at = expected.at;
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) invalid('expected.at', 'must be a valid Date');
+  const utf8 = (v: string): Uint8Array => Buffer.from(v, 'utf8');
+  const key =
+    typeof certPem === 'string' && typeof caCertPem === 'string'
+      ? `${sha256Hex(utf8(certPem))}${sha256Hex(utf8(caCertPem))}${expected.commonName}`
+      : undefined;
+  let check = key === undefined ? undefined : checkCache.get(key);
+  if (check === undefined) {
+    check = checkIdentityStatically(certPem, caCertPem, expected.commonName);
+    if (key !== undefined) {
+      if (checkCache.size >= MAX_CACHED_CHECKS) checkCache.delete(checkCache.keys().next().value!);
+      checkCache.set(key, check);
+    }
+  }
+  if (!check.ok) return check;
+  const time = at.getTime();
+  for (const [field, notBefore, notAfter] of check.validity) {
+    if (time < notBefore.getTime()) return refuse(`${field}: not valid before ${notBefore.toISOString()}`);
+    if (time > notAfter.getTime()) return refuse(`${field}: expired at ${notAfter.toISOString()}`);
+  }
+  return { ok: true, publicKey: check.publicKey.slice(), fingerprintSha256: check.fingerprintSha256 };
 }

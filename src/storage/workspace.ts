@@ -8,12 +8,17 @@
  *   coordinator/endpoint.json         where a running coordinator listens
  *   operators/<id>/client.crt|key     operator identities (start runs, read status)
  *   institutions/<id>/client.crt|key  one mTLS identity per institution (CN = institution id)
+ *   institutions/<id>/identity.crt|key  its Ed25519 signing identity for secure aggregation
+ *                                       (OU=entente-identity, CN = institution id, issued by the CA)
+ *
+ * Every *.key file is written with mode 0600; every certificate has the same validity except the
+ * CA's, which lasts twelve times as long.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
-import { createCertificateAuthority, issueCertificate } from '../crypto/pki.ts';
+import { createCertificateAuthority, issueCertificate, issueIdentityCertificate } from '../crypto/pki.ts';
 
 const idPattern = /^[a-z0-9][a-z0-9._-]*$/;
 
@@ -31,11 +36,25 @@ export interface TlsIdentity {
   readonly caPem: string;
 }
 
+/** An institution's Ed25519 identity certificate and key (secret), with the CA that issued it. */
+export interface SigningIdentity {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
+}
+
 export interface Workspace {
   readonly dir: string;
   readonly consortium: ConsortiumFile;
   coordinatorIdentity(): TlsIdentity;
+  /** The institution's mTLS client identity. Throws UNKNOWN_PARTICIPANT for an id not in the consortium. */
   institutionIdentity(id: string): TlsIdentity;
+  /**
+   * The institution's Ed25519 signing identity (institutions/<id>/identity.crt|key) for
+   * secure-aggregation messages. Throws UNKNOWN_PARTICIPANT for an id not in the consortium and
+   * INVALID_CONFIG naming the file when one is missing.
+   */
+  institutionSigningIdentity(id: string): SigningIdentity;
   operatorIdentity(id?: string): TlsIdentity;
   coordinatorStateDir(): string;
   endpointFile(): string;
@@ -113,6 +132,15 @@ export async function createWorkspace(
       });
       writeFileSync(join(dir, folder, id, 'client.crt'), cert.certPem);
       writeSecret(join(dir, folder, id, 'client.key'), cert.keyPem);
+      if (folder === 'institutions') {
+        const signing = await issueIdentityCertificate(ca, {
+          commonName: id,
+          notBefore: input.now,
+          validityDays,
+        });
+        writeFileSync(join(dir, folder, id, 'identity.crt'), signing.certPem);
+        writeSecret(join(dir, folder, id, 'identity.key'), signing.keyPem);
+      }
     }
   }
   writeFileSync(join(dir, 'consortium.json'), JSON.stringify(consortium, null, 2) + '\n');
@@ -148,6 +176,13 @@ export function openWorkspace(dir: string): Workspace {
     keyPem: read(folder, id, 'client.key'),
     caPem: read('ca', 'ca.crt'),
   });
+  const checkInstitution = (id: string): void => {
+    if (!consortium.institutions.includes(id)) {
+      throw new EntenteError('UNKNOWN_PARTICIPANT', `institution "${id}" is not in ${file}`, {
+        field: 'institution',
+      });
+    }
+  };
   return {
     dir,
     consortium,
@@ -157,12 +192,16 @@ export function openWorkspace(dir: string): Workspace {
       caPem: read('ca', 'ca.crt'),
     }),
     institutionIdentity: (id) => {
-      if (!consortium.institutions.includes(id)) {
-        throw new EntenteError('UNKNOWN_PARTICIPANT', `institution "${id}" is not in ${file}`, {
-          field: 'institution',
-        });
-      }
+      checkInstitution(id);
       return identity('institutions', id);
+    },
+    institutionSigningIdentity: (id) => {
+      checkInstitution(id);
+      return {
+        certPem: read('institutions', id, 'identity.crt'),
+        keyPem: read('institutions', id, 'identity.key'),
+        caPem: read('ca', 'ca.crt'),
+      };
     },
     operatorIdentity: (id) => identity('operators', id ?? consortium.operators[0]!),
     coordinatorStateDir: () => join(dir, 'coordinator', 'state'),
