@@ -3,7 +3,7 @@
  * error registry (core/errors.ts) and are mapped only here.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { EntenteError, exitCodeOf } from '../core/errors.ts';
@@ -135,6 +135,8 @@ export function buildProgram(): Command {
           institution: opts.institution,
           coordinatorUrl: opts.coordinator ?? (() => ws.readEndpoint()),
           identity: ws.institutionIdentity(opts.institution),
+          signing: ws.institutionSigningIdentity(opts.institution),
+          journalFile: join(ws.dir, 'institutions', opts.institution, 'journal.jsonl'),
           data,
           holdoutFraction: Number(opts.holdout),
           log,

@@ -80,7 +80,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       )
       .map((p) => p.id);
   };
-  const engine = new RunEngine({ store, blobs, log, now: () => Date.now(), available, notify });
+  const engine = new RunEngine({
+    store,
+    blobs,
+    log,
+    now: () => Date.now(),
+    available,
+    notify,
+    consortium: ws.consortium.consortium,
+    caCertPem: ws.coordinatorIdentity().caPem,
+  });
 
   const identity = ws.coordinatorIdentity();
   const app = createMtlsServer({ ...identity, logger: log.child({ component: 'http' }, { level: 'warn' }) });

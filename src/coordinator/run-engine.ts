@@ -25,6 +25,7 @@ import {
   type RunEffect,
   type RunEvent,
   type RunState,
+  type SecAggContextWire,
   type Standardization,
   type Task,
   type TaskResult,
@@ -36,6 +37,16 @@ import {
 } from '../protocol/index.ts';
 import type { BlobStore, SqliteStore } from '../storage/index.ts';
 import { createHash } from 'node:crypto';
+import {
+  type RingVector,
+  type SecAggRoundContext,
+  type VectorSegment,
+  WEIGHT_SEGMENT,
+  computeDefaultThreshold,
+  dequantizeSum,
+  readSignedWord,
+} from '../secagg/index.ts';
+import { SECAGG_TASK_KINDS, SecAggRound } from './secagg-round.ts';
 
 export interface RunEngineDeps {
   readonly store: SqliteStore;
@@ -46,6 +57,9 @@ export interface RunEngineDeps {
   readonly available: () => string[];
   /** Called when new tasks exist for a participant (wakes its long poll). */
   readonly notify: (participant: string) => void;
+  /** Consortium id and CA certificate: secure aggregation binds the first and verifies identities with the second. */
+  readonly consortium: string;
+  readonly caCertPem: string;
 }
 
 interface LiveRun {
@@ -57,6 +71,12 @@ interface LiveRun {
   sum: ReturnType<typeof createWeightedSum> | undefined;
   folded: Set<string>;
   aggregateMs: number;
+  /** The secure-aggregation attempt of the open train phase, if the run uses it. */
+  secagg: SecAggRound | undefined;
+  /** The unmasked result of a finished secure-aggregation attempt, consumed by closePhase. */
+  secaggResult:
+    | { mean: Tensor[]; totalExamples: number; contributors: string[]; aggregateMs: number }
+    | undefined;
 }
 
 interface StoredModel {
@@ -86,6 +106,8 @@ export class RunEngine {
         sum: undefined,
         folded: new Set(),
         aggregateMs: 0,
+        secagg: undefined,
+        secaggResult: undefined,
       };
       if (live.state.status === 'completed') {
         // Killed between the last transition and marking the run: finish marking it.
@@ -93,6 +115,15 @@ export class RunEngine {
         continue;
       }
       this.runs.set(row.id, live);
+      if (
+        config.secureAggregation.protocol === 'secagg' &&
+        live.state.phase === 'train' &&
+        (live.state.status === 'active' || live.state.status === 'closing')
+      ) {
+        // The attempt's secrets and running sum lived in memory only: abort it cleanly and retry.
+        this.abortSecAgg(row.id, live, 'the coordinator restarted during secure aggregation');
+        continue;
+      }
       const out = resumeRun(live.state);
       live.state = out.state;
       deps.log.info(
@@ -142,6 +173,8 @@ export class RunEngine {
       sum: undefined,
       folded: new Set(),
       aggregateMs: 0,
+      secagg: undefined,
+      secaggResult: undefined,
     });
     this.deps.log.info(
       {
@@ -159,7 +192,50 @@ export class RunEngine {
   /** Advances every live run (opens phases when enough participants are available, enforces deadlines). */
   tick(): void {
     const available = this.deps.available();
-    for (const [runId] of this.runs) this.step(runId, { type: 'tick', now: this.deps.now(), available });
+    for (const [runId, live] of this.runs) {
+      this.step(runId, { type: 'tick', now: this.deps.now(), available });
+      live.secagg?.tick(this.deps.now()).catch((err: unknown) => this.failSecAgg(runId, err));
+    }
+  }
+
+  private failSecAgg(runId: string, err: unknown): void {
+    const live = this.runs.get(runId);
+    if (!live) return;
+    this.deps.log.error({ run: runId, err }, 'secure aggregation failed');
+    this.abortSecAgg(runId, live, `internal error: ${(err as Error).message}`);
+  }
+
+  /** Ends the open secure-aggregation attempt without a result; the phase reopens as attempt + 1. */
+  private abortSecAgg(runId: string, live: LiveRun, reason: string): void {
+    const d = live.secagg?.session.describe();
+    this.deps.store.finishSecAggAttempt(
+      { run_id: runId, round: live.state.round, attempt: live.state.attempt ?? 0 },
+      {
+        session_id: live.secagg?.session.sessionId ?? null,
+        survivors_json: d ? JSON.stringify(d.survivors) : null,
+        dropped_json: d ? JSON.stringify(d.dropped) : null,
+        outcome: 'aborted',
+        reason,
+        finished_at: this.deps.now(),
+      },
+    );
+    live.secagg?.expire();
+    live.secagg = undefined;
+    live.secaggResult = undefined;
+    const { round } = live.state;
+    const attempt = live.state.attempt ?? 0;
+    this.record(
+      runId,
+      round,
+      'secagg-aborted',
+      null,
+      null,
+      `round ${round} attempt ${attempt} aborted: ${reason}; nothing was unmasked`,
+    );
+    const at = this.deps.now();
+    this.step(runId, { type: 'phase-aborted' }, () => {
+      for (const kind of SECAGG_TASK_KINDS) this.deps.store.closeOpenTasks(runId, round, kind, 'expired', at);
+    });
   }
 
   /**
@@ -247,6 +323,10 @@ export class RunEngine {
       ? (JSON.parse(row.standardization_json) as Standardization)
       : undefined;
     const issuedAt = now();
+    if (phase === 'train' && live.config.secureAggregation.protocol === 'secagg') {
+      this.openSecAggAttempt(runId, live, cohort, model, standardization, proximalMu);
+      return;
+    }
     const deadlineAt = issuedAt + live.config.roundTimeoutMs;
     const tasks: Task[] = cohort.map((participant) => {
       const base = { taskId: `${runId}.r${round}.${phase}.${participant}`, runId, round, issuedAt };
@@ -299,13 +379,179 @@ export class RunEngine {
     for (const p of cohort) this.deps.notify(p);
   }
 
+  /** Opens one secure-aggregation attempt of a train round (stage advertise-keys: train, then advertise). */
+  private openSecAggAttempt(
+    runId: string,
+    live: LiveRun,
+    selected: string[],
+    model: BlobRef,
+    standardization: Standardization | undefined,
+    proximalMu: number,
+  ): void {
+    const sa = live.config.secureAggregation;
+    const cohort = [...selected].sort().slice(0, sa.maxParticipants);
+    const threshold = sa.threshold ?? computeDefaultThreshold(cohort.length);
+    if (threshold > cohort.length) {
+      live.state = { ...live.state, status: 'waiting' };
+      return;
+    }
+    const round = live.state.round;
+    const attempt = live.state.attempt ?? 0;
+    const segments: VectorSegment[] = [];
+    let offset = 0;
+    for (const t of live.layout) {
+      const n = countParameters([t]);
+      segments.push({ name: t.name, offsetWords: offset, lengthWords: n });
+      offset += n;
+    }
+    segments.push({ name: WEIGHT_SEGMENT, offsetWords: offset, lengthWords: 1 });
+    const train = { ...live.config.train, proximalMu };
+    const wire: SecAggContextWire = {
+      consortium: this.deps.consortium,
+      attempt,
+      cohort,
+      threshold,
+      quantization: { ringBits: sa.ringBits, clipRange: sa.clipRange, scale: sa.scale },
+      maxWeight: sa.maxWeight,
+      segments,
+    };
+    const context: SecAggRoundContext = {
+      ...wire,
+      runId,
+      round,
+      baseModelSha256: model.sha256,
+      options: train,
+    };
+    const started = performance.now();
+    const secagg = new SecAggRound({
+      deps: {
+        store: this.deps.store,
+        blobs: this.deps.blobs,
+        log: this.deps.log,
+        now: this.deps.now,
+        notify: this.deps.notify,
+        record: (kind, participant, code, message) =>
+          this.record(runId, round, kind, participant, code, message),
+      },
+      context,
+      caCertPem: this.deps.caCertPem,
+      firstStageTimeoutMs: live.config.roundTimeoutMs,
+      stageTimeoutMs: sa.stageTimeoutMs,
+      firstTask: (participant) => ({
+        taskId: secagg.taskId('advertise-keys', participant),
+        runId,
+        round,
+        attempt,
+        issuedAt: this.deps.now(),
+        kind: 'secagg-train',
+        model,
+        modelSpec: live.config.model,
+        train,
+        seed: `${live.config.seed}/train/${round}/${attempt}/${participant}`,
+        ...(live.config.dataSchemaDigest ? { dataSchemaDigest: live.config.dataSchemaDigest } : {}),
+        ...(standardization ? { standardization } : {}),
+        secagg: wire,
+      }),
+      onDone: (outcome) => {
+        if (live.secagg !== secagg) return;
+        if (!outcome.ok) {
+          this.abortSecAgg(runId, live, outcome.reason);
+          return;
+        }
+        const mean = this.computeSecAggMean(live, context, outcome.sum);
+        live.secagg = undefined;
+        this.deps.store.finishSecAggAttempt(
+          { run_id: runId, round, attempt },
+          {
+            session_id: secagg.session.sessionId ?? null,
+            survivors_json: JSON.stringify(outcome.survivors),
+            dropped_json: JSON.stringify(outcome.dropped),
+            outcome: 'completed',
+            reason: null,
+            finished_at: this.deps.now(),
+          },
+        );
+        live.secaggResult = {
+          ...mean,
+          contributors: outcome.survivors,
+          aggregateMs: performance.now() - started,
+        };
+        this.record(
+          runId,
+          round,
+          'secagg-completed',
+          null,
+          null,
+          `round ${round} attempt ${attempt}: sum of ${outcome.survivors.length} unmasked (threshold ${threshold}; dropped after ShareKeys: ${outcome.dropped.join(', ') || 'none'})`,
+        );
+        this.step(runId, { type: 'close-requested', contributors: outcome.survivors });
+      },
+    });
+    live.secagg = secagg;
+    this.step(runId, { type: 'phase-opened', cohort, deadlineAt: null }, () => {
+      if (attempt === 0)
+        this.deps.store.upsertRound({
+          run_id: runId,
+          round,
+          started_at: this.deps.now(),
+          model_in: model.sha256,
+        });
+      this.deps.store.insertSecAggAttempt({
+        run_id: runId,
+        round,
+        attempt,
+        started_at: this.deps.now(),
+        cohort_json: JSON.stringify(cohort),
+        threshold,
+        ring_bits: sa.ringBits,
+        session_id: null,
+        survivors_json: null,
+        dropped_json: null,
+        outcome: 'running',
+        reason: null,
+        finished_at: null,
+      });
+    });
+    this.record(
+      runId,
+      round,
+      'secagg-started',
+      null,
+      null,
+      `round ${round} attempt ${attempt}: secure aggregation (Bonawitz et al. 2017) with ${cohort.length} participants, threshold ${threshold}, ring 2^${sa.ringBits}`,
+    );
+    secagg.start();
+  }
+
+  /** Dequantizes the unmasked sum: mean delta = (Σ (w/W)·Δ) · W / Σ w, added to the current model. */
+  private computeSecAggMean(
+    live: LiveRun,
+    context: SecAggRoundContext,
+    sum: RingVector,
+  ): { mean: Tensor[]; totalExamples: number } {
+    const row = this.deps.store.getRun(context.runId)!;
+    const current = this.loadWeights((JSON.parse(row.model_json) as StoredModel).ref, live.layout);
+    const weightSegment = context.segments.at(-1)!;
+    const totalWeight = readSignedWord(sum, weightSegment.offsetWords);
+    if (!(totalWeight > 0)) throw new EntenteError('INTERNAL', 'the unmasked weight channel is not positive');
+    const factor = context.maxWeight / totalWeight;
+    const mean = current.map((t, i) => {
+      const seg = context.segments[i]!;
+      const delta = dequantizeSum(sum, context.quantization, seg.offsetWords, seg.lengthWords);
+      const data = new Float32Array(t.data.length);
+      for (let j = 0; j < data.length; j++) data[j] = t.data[j]! + delta[j]! * factor;
+      return { name: t.name, shape: [...t.shape], data };
+    });
+    return { mean, totalExamples: totalWeight };
+  }
+
   /**
    * Validates and accepts one result. Throws an EntenteError naming the problem (and records it) when
    * the result is refused; nothing is written for a refused result.
    */
-  acceptResult(participant: string, taskId: string, result: TaskResult): { accepted: true } {
+  async acceptResult(participant: string, taskId: string, result: TaskResult): Promise<{ accepted: true }> {
     try {
-      return this.acceptResultUnrecorded(participant, taskId, result);
+      return await this.acceptResultUnrecorded(participant, taskId, result);
     } catch (err) {
       if (err instanceof EntenteError) {
         this.record(result.runId, result.round, 'result-refused', participant, err.code, err.message);
@@ -314,11 +560,11 @@ export class RunEngine {
     }
   }
 
-  private acceptResultUnrecorded(
+  private async acceptResultUnrecorded(
     participant: string,
     taskId: string,
     result: TaskResult,
-  ): { accepted: true } {
+  ): Promise<{ accepted: true }> {
     const { store, now } = this.deps;
     const task = store.getTask(taskId);
     if (!task || task.participant !== participant) {
@@ -340,11 +586,36 @@ export class RunEngine {
         { field: 'round' },
       );
     }
+    if (result.kind === 'refusal') {
+      this.deps.store.setTaskStatus(taskId, 'refused', now());
+      this.record(
+        task.run_id,
+        task.round,
+        'participant-refused',
+        participant,
+        result.code,
+        `${participant} refused ${task.kind}: ${result.message}`,
+      );
+      return { accepted: true };
+    }
     if (result.kind !== task.kind)
       throw new EntenteError('INVALID_MESSAGE', `kind "${result.kind}" does not match the task`, {
         field: 'kind',
       });
     const live = this.runs.get(task.run_id);
+    if (SECAGG_TASK_KINDS.includes(task.kind)) {
+      if (
+        task.status !== 'open' ||
+        !live?.secagg ||
+        live.state.phase !== 'train' ||
+        live.state.round !== task.round
+      )
+        throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a stage that is no longer open`, {
+          field: 'round',
+        });
+      await live.secagg.accept(participant, result);
+      return { accepted: true };
+    }
     if (
       task.status !== 'open' ||
       !live ||
@@ -395,7 +666,7 @@ export class RunEngine {
         });
         store.setTaskStatus(taskId, 'done', at);
       });
-    } else {
+    } else if (result.kind === 'statistics') {
       const dim = live.layout[0]?.shape[1] ?? 0;
       if (result.sum.length !== dim)
         throw new EntenteError('INVALID_MESSAGE', `sum: expected ${dim} features`, { field: 'sum' });
@@ -463,7 +734,51 @@ export class RunEngine {
     const { phase, round } = live.state;
     const row = store.getRun(runId)!;
     const at = now();
-    if (phase === 'train') {
+    if (phase === 'train' && live.config.secureAggregation.protocol === 'secagg') {
+      const result = live.secaggResult;
+      if (!result) {
+        this.abortSecAgg(runId, live, 'no unmasked sum is available');
+        return;
+      }
+      live.secaggResult = undefined;
+      const currentRef = (JSON.parse(row.model_json) as StoredModel).ref;
+      const current = this.loadWeights(currentRef, live.layout);
+      const sstate = this.loadStrategyState(row.strategy_json);
+      const out = live.strategy.aggregateTrain({
+        round,
+        current,
+        mean: result.mean,
+        totalExamples: result.totalExamples,
+        contributions: result.contributors.length,
+        state: sstate,
+      });
+      const newRef = this.storeWeights(out.weights, { run: runId, round: String(round) });
+      const strategyJson = JSON.stringify(this.storeStrategyState(out.state));
+      this.step(runId, { type: 'phase-closed' }, () => {
+        store.updateRun(runId, {
+          model_json: JSON.stringify({ ref: newRef } satisfies StoredModel),
+          strategy_json: strategyJson,
+        });
+        store.upsertRound({
+          run_id: runId,
+          round,
+          trained_at: at,
+          model_out: newRef.sha256,
+          contributors_json: JSON.stringify(result.contributors),
+          train_examples: result.totalExamples,
+          aggregate_ms: result.aggregateMs,
+        });
+      });
+      this.deps.log.info(
+        {
+          run: runId,
+          round,
+          contributors: result.contributors.length,
+          aggregateMs: Math.round(result.aggregateMs),
+        },
+        'round aggregated (secure aggregation)',
+      );
+    } else if (phase === 'train') {
       const started = performance.now();
       const updates = store
         .listUpdates(runId, round)
@@ -683,10 +998,24 @@ export class RunEngine {
       trainedAt: r.trained_at,
       evaluatedAt: r.evaluated_at,
     }));
+    const secureAggregation = this.deps.store.listSecAggAttempts(runId).map((a) => ({
+      round: a.round,
+      attempt: a.attempt,
+      cohort: JSON.parse(a.cohort_json) as string[],
+      threshold: a.threshold,
+      ringBits: a.ring_bits,
+      sessionId: a.session_id,
+      survivors: a.survivors_json ? (JSON.parse(a.survivors_json) as string[]) : null,
+      dropped: a.dropped_json ? (JSON.parse(a.dropped_json) as string[]) : null,
+      outcome: a.outcome,
+      reason: a.reason,
+    }));
     return {
       id: row.id,
       status: row.status,
       phase: state.phase,
+      attempt: state.attempt ?? 0,
+      secureAggregation,
       round: state.round,
       totalRounds: state.totalRounds,
       cohort: state.cohort,

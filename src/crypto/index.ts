@@ -1,3 +1,5 @@
 export * from './digest.ts';
 export * from './seeded-rng.ts';
 export * from './pki.ts';
+export * from './canonical-bytes.ts';
+export * from './signatures.ts';

@@ -6,10 +6,11 @@
  * chunked safetensors blob. Raw records never leave this process.
  */
 import { randomInt } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { EntenteError } from '../core/errors.ts';
 import { decodeSafetensors, encodeSafetensors } from '../core/safetensors.ts';
-import type { Tensor } from '../core/tensor.ts';
+import { type Tensor, countParameters } from '../core/tensor.ts';
 import { sha256Hex } from '../crypto/digest.ts';
 import { createSeededRng } from '../crypto/seeded-rng.ts';
 import {
@@ -23,6 +24,7 @@ import {
   type BlobRef,
   PROTOCOL_VERSION,
   type Standardization,
+  type SecAggTrainTask,
   type Task,
   type TaskResult,
   createBlobRef,
@@ -30,6 +32,15 @@ import {
   registerResponseSchema,
   taskSchema,
 } from '../protocol/index.ts';
+import {
+  ParticipantSession,
+  type SecAggRoundContext,
+  checkRoundContext,
+  countVectorWords,
+  createUniformSource,
+  quantizeInto,
+  writeIntegerWord,
+} from '../secagg/index.ts';
 import type { TlsIdentity } from '../storage/index.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
@@ -46,10 +57,27 @@ export interface ParticipantOptions {
   readonly slowMs?: number;
   readonly pollWaitMs?: number;
   readonly maxBackoffMs?: number;
+  /** The institution's Ed25519 identity (secure aggregation signs with it) and the consortium CA it trusts. */
+  readonly signing?: { readonly certPem: string; readonly keyPem: string; readonly caPem: string };
+  /** Append-only JSON-lines file where this site records every task it refused and why. */
+  readonly journalFile?: string;
+}
+
+/** A task this participant refused (protocol violation, site rule), as recorded locally. */
+export interface Refusal {
+  readonly at: number;
+  readonly taskId: string;
+  readonly kind: string;
+  readonly round: number;
+  readonly code: string;
+  readonly field?: string | undefined;
+  readonly message: string;
 }
 
 export interface ParticipantHandle {
   readonly done: Promise<void>;
+  /** Tasks refused so far (also in the journal file when one is configured). */
+  readonly refusals: () => readonly Refusal[];
   readonly traffic: () => { sent: number; received: number };
   stop(): Promise<void>;
 }
@@ -87,6 +115,11 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   let clientUrl = '';
   const trafficBase = { sent: 0, received: 0 };
   const modelCache = new Map<string, Tensor[]>();
+  const sessions = new Map<string, ParticipantSession>();
+  const refusals: Refusal[] = [];
+  let consortium = '';
+  const sessionKey = (runId: string, round: number, attempt: number): string =>
+    `${runId}/${round}/${attempt}`;
 
   const currentClient = (): MtlsClient => {
     const url =
@@ -157,7 +190,163 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     return weights;
   }
 
+  /** Stage advertise-keys: train, clip and quantize the weighted delta, then create the session and advert. */
+  async function computeSecAggTrain(
+    task: SecAggTrainTask,
+  ): Promise<{ result: TaskResult; chunks: Uint8Array[] }> {
+    const signing = options.signing;
+    if (!signing) {
+      throw new EntenteError(
+        'PROTOCOL_VIOLATION',
+        'secagg: this participant has no identity key to sign with',
+        {
+          field: 'secagg',
+        },
+      );
+    }
+    if (task.secagg.consortium !== consortium) {
+      throw new EntenteError('PROTOCOL_VIOLATION', 'secagg.consortium: not the consortium this site joined', {
+        field: 'secagg.consortium',
+      });
+    }
+    const spec = parseModelSpec(task.modelSpec);
+    const layout = trainer.describeLayout(spec);
+    const segs = task.secagg.segments;
+    if (
+      segs.length !== layout.length + 1 ||
+      layout.some((t, i) => segs[i]!.name !== t.name || segs[i]!.lengthWords !== countParameters([t]))
+    ) {
+      throw new EntenteError('PROTOCOL_VIOLATION', 'secagg.segments: do not match the model layout', {
+        field: 'secagg.segments',
+      });
+    }
+    const context: SecAggRoundContext = {
+      ...task.secagg,
+      runId: task.runId,
+      round: task.round,
+      baseModelSha256: task.model.sha256,
+      options: task.train,
+    };
+    checkRoundContext(context);
+    const base = await fetchModel(task.model, spec);
+    const std = task.standardization ? toParams(task.standardization) : undefined;
+    const data = std ? applyStandardization(split.train, std) : split.train;
+    const out = trainer.train(spec, base, data, { ...task.train }, createSeededRng(task.seed));
+    const weight = Math.min(out.numExamples, context.maxWeight);
+    const ratio = weight / context.maxWeight;
+    const words = countVectorWords(context);
+    const vector = context.quantization.ringBits === 32 ? new Uint32Array(words) : new BigUint64Array(words);
+    const uniform = createUniformSource();
+    let clipped = 0;
+    for (const [i, t] of out.weights.entries()) {
+      const before = base[i]!.data;
+      const delta = new Float32Array(t.data.length);
+      for (let j = 0; j < delta.length; j++) delta[j] = (t.data[j]! - before[j]!) * ratio;
+      clipped += quantizeInto(delta, vector, segs[i]!.offsetWords, context.quantization, uniform).clipped;
+    }
+    writeIntegerWord(vector, segs.at(-1)!.offsetWords, weight);
+    if (clipped > 0) {
+      log.warn(
+        {
+          run: task.runId,
+          round: task.round,
+          clipped,
+          of: words - 1,
+          clipRange: context.quantization.clipRange,
+        },
+        'update values were clipped before secure aggregation (reported to this site only)',
+      );
+    }
+    const { session, advert } = ParticipantSession.create({
+      context,
+      self: options.institution,
+      identityKeyPem: signing.keyPem,
+      identityCertPem: signing.certPem,
+      caCertPem: signing.caPem,
+      input: vector,
+      now: () => new Date(),
+    });
+    for (const key of sessions.keys()) if (key.startsWith(`${task.runId}/`)) sessions.delete(key);
+    sessions.set(sessionKey(task.runId, task.round, task.attempt), session);
+    log.info(
+      {
+        run: task.runId,
+        round: task.round,
+        attempt: task.attempt,
+        trainLoss: out.meanLoss,
+        examples: out.numExamples,
+      },
+      'trained locally; keys advertised for secure aggregation',
+    );
+    return {
+      result: { kind: 'secagg-train', runId: task.runId, round: task.round, attempt: task.attempt, advert },
+      chunks: [],
+    };
+  }
+
+  async function computeSecAggStage(
+    task: Exclude<Task, { kind: 'statistics' | 'train' | 'evaluate' | 'secagg-train' }>,
+  ): Promise<{ result: TaskResult; chunks: Uint8Array[] }> {
+    const key = sessionKey(task.runId, task.round, task.attempt);
+    const session = sessions.get(key);
+    if (!session) {
+      throw new EntenteError(
+        'PROTOCOL_VIOLATION',
+        'attempt: no secure-aggregation session of this site for it',
+        {
+          field: 'attempt',
+        },
+      );
+    }
+    const base = { runId: task.runId, round: task.round, attempt: task.attempt };
+    try {
+      if (task.kind === 'secagg-share-keys') {
+        const out = await session.shareKeys(task.adverts);
+        return { result: { ...base, kind: 'secagg-share-keys', shares: out.shares }, chunks: [] };
+      }
+      if (task.kind === 'secagg-masked-input') {
+        const out = session.maskInput(task.shares);
+        const bytes = new Uint8Array(out.masked.buffer, out.masked.byteOffset, out.masked.byteLength);
+        const { ref, chunks } = createBlobRef(bytes);
+        return {
+          result: { ...base, kind: 'secagg-masked-input', maskedInput: ref, signature: out.sign(ref.sha256) },
+          chunks,
+        };
+      }
+      if (task.kind === 'secagg-consistency-check') {
+        const out = session.signSurvivors(task.survivors);
+        return {
+          result: { ...base, kind: 'secagg-consistency-check', signature: out.signature },
+          chunks: [],
+        };
+      }
+      const out = session.unmask(task);
+      return {
+        result: {
+          ...base,
+          kind: 'secagg-unmasking',
+          selfSeedShares: [...out.selfSeedShares],
+          maskingKeyShares: [...out.maskingKeyShares],
+        },
+        chunks: [],
+      };
+    } catch (err) {
+      // A session that saw a protocol violation takes no further part in the round.
+      if (err instanceof EntenteError && err.code === 'PROTOCOL_VIOLATION') sessions.delete(key);
+      throw err;
+    }
+  }
+
   async function compute(task: Task): Promise<{ result: TaskResult; chunks: Uint8Array[] }> {
+    if (task.kind === 'secagg-train') return computeSecAggTrain(task);
+    if (
+      task.kind === 'secagg-share-keys' ||
+      task.kind === 'secagg-masked-input' ||
+      task.kind === 'secagg-consistency-check' ||
+      task.kind === 'secagg-unmasking'
+    ) {
+      return computeSecAggStage(task);
+    }
     if (task.kind === 'statistics') {
       const s = computeFeatureStats(split.train);
       return {
@@ -211,9 +400,52 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     };
   }
 
+  async function refuse(task: Task, err: EntenteError): Promise<void> {
+    const refusal: Refusal = {
+      at: Date.now(),
+      taskId: task.taskId,
+      kind: task.kind,
+      round: task.round,
+      code: err.code,
+      field: err.field,
+      message: err.message,
+    };
+    refusals.push(refusal);
+    log.warn({ task: task.taskId, code: err.code, field: err.field }, `task refused: ${err.message}`);
+    if (options.journalFile)
+      appendFileSync(options.journalFile, `${JSON.stringify({ event: 'task-refused', ...refusal })}\n`);
+    await withRetry(() =>
+      currentClient().postJson(
+        `/v1/tasks/${encodeURIComponent(task.taskId)}/result`,
+        {
+          kind: 'refusal',
+          runId: task.runId,
+          round: task.round,
+          code: err.code,
+          ...(err.field ? { field: err.field.slice(0, 200) } : {}),
+          message: err.message.slice(0, 1000),
+        },
+        30_000,
+      ),
+    );
+  }
+
   async function handle(task: Task): Promise<void> {
     log.info({ task: task.taskId, kind: task.kind, round: task.round }, 'task received');
-    const { result, chunks } = await compute(task);
+    let computed: { result: TaskResult; chunks: Uint8Array[] };
+    try {
+      computed = await compute(task);
+    } catch (err) {
+      if (
+        err instanceof EntenteError &&
+        (err.code === 'PROTOCOL_VIOLATION' || err.code === 'INVALID_MESSAGE')
+      ) {
+        await refuse(task, err);
+        return;
+      }
+      throw err;
+    }
+    const { result, chunks } = computed;
     if (options.slowMs) await sleep(options.slowMs, signal);
     await withRetry(async () => {
       for (const c of chunks) await currentClient().putBytes(`/v1/blobs/${sha256Hex(c)}`, c, 120_000);
@@ -232,6 +464,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     );
     if (!registered) return;
     const info = parseMessage(registerResponseSchema, registered.body, 'register');
+    consortium = info.consortium;
     log.info({ consortium: info.consortium }, 'registered');
     const heartbeat = setInterval(() => {
       currentClient()
@@ -284,6 +517,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   });
   return {
     done,
+    refusals: () => [...refusals],
     traffic: () => ({
       sent: trafficBase.sent + (client?.traffic.sent ?? 0),
       received: trafficBase.received + (client?.traffic.received ?? 0),

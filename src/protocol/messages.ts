@@ -110,10 +110,103 @@ export const evaluateTaskSchema = z.strictObject({
 });
 export type EvaluateTask = z.infer<typeof evaluateTaskSchema>;
 
+// ---- Secure aggregation (Bonawitz et al. 2017), one task kind per stage (secagg/stages.ts) ----
+
+const b64 = (maxChars: number) =>
+  z
+    .string()
+    .max(maxChars)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64');
+const hex64 = sha256;
+
+export const secAggContextSchema = z.strictObject({
+  consortium: id,
+  attempt: z.number().int().min(0).max(1_000_000),
+  cohort: z.array(id).min(3).max(1000),
+  threshold: z.number().int().min(3).max(1000),
+  quantization: z.strictObject({
+    ringBits: z.union([z.literal(32), z.literal(64)]),
+    clipRange: finite.positive(),
+    scale: finite.positive(),
+  }),
+  maxWeight: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31),
+  segments: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1).max(200),
+        offsetWords: z.number().int().min(0),
+        lengthWords: z.number().int().min(1),
+      }),
+    )
+    .min(2)
+    .max(1000),
+});
+export type SecAggContextWire = z.infer<typeof secAggContextSchema>;
+
+export const signedAdvertSchema = z.strictObject({
+  participant: id,
+  encryptionKey: b64(44),
+  maskingKey: b64(44),
+  selfSeedCommitment: hex64,
+  configDigest: hex64,
+  certificate: z.string().min(1).max(8192),
+  signature: b64(88),
+});
+
+const sealedShareSchema = z.strictObject({ peer: id, sealed: b64(1024) });
+const releasedShareSchema = z.strictObject({ owner: id, share: b64(256) });
+const secAggBase = { ...taskBase, attempt: z.number().int().min(0).max(1_000_000) };
+
+/** Stage advertise-keys: train on the model, quantize the update, then advertise signed keys. */
+export const secAggTrainTaskSchema = z.strictObject({
+  ...secAggBase,
+  kind: z.literal('secagg-train'),
+  model: blobRefSchema,
+  modelSpec: z.unknown(),
+  train: trainTaskSchema.shape.train,
+  standardization: standardizationSchema.optional(),
+  seed: z.string().max(200),
+  dataSchemaDigest: sha256.optional(),
+  secagg: secAggContextSchema,
+});
+export type SecAggTrainTask = z.infer<typeof secAggTrainTaskSchema>;
+
+export const secAggShareKeysTaskSchema = z.strictObject({
+  ...secAggBase,
+  kind: z.literal('secagg-share-keys'),
+  adverts: z.array(signedAdvertSchema).min(1).max(1000),
+});
+export const secAggMaskedInputTaskSchema = z.strictObject({
+  ...secAggBase,
+  kind: z.literal('secagg-masked-input'),
+  shares: z.array(sealedShareSchema).max(1000),
+});
+export const secAggConsistencyTaskSchema = z.strictObject({
+  ...secAggBase,
+  kind: z.literal('secagg-consistency-check'),
+  survivors: z.array(id).max(1000),
+});
+export const secAggUnmaskingTaskSchema = z.strictObject({
+  ...secAggBase,
+  kind: z.literal('secagg-unmasking'),
+  survivors: z.array(id).max(1000),
+  dropped: z.array(id).max(1000),
+  signatures: z.array(z.strictObject({ participant: id, signature: b64(88) })).max(1000),
+});
+
 export const taskSchema = z.discriminatedUnion('kind', [
   statisticsTaskSchema,
   trainTaskSchema,
   evaluateTaskSchema,
+  secAggTrainTaskSchema,
+  secAggShareKeysTaskSchema,
+  secAggMaskedInputTaskSchema,
+  secAggConsistencyTaskSchema,
+  secAggUnmaskingTaskSchema,
 ]);
 export type Task = z.infer<typeof taskSchema>;
 export type StatisticsTask = z.infer<typeof statisticsTaskSchema>;
@@ -147,10 +240,58 @@ export const evaluateResultSchema = z.strictObject({
 });
 export type EvaluateResult = z.infer<typeof evaluateResultSchema>;
 
+const secAggResultBase = {
+  runId: id,
+  round: z.number().int().min(0),
+  attempt: z.number().int().min(0).max(1_000_000),
+};
+export const secAggTrainResultSchema = z.strictObject({
+  ...secAggResultBase,
+  kind: z.literal('secagg-train'),
+  advert: signedAdvertSchema,
+});
+export const secAggShareKeysResultSchema = z.strictObject({
+  ...secAggResultBase,
+  kind: z.literal('secagg-share-keys'),
+  shares: z.array(sealedShareSchema).max(1000),
+});
+export const secAggMaskedInputResultSchema = z.strictObject({
+  ...secAggResultBase,
+  kind: z.literal('secagg-masked-input'),
+  maskedInput: blobRefSchema,
+  signature: b64(88),
+});
+export const secAggConsistencyResultSchema = z.strictObject({
+  ...secAggResultBase,
+  kind: z.literal('secagg-consistency-check'),
+  signature: b64(88),
+});
+export const secAggUnmaskingResultSchema = z.strictObject({
+  ...secAggResultBase,
+  kind: z.literal('secagg-unmasking'),
+  selfSeedShares: z.array(releasedShareSchema).max(1000),
+  maskingKeyShares: z.array(releasedShareSchema).max(1000),
+});
+/** A participant refusing a task (site policy, protocol violation): recorded, never retried. */
+export const refusalResultSchema = z.strictObject({
+  kind: z.literal('refusal'),
+  runId: id,
+  round: z.number().int().min(0),
+  code: z.string().max(64),
+  field: z.string().max(200).optional(),
+  message: z.string().max(1000),
+});
+
 export const taskResultSchema = z.discriminatedUnion('kind', [
   statisticsResultSchema,
   trainResultSchema,
   evaluateResultSchema,
+  secAggTrainResultSchema,
+  secAggShareKeysResultSchema,
+  secAggMaskedInputResultSchema,
+  secAggConsistencyResultSchema,
+  secAggUnmaskingResultSchema,
+  refusalResultSchema,
 ]);
 export type TaskResult = z.infer<typeof taskResultSchema>;
 export type StatisticsResult = z.infer<typeof statisticsResultSchema>;

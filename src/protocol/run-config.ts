@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
 import { type StrategyConfig, parseStrategyConfig } from '../aggregation/index.ts';
 import { type ModelSpec, parseModelSpec, parseTrainOptions } from '../models/index.ts';
+import { checkRingCapacity, chooseQuantizationScale } from '../secagg/index.ts';
 import { parseMessage } from './messages.ts';
 
 const runConfigInputSchema = z.strictObject({
@@ -34,7 +35,45 @@ const runConfigInputSchema = z.strictObject({
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .optional(),
+  secureAggregation: z
+    .strictObject({
+      /** 'secagg': Bonawitz et al. 2017 (the coordinator sees only the sum); 'none': plain updates. */
+      protocol: z.enum(['secagg', 'none']).default('secagg'),
+      /** Absolute threshold t; default floor(2n/3)+1 of each round's cohort. */
+      threshold: z.number().int().min(3).max(1000).optional(),
+      ringBits: z.union([z.literal(32), z.literal(64)]).default(32),
+      /** Per-coordinate clip of each (weight-scaled) model delta. */
+      clipRange: z.number().finite().positive().max(1e6).default(1),
+      /** Fixed-point scale; default: the largest power of two for which the ring cannot wrap. */
+      scale: z.number().finite().positive().optional(),
+      /** Example counts are capped at this in the weight channel (and deltas scaled by count/maxWeight). */
+      maxWeight: z.number().int().min(1).max(1_000_000_000).default(10_000),
+      /** Largest cohort of a round; the ring is sized for it. */
+      maxParticipants: z.number().int().min(3).max(1000).default(100),
+      /** Deadline of every stage after the first (the first uses roundTimeoutMs, it includes training). */
+      stageTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
+    })
+    .default({
+      protocol: 'none',
+      ringBits: 32,
+      clipRange: 1,
+      maxWeight: 10_000,
+      maxParticipants: 100,
+      stageTimeoutMs: 30_000,
+    }),
 });
+
+export interface SecureAggregationConfig {
+  readonly protocol: 'secagg' | 'none';
+  readonly threshold?: number | undefined;
+  readonly ringBits: 32 | 64;
+  readonly clipRange: number;
+  /** Always set after parsing (chosen when not given). */
+  readonly scale: number;
+  readonly maxWeight: number;
+  readonly maxParticipants: number;
+  readonly stageTimeoutMs: number;
+}
 
 export interface RunConfig {
   readonly id: string;
@@ -48,6 +87,7 @@ export interface RunConfig {
   readonly roundTimeoutMs: number;
   readonly seed: string;
   readonly dataSchemaDigest?: string | undefined;
+  readonly secureAggregation: SecureAggregationConfig;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -91,5 +131,45 @@ export function parseRunConfig(input: unknown): RunConfig {
       { field: 'strategy.minEvaluateParticipants' },
     );
   }
-  return deepFreeze({ ...base, model, strategy });
+  const sa = base.secureAggregation;
+  // Unused without secure aggregation, but kept positive so a stored config parses again.
+  let scale = sa.scale ?? 1;
+  if (sa.protocol === 'secagg') {
+    if (base.minParticipants < 3) {
+      throw new EntenteError(
+        'INVALID_CONFIG',
+        `run.minParticipants must be at least 3 with secure aggregation (with 2, each learns the other's update)`,
+        { field: 'minParticipants' },
+      );
+    }
+    if (sa.threshold !== undefined && sa.threshold > base.minParticipants) {
+      throw new EntenteError(
+        'INVALID_CONFIG',
+        `secureAggregation.threshold (${sa.threshold}) exceeds run.minParticipants (${base.minParticipants}): a minimal round could never finish`,
+        { field: 'secureAggregation.threshold' },
+      );
+    }
+    if (sa.maxParticipants < base.minParticipants) {
+      throw new EntenteError(
+        'INVALID_CONFIG',
+        `secureAggregation.maxParticipants (${sa.maxParticipants}) is below run.minParticipants`,
+        { field: 'secureAggregation.maxParticipants' },
+      );
+    }
+    if (sa.scale === undefined) {
+      scale = chooseQuantizationScale({
+        maxParticipants: sa.maxParticipants,
+        maxWeight: sa.maxWeight,
+        ringBits: sa.ringBits,
+        clipRange: sa.clipRange,
+      });
+    } else {
+      checkRingCapacity({
+        maxParticipants: sa.maxParticipants,
+        maxWeight: sa.maxWeight,
+        params: { ringBits: sa.ringBits, clipRange: sa.clipRange, scale: sa.scale },
+      });
+    }
+  }
+  return deepFreeze({ ...base, model, strategy, secureAggregation: { ...sa, scale } });
 }

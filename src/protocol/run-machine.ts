@@ -24,12 +24,18 @@ export interface RunState {
   readonly cohort: readonly string[];
   readonly received: readonly string[];
   readonly deadlineAt: number | null;
+  /** Attempt of the current phase (a secure-aggregation round that aborts is retried as attempt + 1). */
+  readonly attempt?: number;
 }
 
 export type RunEvent =
   | { readonly type: 'tick'; readonly now: number; readonly available: readonly string[] }
-  | { readonly type: 'phase-opened'; readonly cohort: readonly string[]; readonly deadlineAt: number }
+  | { readonly type: 'phase-opened'; readonly cohort: readonly string[]; readonly deadlineAt: number | null }
   | { readonly type: 'result-accepted'; readonly participant: string }
+  /** The app decided the phase is complete (secure aggregation finished its own stages). */
+  | { readonly type: 'close-requested'; readonly contributors: readonly string[] }
+  /** The app aborted the phase (too few survivors, coordinator restart): run it again as a new attempt. */
+  | { readonly type: 'phase-aborted' }
   | { readonly type: 'phase-closed' };
 
 export type RunEffect =
@@ -131,6 +137,7 @@ export function stepRun(state: RunState, event: RunEvent): StepOutput {
       if (state.status !== 'opening') return { state, effects: [] };
       const cohort = [...new Set(event.cohort)].sort();
       return {
+        // deadlineAt null: the app enforces its own stage deadlines (secure aggregation).
         state: { ...state, status: 'active', cohort, received: [], deadlineAt: event.deadlineAt },
         effects: [],
       };
@@ -145,6 +152,28 @@ export function stepRun(state: RunState, event: RunEvent): StepOutput {
       return {
         state: { ...state, received, status: 'closing' },
         effects: [{ type: 'close-phase', phase: state.phase, round: state.round, contributors: received }],
+      };
+    }
+    case 'close-requested': {
+      if (state.status !== 'active') return { state, effects: [] };
+      const received = [...new Set(event.contributors)].sort();
+      return {
+        state: { ...state, received, status: 'closing' },
+        effects: [{ type: 'close-phase', phase: state.phase, round: state.round, contributors: received }],
+      };
+    }
+    case 'phase-aborted': {
+      if (state.status !== 'active' && state.status !== 'closing') return { state, effects: [] };
+      return {
+        state: {
+          ...state,
+          status: 'waiting',
+          attempt: (state.attempt ?? 0) + 1,
+          cohort: [],
+          received: [],
+          deadlineAt: null,
+        },
+        effects: [],
       };
     }
     case 'phase-closed': {
@@ -162,6 +191,7 @@ export function stepRun(state: RunState, event: RunEvent): StepOutput {
           status: 'waiting',
           phase: next.phase,
           round: next.round,
+          attempt: 0,
           cohort: [],
           received: [],
           deadlineAt: null,

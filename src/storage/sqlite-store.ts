@@ -43,11 +43,35 @@ CREATE TABLE IF NOT EXISTS statistics (
   task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, participant TEXT NOT NULL, stats_json TEXT NOT NULL,
   received_at INTEGER NOT NULL, UNIQUE (run_id, participant)
 );
+CREATE TABLE IF NOT EXISTS secagg_attempts (
+  run_id TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL, started_at INTEGER NOT NULL,
+  cohort_json TEXT NOT NULL, threshold INTEGER NOT NULL, ring_bits INTEGER NOT NULL, session_id TEXT,
+  survivors_json TEXT, dropped_json TEXT, outcome TEXT NOT NULL, reason TEXT, finished_at INTEGER,
+  PRIMARY KEY (run_id, round, attempt)
+);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, participant TEXT,
   run_id TEXT, round INTEGER, code TEXT, message TEXT NOT NULL
 );
 `;
+
+/** One secure-aggregation attempt of a train round: who, which threshold, and how it ended (no secrets). */
+export interface SecAggAttemptRow {
+  run_id: string;
+  round: number;
+  attempt: number;
+  started_at: number;
+  cohort_json: string;
+  threshold: number;
+  ring_bits: number;
+  session_id: string | null;
+  survivors_json: string | null;
+  dropped_json: string | null;
+  /** running | completed | aborted */
+  outcome: string;
+  reason: string | null;
+  finished_at: number | null;
+}
 
 export interface RunRow {
   id: string;
@@ -305,6 +329,39 @@ export class SqliteStore {
          VALUES (@at, @kind, @participant, @run_id, @round, @code, @message)`,
       )
       .run(e);
+  }
+
+  insertSecAggAttempt(row: SecAggAttemptRow): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO secagg_attempts (run_id, round, attempt, started_at, cohort_json, threshold, ring_bits,
+           session_id, survivors_json, dropped_json, outcome, reason, finished_at)
+         VALUES (@run_id, @round, @attempt, @started_at, @cohort_json, @threshold, @ring_bits, @session_id,
+           @survivors_json, @dropped_json, @outcome, @reason, @finished_at)`,
+      )
+      .run(row);
+  }
+
+  finishSecAggAttempt(
+    key: { run_id: string; round: number; attempt: number },
+    end: Pick<
+      SecAggAttemptRow,
+      'session_id' | 'survivors_json' | 'dropped_json' | 'outcome' | 'reason' | 'finished_at'
+    >,
+  ): void {
+    this.db
+      .prepare(
+        `UPDATE secagg_attempts SET session_id = @session_id, survivors_json = @survivors_json,
+           dropped_json = @dropped_json, outcome = @outcome, reason = @reason, finished_at = @finished_at
+         WHERE run_id = @run_id AND round = @round AND attempt = @attempt`,
+      )
+      .run({ ...key, ...end });
+  }
+
+  listSecAggAttempts(runId: string): SecAggAttemptRow[] {
+    return this.db
+      .prepare('SELECT * FROM secagg_attempts WHERE run_id = ? ORDER BY round, attempt')
+      .all(runId) as SecAggAttemptRow[];
   }
 
   listEvents(limit = 1000): EventRow[] {

@@ -1,0 +1,349 @@
+/**
+ * Drives one secure-aggregation attempt of a train round on the coordinator: writes one task per stage
+ * for the participants still in, enforces each stage's deadline (a stage closes early when everyone
+ * expected answered, or at its deadline when at least t did), validates masked inputs in full before
+ * folding them into a single running sum (so memory is one vector whatever n), and at the end asks the
+ * pure `ServerSession` (secagg/server-session.ts) to unmask the sum. It never holds an individual
+ * unmasked update: it has none. Aborts (fewer than t at some stage) are reported, never partial sums.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { EntenteError } from '../core/errors.ts';
+import type { BlobRef, Task, TaskResult } from '../protocol/index.ts';
+import {
+  type RingVector,
+  type SecAggRoundContext,
+  type SecAggStage,
+  ServerSession,
+  addRingVectors,
+  countVectorWords,
+} from '../secagg/index.ts';
+import type { BlobStore, SqliteStore } from '../storage/index.ts';
+
+export interface SecAggRoundDeps {
+  readonly store: SqliteStore;
+  readonly blobs: BlobStore;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly notify: (participant: string) => void;
+  readonly record: (kind: string, participant: string | null, code: string | null, message: string) => void;
+}
+
+export type SecAggOutcome =
+  | { readonly ok: true; readonly survivors: string[]; readonly dropped: string[]; readonly sum: RingVector }
+  | { readonly ok: false; readonly reason: string };
+
+const STAGE_KIND: Record<SecAggStage, Task['kind']> = {
+  'advertise-keys': 'secagg-train',
+  'share-keys': 'secagg-share-keys',
+  'masked-input': 'secagg-masked-input',
+  'consistency-check': 'secagg-consistency-check',
+  unmasking: 'secagg-unmasking',
+};
+
+export const SECAGG_TASK_KINDS: readonly string[] = Object.values(STAGE_KIND);
+
+export class SecAggRound {
+  readonly session: ServerSession;
+  private readonly deps: SecAggRoundDeps;
+  private readonly ctx: SecAggRoundContext;
+  private readonly stageTimeoutMs: number;
+  private deadlineAt: number;
+  private busy = false;
+  private finished = false;
+  private sum: RingVector;
+  private readonly folded = new Set<string>();
+  private readonly onDone: (outcome: SecAggOutcome) => void;
+  private readonly firstTask: (participant: string) => Task;
+
+  constructor(input: {
+    deps: SecAggRoundDeps;
+    context: SecAggRoundContext;
+    caCertPem: string;
+    firstStageTimeoutMs: number;
+    stageTimeoutMs: number;
+    firstTask: (participant: string) => Task;
+    onDone: (outcome: SecAggOutcome) => void;
+  }) {
+    this.deps = input.deps;
+    this.ctx = input.context;
+    this.session = new ServerSession({
+      context: input.context,
+      caCertPem: input.caCertPem,
+      now: () => new Date(input.deps.now()),
+    });
+    this.stageTimeoutMs = input.stageTimeoutMs;
+    this.deadlineAt = input.deps.now() + input.firstStageTimeoutMs;
+    this.onDone = input.onDone;
+    this.firstTask = input.firstTask;
+    const words = countVectorWords(input.context);
+    this.sum =
+      input.context.quantization.ringBits === 32 ? new Uint32Array(words) : new BigUint64Array(words);
+  }
+
+  /** Writes the stage-1 tasks (secagg-train) for the cohort. */
+  start(): void {
+    this.writeTasks(this.ctx.cohort, (p) => this.firstTask(p));
+  }
+
+  taskId(stage: SecAggStage, participant: string): string {
+    return `${this.ctx.runId}.r${this.ctx.round}.a${this.ctx.attempt}.${stage}.${participant}`;
+  }
+
+  private writeTasks(participants: readonly string[], build: (p: string) => Task): void {
+    const { store, now } = this.deps;
+    const at = now();
+    store.transaction(() => {
+      for (const p of participants) {
+        const task = build(p);
+        store.insertTask({
+          id: task.taskId,
+          run_id: this.ctx.runId,
+          round: this.ctx.round,
+          kind: task.kind,
+          participant: p,
+          status: 'open',
+          task_json: JSON.stringify(task),
+          created_at: at,
+          completed_at: null,
+        });
+      }
+    });
+    for (const p of participants) this.deps.notify(p);
+  }
+
+  private base(stage: SecAggStage, participant: string) {
+    return {
+      taskId: this.taskId(stage, participant),
+      runId: this.ctx.runId,
+      round: this.ctx.round,
+      attempt: this.ctx.attempt,
+      issuedAt: this.deps.now(),
+    };
+  }
+
+  /** Accepts one stage result (already matched to its open task). Throws a coded error when refused. */
+  async accept(participant: string, result: TaskResult): Promise<void> {
+    if (this.finished)
+      throw new EntenteError('STALE_ROUND', 'this secure-aggregation attempt has ended', {
+        field: 'attempt',
+      });
+    if (!('attempt' in result) || result.attempt !== this.ctx.attempt)
+      throw new EntenteError('STALE_ROUND', 'attempt does not match the open attempt', { field: 'attempt' });
+    const s = this.session;
+    switch (result.kind) {
+      case 'secagg-train':
+        await s.acceptAdvert(participant, result.advert);
+        break;
+      case 'secagg-share-keys':
+        s.acceptShares(participant, result.shares);
+        break;
+      case 'secagg-masked-input':
+        this.acceptMaskedInput(participant, result.maskedInput, result.signature);
+        break;
+      case 'secagg-consistency-check':
+        s.acceptSurvivorSignature(participant, result.signature);
+        break;
+      case 'secagg-unmasking':
+        s.acceptUnmaskShares(participant, result);
+        break;
+      default:
+        throw new EntenteError('INVALID_MESSAGE', 'kind is not a secure-aggregation result', {
+          field: 'kind',
+        });
+    }
+    this.deps.store.setTaskStatus(this.taskId(s.stage as SecAggStage, participant), 'done', this.deps.now());
+    if (s.answered.length === s.expected.length) await this.closeStage();
+  }
+
+  /** Checks size, chunk presence, digest and the signed commitment, and only then folds into the sum. */
+  private acceptMaskedInput(participant: string, ref: BlobRef, signature: string): void {
+    const wordBytes = this.ctx.quantization.ringBits / 8;
+    const expected = countVectorWords(this.ctx) * wordBytes;
+    if (ref.bytes !== expected) {
+      throw new EntenteError('INVALID_TENSOR', `maskedInput.bytes must be ${expected} for this round`, {
+        field: 'maskedInput.bytes',
+      });
+    }
+    for (const [i, c] of ref.chunks.entries()) {
+      if (c.bytes % wordBytes !== 0)
+        throw new EntenteError('MALFORMED_BODY', `maskedInput.chunks.${i} splits a ring element`, {
+          field: `maskedInput.chunks.${i}`,
+        });
+      if (this.deps.blobs.sizeOf(c.sha256) !== c.bytes)
+        throw new EntenteError('MALFORMED_BODY', `maskedInput.chunks.${i} was not uploaded completely`, {
+          field: `maskedInput.chunks.${i}`,
+        });
+    }
+    const h = createHash('sha256');
+    this.deps.blobs.readPieces(
+      ref.chunks.map((c) => c.sha256),
+      (piece) => h.update(piece),
+    );
+    if (h.digest('hex') !== ref.sha256)
+      throw new EntenteError('DIGEST_MISMATCH', 'maskedInput.sha256 does not match the uploaded chunks', {
+        field: 'maskedInput.sha256',
+      });
+    this.session.acceptMaskedInput(participant, ref.sha256, signature);
+    if (this.folded.has(participant)) return;
+    this.foldInto(ref);
+    this.folded.add(participant);
+  }
+
+  private foldInto(ref: BlobRef): void {
+    const wordBytes = this.ctx.quantization.ringBits / 8;
+    const scratch = new Uint8Array(1024 * 1024 + 8);
+    let carry = 0;
+    let word = 0;
+    this.deps.blobs.readPieces(
+      ref.chunks.map((c) => c.sha256),
+      (piece) => {
+        let at = 0;
+        while (at < piece.length) {
+          const take = Math.min(piece.length - at, scratch.length - 8 - carry);
+          scratch.set(piece.subarray(at, at + take), carry);
+          const total = carry + take;
+          const words = Math.floor(total / wordBytes);
+          if (words > 0) {
+            const target = this.sum.subarray(word, word + words);
+            const source =
+              wordBytes === 4
+                ? new Uint32Array(scratch.buffer, 0, words)
+                : new BigUint64Array(scratch.buffer, 0, words);
+            addRingVectors(target as RingVector, source as RingVector);
+            word += words;
+          }
+          carry = total - words * wordBytes;
+          scratch.copyWithin(0, words * wordBytes, total);
+          at += take;
+        }
+      },
+    );
+  }
+
+  /** Enforces the stage deadline. */
+  async tick(now: number): Promise<void> {
+    if (this.finished || this.busy || now < this.deadlineAt) return;
+    const s = this.session;
+    const missing = s.expected.filter((p) => !s.answered.includes(p));
+    if (missing.length > 0)
+      this.deps.record(
+        'secagg-dropped',
+        null,
+        null,
+        `${s.stage}: no answer by the deadline from ${missing.join(', ')}`,
+      );
+    await this.closeStage();
+  }
+
+  private async closeStage(): Promise<void> {
+    if (this.busy || this.finished) return;
+    this.busy = true;
+    try {
+      const s = this.session;
+      const stage = s.stage as SecAggStage;
+      const closeTasks = (): void => {
+        const at = this.deps.now();
+        for (const p of s.expected) {
+          const id = this.taskId(stage, p);
+          if (this.deps.store.getTask(id)?.status === 'open')
+            this.deps.store.setTaskStatus(id, 'expired', at);
+        }
+      };
+      let next: { stage: SecAggStage; who: string[]; build: (p: string) => Task } | null = null;
+      let failure: string | null = null;
+      if (stage === 'advertise-keys') {
+        const v = s.closeAdvertiseKeys();
+        if (!v.ok) failure = v.reason;
+        else
+          next = {
+            stage: 'share-keys',
+            who: v.value.adverts.map((a) => a.participant),
+            build: (p) => ({
+              ...this.base('share-keys', p),
+              kind: 'secagg-share-keys',
+              adverts: v.value.adverts,
+            }),
+          };
+      } else if (stage === 'share-keys') {
+        const v = s.closeShareKeys();
+        if (!v.ok) failure = v.reason;
+        else
+          next = {
+            stage: 'masked-input',
+            who: [...v.value.routed.keys()],
+            build: (p) => ({
+              ...this.base('masked-input', p),
+              kind: 'secagg-masked-input',
+              shares: v.value.routed.get(p)!,
+            }),
+          };
+      } else if (stage === 'masked-input') {
+        const v = s.closeMaskedInput();
+        if (!v.ok) failure = v.reason;
+        else
+          next = {
+            stage: 'consistency-check',
+            who: v.value.survivors,
+            build: (p) => ({
+              ...this.base('consistency-check', p),
+              kind: 'secagg-consistency-check',
+              survivors: v.value.survivors,
+            }),
+          };
+      } else if (stage === 'consistency-check') {
+        const v = s.closeConsistencyCheck();
+        if (!v.ok) failure = v.reason;
+        else
+          next = {
+            stage: 'unmasking',
+            who: v.value.signatures.map((x) => x.participant),
+            build: (p) => ({
+              ...this.base('unmasking', p),
+              kind: 'secagg-unmasking',
+              survivors: [...v.value.survivors],
+              dropped: [...v.value.dropped],
+              signatures: [...v.value.signatures],
+            }),
+          };
+      } else {
+        const v = await s.closeUnmasking();
+        closeTasks();
+        this.finished = true;
+        if (!v.ok) {
+          this.onDone({ ok: false, reason: v.reason });
+          return;
+        }
+        v.value.unmaskSum(this.sum);
+        const d = s.describe();
+        this.onDone({ ok: true, survivors: v.value.survivors, dropped: d.dropped, sum: this.sum });
+        return;
+      }
+      closeTasks();
+      if (failure !== null) {
+        this.finished = true;
+        this.onDone({ ok: false, reason: failure });
+        return;
+      }
+      this.deps.log.info(
+        {
+          run: this.ctx.runId,
+          round: this.ctx.round,
+          attempt: this.ctx.attempt,
+          stage: next!.stage,
+          participants: next!.who.length,
+        },
+        'secure aggregation stage opened',
+      );
+      this.deadlineAt = this.deps.now() + this.stageTimeoutMs;
+      this.writeTasks(next!.who, next!.build);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Abandons the attempt (run stopped, coordinator shutting down): expires its open tasks. */
+  expire(): void {
+    this.finished = true;
+  }
+}
