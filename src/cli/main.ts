@@ -15,6 +15,18 @@ import { createWorkspace, openWorkspace } from '../storage/index.ts';
 import { createMtlsClient } from '../transport/index.ts';
 import { createLogger } from './logger.ts';
 
+/** `--slow-ms 1500` (every task) or `--slow-ms secagg-masked-input=4000,train=100` (per task kind). */
+function parseSlowMs(text: string): number | Record<string, number> {
+  if (/^\d+$/.test(text)) return Number(text);
+  const out: Record<string, number> = {};
+  for (const part of text.split(',')) {
+    const m = /^([a-z-]+)=(\d+)$/.exec(part.trim());
+    if (!m) throw new EntenteError('INVALID_ARGUMENT', '--slow-ms: expected MS or KIND=MS[,KIND=MS]', { field: 'slow-ms' });
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
 function readStructured(path: string): unknown {
   let text: string;
   try {
@@ -116,7 +128,7 @@ export function buildProgram(): Command {
     .requiredOption('--schema <file>', 'declared data schema (JSON or YAML)')
     .option('--coordinator <url>', 'coordinator URL (default: read from the workspace)')
     .option('--holdout <fraction>', 'fraction of local rows held out for federated evaluation', '0.2')
-    .addOption(new Option('--slow-ms <ms>', 'simulation: delay each upload (a slow institution)').hideHelp())
+    .addOption(new Option('--slow-ms <ms>', 'simulation: delay each result, MS or KIND=MS,... (a slow institution)').hideHelp())
     .action(
       async (opts: {
         workspace: string;
@@ -140,7 +152,7 @@ export function buildProgram(): Command {
           data,
           holdoutFraction: Number(opts.holdout),
           log,
-          ...(opts.slowMs ? { slowMs: Number(opts.slowMs) } : {}),
+          ...(opts.slowMs ? { slowMs: parseSlowMs(opts.slowMs) } : {}),
         });
         log.info({ rows: data.count, features: data.dim }, 'local data loaded');
         onSignals(() => handle.stop());

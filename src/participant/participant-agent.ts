@@ -53,8 +53,11 @@ export interface ParticipantOptions {
   readonly holdoutFraction?: number;
   readonly log: Logger;
   readonly trainer?: Trainer;
-  /** Simulation only: wait this long before uploading each update (a slow institution). */
-  readonly slowMs?: number;
+  /**
+   * Simulation only: wait this long before uploading each result (a slow institution); either one
+   * delay for every task, or a delay per task kind (e.g. { 'secagg-masked-input': 4000 }).
+   */
+  readonly slowMs?: number | Readonly<Record<string, number>>;
   readonly pollWaitMs?: number;
   readonly maxBackoffMs?: number;
   /** The institution's Ed25519 identity (secure aggregation signs with it) and the consortium CA it trusts. */
@@ -446,7 +449,8 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       throw err;
     }
     const { result, chunks } = computed;
-    if (options.slowMs) await sleep(options.slowMs, signal);
+    const delayMs = typeof options.slowMs === 'number' ? options.slowMs : (options.slowMs?.[task.kind] ?? 0);
+    if (delayMs > 0) await sleep(delayMs, signal);
     await withRetry(async () => {
       for (const c of chunks) await currentClient().putBytes(`/v1/blobs/${sha256Hex(c)}`, c, 120_000);
       await currentClient().postJson(`/v1/tasks/${encodeURIComponent(task.taskId)}/result`, result, 120_000);
