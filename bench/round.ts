@@ -93,6 +93,8 @@ async function runCase(n: number, p: number, rounds: number): Promise<Case> {
       strategy: { name: 'fedavg', minTrainParticipants: n },
       rounds,
       minParticipants: n,
+      // Plain updates: this benchmark measures plain aggregation (secure aggregation: bench secagg).
+      secureAggregation: { protocol: 'none' },
       train: {},
       evaluate: false,
       roundTimeoutMs: 600_000,

@@ -48,3 +48,73 @@ describe('run configuration', () => {
     assert.match(fieldOf({ ...valid, train: { optimizer: 'adam', momentum: 0.9 } }) ?? '', /momentum/);
   });
 });
+
+describe('secure aggregation settings', () => {
+  it('is on by default, with a scale chosen so the ring cannot wrap', () => {
+    const c = parseRunConfig(valid);
+    assert.equal(c.secureAggregation.protocol, 'secagg');
+    const { ringBits, clipRange, scale, maxParticipants, maxWeight } = c.secureAggregation;
+    assert.equal(ringBits, 32);
+    assert.ok(Number.isInteger(Math.log2(scale)), 'a power of two');
+    assert.ok(maxParticipants * (clipRange * scale + 1) < 2 ** 31, 'n x range fits the signed ring');
+    assert.ok(
+      maxParticipants * (clipRange * scale * 2 + 1) >= 2 ** 31,
+      'and is the largest such power of two',
+    );
+    assert.ok(maxParticipants * maxWeight < 2 ** 31);
+  });
+
+  it('refuses, up front, a configuration whose sum could wrap the ring', () => {
+    assert.equal(
+      fieldOf({ ...valid, secureAggregation: { scale: 2 ** 30, clipRange: 1, maxParticipants: 10 } }),
+      'secureAggregation.scale',
+    );
+    assert.equal(
+      fieldOf({ ...valid, secureAggregation: { maxWeight: 1e9, maxParticipants: 100 } }),
+      'secureAggregation.maxWeight',
+    );
+    // The same scale fits in the 2^64 ring.
+    const c = parseRunConfig({
+      ...valid,
+      secureAggregation: { scale: 2 ** 30, ringBits: 64, maxParticipants: 10 },
+    });
+    assert.equal(c.secureAggregation.scale, 2 ** 30);
+  });
+
+  it('refuses fewer than 3 participants, and a threshold a minimal round could never reach', () => {
+    assert.equal(
+      fieldOf({
+        ...valid,
+        minParticipants: 2,
+        strategy: { name: 'fedavg', minTrainParticipants: 2, minEvaluateParticipants: 2 },
+      }),
+      'minParticipants',
+    );
+    assert.equal(fieldOf({ ...valid, secureAggregation: { threshold: 4 } }), 'secureAggregation.threshold');
+    assert.equal(
+      fieldOf({ ...valid, secureAggregation: { threshold: 2 } }),
+      'run.secureAggregation.threshold',
+    );
+    assert.equal(
+      fieldOf({ ...valid, secureAggregation: { maxParticipants: 2 } }),
+      'run.secureAggregation.maxParticipants',
+    );
+  });
+
+  it('allows plain aggregation only when asked for explicitly, and then 2 participants', () => {
+    const c = parseRunConfig({
+      ...valid,
+      minParticipants: 2,
+      strategy: { name: 'fedavg', minTrainParticipants: 2, minEvaluateParticipants: 2 },
+      secureAggregation: { protocol: 'none' },
+    });
+    assert.equal(c.secureAggregation.protocol, 'none');
+  });
+
+  it('a stored configuration parses again to the same value', () => {
+    for (const input of [valid, { ...valid, secureAggregation: { protocol: 'none' } }]) {
+      const c = parseRunConfig(input);
+      assert.deepEqual(parseRunConfig(JSON.parse(JSON.stringify(c))), c);
+    }
+  });
+});

@@ -18,7 +18,7 @@ const runConfigInputSchema = z.strictObject({
   model: z.unknown(),
   strategy: z.unknown(),
   rounds: z.number().int().min(1).max(100_000),
-  minParticipants: z.number().int().min(1).max(10_000).default(2),
+  minParticipants: z.number().int().min(1).max(10_000).default(3),
   train: z.strictObject({
     epochs: z.number().int().min(1).max(1000).default(1),
     batchSize: z.number().int().min(1).max(1_000_000).default(32),
@@ -53,8 +53,9 @@ const runConfigInputSchema = z.strictObject({
       /** Deadline of every stage after the first (the first uses roundTimeoutMs, it includes training). */
       stageTimeoutMs: z.number().int().min(100).max(3_600_000).default(30_000),
     })
+    // Secure by default: a run config that says nothing gets secure aggregation.
     .default({
-      protocol: 'none',
+      protocol: 'secagg',
       ringBits: 32,
       clipRange: 1,
       maxWeight: 10_000,

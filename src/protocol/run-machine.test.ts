@@ -109,3 +109,61 @@ describe('run state machine', () => {
     );
   });
 });
+
+describe('phases driven by the app (secure aggregation)', () => {
+  const opened = () => {
+    let s = createRunState({
+      runId: 'r',
+      totalRounds: 2,
+      minParticipants: 3,
+      evaluate: false,
+      statistics: false,
+    });
+    s = stepRun(s, { type: 'tick', now: 0, available: ['a', 'b', 'c'] }).state;
+    return stepRun(s, { type: 'phase-opened', cohort: ['a', 'b', 'c'], deadlineAt: null }).state;
+  };
+
+  it('has no deadline of its own: ticks never close or flag the phase', () => {
+    const s = opened();
+    const out = stepRun(s, { type: 'tick', now: 10 ** 12, available: [] });
+    assert.equal(out.state, s);
+    assert.deepEqual(out.effects, []);
+  });
+
+  it('closes when the app asks, with the contributors it names', () => {
+    const out = stepRun(opened(), { type: 'close-requested', contributors: ['c', 'a', 'a'] });
+    assert.equal(out.state.status, 'closing');
+    assert.deepEqual(out.effects, [
+      { type: 'close-phase', phase: 'train', round: 1, contributors: ['a', 'c'] },
+    ]);
+  });
+
+  it('an aborted phase waits to reopen as the next attempt of the same round; the next round starts at 0', () => {
+    const aborted = stepRun(opened(), { type: 'phase-aborted' }).state;
+    assert.equal(aborted.status, 'waiting');
+    assert.equal(aborted.round, 1);
+    assert.equal(aborted.attempt, 1);
+    assert.deepEqual(aborted.cohort, []);
+    const again = stepRun(stepRun(aborted, { type: 'tick', now: 0, available: ['a', 'b', 'c'] }).state, {
+      type: 'phase-opened',
+      cohort: ['a', 'b', 'c'],
+      deadlineAt: null,
+    }).state;
+    const closing = stepRun(again, { type: 'close-requested', contributors: ['a', 'b', 'c'] }).state;
+    const next = stepRun(closing, { type: 'phase-closed' }).state;
+    assert.equal(next.round, 2);
+    assert.equal(next.attempt, 0);
+  });
+
+  it('ignores close and abort requests that do not apply', () => {
+    const waiting = createRunState({
+      runId: 'r',
+      totalRounds: 1,
+      minParticipants: 3,
+      evaluate: false,
+      statistics: false,
+    });
+    assert.equal(stepRun(waiting, { type: 'close-requested', contributors: ['a'] }).state, waiting);
+    assert.equal(stepRun(waiting, { type: 'phase-aborted' }).state, waiting);
+  });
+});

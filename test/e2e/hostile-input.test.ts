@@ -93,6 +93,8 @@ describe('hostile and broken input', () => {
       strategy: { name: 'fedavg', minTrainParticipants: 3 },
       rounds: 1,
       minParticipants: 3,
+      // Plain updates: this test is about the coordinator's own validation and recovery of them.
+      secureAggregation: { protocol: 'none' },
       train: {},
       evaluate: false,
       seed: 'hostile',

@@ -22,7 +22,8 @@ const VICTIM = 'delta';
 const INSTITUTIONS = [...HONEST, VICTIM];
 const STAGE_TIMEOUT_MS = 2_500;
 /** The victim pauses before answering every stage after the first: the window in which it is killed. */
-const VICTIM_PAUSE = 'secagg-share-keys=1500,secagg-masked-input=1500,secagg-consistency-check=1500,secagg-unmasking=1500';
+const VICTIM_PAUSE =
+  'secagg-share-keys=1500,secagg-masked-input=1500,secagg-consistency-check=1500,secagg-unmasking=1500';
 
 interface AttemptRow {
   round: number;
@@ -42,7 +43,9 @@ describe('secure aggregation survives dropouts at every stage', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('kills a participant at each stage, lets one arrive late, and restarts the coordinator', { timeout: 240_000 }, async () => {
+  it('kills a participant at each stage, lets one arrive late, and restarts the coordinator', {
+    timeout: 240_000,
+  }, async () => {
     const setup = await createTestWorkspace(INSTITUTIONS, 'entente-secagg-');
     dir = setup.dir;
     const port = await findFreePort();
@@ -56,7 +59,10 @@ describe('secure aggregation survives dropouts at every stage', () => {
     federation = await startProcessFederation({
       workspace: dir,
       port,
-      participants: INSTITUTIONS.map((id) => ({ institution: id, args: args(id, id === VICTIM ? VICTIM_PAUSE : undefined) })),
+      participants: INSTITUTIONS.map((id) => ({
+        institution: id,
+        args: args(id, id === VICTIM ? VICTIM_PAUSE : undefined),
+      })),
     });
     const schema = parseDataSchema(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')));
     const trainRows = new Map(
@@ -85,14 +91,21 @@ describe('secure aggregation survives dropouts at every stage', () => {
       evaluate: false,
       roundTimeoutMs: 20_000,
       seed: 'dropouts-test',
-      secureAggregation: { protocol: 'secagg', stageTimeoutMs: STAGE_TIMEOUT_MS, maxParticipants: 10, maxWeight: 1000 },
+      secureAggregation: {
+        protocol: 'secagg',
+        stageTimeoutMs: STAGE_TIMEOUT_MS,
+        maxParticipants: 10,
+        maxWeight: 1000,
+      },
     });
     const dbPath = join(dir, 'coordinator', 'state', 'coordinator.db');
     const db = new Database(dbPath, { readonly: true, fileMustExist: true });
     after(() => db.close());
     const taskOf = (round: number, stage: string, who: string) =>
       db
-        .prepare("SELECT status FROM tasks WHERE run_id = 'dropouts' AND round = ? AND id LIKE ? AND participant = ?")
+        .prepare(
+          "SELECT status FROM tasks WHERE run_id = 'dropouts' AND round = ? AND id LIKE ? AND participant = ?",
+        )
         .get(round, `%.a0.${stage}.${who}`, who) as { status: string } | undefined;
     const attemptOf = (round: number) =>
       db
@@ -121,12 +134,22 @@ describe('secure aggregation survives dropouts at every stage', () => {
       federation!.startParticipant(VICTIM, args(VICTIM, pause));
     };
     const finished = (round: number) =>
-      waitFor(`round ${round} to finish`, async () => {
-        const a = attemptOf(round);
-        return a && a.outcome !== 'running' ? a : undefined;
-      }, 60_000, 50);
+      waitFor(
+        `round ${round} to finish`,
+        async () => {
+          const a = attemptOf(round);
+          return a && a.outcome !== 'running' ? a : undefined;
+        },
+        60_000,
+        50,
+      );
 
-    const scenarios: { name: string; killWhen: (round: number) => boolean; survivors: string[]; dropped: string[] }[] = [
+    const scenarios: {
+      name: string;
+      killWhen: (round: number) => boolean;
+      survivors: string[];
+      dropped: string[];
+    }[] = [
       {
         name: 'after AdvertiseKeys',
         killWhen: (r) => taskOf(r, 'share-keys', VICTIM) !== undefined,
@@ -135,7 +158,9 @@ describe('secure aggregation survives dropouts at every stage', () => {
       },
       {
         name: 'after ShareKeys',
-        killWhen: (r) => taskOf(r, 'share-keys', VICTIM)?.status === 'done' && taskOf(r, 'masked-input', VICTIM) !== undefined,
+        killWhen: (r) =>
+          taskOf(r, 'share-keys', VICTIM)?.status === 'done' &&
+          taskOf(r, 'masked-input', VICTIM) !== undefined,
         survivors: HONEST,
         dropped: [VICTIM],
       },
@@ -155,23 +180,40 @@ describe('secure aggregation survives dropouts at every stage', () => {
     let round = 0;
     for (const [k, s] of scenarios.entries()) {
       round = await nextVictimRound(round);
-      await waitFor(`round ${round}: victim ${s.name}`, async () => (s.killWhen(round) ? true : undefined), 60_000, 10);
+      await waitFor(
+        `round ${round}: victim ${s.name}`,
+        async () => (s.killWhen(round) ? true : undefined),
+        60_000,
+        10,
+      );
       // The last scenario's restart brings the victim back slow at MaskedInputCollection only.
-      await restartVictim(k === scenarios.length - 1 ? `secagg-masked-input=${STAGE_TIMEOUT_MS + 2_000}` : VICTIM_PAUSE);
+      await restartVictim(
+        k === scenarios.length - 1 ? `secagg-masked-input=${STAGE_TIMEOUT_MS + 2_000}` : VICTIM_PAUSE,
+      );
       const a = await finished(round);
       const events = () =>
-        (db.prepare('SELECT kind, participant, code, message FROM events WHERE round = ?').all(round) as object[])
+        (
+          db
+            .prepare('SELECT kind, participant, code, message FROM events WHERE round = ?')
+            .all(round) as object[]
+        )
           .map((e) => JSON.stringify(e))
           .join('\n');
       assert.equal(a.outcome, 'completed', `${s.name}: round ${round} ${a.reason ?? ''}\n${events()}`);
       assert.deepEqual(JSON.parse(a.survivors_json!), s.survivors, `${s.name}: survivors`);
       assert.deepEqual(JSON.parse(a.dropped_json!), s.dropped, `${s.name}: dropped`);
-      const r = db.prepare("SELECT train_examples, model_out FROM rounds WHERE run_id = 'dropouts' AND round = ?").get(round) as {
+      const r = db
+        .prepare("SELECT train_examples, model_out FROM rounds WHERE run_id = 'dropouts' AND round = ?")
+        .get(round) as {
         train_examples: number;
         model_out: string | null;
       };
       const expected = s.survivors.reduce((sum, id) => sum + trainRows.get(id)!, 0);
-      assert.equal(r.train_examples, expected, `${s.name}: the unmasked weight channel is exactly the survivors' examples`);
+      assert.equal(
+        r.train_examples,
+        expected,
+        `${s.name}: the unmasked weight channel is exactly the survivors' examples`,
+      );
       assert.ok(r.model_out, `${s.name}: a new model was stored`);
     }
 
@@ -185,7 +227,9 @@ describe('secure aggregation survives dropouts at every stage', () => {
       'the late masked input to be refused',
       async () =>
         db
-          .prepare("SELECT code, message FROM events WHERE kind = 'result-refused' AND participant = ? AND round = ? AND message LIKE '%masked-input%'")
+          .prepare(
+            "SELECT code, message FROM events WHERE kind = 'result-refused' AND participant = ? AND round = ? AND message LIKE '%masked-input%'",
+          )
           .get(VICTIM, round) as { code: string; message: string } | undefined,
       20_000,
     );
@@ -196,7 +240,9 @@ describe('secure aggregation survives dropouts at every stage', () => {
       'a round in MaskedInputCollection',
       async () => {
         const row = db
-          .prepare("SELECT round FROM tasks WHERE run_id = 'dropouts' AND kind = 'secagg-masked-input' AND round > ? ORDER BY round DESC LIMIT 1")
+          .prepare(
+            "SELECT round FROM tasks WHERE run_id = 'dropouts' AND kind = 'secagg-masked-input' AND round > ? ORDER BY round DESC LIMIT 1",
+          )
           .get(round) as { round: number } | undefined;
         return row?.round;
       },
@@ -210,7 +256,9 @@ describe('secure aggregation survives dropouts at every stage', () => {
       `round ${killRound} to complete on a later attempt`,
       async () =>
         db
-          .prepare("SELECT * FROM secagg_attempts WHERE run_id = 'dropouts' AND round = ? AND outcome = 'completed'")
+          .prepare(
+            "SELECT * FROM secagg_attempts WHERE run_id = 'dropouts' AND round = ? AND outcome = 'completed'",
+          )
           .get(killRound) as AttemptRow | undefined,
       60_000,
       100,
