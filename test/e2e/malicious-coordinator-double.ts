@@ -1,0 +1,229 @@
+/**
+ * A coordinator double for end-to-end tests: a real mutual-TLS server (the workspace's coordinator
+ * certificate, the consortium CA) that speaks exactly the participant-facing routes of the real
+ * coordinator (src/coordinator/coordinator-server.ts): register, heartbeat, long-poll for the next task,
+ * content-addressed blob chunks, and task results. It runs no engine: the test decides which task each
+ * participant gets (honest or crafted, as an actively malicious coordinator would in the threat model
+ * of DESIGN.md §4 / Bonawitz et al. CCS 2017) and reads back every result posted, in order.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { EntenteError } from '../../src/core/index.ts';
+import {
+  type BlobRef,
+  MAX_CHUNK_BYTES,
+  PROTOCOL_VERSION,
+  type Task,
+  type TaskResult,
+  createBlobRef,
+  parseMessage,
+  registerRequestSchema,
+  taskResultSchema,
+  taskSchema,
+} from '../../src/protocol/index.ts';
+import type { Workspace } from '../../src/storage/index.ts';
+import { createMtlsServer, readPeerIdentity } from '../../src/transport/index.ts';
+
+/** One result a participant posted, as received (parsed with the protocol schema). */
+export interface RecordedResult {
+  readonly participant: string;
+  readonly taskId: string;
+  readonly result: TaskResult;
+}
+
+export interface CoordinatorDouble {
+  readonly url: string;
+  /** Every result posted so far, in arrival order. */
+  readonly results: readonly RecordedResult[];
+  /** Institutions that registered (in order, repeats included). */
+  readonly registrations: readonly string[];
+  /** Stores `bytes` as chunks (of at most `chunkBytes`) and returns its reference. */
+  putBlob(bytes: Uint8Array, chunkBytes?: number): BlobRef;
+  /** The bytes of a blob whose chunks are stored (e.g. a participant's masked input). Throws NOT_FOUND. */
+  readBlob(ref: BlobRef): Uint8Array;
+  /** Queues `task` for `participant`; it is served until that participant posts a result for it. */
+  assign(participant: string, task: Task): void;
+  /** Resolves with the first result posted for `taskId`; rejects after `timeoutMs`. */
+  waitForResult(taskId: string, timeoutMs: number): Promise<RecordedResult>;
+  close(): Promise<void>;
+}
+
+const sha256Param = z.strictObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+const taskParam = z.strictObject({ taskId: z.string().min(1).max(200) });
+const waitQuery = z.object({ waitMs: z.coerce.number().int().min(0).max(60_000).default(25_000) });
+
+const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * Starts the double on 127.0.0.1 (any free port). Only certificates of the workspace's institutions
+ * are served; a task is checked against the protocol schema when assigned, so a test cannot hand out
+ * a task the participant would drop as malformed instead of refusing.
+ */
+export async function startCoordinatorDouble(input: {
+  readonly workspace: Workspace;
+  readonly heartbeatMs?: number;
+}): Promise<CoordinatorDouble> {
+  const ws = input.workspace;
+  const blobs = new Map<string, Uint8Array>();
+  const open = new Map<string, Task[]>();
+  const results: RecordedResult[] = [];
+  const registrations: string[] = [];
+  const pollWaiters = new Map<string, Set<() => void>>();
+  const resultWaiters = new Map<string, Set<(r: RecordedResult) => void>>();
+  let closing = false;
+
+  const wake = (participant: string): void => {
+    const set = pollWaiters.get(participant);
+    if (!set) return;
+    pollWaiters.delete(participant);
+    for (const w of set) w();
+  };
+  const institutionOf = (request: FastifyRequest): string => {
+    const id = readPeerIdentity(request);
+    if (!ws.consortium.institutions.includes(id))
+      throw new EntenteError('UNKNOWN_PARTICIPANT', 'the certificate does not belong to an institution');
+    return id;
+  };
+
+  const app = createMtlsServer(ws.coordinatorIdentity());
+
+  app.post('/v1/participants/register', async (request) => {
+    const id = institutionOf(request);
+    parseMessage(registerRequestSchema, request.body, 'register');
+    registrations.push(id);
+    return { institution: id, consortium: ws.consortium.consortium, heartbeatMs: input.heartbeatMs ?? 1_000 };
+  });
+
+  app.post('/v1/heartbeat', async (request) => {
+    institutionOf(request);
+    return { ok: true, protocol: PROTOCOL_VERSION };
+  });
+
+  app.get('/v1/tasks/next', async (request, reply) => {
+    const id = institutionOf(request);
+    const { waitMs } = parseMessage(waitQuery, request.query, 'query');
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      if (closing) return reply.status(204).send();
+      const next = open.get(id)?.[0];
+      if (next) return next;
+      const left = deadline - Date.now();
+      if (left <= 0 || request.raw.destroyed) return reply.status(204).send();
+      await new Promise<void>((resolve) => {
+        const set = pollWaiters.get(id) ?? new Set();
+        const done = (): void => {
+          clearTimeout(timer);
+          set.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(left, 2_000));
+        set.add(done);
+        pollWaiters.set(id, set);
+      });
+    }
+  });
+
+  app.put('/v1/blobs/:sha256', async (request) => {
+    institutionOf(request);
+    const { sha256 } = parseMessage(sha256Param, request.params, 'path');
+    const body = request.body as Readable | undefined;
+    if (!body || typeof body.pipe !== 'function')
+      throw new EntenteError('MALFORMED_BODY', 'chunk body must be application/octet-stream', {
+        field: 'body',
+      });
+    const parts: Buffer[] = [];
+    let total = 0;
+    for await (const piece of body) {
+      total += (piece as Buffer).length;
+      if (total > MAX_CHUNK_BYTES)
+        throw new EntenteError('BODY_TOO_LARGE', `chunk exceeds ${MAX_CHUNK_BYTES} bytes`, { field: 'body' });
+      parts.push(piece as Buffer);
+    }
+    const bytes = new Uint8Array(Buffer.concat(parts));
+    if (sha256Hex(bytes) !== sha256)
+      throw new EntenteError('DIGEST_MISMATCH', 'chunk does not match its address', { field: 'body' });
+    blobs.set(sha256, bytes);
+    return { stored: true, sha256 };
+  });
+
+  app.get('/v1/blobs/:sha256', async (request, reply) => {
+    institutionOf(request);
+    const { sha256 } = parseMessage(sha256Param, request.params, 'path');
+    const bytes = blobs.get(sha256);
+    if (!bytes) throw new EntenteError('NOT_FOUND', 'no such blob', { field: 'sha256' });
+    return reply.type('application/octet-stream').send(Buffer.from(bytes));
+  });
+
+  app.post('/v1/tasks/:taskId/result', async (request) => {
+    const id = institutionOf(request);
+    const { taskId } = parseMessage(taskParam, request.params, 'path');
+    const result = parseMessage(taskResultSchema, request.body, 'result');
+    const recorded: RecordedResult = { participant: id, taskId, result };
+    results.push(recorded);
+    const queue = open.get(id);
+    if (queue)
+      open.set(
+        id,
+        queue.filter((t) => t.taskId !== taskId),
+      );
+    const waiters = resultWaiters.get(taskId);
+    resultWaiters.delete(taskId);
+    for (const w of waiters ?? []) w(recorded);
+    return { accepted: true };
+  });
+
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const url = address.replace('[::1]', '127.0.0.1');
+
+  return {
+    url,
+    results,
+    registrations,
+    putBlob(bytes, chunkBytes) {
+      const { ref, chunks } = createBlobRef(bytes, chunkBytes);
+      for (const c of chunks) blobs.set(sha256Hex(c), new Uint8Array(c));
+      return ref;
+    },
+    readBlob(ref) {
+      const parts = ref.chunks.map((c) => {
+        const b = blobs.get(c.sha256);
+        if (!b)
+          throw new EntenteError('NOT_FOUND', `chunk ${c.sha256} was not uploaded`, { field: 'chunks' });
+        return b;
+      });
+      const all = new Uint8Array(Buffer.concat(parts));
+      if (sha256Hex(all) !== ref.sha256)
+        throw new EntenteError('DIGEST_MISMATCH', 'blob does not match its address', { field: 'sha256' });
+      return all;
+    },
+    assign(participant, task) {
+      parseMessage(taskSchema, task, 'task');
+      open.set(participant, [...(open.get(participant) ?? []), task]);
+      wake(participant);
+    },
+    waitForResult(taskId, timeoutMs) {
+      const already = results.find((r) => r.taskId === taskId);
+      if (already) return Promise.resolve(already);
+      return new Promise((resolve, reject) => {
+        const set = resultWaiters.get(taskId) ?? new Set();
+        const timer = setTimeout(() => {
+          set.delete(done);
+          reject(new Error(`no result for task ${taskId} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const done = (r: RecordedResult): void => {
+          clearTimeout(timer);
+          resolve(r);
+        };
+        set.add(done);
+        resultWaiters.set(taskId, set);
+      });
+    },
+    async close() {
+      closing = true;
+      for (const p of [...pollWaiters.keys()]) wake(p);
+      await app.close();
+    },
+  };
+}
