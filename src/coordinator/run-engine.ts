@@ -596,6 +596,9 @@ export class RunEngine {
         result.code,
         `${participant} refused ${task.kind}: ${result.message}`,
       );
+      const live = this.runs.get(task.run_id);
+      if (live?.secagg && SECAGG_TASK_KINDS.includes(task.kind) && live.state.round === task.round)
+        await live.secagg.noteRefusal(participant, taskId);
       return { accepted: true };
     }
     if (result.kind !== task.kind)

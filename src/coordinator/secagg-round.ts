@@ -53,6 +53,8 @@ export class SecAggRound {
   private finished = false;
   private sum: RingVector;
   private readonly folded = new Set<string>();
+  /** `${stage}/${participant}` of participants that refused their task in that stage. */
+  private readonly refused = new Set<string>();
   private readonly onDone: (outcome: SecAggOutcome) => void;
   private readonly firstTask: (participant: string) => Task;
 
@@ -153,7 +155,7 @@ export class SecAggRound {
         });
     }
     this.deps.store.setTaskStatus(this.taskId(s.stage as SecAggStage, participant), 'done', this.deps.now());
-    if (s.answered.length === s.expected.length) await this.closeStage();
+    await this.closeIfComplete();
   }
 
   /** Checks size, chunk presence, digest and the signed commitment, and only then folds into the sum. */
@@ -219,6 +221,26 @@ export class SecAggRound {
         }
       },
     );
+  }
+
+  /**
+   * A participant refused its task of the current stage (it will not answer): the stage closes as soon
+   * as everyone else has answered, instead of waiting for the deadline.
+   */
+  async noteRefusal(participant: string, taskId: string): Promise<void> {
+    const s = this.session;
+    if (this.finished || s.stage === 'done' || s.stage === 'aborted') return;
+    if (taskId !== this.taskId(s.stage, participant)) return;
+    this.refused.add(`${s.stage}/${participant}`);
+    await this.closeIfComplete();
+  }
+
+  private async closeIfComplete(): Promise<void> {
+    const s = this.session;
+    if (s.stage === 'done' || s.stage === 'aborted') return;
+    const stage = s.stage;
+    const pending = s.expected.filter((p) => !s.answered.includes(p) && !this.refused.has(`${stage}/${p}`));
+    if (pending.length === 0) await this.closeStage();
   }
 
   /** Enforces the stage deadline. */

@@ -145,6 +145,8 @@ export class ServerSession {
     this.expectStage('advertise-keys', participant);
     if (advert.participant !== participant) refuse('advert.participant', 'is not the sender');
     const identityKey = await verifyAdvert(this.context, advert, this.caCertPem, this.now(), 'advert');
+    // The stage may have closed while the certificate was being verified.
+    this.expectStage('advertise-keys', participant);
     for (const { advert: other } of this.adverts.values()) {
       for (const k of [other.encryptionKey, other.maskingKey]) {
         if (k === advert.encryptionKey || k === advert.maskingKey)
