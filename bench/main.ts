@@ -1,8 +1,9 @@
 /** Benchmarks: `npm run bench -- <name> [--json]`. Each prints one JSON object on stdout. */
 import { benchRound } from './round.ts';
+import { benchSecAgg } from './secagg.ts';
 
 const [name, ...rest] = process.argv.slice(2);
-const benches: Record<string, (args: string[]) => Promise<void>> = { round: benchRound };
+const benches: Record<string, (args: string[]) => Promise<void>> = { round: benchRound, secagg: benchSecAgg };
 const run = name ? benches[name] : undefined;
 if (!run) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json] [--quick]`);

@@ -5,7 +5,14 @@
  * always canonical bytes (crypto/canonical-bytes.ts) of the caller's context fields, e.g.
  * (consortium, run, round, tensor, sender, receiver, purpose) as DESIGN.md §4 requires.
  */
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync } from 'node:crypto';
+import {
+  type KeyObject,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+} from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
 import { type CanonicalField, encodeCanonicalFields } from '../crypto/canonical-bytes.ts';
 
@@ -26,13 +33,24 @@ function checkPrivateKey(privateKey: Uint8Array): void {
     throw new EntenteError('INVALID_ARGUMENT', 'privateKey: must be 32 bytes', { field: 'privateKey' });
 }
 
-function importPrivateKey(privateKey: Uint8Array) {
+/**
+ * Imported private keys, per key array (importing PKCS#8 costs ~10x the X25519 operation itself, and a
+ * masking key is used once per peer). Weak: the KeyObject goes when the caller drops the array. The
+ * cache assumes the array is not mutated after first use (the sessions never mutate their keys).
+ */
+const importedPrivateKeys = new WeakMap<Uint8Array, KeyObject>();
+
+function importPrivateKey(privateKey: Uint8Array): KeyObject {
   checkPrivateKey(privateKey);
-  return createPrivateKey({
+  const cached = importedPrivateKeys.get(privateKey);
+  if (cached) return cached;
+  const key = createPrivateKey({
     key: Buffer.concat([X25519_PKCS8_PREFIX, privateKey]),
     format: 'der',
     type: 'pkcs8',
   });
+  importedPrivateKeys.set(privateKey, key);
+  return key;
 }
 
 function exportRawPublicKey(key: ReturnType<typeof createPublicKey>): Uint8Array {

@@ -3,7 +3,13 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { EntenteError } from '../core/errors.ts';
-import { addRingVectors, applyMaskStream, type RingVector, subtractRingVectors } from './mask-stream.ts';
+import {
+  addRingVectors,
+  applyMaskStream,
+  applyMaskStreams,
+  type RingVector,
+  subtractRingVectors,
+} from './mask-stream.ts';
 
 type Ring = 32 | 64;
 const MOD64 = 2n ** 64n;
@@ -227,4 +233,35 @@ describe('addRingVectors / subtractRingVectors', () => {
     assert.throws(() => addRingVectors(new Uint32Array(2), new BigUint64Array(2)), isInvalid('source'));
     assert.throws(() => subtractRingVectors(new BigUint64Array(2), new Uint32Array(2)), isInvalid('source'));
   });
+});
+
+it('applyMaskStreams equals applying each stream in turn (any mix of signs, segments, both rings)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.boolean()), {
+        minLength: 0,
+        maxLength: 11,
+      }),
+      fc.integer({ min: 0, max: 40_000 }),
+      fc.integer({ min: 0, max: 50 }),
+      fc.boolean(),
+      (specs, length, offset, wide) => {
+        const streams = specs.map(([key16, plus]) => ({ key16, sign: (plus ? 1 : -1) as 1 | -1 }));
+        const words = offset + length + 3;
+        const make = () =>
+          wide
+            ? BigUint64Array.from(
+                { length: words },
+                (_, i) => (BigInt(i) * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn,
+              )
+            : Uint32Array.from({ length: words }, (_, i) => (i * 2654435761) >>> 0);
+        const one = make();
+        for (const s of streams) applyMaskStream(one, s.key16, s.sign, offset, length);
+        const all = make();
+        applyMaskStreams(all, streams, offset, length);
+        assert.deepEqual(all, one);
+      },
+    ),
+    { numRuns: 40 },
+  );
 });

@@ -196,3 +196,99 @@ export function subtractRingVectors(target: RingVector, source: RingVector): voi
   if (target instanceof Uint32Array) subtractWords32(limbsOf(target), limbsOf(source));
   else subtractWords64(limbsOf(target), sourceLimbsLE(source as BigUint64Array));
 }
+
+/** One mask stream: its AES-128 key (secret) and whether it is added or subtracted. */
+export interface MaskStream {
+  readonly key16: Uint8Array;
+  readonly sign: 1 | -1;
+}
+
+/**
+ * Applies many mask streams to one segment at once: target[offset + i] += Σ sign_k · stream_k[i].
+ * Same result as calling `applyMaskStream` for each, but chunk-major (every stream's next 64 KiB,
+ * then one pass over that part of the target), with streams of the same sign folded four at a time,
+ * so the target is read and written once per four streams instead of once per stream. This is the
+ * participant's and the coordinator's hot path (benchmarked against raw AES-128-CTR).
+ */
+export function applyMaskStreams(
+  target: RingVector,
+  streams: readonly MaskStream[],
+  offsetWords = 0,
+  lengthWords: number = target.length - offsetWords,
+): void {
+  if (!(target instanceof Uint32Array)) {
+    // The 64-bit ring has carries between limbs: keep the one-stream-at-a-time path.
+    for (const s of streams) applyMaskStream(target, s.key16, s.sign, offsetWords, lengthWords);
+    return;
+  }
+  for (const [i, s] of streams.entries()) {
+    if (!(s.key16 instanceof Uint8Array) || s.key16.length !== AES_128_KEY_BYTES)
+      invalid(`streams.${i}.key16`, 'must be 16 bytes');
+    if (s.sign !== 1 && s.sign !== -1) invalid(`streams.${i}.sign`, 'must be 1 or -1');
+  }
+  if (!Number.isInteger(offsetWords) || offsetWords < 0 || offsetWords > target.length)
+    invalid('offsetWords', 'must be an integer inside the vector');
+  if (!Number.isInteger(lengthWords) || lengthWords < 0 || offsetWords + lengthWords > target.length)
+    invalid('lengthWords', 'segment must lie inside the vector');
+  if (lengthWords === 0 || streams.length === 0) return;
+  const limbs = limbsOf(target).subarray(offsetWords, offsetWords + lengthWords);
+  const plus = streams
+    .filter((s) => s.sign === 1)
+    .map((s) => createCipheriv('aes-128-ctr', s.key16, ZERO_IV));
+  const minus = streams
+    .filter((s) => s.sign === -1)
+    .map((s) => createCipheriv('aes-128-ctr', s.key16, ZERO_IV));
+  const chunkWords = CHUNK_BYTES / 4;
+  for (let pos = 0; pos < limbs.length; pos += chunkWords) {
+    const t = limbs.subarray(pos, Math.min(limbs.length, pos + chunkWords));
+    const bytes = t.length * 4;
+    applyGroup(t, plus, bytes, 1);
+    applyGroup(t, minus, bytes, -1);
+  }
+  for (const c of [...plus, ...minus]) c.final();
+}
+
+function applyGroup(t: Int32Array, ciphers: readonly Cipher[], bytes: number, sign: 1 | -1): void {
+  let k = 0;
+  for (; k + 4 <= ciphers.length; k += 4) {
+    const a = nextKeystreamWords(ciphers[k]!, bytes);
+    const b = nextKeystreamWords(ciphers[k + 1]!, bytes);
+    const c = nextKeystreamWords(ciphers[k + 2]!, bytes);
+    const d = nextKeystreamWords(ciphers[k + 3]!, bytes);
+    if (sign === 1) addFour32(t, a, b, c, d);
+    else subtractFour32(t, a, b, c, d);
+  }
+  for (; k < ciphers.length; k++) {
+    const s = nextKeystreamWords(ciphers[k]!, bytes);
+    if (sign === 1) addWords32(t, s);
+    else subtractWords32(t, s);
+  }
+}
+
+/** t += a + b + c + d (mod 2^32); all at least t.length long. Intermediate sums stay below 2^53. */
+function addFour32(t: Int32Array, a: Int32Array, b: Int32Array, c: Int32Array, d: Int32Array): void {
+  const m = t.length;
+  const m4 = m & ~3;
+  let j = 0;
+  for (; j < m4; j += 4) {
+    t[j] = (t[j]! + a[j]! + b[j]! + c[j]! + d[j]!) | 0;
+    t[j + 1] = (t[j + 1]! + a[j + 1]! + b[j + 1]! + c[j + 1]! + d[j + 1]!) | 0;
+    t[j + 2] = (t[j + 2]! + a[j + 2]! + b[j + 2]! + c[j + 2]! + d[j + 2]!) | 0;
+    t[j + 3] = (t[j + 3]! + a[j + 3]! + b[j + 3]! + c[j + 3]! + d[j + 3]!) | 0;
+  }
+  for (; j < m; j++) t[j] = (t[j]! + a[j]! + b[j]! + c[j]! + d[j]!) | 0;
+}
+
+/** t -= a + b + c + d (mod 2^32). */
+function subtractFour32(t: Int32Array, a: Int32Array, b: Int32Array, c: Int32Array, d: Int32Array): void {
+  const m = t.length;
+  const m4 = m & ~3;
+  let j = 0;
+  for (; j < m4; j += 4) {
+    t[j] = (t[j]! - a[j]! - b[j]! - c[j]! - d[j]!) | 0;
+    t[j + 1] = (t[j + 1]! - a[j + 1]! - b[j + 1]! - c[j + 1]! - d[j + 1]!) | 0;
+    t[j + 2] = (t[j + 2]! - a[j + 2]! - b[j + 2]! - c[j + 2]! - d[j + 2]!) | 0;
+    t[j + 3] = (t[j + 3]! - a[j + 3]! - b[j + 3]! - c[j + 3]! - d[j + 3]!) | 0;
+  }
+  for (; j < m; j++) t[j] = (t[j]! - a[j]! - b[j]! - c[j]! - d[j]!) | 0;
+}

@@ -18,7 +18,7 @@ import {
   deriveHkdfKey,
   generateX25519KeyPair,
 } from './key-agreement.ts';
-import { type RingVector, applyMaskStream } from './mask-stream.ts';
+import { type RingVector, applyMaskStreams } from './mask-stream.ts';
 import {
   type SecAggRoundContext,
   type SignedAdvert,
@@ -89,20 +89,32 @@ function isSortedUnique(list: readonly string[]): boolean {
   return true;
 }
 
-/** Adds (sign +1) or subtracts one derived mask stream per segment. */
-export function applyDerivedMask(
+/** Where one mask comes from: a secret (X25519 shared secret or self-mask seed), the pair, the purpose. */
+export interface MaskSource {
+  readonly ikm: Uint8Array;
+  readonly a: string;
+  readonly b: string;
+  readonly purpose: 'pairwise-mask' | 'self-mask';
+  readonly sign: 1 | -1;
+}
+
+/**
+ * Applies every source's mask to every segment: per segment, one AES-128-CTR key per source from
+ * HKDF-SHA256(ikm, salt = session id, info = (consortium, run, round, attempt, tensor, pair, purpose)),
+ * all streams applied in one chunked pass (mask-stream.ts `applyMaskStreams`).
+ */
+export function applyDerivedMasks(
   ctx: SecAggRoundContext,
   target: RingVector,
-  ikm: Uint8Array,
   sessionId: Uint8Array,
-  a: string,
-  b: string,
-  purpose: 'pairwise-mask' | 'self-mask',
-  sign: 1 | -1,
+  sources: readonly MaskSource[],
 ): void {
   for (const seg of ctx.segments) {
-    const key = deriveHkdfKey(ikm, sessionId, encodeMaskInfo(ctx, seg.name, a, b, purpose), 16);
-    applyMaskStream(target, key, sign, seg.offsetWords, seg.lengthWords);
+    const streams = sources.map((s) => ({
+      key16: deriveHkdfKey(s.ikm, sessionId, encodeMaskInfo(ctx, seg.name, s.a, s.b, s.purpose), 16),
+      sign: s.sign,
+    }));
+    applyMaskStreams(target, streams, seg.offsetWords, seg.lengthWords);
   }
 }
 
@@ -330,22 +342,23 @@ export class ParticipantSession {
       );
     const masked = this.input!;
     this.input = undefined;
-    applyDerivedMask(ctx, masked, this.selfSeed, sessionId, this.self, this.self, 'self-mask', 1);
+    const sources: MaskSource[] = [
+      { ikm: this.selfSeed, a: this.self, b: this.self, purpose: 'self-mask', sign: 1 },
+    ];
     for (const peer of maskedWith) {
       if (peer === this.self) continue;
       const peerKey = fromBase64(this.peers.get(peer)!.advert.maskingKey, 'maskingKey', 32);
-      const shared = computeX25519SharedSecret(this.maskingPair.privateKey, peerKey);
-      applyDerivedMask(
-        ctx,
-        masked,
-        shared,
-        sessionId,
-        this.self,
-        peer,
-        'pairwise-mask',
-        pairwiseSign(this.self, peer),
-      );
+      const ikm = computeX25519SharedSecret(this.maskingPair.privateKey, peerKey);
+      sources.push({
+        ikm,
+        a: this.self,
+        b: peer,
+        purpose: 'pairwise-mask',
+        sign: pairwiseSign(this.self, peer),
+      });
     }
+    applyDerivedMasks(ctx, masked, sessionId, sources);
+
     this.maskedWith = maskedWith;
     this.stage = 'consistency-check';
     return {

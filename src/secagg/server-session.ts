@@ -16,7 +16,8 @@ import {
   type SealedShare,
   type UnmaskRequest,
   type UnmaskResponse,
-  applyDerivedMask,
+  applyDerivedMasks,
+  type MaskSource,
   computeSelfSeedCommitment,
   pairwiseSign,
   verifyAdvert,
@@ -353,25 +354,28 @@ export class ServerSession {
       value: {
         survivors,
         unmaskSum: (sum) => {
-          for (const u of survivors)
-            applyDerivedMask(ctx, sum, seeds.get(u)!, sessionId, u, u, 'self-mask', -1);
-          for (const v of dropped) {
-            for (const u of survivors) {
-              const uPublic = fromBase64(this.adverts.get(u)!.advert.maskingKey, 'maskingKey', 32);
-              const shared = computeX25519SharedSecret(keys.get(v)!, uPublic);
+          const sources: MaskSource[] = survivors.map((u) => ({
+            ikm: seeds.get(u)!,
+            a: u,
+            b: u,
+            purpose: 'self-mask',
+            sign: -1,
+          }));
+          for (const u of survivors) {
+            const uPublic = fromBase64(this.adverts.get(u)!.advert.maskingKey, 'maskingKey', 32);
+            for (const v of dropped) {
               // u added pairwiseSign(u, v) · PRG(s_uv); take it back out.
-              applyDerivedMask(
-                ctx,
-                sum,
-                shared,
-                sessionId,
-                u,
-                v,
-                'pairwise-mask',
-                pairwiseSign(u, v) === 1 ? -1 : 1,
-              );
+              const ikm = computeX25519SharedSecret(keys.get(v)!, uPublic);
+              sources.push({
+                ikm,
+                a: u,
+                b: v,
+                purpose: 'pairwise-mask',
+                sign: pairwiseSign(u, v) === 1 ? -1 : 1,
+              });
             }
           }
+          applyDerivedMasks(ctx, sum, sessionId, sources);
         },
       },
     };
