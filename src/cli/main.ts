@@ -21,7 +21,10 @@ function parseSlowMs(text: string): number | Record<string, number> {
   const out: Record<string, number> = {};
   for (const part of text.split(',')) {
     const m = /^([a-z-]+)=(\d+)$/.exec(part.trim());
-    if (!m) throw new EntenteError('INVALID_ARGUMENT', '--slow-ms: expected MS or KIND=MS[,KIND=MS]', { field: 'slow-ms' });
+    if (!m)
+      throw new EntenteError('INVALID_ARGUMENT', '--slow-ms: expected MS or KIND=MS[,KIND=MS]', {
+        field: 'slow-ms',
+      });
     out[m[1]!] = Number(m[2]);
   }
   return out;
@@ -128,7 +131,12 @@ export function buildProgram(): Command {
     .requiredOption('--schema <file>', 'declared data schema (JSON or YAML)')
     .option('--coordinator <url>', 'coordinator URL (default: read from the workspace)')
     .option('--holdout <fraction>', 'fraction of local rows held out for federated evaluation', '0.2')
-    .addOption(new Option('--slow-ms <ms>', 'simulation: delay each result, MS or KIND=MS,... (a slow institution)').hideHelp())
+    .addOption(
+      new Option(
+        '--slow-ms <ms>',
+        'simulation: delay each result, MS or KIND=MS,... (a slow institution)',
+      ).hideHelp(),
+    )
     .action(
       async (opts: {
         workspace: string;
