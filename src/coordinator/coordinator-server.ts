@@ -18,8 +18,9 @@ import {
   registerRequestSchema,
   taskResultSchema,
 } from '../protocol/index.ts';
-import { BlobStore, SqliteStore, openWorkspace } from '../storage/index.ts';
+import { BlobStore, SqliteStore, computeLogOrigin, openWorkspace } from '../storage/index.ts';
 import { createMtlsServer, readPeerIdentity } from '../transport/index.ts';
+import { AuditLog } from './audit-log.ts';
 import { RunEngine } from './run-engine.ts';
 
 export interface CoordinatorOptions {
@@ -80,7 +81,27 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       )
       .map((p) => p.id);
   };
+  const audit = new AuditLog({
+    store,
+    log: log.child({ component: 'audit' }),
+    now: () => Date.now(),
+    origin: ws.consortium.log?.origin ?? computeLogOrigin(ws.consortium.consortium),
+    consortium: ws.consortium.consortium,
+    logKeyPem: ws.logSigningKey(),
+    witnesses: ws.consortium.witnesses ?? {},
+    policy: {
+      consortium: ws.consortium.consortium,
+      institutions: ws.consortium.institutions,
+      operators: ws.consortium.operators,
+      log: ws.consortium.log ?? null,
+      witnesses: ws.consortium.witnesses ?? {},
+    },
+  });
   const engine = new RunEngine({
+    audit,
+    onCheckpoint: () => {
+      for (const id of ws.consortium.institutions) notify(id);
+    },
     store,
     blobs,
     log,
@@ -154,8 +175,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     store.touchParticipant(id, Date.now());
     engine.tick();
     const deadline = Date.now() + waitMs;
+    const checkpointAtStart = audit.checkpointSize;
     for (;;) {
       if (closing) return reply.status(204).send();
+      // A new checkpoint: return so the participant can witness and cosign it.
+      if (audit.checkpointSize !== checkpointAtStart) return reply.status(204).send();
       const open = store.openTasksFor(id);
       if (open.length > 0) return JSON.parse(open[0]!.task_json) as unknown;
       const left = deadline - Date.now();
@@ -238,6 +262,66 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         .listRuns()
         .map((r) => ({ id: r.id, status: r.status, createdAt: r.created_at, finishedAt: r.finished_at })),
     };
+  });
+
+  // ---- The audit log: members read it and its proofs; institutions (its witnesses) cosign it. ----
+  const member = (request: FastifyRequest): string => roleOf(request).id;
+  const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+  app.get('/v1/log/checkpoint', async (request, reply) => {
+    member(request);
+    const cp = audit.latestCheckpoint();
+    if (!cp) throw new EntenteError('NOT_FOUND', 'no checkpoint yet', { field: 'checkpoint' });
+    return reply.type('text/plain; charset=utf-8').send(cp.note);
+  });
+  app.get('/v1/log/vkey', async (request, reply) => {
+    member(request);
+    return reply.type('text/plain; charset=utf-8').send(`${audit.verifierKey}\n`);
+  });
+  app.get('/v1/log/checkpoints', async (request) => {
+    member(request);
+    return { checkpoints: audit.checkpoints() };
+  });
+  const rangeQuery = z.strictObject({
+    start: z.coerce.number().int().min(0),
+    end: z.coerce.number().int().min(0),
+  });
+  app.get('/v1/log/entries', async (request) => {
+    member(request);
+    const { start, end } = parseMessage(rangeQuery, request.query, 'query');
+    if (end < start || end - start > 10_000)
+      throw new EntenteError('INVALID_ARGUMENT', 'end: must be within 10000 entries after start', {
+        field: 'end',
+      });
+    return { entries: audit.entries(start, end).map((e) => ({ index: e.index, body: b64(e.body) })) };
+  });
+  const inclusionQuery = z.strictObject({
+    index: z.coerce.number().int().min(0),
+    size: z.coerce.number().int().min(1),
+  });
+  app.get('/v1/log/proof/inclusion', async (request) => {
+    member(request);
+    const { index, size } = parseMessage(inclusionQuery, request.query, 'query');
+    return { index, size, proof: audit.inclusionProof(index, size).map(b64) };
+  });
+  const consistencyQuery = z.strictObject({
+    from: z.coerce.number().int().min(0),
+    to: z.coerce.number().int().min(0),
+  });
+  app.get('/v1/log/proof/consistency', async (request) => {
+    member(request);
+    const { from, to } = parseMessage(consistencyQuery, request.query, 'query');
+    return { from, to, proof: audit.consistencyProof(from, to).map(b64) };
+  });
+  app.get('/v1/log/provenance', async (request) => {
+    member(request);
+    return { provenance: audit.provenance() };
+  });
+  const cosignBody = z.strictObject({ size: z.number().int().min(0), line: z.string().min(1).max(1000) });
+  app.post('/v1/log/cosignatures', async (request) => {
+    const id = require(request, 'institution');
+    const { size, line } = parseMessage(cosignBody, request.body, 'cosignature');
+    audit.addCosignature(id, size, line);
+    return { accepted: true };
   });
 
   app.get('/v1/runs/:runId', async (request) => {

@@ -46,7 +46,13 @@ import {
   dequantizeSum,
   readSignedWord,
 } from '../secagg/index.ts';
+import { createProvenanceStatement } from '../audit/index.ts';
+import { canonicalizeJson } from '../crypto/canonical-json.ts';
+import type { AuditLog } from './audit-log.ts';
 import { SECAGG_TASK_KINDS, SecAggRound } from './secagg-round.ts';
+
+/** Recorded in every model's provenance statement. */
+const CODE_VERSION = 'entente/0.2.0';
 
 export interface RunEngineDeps {
   readonly store: SqliteStore;
@@ -60,6 +66,10 @@ export interface RunEngineDeps {
   /** Consortium id and CA certificate: secure aggregation binds the first and verifies identities with the second. */
   readonly consortium: string;
   readonly caCertPem: string;
+  /** The audit log every step is appended to. */
+  readonly audit: AuditLog;
+  /** Called after a checkpoint is published (wakes participants so they can cosign it). */
+  readonly onCheckpoint: () => void;
 }
 
 interface LiveRun {
@@ -164,7 +174,16 @@ export class RunEngine {
         created_at: now(),
         finished_at: null,
       });
+      const audit = this.deps.audit;
+      audit.append('run-configured', {
+        run: config.id,
+        configSha256: createHash('sha256').update(canonicalizeJson(config)).digest('hex'),
+        config,
+        policyIndex: audit.policyIndex,
+      });
+      audit.append('model-initialized', { run: config.id, round: 0, modelSha256: model.sha256 });
     });
+    this.publishCheckpoint();
     this.runs.set(config.id, {
       config,
       state,
@@ -235,6 +254,7 @@ export class RunEngine {
     const at = this.deps.now();
     this.step(runId, { type: 'phase-aborted' }, () => {
       for (const kind of SECAGG_TASK_KINDS) this.deps.store.closeOpenTasks(runId, round, kind, 'expired', at);
+      this.deps.audit.append('round-aborted', { run: runId, round, attempt, reason: reason.slice(0, 2000) });
     });
   }
 
@@ -282,7 +302,11 @@ export class RunEngine {
           );
           break;
         case 'run-completed': {
-          this.deps.store.updateRun(runId, { status: 'completed', finished_at: this.deps.now() });
+          this.deps.store.transaction(() => {
+            this.deps.store.updateRun(runId, { status: 'completed', finished_at: this.deps.now() });
+            this.deps.audit.append('run-completed', { run: runId });
+          });
+          this.publishCheckpoint();
           this.runs.delete(runId);
           this.deps.log.info({ run: runId }, 'run completed');
           break;
@@ -367,8 +391,18 @@ export class RunEngine {
           completed_at: null,
         });
       }
-      if (phase === 'train')
+      if (phase === 'train') {
         store.upsertRound({ run_id: runId, round, started_at: issuedAt, model_in: model.sha256 });
+        this.deps.audit.append('round-started', {
+          run: runId,
+          round,
+          attempt: 0,
+          modelIn: model.sha256,
+          cohort,
+          protocol: 'none',
+          threshold: null,
+        });
+      }
     });
     if (phase === 'train') {
       live.sum = createWeightedSum(live.layout);
@@ -432,6 +466,7 @@ export class RunEngine {
         notify: this.deps.notify,
         record: (kind, participant, code, message) =>
           this.record(runId, round, kind, participant, code, message),
+        audit: this.deps.audit,
       },
       context,
       caCertPem: this.deps.caCertPem,
@@ -510,6 +545,15 @@ export class RunEngine {
         outcome: 'running',
         reason: null,
         finished_at: null,
+      });
+      this.deps.audit.append('round-started', {
+        run: runId,
+        round,
+        attempt,
+        modelIn: model.sha256,
+        cohort,
+        protocol: 'secagg',
+        threshold,
       });
     });
     this.record(
@@ -647,6 +691,17 @@ export class RunEngine {
             train_loss: result.trainLoss,
             received_at: at,
           });
+          // Plain updates are not signed (only secure aggregation signs commitments): signature ''.
+          this.deps.audit.append('update-committed', {
+            run: task.run_id,
+            round: task.round,
+            attempt: 0,
+            participant,
+            modelIn: (JSON.parse(task.task_json) as { model: BlobRef }).model.sha256,
+            sha256: result.update.sha256,
+            sessionId: taskId,
+            signature: '',
+          });
           store.setTaskStatus(taskId, 'done', at);
         },
         // Fold after the commit; if we crash here the sum is rebuilt from the stored updates.
@@ -771,7 +826,17 @@ export class RunEngine {
           train_examples: result.totalExamples,
           aggregate_ms: result.aggregateMs,
         });
+        this.logModelRelease(live, {
+          round,
+          attempt: live.state.attempt ?? 0,
+          modelIn: currentRef.sha256,
+          model: newRef,
+          mean: result.mean,
+          contributors: result.contributors,
+          examples: result.totalExamples,
+        });
       });
+      this.publishCheckpoint();
       this.deps.log.info(
         {
           run: runId,
@@ -833,7 +898,17 @@ export class RunEngine {
           aggregate_ms: aggregateMs,
         });
         store.closeOpenTasks(runId, round, 'train', 'expired', at);
+        this.logModelRelease(live, {
+          round,
+          attempt: 0,
+          modelIn: currentRef.sha256,
+          model: newRef,
+          mean,
+          contributors: updates.map((u) => u.participant),
+          examples: totalExamples,
+        });
       });
+      this.publishCheckpoint();
       live.sum = undefined;
       live.folded = new Set();
       this.deps.log.info(
@@ -861,6 +936,13 @@ export class RunEngine {
           eval_accuracy: agg.accuracy,
         });
         store.closeOpenTasks(runId, round, 'evaluate', 'expired', at);
+        this.deps.audit.append('evaluated', {
+          run: runId,
+          round,
+          examples: agg.numExamples,
+          loss: Number.isFinite(agg.loss) ? agg.loss : null,
+          accuracy: Number.isFinite(agg.accuracy) ? agg.accuracy : null,
+        });
       });
       this.deps.log.info({ run: runId, round, loss: agg.loss, accuracy: agg.accuracy }, 'round evaluated');
     } else {
@@ -965,6 +1047,15 @@ export class RunEngine {
     code: string | null,
     message: string,
   ): void {
+    if (kind.endsWith('-refused') && code !== null) {
+      this.deps.audit.append('refused', {
+        run: runId,
+        round,
+        participant,
+        code,
+        message: message.slice(0, 2000),
+      });
+    }
     this.deps.store.recordEvent({
       at: this.deps.now(),
       kind,
@@ -980,6 +1071,65 @@ export class RunEngine {
   /** Records a refusal that happened before a result reached the engine (transport, validation). */
   recordRefusal(participant: string | null, code: string, message: string): void {
     this.record(null, null, 'request-refused', participant, code, message);
+  }
+
+  /**
+   * Appends the aggregate's hash and the new model version with its provenance (an in-toto Statement
+   * in a DSSE envelope signed with the log key). Called inside the transaction that stores the model.
+   */
+  private logModelRelease(
+    live: LiveRun,
+    r: {
+      round: number;
+      attempt: number;
+      modelIn: string;
+      model: BlobRef;
+      mean: readonly Tensor[];
+      contributors: string[];
+      examples: number;
+    },
+  ): void {
+    const audit = this.deps.audit;
+    const runId = live.config.id;
+    const h = createHash('sha256');
+    for (const t of r.mean) h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    audit.append('aggregate-computed', {
+      run: runId,
+      round: r.round,
+      attempt: r.attempt,
+      sha256: h.digest('hex'),
+      contributors: r.contributors,
+      examples: r.examples,
+    });
+    const statement = createProvenanceStatement({
+      modelSha256: r.model.sha256,
+      run: runId,
+      round: r.round,
+      policySha256: audit.policySha256,
+      dataSchemaSha256: live.config.dataSchemaDigest ?? null,
+      codeVersion: CODE_VERSION,
+      hyperparameters: {
+        model: live.config.model,
+        strategy: live.config.strategy,
+        train: live.config.train,
+        secureAggregation: live.config.secureAggregation,
+      },
+      contributors: r.contributors,
+      logIndex: audit.size,
+    });
+    const provenanceSha256 = audit.storeProvenance(statement);
+    audit.append('model-released', {
+      run: runId,
+      round: r.round,
+      modelIn: r.modelIn,
+      modelSha256: r.model.sha256,
+      provenanceSha256,
+    });
+  }
+
+  private publishCheckpoint(): void {
+    this.deps.audit.publishCheckpoint();
+    this.deps.onCheckpoint();
   }
 
   describeRun(runId: string): unknown {

@@ -18,7 +18,9 @@ import {
   addRingVectors,
   countVectorWords,
 } from '../secagg/index.ts';
+import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import type { BlobStore, SqliteStore } from '../storage/index.ts';
+import type { AuditLog } from './audit-log.ts';
 
 export interface SecAggRoundDeps {
   readonly store: SqliteStore;
@@ -27,6 +29,7 @@ export interface SecAggRoundDeps {
   readonly now: () => number;
   readonly notify: (participant: string) => void;
   readonly record: (kind: string, participant: string | null, code: string | null, message: string) => void;
+  readonly audit: AuditLog;
 }
 
 export type SecAggOutcome =
@@ -187,6 +190,16 @@ export class SecAggRound {
         field: 'maskedInput.sha256',
       });
     this.session.acceptMaskedInput(participant, ref.sha256, signature);
+    this.deps.audit.append('update-committed', {
+      run: this.ctx.runId,
+      round: this.ctx.round,
+      attempt: this.ctx.attempt,
+      participant,
+      modelIn: this.ctx.baseModelSha256,
+      sha256: ref.sha256,
+      sessionId: this.session.sessionId!,
+      signature,
+    });
     if (this.folded.has(participant)) return;
     this.foldInto(ref);
     this.folded.add(participant);
@@ -277,7 +290,20 @@ export class SecAggRound {
       if (stage === 'advertise-keys') {
         const v = s.closeAdvertiseKeys();
         if (!v.ok) failure = v.reason;
-        else
+        else {
+          const digest = (text: string): string => createHash('sha256').update(text).digest('hex');
+          this.deps.audit.append('keys-advertised', {
+            run: this.ctx.runId,
+            round: this.ctx.round,
+            attempt: this.ctx.attempt,
+            sessionId: s.sessionId!,
+            adverts: v.value.adverts.map((a) => ({
+              participant: a.participant,
+              advertSha256: digest(canonicalizeJson(a)),
+              encryptionKeySha256: digest(a.encryptionKey),
+              maskingKeySha256: digest(a.maskingKey),
+            })),
+          });
           next = {
             stage: 'share-keys',
             who: v.value.adverts.map((a) => a.participant),
@@ -287,6 +313,7 @@ export class SecAggRound {
               adverts: v.value.adverts,
             }),
           };
+        }
       } else if (stage === 'share-keys') {
         const v = s.closeShareKeys();
         if (!v.ok) failure = v.reason;
@@ -303,7 +330,16 @@ export class SecAggRound {
       } else if (stage === 'masked-input') {
         const v = s.closeMaskedInput();
         if (!v.ok) failure = v.reason;
-        else
+        else {
+          this.deps.audit.append('survivors-fixed', {
+            run: this.ctx.runId,
+            round: this.ctx.round,
+            attempt: this.ctx.attempt,
+            sessionId: s.sessionId!,
+            sharedKeys: s.describe().u2,
+            survivors: v.value.survivors,
+            dropped: v.value.dropped,
+          });
           next = {
             stage: 'consistency-check',
             who: v.value.survivors,
@@ -313,6 +349,7 @@ export class SecAggRound {
               survivors: v.value.survivors,
             }),
           };
+        }
       } else if (stage === 'consistency-check') {
         const v = s.closeConsistencyCheck();
         if (!v.ok) failure = v.reason;

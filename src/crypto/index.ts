@@ -3,3 +3,4 @@ export * from './seeded-rng.ts';
 export * from './pki.ts';
 export * from './canonical-bytes.ts';
 export * from './signatures.ts';
+export * from './canonical-json.ts';

@@ -49,6 +49,15 @@ CREATE TABLE IF NOT EXISTS secagg_attempts (
   survivors_json TEXT, dropped_json TEXT, outcome TEXT NOT NULL, reason TEXT, finished_at INTEGER,
   PRIMARY KEY (run_id, round, attempt)
 );
+CREATE TABLE IF NOT EXISTS log_entries (
+  idx INTEGER PRIMARY KEY, body BLOB NOT NULL, leaf_hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_checkpoints (
+  size INTEGER PRIMARY KEY, note TEXT NOT NULL, created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_artifacts (
+  sha256 TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, participant TEXT,
   run_id TEXT, round INTEGER, code TEXT, message TEXT NOT NULL
@@ -362,6 +371,69 @@ export class SqliteStore {
     return this.db
       .prepare('SELECT * FROM secagg_attempts WHERE run_id = ? ORDER BY round, attempt')
       .all(runId) as SecAggAttemptRow[];
+  }
+
+  // ---- audit log (coordinator/audit-log.ts): entry bytes, their leaf hashes, signed checkpoints ----
+
+  appendLogEntries(rows: readonly { idx: number; body: Uint8Array; leaf_hash: Uint8Array }[]): void {
+    const insert = this.db.prepare(
+      'INSERT INTO log_entries (idx, body, leaf_hash) VALUES (@idx, @body, @leaf_hash)',
+    );
+    this.db.transaction(() => {
+      for (const r of rows)
+        insert.run({ idx: r.idx, body: Buffer.from(r.body), leaf_hash: Buffer.from(r.leaf_hash) });
+    })();
+  }
+
+  countLogEntries(): number {
+    return (this.db.prepare('SELECT COUNT(*) AS n FROM log_entries').get() as { n: number }).n;
+  }
+
+  /** Entries [start, end) in index order (as stored: a tampered table is the auditor's problem to find). */
+  listLogEntries(
+    start = 0,
+    end = Number.MAX_SAFE_INTEGER,
+  ): { idx: number; body: Buffer; leaf_hash: Buffer }[] {
+    return this.db
+      .prepare('SELECT idx, body, leaf_hash FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx')
+      .all(start, end) as { idx: number; body: Buffer; leaf_hash: Buffer }[];
+  }
+
+  /** Every leaf hash in index order (to rebuild the in-memory tree at start). */
+  listLeafHashes(): Buffer[] {
+    return (this.db.prepare('SELECT leaf_hash FROM log_entries ORDER BY idx').raw().all() as [Buffer][]).map(
+      (r) => r[0],
+    );
+  }
+
+  putCheckpoint(size: number, note: string, createdAt: number): void {
+    this.db
+      .prepare(
+        'INSERT INTO log_checkpoints (size, note, created_at) VALUES (?, ?, ?) ON CONFLICT(size) DO UPDATE SET note = excluded.note',
+      )
+      .run(size, note, createdAt);
+  }
+
+  listCheckpoints(): { size: number; note: string; created_at: number }[] {
+    return this.db.prepare('SELECT size, note, created_at FROM log_checkpoints ORDER BY size').all() as {
+      size: number;
+      note: string;
+      created_at: number;
+    }[];
+  }
+
+  putLogArtifact(sha256: string, kind: string, body: string): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO log_artifacts (sha256, kind, body) VALUES (?, ?, ?)')
+      .run(sha256, kind, body);
+  }
+
+  listLogArtifacts(kind?: string): { sha256: string; kind: string; body: string }[] {
+    return (
+      kind
+        ? this.db.prepare('SELECT * FROM log_artifacts WHERE kind = ? ORDER BY sha256').all(kind)
+        : this.db.prepare('SELECT * FROM log_artifacts ORDER BY sha256').all()
+    ) as { sha256: string; kind: string; body: string }[];
   }
 
   listEvents(limit = 1000): EventRow[] {

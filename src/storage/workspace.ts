@@ -2,9 +2,11 @@
  * The consortium workspace on disk, as `entente init` lays it out for local use (enrollment of real
  * institutions on their own machines comes with governance):
  *
- *   consortium.json                   consortium id, institutions, operators
+ *   consortium.json                   consortium id, institutions, operators, the audit log's origin
+ *                                     and verifier key, each institution's witness (cosigner) key
  *   ca/ca.crt, ca/ca.key              the consortium CA (key mode 0600)
  *   coordinator/server.crt|key        the coordinator's TLS identity; coordinator/state/ its store
+ *   coordinator/log.key               the audit log's Ed25519 key (signs checkpoints)
  *   coordinator/endpoint.json         where a running coordinator listens
  *   operators/<id>/client.crt|key     operator identities (start runs, read status)
  *   institutions/<id>/client.crt|key  one mTLS identity per institution (CN = institution id)
@@ -14,11 +16,14 @@
  * Every *.key file is written with mode 0600; every certificate has the same validity except the
  * CA's, which lasts twelve times as long.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
+import { formatVerifierKey } from '../audit/signed-note.ts';
 import { createCertificateAuthority, issueCertificate, issueIdentityCertificate } from '../crypto/pki.ts';
+import { readEd25519PublicKey } from '../crypto/signatures.ts';
 
 const idPattern = /^[a-z0-9][a-z0-9._-]*$/;
 
@@ -27,6 +32,10 @@ export const consortiumFileSchema = z.strictObject({
   institutions: z.array(z.string().regex(idPattern).max(64)).min(1),
   operators: z.array(z.string().regex(idPattern).max(64)).min(1),
   createdAt: z.string(),
+  /** The audit log: its origin line and verifier key (C2SP signed-note vkey form). */
+  log: z.strictObject({ origin: z.string(), key: z.string() }).optional(),
+  /** Each institution's cosigner (witness) vkey: its identity key with the cosignature/v1 key id. */
+  witnesses: z.record(z.string(), z.string()).optional(),
 });
 export type ConsortiumFile = z.infer<typeof consortiumFileSchema>;
 
@@ -57,9 +66,21 @@ export interface Workspace {
   institutionSigningIdentity(id: string): SigningIdentity;
   operatorIdentity(id?: string): TlsIdentity;
   coordinatorStateDir(): string;
+  /** The audit log's Ed25519 private key (PKCS#8 PEM, secret; coordinator/log.key). */
+  logSigningKey(): string;
   endpointFile(): string;
   /** The URL a running coordinator wrote to endpoint.json. Throws UNAVAILABLE when absent. */
   readEndpoint(): string;
+}
+
+/** The audit log's origin line (C2SP tlog-checkpoint) for a consortium. */
+export function computeLogOrigin(consortium: string): string {
+  return `entente/${consortium}/log`;
+}
+
+/** The cosigner name of an institution acting as a witness of its consortium's log. */
+export function computeWitnessName(consortium: string, institution: string): string {
+  return `entente/${consortium}/witness/${institution}`;
 }
 
 function writeSecret(path: string, pem: string): void {
@@ -77,7 +98,7 @@ export async function createWorkspace(
     validityDays?: number;
   },
 ): Promise<Workspace> {
-  const consortium = consortiumFileSchema.parse({
+  let consortium = consortiumFileSchema.parse({
     consortium: input.consortium,
     institutions: [...input.institutions],
     operators: [...(input.operators ?? ['operator'])],
@@ -117,6 +138,11 @@ export async function createWorkspace(
   });
   writeFileSync(join(dir, 'coordinator', 'server.crt'), server.certPem);
   writeSecret(join(dir, 'coordinator', 'server.key'), server.keyPem);
+  // The audit log's Ed25519 signing key (checkpoints are C2SP signed notes).
+  const logKey = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' });
+  writeSecret(join(dir, 'coordinator', 'log.key'), logKey.toString());
+  const origin = computeLogOrigin(consortium.consortium);
+  const witnesses: Record<string, string> = {};
 
   for (const [folder, ids] of [
     ['institutions', consortium.institutions],
@@ -140,9 +166,19 @@ export async function createWorkspace(
         });
         writeFileSync(join(dir, folder, id, 'identity.crt'), signing.certPem);
         writeSecret(join(dir, folder, id, 'identity.key'), signing.keyPem);
+        witnesses[id] = formatVerifierKey(
+          computeWitnessName(consortium.consortium, id),
+          readEd25519PublicKey(signing.keyPem),
+          0x04,
+        );
       }
     }
   }
+  consortium = {
+    ...consortium,
+    log: { origin, key: formatVerifierKey(origin, readEd25519PublicKey(logKey.toString()), 0x01) },
+    witnesses,
+  };
   writeFileSync(join(dir, 'consortium.json'), JSON.stringify(consortium, null, 2) + '\n');
   return openWorkspace(dir);
 }
@@ -205,6 +241,7 @@ export function openWorkspace(dir: string): Workspace {
     },
     operatorIdentity: (id) => identity('operators', id ?? consortium.operators[0]!),
     coordinatorStateDir: () => join(dir, 'coordinator', 'state'),
+    logSigningKey: () => read('coordinator', 'log.key'),
     endpointFile: () => join(dir, 'coordinator', 'endpoint.json'),
     readEndpoint: () => {
       try {

@@ -1,0 +1,169 @@
+/**
+ * The entries of the audit log: what happened, as canonical bytes (RFC 8785 JSON, never ad-hoc
+ * JSON.stringify). Every entry carries its own index and the RFC 6962 leaf hash of the entry before
+ * it, so a deleted, reordered or edited row is named by the first entry that no longer fits, even
+ * before the checkpoints are consulted. Each kind has a strict schema; parsing refuses anything else.
+ */
+import { z } from 'zod';
+import { EntenteError } from '../core/errors.ts';
+import { canonicalizeJson } from '../crypto/canonical-json.ts';
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const id = z.string().min(1).max(64);
+const text = z.string().max(2000);
+const runRound = { run: id, round: z.number().int().min(0) };
+const attempt = z.number().int().min(0);
+
+/** The fields of each kind of entry (besides kind, index, at, prev). */
+export const logEntryBodies = {
+  /** Entry 0: who the log is, who may cosign it and how many cosignatures a checkpoint needs. */
+  'log-created': z.strictObject({
+    origin: z.string().min(1).max(200),
+    consortium: id,
+    logKey: z.string().min(1).max(500),
+    witnesses: z.array(z.strictObject({ institution: id, key: z.string().min(1).max(500) })).max(1000),
+    quorum: z.number().int().min(0),
+  }),
+  /** The consortium policy in force (until governance signs policies: the consortium file). */
+  'policy-adopted': z.strictObject({ policySha256: hex64, policy: z.unknown() }),
+  /** A run and every security parameter of it. */
+  'run-configured': z.strictObject({
+    run: id,
+    configSha256: hex64,
+    config: z.unknown(),
+    policyIndex: z.number().int().min(0),
+  }),
+  'model-initialized': z.strictObject({ ...runRound, modelSha256: hex64 }),
+  'round-started': z.strictObject({
+    ...runRound,
+    attempt,
+    modelIn: hex64,
+    cohort: z.array(id),
+    protocol: z.enum(['secagg', 'none']),
+    threshold: z.number().int().min(0).nullable(),
+  }),
+  /** Hashes of the signed adverts and of each public key (a key must never appear twice in the log). */
+  'keys-advertised': z.strictObject({
+    ...runRound,
+    attempt,
+    sessionId: hex64,
+    adverts: z.array(
+      z.strictObject({
+        participant: id,
+        advertSha256: hex64,
+        encryptionKeySha256: hex64,
+        maskingKeySha256: hex64,
+      }),
+    ),
+  }),
+  'survivors-fixed': z.strictObject({
+    ...runRound,
+    attempt,
+    sessionId: hex64,
+    sharedKeys: z.array(id),
+    survivors: z.array(id),
+    dropped: z.array(id),
+  }),
+  /** A participant's signed commitment to the exact bytes it uploaded. */
+  'update-committed': z.strictObject({
+    ...runRound,
+    attempt,
+    participant: id,
+    modelIn: hex64,
+    sha256: hex64,
+    sessionId: z.string().max(128),
+    signature: z.string().max(200),
+  }),
+  'round-aborted': z.strictObject({ ...runRound, attempt, reason: text }),
+  'aggregate-computed': z.strictObject({
+    ...runRound,
+    attempt,
+    sha256: hex64,
+    contributors: z.array(id),
+    examples: z.number().min(0),
+  }),
+  /** A new model version and the digest of its provenance statement (an in-toto Statement in DSSE). */
+  'model-released': z.strictObject({
+    ...runRound,
+    modelIn: hex64,
+    modelSha256: hex64,
+    provenanceSha256: hex64,
+  }),
+  evaluated: z.strictObject({
+    ...runRound,
+    examples: z.number().min(0),
+    loss: z.number().nullable(),
+    accuracy: z.number().nullable(),
+  }),
+  refused: z.strictObject({
+    run: id.nullable(),
+    round: z.number().int().min(0).nullable(),
+    participant: id.nullable(),
+    code: z.string().max(64),
+    message: text,
+  }),
+  'run-completed': z.strictObject({ run: id }),
+} as const;
+
+export type LogEntryKind = keyof typeof logEntryBodies;
+export type LogEntryBody<K extends LogEntryKind> = z.infer<(typeof logEntryBodies)[K]>;
+
+export type LogEntry = {
+  [K in LogEntryKind]: {
+    readonly kind: K;
+    readonly index: number;
+    readonly at: number;
+    readonly prev: string;
+  } & LogEntryBody<K>;
+}[LogEntryKind];
+
+const headerSchema = z.object({
+  kind: z.string(),
+  index: z.number().int().min(0),
+  at: z.number().int().min(0),
+  prev: z.union([z.literal(''), hex64]),
+});
+
+/** Canonical bytes of an entry (RFC 8785 JSON, UTF-8). Throws INVALID_ARGUMENT for a malformed entry. */
+export function encodeLogEntry(entry: LogEntry): Uint8Array {
+  checkEntry(entry, 'entry');
+  return new TextEncoder().encode(canonicalizeJson(entry));
+}
+
+function checkEntry(value: unknown, field: string): LogEntry {
+  const head = headerSchema.safeParse(value);
+  if (!head.success) throw new EntenteError('INVALID_MESSAGE', `${field}: malformed entry header`, { field });
+  const schema = (logEntryBodies as Record<string, z.ZodType>)[head.data.kind];
+  if (!schema)
+    throw new EntenteError(
+      'INVALID_MESSAGE',
+      `${field}.kind: unknown kind "${head.data.kind.slice(0, 40)}"`,
+      { field: `${field}.kind` },
+    );
+  const { kind: _k, index: _i, at: _a, prev: _p, ...body } = value as Record<string, unknown>;
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = `${field}.${issue.path.map(String).join('.')}`;
+    throw new EntenteError('INVALID_MESSAGE', `${path}: ${issue.message}`, { field: path });
+  }
+  return value as LogEntry;
+}
+
+/**
+ * Parses entry bytes; throws INVALID_MESSAGE (naming the field) unless they are valid UTF-8 JSON, in
+ * canonical form (re-encoding gives the same bytes), of a known kind with a valid body.
+ */
+export function parseLogEntry(bytes: Uint8Array, field = 'entry'): LogEntry {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw new EntenteError('INVALID_MESSAGE', `${field}: not UTF-8 JSON`, { field });
+  }
+  const entry = checkEntry(value, field);
+  const again = new TextEncoder().encode(canonicalizeJson(value));
+  if (again.length !== bytes.length || again.some((b, i) => b !== bytes[i]))
+    throw new EntenteError('INVALID_MESSAGE', `${field}: not in canonical form (RFC 8785)`, { field });
+  return entry;
+}
