@@ -11,8 +11,9 @@ import { startCoordinator } from '../coordinator/index.ts';
 import { loadTable, parseDataSchema } from '../data/index.ts';
 import { startParticipant } from '../participant/index.ts';
 import { runDemo } from '../simulation/index.ts';
-import { createWorkspace, openWorkspace } from '../storage/index.ts';
+import { computeWitnessName, createWorkspace, openWorkspace } from '../storage/index.ts';
 import { createMtlsClient } from '../transport/index.ts';
+import { registerAuditCommands } from './audit-commands.ts';
 import { createLogger } from './logger.ts';
 
 /** `--slow-ms 1500` (every task) or `--slow-ms secagg-masked-input=4000,train=100` (per task kind). */
@@ -157,6 +158,16 @@ export function buildProgram(): Command {
           identity: ws.institutionIdentity(opts.institution),
           signing: ws.institutionSigningIdentity(opts.institution),
           journalFile: join(ws.dir, 'institutions', opts.institution, 'journal.jsonl'),
+          ...(ws.consortium.log
+            ? {
+                witness: {
+                  logKey: ws.consortium.log.key,
+                  origin: ws.consortium.log.origin,
+                  witnessName: computeWitnessName(ws.consortium.consortium, opts.institution),
+                  stateFile: join(ws.dir, 'institutions', opts.institution, 'witness.json'),
+                },
+              }
+            : {}),
           data,
           holdoutFraction: Number(opts.holdout),
           log,
@@ -230,6 +241,7 @@ export function buildProgram(): Command {
       });
     });
 
+  registerAuditCommands(program);
   return program;
 }
 

@@ -91,6 +91,8 @@ interface LiveRun {
 
 interface StoredModel {
   ref: BlobRef;
+  /** Index of the audit-log entry that records this model (model-initialized or model-released). */
+  logIndex?: number;
 }
 
 interface StoredStrategy {
@@ -181,7 +183,14 @@ export class RunEngine {
         config,
         policyIndex: audit.policyIndex,
       });
-      audit.append('model-initialized', { run: config.id, round: 0, modelSha256: model.sha256 });
+      const logIndex = audit.append('model-initialized', {
+        run: config.id,
+        round: 0,
+        modelSha256: model.sha256,
+      });
+      store.updateRun(config.id, {
+        model_json: JSON.stringify({ ref: model, logIndex } satisfies StoredModel),
+      });
     });
     this.publishCheckpoint();
     this.runs.set(config.id, {
@@ -342,13 +351,15 @@ export class RunEngine {
       live.state = { ...live.state, status: 'waiting' };
       return;
     }
-    const model = (JSON.parse(row.model_json) as StoredModel).ref;
+    const stored = JSON.parse(row.model_json) as StoredModel;
+    const model = stored.ref;
+    const modelLog = stored.logIndex === undefined ? {} : { modelLog: { index: stored.logIndex } };
     const standardization = row.standardization_json
       ? (JSON.parse(row.standardization_json) as Standardization)
       : undefined;
     const issuedAt = now();
     if (phase === 'train' && live.config.secureAggregation.protocol === 'secagg') {
-      this.openSecAggAttempt(runId, live, cohort, model, standardization, proximalMu);
+      this.openSecAggAttempt(runId, live, cohort, model, standardization, proximalMu, stored.logIndex);
       return;
     }
     const deadlineAt = issuedAt + live.config.roundTimeoutMs;
@@ -375,6 +386,7 @@ export class RunEngine {
         seed: `${live.config.seed}/train/${round}/${participant}`,
         ...schema,
         ...(standardization ? { standardization } : {}),
+        ...modelLog,
       };
     });
     this.step(runId, { type: 'phase-opened', cohort, deadlineAt }, () => {
@@ -421,6 +433,7 @@ export class RunEngine {
     model: BlobRef,
     standardization: Standardization | undefined,
     proximalMu: number,
+    modelLogIndex: number | undefined,
   ): void {
     const sa = live.config.secureAggregation;
     const cohort = [...selected].sort().slice(0, sa.maxParticipants);
@@ -485,6 +498,7 @@ export class RunEngine {
         seed: `${live.config.seed}/train/${round}/${attempt}/${participant}`,
         ...(live.config.dataSchemaDigest ? { dataSchemaDigest: live.config.dataSchemaDigest } : {}),
         ...(standardization ? { standardization } : {}),
+        ...(modelLogIndex === undefined ? {} : { modelLog: { index: modelLogIndex } }),
         secagg: wire,
       }),
       onDone: (outcome) => {
@@ -814,7 +828,6 @@ export class RunEngine {
       const strategyJson = JSON.stringify(this.storeStrategyState(out.state));
       this.step(runId, { type: 'phase-closed' }, () => {
         store.updateRun(runId, {
-          model_json: JSON.stringify({ ref: newRef } satisfies StoredModel),
           strategy_json: strategyJson,
         });
         store.upsertRound({
@@ -826,7 +839,7 @@ export class RunEngine {
           train_examples: result.totalExamples,
           aggregate_ms: result.aggregateMs,
         });
-        this.logModelRelease(live, {
+        const logIndex = this.logModelRelease(live, {
           round,
           attempt: live.state.attempt ?? 0,
           modelIn: currentRef.sha256,
@@ -834,6 +847,9 @@ export class RunEngine {
           mean: result.mean,
           contributors: result.contributors,
           examples: result.totalExamples,
+        });
+        store.updateRun(runId, {
+          model_json: JSON.stringify({ ref: newRef, logIndex } satisfies StoredModel),
         });
       });
       this.publishCheckpoint();
@@ -884,7 +900,6 @@ export class RunEngine {
       const aggregateMs = live.aggregateMs + (performance.now() - started);
       this.step(runId, { type: 'phase-closed' }, () => {
         store.updateRun(runId, {
-          model_json: JSON.stringify({ ref: newRef } satisfies StoredModel),
           strategy_json: strategyJson,
         });
         store.upsertRound({
@@ -898,7 +913,7 @@ export class RunEngine {
           aggregate_ms: aggregateMs,
         });
         store.closeOpenTasks(runId, round, 'train', 'expired', at);
-        this.logModelRelease(live, {
+        const logIndex = this.logModelRelease(live, {
           round,
           attempt: 0,
           modelIn: currentRef.sha256,
@@ -906,6 +921,9 @@ export class RunEngine {
           mean,
           contributors: updates.map((u) => u.participant),
           examples: totalExamples,
+        });
+        store.updateRun(runId, {
+          model_json: JSON.stringify({ ref: newRef, logIndex } satisfies StoredModel),
         });
       });
       this.publishCheckpoint();
@@ -1088,7 +1106,7 @@ export class RunEngine {
       contributors: string[];
       examples: number;
     },
-  ): void {
+  ): number {
     const audit = this.deps.audit;
     const runId = live.config.id;
     const h = createHash('sha256');
@@ -1118,7 +1136,7 @@ export class RunEngine {
       logIndex: audit.size,
     });
     const provenanceSha256 = audit.storeProvenance(statement);
-    audit.append('model-released', {
+    return audit.append('model-released', {
       run: runId,
       round: r.round,
       modelIn: r.modelIn,

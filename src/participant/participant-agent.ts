@@ -42,6 +42,7 @@ import {
   writeIntegerWord,
 } from '../secagg/index.ts';
 import type { TlsIdentity } from '../storage/index.ts';
+import { LogWitness } from './log-witness.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
 export interface ParticipantOptions {
@@ -64,6 +65,16 @@ export interface ParticipantOptions {
   readonly signing?: { readonly certPem: string; readonly keyPem: string; readonly caPem: string };
   /** Append-only JSON-lines file where this site records every task it refused and why. */
   readonly journalFile?: string;
+  /**
+   * Witness the consortium's audit log (needs `signing`): the log's key and origin from the
+   * consortium file, this site's cosigner name, and where its verified view is kept.
+   */
+  readonly witness?: {
+    readonly logKey: string;
+    readonly origin: string;
+    readonly witnessName: string;
+    readonly stateFile?: string;
+  };
 }
 
 /** A task this participant refused (protocol violation, site rule), as recorded locally. */
@@ -123,6 +134,43 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   let consortium = '';
   const sessionKey = (runId: string, round: number, attempt: number): string =>
     `${runId}/${round}/${attempt}`;
+  const witness =
+    options.witness && options.signing
+      ? new LogWitness({
+          client: () => currentClient(),
+          institution: options.institution,
+          logKey: options.witness.logKey,
+          origin: options.witness.origin,
+          witnessName: options.witness.witnessName,
+          witnessKeyPem: options.signing.keyPem,
+          stateFile: options.witness.stateFile,
+          log,
+          now: () => Date.now(),
+        })
+      : undefined;
+  const journal = (event: string, fields: Record<string, unknown>): void => {
+    if (options.journalFile)
+      appendFileSync(options.journalFile, `${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
+  };
+
+  /** Before training: the model must be the one the audit log records (when this site witnesses the log). */
+  async function checkModelInLog(task: {
+    runId: string;
+    model: BlobRef;
+    modelLog?: { index: number } | undefined;
+  }) {
+    if (!witness) return;
+    if (!task.modelLog) {
+      throw new EntenteError(
+        'PROTOCOL_VIOLATION',
+        'modelLog: the task does not say where the log records its model',
+        {
+          field: 'modelLog',
+        },
+      );
+    }
+    await witness.checkModel({ index: task.modelLog.index, run: task.runId, modelSha256: task.model.sha256 });
+  }
 
   const currentClient = (): MtlsClient => {
     const url =
@@ -231,6 +279,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       options: task.train,
     };
     checkRoundContext(context);
+    await checkModelInLog(task);
     const base = await fetchModel(task.model, spec);
     const std = task.standardization ? toParams(task.standardization) : undefined;
     const data = std ? applyStandardization(split.train, std) : split.train;
@@ -382,6 +431,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         chunks: [],
       };
     }
+    await checkModelInLog(task);
     const train = std ? applyStandardization(split.train, std) : split.train;
     const out = trainer.train(spec, weights, train, { ...task.train }, createSeededRng(task.seed));
     const bytes = encodeSafetensors(out.weights, {
@@ -415,8 +465,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     };
     refusals.push(refusal);
     log.warn({ task: task.taskId, code: err.code, field: err.field }, `task refused: ${err.message}`);
-    if (options.journalFile)
-      appendFileSync(options.journalFile, `${JSON.stringify({ event: 'task-refused', ...refusal })}\n`);
+    journal('task-refused', { ...refusal });
     await withRetry(() =>
       currentClient().postJson(
         `/v1/tasks/${encodeURIComponent(task.taskId)}/result`,
@@ -456,6 +505,21 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       await currentClient().postJson(`/v1/tasks/${encodeURIComponent(task.taskId)}/result`, result, 120_000);
     });
     log.info({ task: task.taskId }, 'result accepted');
+    if (witness && result.kind === 'secagg-masked-input') {
+      witness.recordCommitment({
+        run: result.runId,
+        round: result.round,
+        attempt: result.attempt,
+        sha256: result.maskedInput.sha256,
+      });
+    } else if (witness && result.kind === 'train') {
+      witness.recordCommitment({
+        run: result.runId,
+        round: result.round,
+        attempt: 0,
+        sha256: result.update.sha256,
+      });
+    }
   }
 
   async function loop(): Promise<void> {
@@ -475,8 +539,29 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         .postJson('/v1/heartbeat', {}, 5_000)
         .catch(() => {});
     }, info.heartbeatMs);
+    /** Witnesses the newest checkpoint; a split view or rollback stops this site for good. */
+    const witnessLog = async (): Promise<void> => {
+      if (!witness || signal.aborted) return;
+      try {
+        await witness.cosignLatest();
+      } catch (err) {
+        if (witness.halted) {
+          log.error(
+            { code: 'PROTOCOL_VIOLATION' },
+            `audit log incident, this site stops taking part: ${witness.halted}`,
+          );
+          journal('incident', { kind: 'audit-log', message: witness.halted });
+          throw err;
+        }
+        log.warn(
+          { code: (err as EntenteError).code },
+          `could not witness the audit log: ${(err as Error).message}`,
+        );
+      }
+    };
     try {
       while (!signal.aborted) {
+        await witnessLog();
         let task: Task | undefined;
         try {
           const waitMs = options.pollWaitMs ?? 20_000;

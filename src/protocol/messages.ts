@@ -97,6 +97,8 @@ export const trainTaskSchema = z.strictObject({
   standardization: standardizationSchema.optional(),
   seed: z.string().max(200),
   dataSchemaDigest: sha256.optional(),
+  /** Where the audit log records this model: the participant checks it before training. */
+  modelLog: z.strictObject({ index: z.number().int().min(0) }).optional(),
 });
 export type TrainTask = z.infer<typeof trainTaskSchema>;
 
@@ -171,6 +173,7 @@ export const secAggTrainTaskSchema = z.strictObject({
   standardization: standardizationSchema.optional(),
   seed: z.string().max(200),
   dataSchemaDigest: sha256.optional(),
+  modelLog: z.strictObject({ index: z.number().int().min(0) }).optional(),
   secagg: secAggContextSchema,
 });
 export type SecAggTrainTask = z.infer<typeof secAggTrainTaskSchema>;

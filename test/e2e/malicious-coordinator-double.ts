@@ -23,6 +23,14 @@ import {
   taskResultSchema,
   taskSchema,
 } from '../../src/protocol/index.ts';
+import {
+  type LogEntry,
+  MerkleTree,
+  createEd25519NoteSigner,
+  encodeLogEntry,
+  formatCheckpoint,
+  signNote,
+} from '../../src/audit/index.ts';
 import type { Workspace } from '../../src/storage/index.ts';
 import { createMtlsServer, readPeerIdentity } from '../../src/transport/index.ts';
 
@@ -43,6 +51,13 @@ export interface CoordinatorDouble {
   putBlob(bytes: Uint8Array, chunkBytes?: number): BlobRef;
   /** The bytes of a blob whose chunks are stored (e.g. a participant's masked input). Throws NOT_FOUND. */
   readBlob(ref: BlobRef): Uint8Array;
+  /**
+   * Records a model in the double's audit log (a real RFC 6962 log signed with the workspace's log
+   * key) and publishes a new checkpoint; returns the entry index tasks carry as `modelLog.index`.
+   */
+  logModel(run: string, modelSha256: string): number;
+  /** Cosignature lines posted by witnesses. */
+  readonly cosignatures: readonly { participant: string; size: number; line: string }[];
   /** Queues `task` for `participant`; it is served until that participant posts a result for it. */
   assign(participant: string, task: Task): void;
   /** Resolves with the first result posted for `taskId`; rejects after `timeoutMs`. */
@@ -73,6 +88,33 @@ export async function startCoordinatorDouble(input: {
   const pollWaiters = new Map<string, Set<() => void>>();
   const resultWaiters = new Map<string, Set<(r: RecordedResult) => void>>();
   let closing = false;
+  // The double's audit log: honest bookkeeping (the attacks here are on secure aggregation).
+  const origin = ws.consortium.log?.origin ?? 'entente/test/log';
+  const signer = createEd25519NoteSigner(origin, ws.logSigningKey());
+  const tree = new MerkleTree();
+  const entries: Uint8Array[] = [];
+  let checkpointNote = '';
+  const cosignatures: { participant: string; size: number; line: string }[] = [];
+  const appendEntry = (entry: Record<string, unknown>): number => {
+    const index = entries.length;
+    const prev = index === 0 ? '' : Buffer.from(tree.leafHash(index - 1)).toString('hex');
+    const bytes = encodeLogEntry({ ...entry, index, at: Date.now(), prev } as unknown as LogEntry);
+    entries.push(bytes);
+    tree.appendEntry(bytes);
+    checkpointNote = signNote(
+      formatCheckpoint({ origin, size: tree.size, rootHash: tree.root(), extensions: [] }),
+      [signer],
+    );
+    return index;
+  };
+  appendEntry({
+    kind: 'log-created',
+    origin,
+    consortium: ws.consortium.consortium,
+    logKey: ws.consortium.log?.key ?? '',
+    witnesses: [],
+    quorum: 0,
+  });
 
   const wake = (participant: string): void => {
     const set = pollWaiters.get(participant);
@@ -148,6 +190,37 @@ export async function startCoordinatorDouble(input: {
     return { stored: true, sha256 };
   });
 
+  app.get('/v1/log/checkpoint', async (request, reply) => {
+    institutionOf(request);
+    return reply.type('text/plain; charset=utf-8').send(checkpointNote);
+  });
+  const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+  app.get('/v1/log/entries', async (request) => {
+    institutionOf(request);
+    const q = request.query as { start: string; end: string };
+    const start = Number(q.start);
+    const end = Math.min(entries.length, Number(q.end));
+    const out = [];
+    for (let i = start; i < end; i++) out.push({ index: i, body: b64(entries[i]!) });
+    return { entries: out };
+  });
+  app.get('/v1/log/proof/inclusion', async (request) => {
+    institutionOf(request);
+    const q = request.query as { index: string; size: string };
+    return { proof: tree.inclusionProof(Number(q.index), Number(q.size)).map(b64) };
+  });
+  app.get('/v1/log/proof/consistency', async (request) => {
+    institutionOf(request);
+    const q = request.query as { from: string; to: string };
+    return { proof: tree.consistencyProof(Number(q.from), Number(q.to)).map(b64) };
+  });
+  app.post('/v1/log/cosignatures', async (request) => {
+    const id = institutionOf(request);
+    const body = request.body as { size: number; line: string };
+    cosignatures.push({ participant: id, size: body.size, line: body.line });
+    return { accepted: true };
+  });
+
   app.get('/v1/blobs/:sha256', async (request, reply) => {
     institutionOf(request);
     const { sha256 } = parseMessage(sha256Param, request.params, 'path');
@@ -181,6 +254,10 @@ export async function startCoordinatorDouble(input: {
     url,
     results,
     registrations,
+    cosignatures,
+    logModel(run, modelSha256) {
+      return appendEntry({ kind: 'model-initialized', run, round: 0, modelSha256 });
+    },
     putBlob(bytes, chunkBytes) {
       const { ref, chunks } = createBlobRef(bytes, chunkBytes);
       for (const c of chunks) blobs.set(sha256Hex(c), new Uint8Array(c));

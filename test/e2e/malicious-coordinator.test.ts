@@ -100,6 +100,16 @@ describe('a malicious coordinator against a real participant process', () => {
   let dataPath = '';
   let model: Tensor[];
   let modelRef: BlobRef;
+  const logged = new Map<string, number>();
+  /** The double logs each model once (the participant checks the model against the log). */
+  const logIndexOf = (sha256: string): number => {
+    let index = logged.get(sha256);
+    if (index === undefined) {
+      index = double.logModel(RUN, sha256);
+      logged.set(sha256, index);
+    }
+    return index;
+  };
   let otherModelRef: BlobRef;
   let standardization: { mean: number[]; std: number[] };
   let journalPath = '';
@@ -211,6 +221,7 @@ describe('a malicious coordinator against a real participant process', () => {
       train: TRAIN,
       standardization,
       seed: `${RUN}/train/${round}/${attempt}`,
+      modelLog: { index: logIndexOf((options.realModel ?? modelRef).sha256) },
       secagg: wire,
     };
     const advert = expectKind(await ask(trainTask), 'secagg-train').advert;

@@ -1,0 +1,241 @@
+/**
+ * The participant as a witness of the consortium's audit log (C2SP tlog-witness role, simplified to a
+ * pull model). It keeps the newest checkpoint it has verified (persisted, so a restart cannot be
+ * fooled), and for every newer one: checks the log's signature, refuses a rollback, and verifies an
+ * RFC 9162 consistency proof from its own view; a second checkpoint for a size it already saw with a
+ * different root is a split view: it records an incident and stops. Before cosigning it checks that
+ * each update commitment it made is in the log by the time the log closes that round (inclusion
+ * proofs). Before training it checks that the model it was given is the one the log recorded.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import {
+  type Checkpoint,
+  type NoteVerifierKey,
+  createCosignatureLine,
+  hashLeaf,
+  openNote,
+  parseCheckpoint,
+  parseLogEntry,
+  parseVerifierKey,
+  verifyConsistency,
+  verifyInclusion,
+} from '../audit/index.ts';
+import { EntenteError } from '../core/errors.ts';
+import type { MtlsClient } from '../transport/index.ts';
+
+export interface LogWitnessOptions {
+  readonly client: () => MtlsClient;
+  readonly institution: string;
+  /** The log's verifier key and origin, from the consortium file (not from the coordinator). */
+  readonly logKey: string;
+  readonly origin: string;
+  /** This institution's cosigner name and Ed25519 key (its identity key). */
+  readonly witnessName: string;
+  readonly witnessKeyPem: string;
+  /** Where the verified view survives restarts (absent: memory only). */
+  readonly stateFile?: string | undefined;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+interface WitnessState {
+  size: number;
+  root: string;
+  note: string;
+  cosigned: number;
+  /** Update commitments this site made and has not yet seen in the log. */
+  pending: { run: string; round: number; attempt: number; sha256: string }[];
+}
+
+function violation(field: string, message: string): never {
+  throw new EntenteError('PROTOCOL_VIOLATION', `${field}: ${message}`, { field });
+}
+
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+const fromB64 = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'base64'));
+
+export class LogWitness {
+  private readonly o: LogWitnessOptions;
+  private readonly key: NoteVerifierKey;
+  private state: WitnessState;
+  /** Set after a split view or rollback: the site takes no further part. */
+  halted: string | null = null;
+
+  constructor(options: LogWitnessOptions) {
+    this.o = options;
+    this.key = parseVerifierKey(options.logKey);
+    this.state = { size: 0, root: '', note: '', cosigned: -1, pending: [] };
+    if (options.stateFile && existsSync(options.stateFile)) {
+      this.state = JSON.parse(readFileSync(options.stateFile, 'utf8')) as WitnessState;
+    }
+  }
+
+  get view(): { size: number; root: string } {
+    return { size: this.state.size, root: this.state.root };
+  }
+
+  private save(): void {
+    if (this.o.stateFile) writeFileSync(this.o.stateFile, JSON.stringify(this.state));
+  }
+
+  private halt(message: string): never {
+    this.halted = message;
+    violation('checkpoint', message);
+  }
+
+  /**
+   * Verifies `note` against the log key and this site's view; adopts it when newer. Throws
+   * PROTOCOL_VIOLATION (and halts on a split view or a rollback).
+   */
+  async observe(note: string): Promise<Checkpoint> {
+    if (this.halted) violation('checkpoint', `this site stopped witnessing: ${this.halted}`);
+    const opened = openNote(note, [this.key]);
+    if (!opened.ok) violation('checkpoint', `not signed by the consortium's log key (${opened.reason})`);
+    const cp = parseCheckpoint(opened.text);
+    if (cp.origin !== this.o.origin)
+      violation('checkpoint.origin', `"${cp.origin}" is not this consortium's log`);
+    const root = b64(cp.rootHash);
+    const { size: oldSize, root: oldRoot } = this.state;
+    if (cp.size < oldSize) this.halt(`rollback: size ${cp.size} after this site saw size ${oldSize}`);
+    if (cp.size === oldSize && oldRoot !== '' && root !== oldRoot)
+      this.halt(`split view: two different checkpoints of size ${cp.size}`);
+    if (cp.size > oldSize && oldRoot !== '') {
+      const r = await this.o
+        .client()
+        .getJson<{ proof: string[] }>(`/v1/log/proof/consistency?from=${oldSize}&to=${cp.size}`);
+      const v = verifyConsistency({
+        size1: oldSize,
+        size2: cp.size,
+        root1: fromB64(oldRoot),
+        root2: cp.rootHash,
+        proof: (r.body?.proof ?? []).map(fromB64),
+      });
+      if (!v.ok)
+        this.halt(`split view: checkpoint ${cp.size} is not consistent with ${oldSize} (${v.reason})`);
+    }
+    if (cp.size >= oldSize) {
+      this.state = { ...this.state, size: cp.size, root, note };
+      this.save();
+    }
+    return cp;
+  }
+
+  private async fetchCheckpoint(): Promise<string> {
+    return (await this.o.client().getBytes('/v1/log/checkpoint', 64 * 1024)).toString('utf8');
+  }
+
+  /** Fetches entry `index` and checks its inclusion in the current view; returns the parsed entry. */
+  async fetchIncluded(index: number): Promise<ReturnType<typeof parseLogEntry>> {
+    const { size, root } = this.state;
+    if (index >= size)
+      violation('modelLog.index', `entry ${index} is beyond the newest checkpoint (${size})`);
+    const entries = await this.o
+      .client()
+      .getJson<{ entries: { index: number; body: string }[] }>(
+        `/v1/log/entries?start=${index}&end=${index + 1}`,
+      );
+    const body = entries.body?.entries[0];
+    if (!body || body.index !== index) violation('log', `entry ${index} was not served`);
+    const bytes = fromB64(body.body);
+    const proof = await this.o
+      .client()
+      .getJson<{ proof: string[] }>(`/v1/log/proof/inclusion?index=${index}&size=${size}`);
+    const v = verifyInclusion({
+      leafIndex: index,
+      treeSize: size,
+      leafHash: hashLeaf(bytes),
+      proof: (proof.body?.proof ?? []).map(fromB64),
+      root: fromB64(root),
+    });
+    if (!v.ok) violation('log', `entry ${index} is not in the checkpoint of size ${size} (${v.reason})`);
+    return parseLogEntry(bytes, `log entry ${index}`);
+  }
+
+  /** Before training: the model must be the one the log recorded for this run at `index`. */
+  async checkModel(input: { index: number; run: string; modelSha256: string }): Promise<void> {
+    await this.observe(await this.fetchCheckpoint());
+    const entry = await this.fetchIncluded(input.index);
+    if (
+      (entry.kind !== 'model-initialized' && entry.kind !== 'model-released') ||
+      entry.run !== input.run ||
+      entry.modelSha256 !== input.modelSha256
+    ) {
+      violation(
+        'model',
+        `the model sent (${input.modelSha256.slice(0, 12)}…) is not the one the log records at entry ${input.index}`,
+      );
+    }
+  }
+
+  /** Remembers a commitment this site signed and had accepted; it must show up in the log. */
+  recordCommitment(c: { run: string; round: number; attempt: number; sha256: string }): void {
+    this.state.pending.push(c);
+    this.save();
+  }
+
+  /**
+   * Witnesses the newest checkpoint if it is newer than the last one cosigned: verifies it, checks
+   * this site's commitments in the new range, and posts a cosignature. Returns the size cosigned.
+   */
+  async cosignLatest(): Promise<number | null> {
+    const note = await this.fetchCheckpoint();
+    const from = Math.max(0, this.state.cosigned);
+    const cp = await this.observe(note);
+    if (cp.size <= this.state.cosigned) return null;
+    await this.checkCommitments(from, cp.size);
+    const line = createCosignatureLine({
+      witnessName: this.o.witnessName,
+      privateKeyPem: this.o.witnessKeyPem,
+      checkpointText: note.slice(0, note.indexOf('\n\n') + 1),
+      timestampSeconds: Math.floor(this.o.now() / 1000),
+    });
+    await this.o.client().postJson('/v1/log/cosignatures', { size: cp.size, line });
+    this.state.cosigned = cp.size;
+    this.save();
+    this.o.log.info({ size: cp.size }, 'audit log checkpoint verified and cosigned');
+    return cp.size;
+  }
+
+  /** Every pending commitment whose round the log has closed in [from, to) must be in the log. */
+  private async checkCommitments(from: number, to: number): Promise<void> {
+    if (this.state.pending.length === 0) return;
+    const found = new Set<string>();
+    const closed: { run: string; round: number; attempt: number | null }[] = [];
+    for (let start = from; start < to; start += 10_000) {
+      const end = Math.min(to, start + 10_000);
+      const page = await this.o
+        .client()
+        .getJson<{ entries: { index: number; body: string }[] }>(`/v1/log/entries?start=${start}&end=${end}`);
+      for (const e of page.body?.entries ?? []) {
+        const entry = parseLogEntry(fromB64(e.body), `log entry ${e.index}`);
+        if (entry.kind === 'update-committed' && entry.participant === this.o.institution) {
+          const key = `${entry.run}/${entry.round}/${entry.attempt}/${entry.sha256}`;
+          if (this.state.pending.some((p) => `${p.run}/${p.round}/${p.attempt}/${p.sha256}` === key)) {
+            await this.fetchIncluded(e.index); // an inclusion proof for each of its own commitments
+            found.add(key);
+          }
+        }
+        if (entry.kind === 'model-released')
+          closed.push({ run: entry.run, round: entry.round, attempt: null });
+        if (entry.kind === 'round-aborted')
+          closed.push({ run: entry.run, round: entry.round, attempt: entry.attempt });
+      }
+    }
+    const stillPending: WitnessState['pending'] = [];
+    for (const p of this.state.pending) {
+      const key = `${p.run}/${p.round}/${p.attempt}/${p.sha256}`;
+      if (found.has(key)) continue;
+      const isClosed = closed.some(
+        (c) => c.run === p.run && c.round === p.round && (c.attempt === null || c.attempt === p.attempt),
+      );
+      if (isClosed)
+        this.halt(
+          `the log closed run ${p.run} round ${p.round} without this site's accepted update commitment`,
+        );
+      stillPending.push(p);
+    }
+    this.state.pending = stillPending;
+    this.save();
+  }
+}
