@@ -47,7 +47,11 @@ const sha256Param = z.strictObject({
 });
 const taskParam = z.strictObject({ taskId: z.string().min(1).max(200) });
 const runParam = z.strictObject({ runId: z.string().min(1).max(64) });
-const waitQuery = z.object({ waitMs: z.coerce.number().int().min(0).max(60_000).default(25_000) });
+const waitQuery = z.object({
+  waitMs: z.coerce.number().int().min(0).max(60_000).default(25_000),
+  /** The newest checkpoint size the participant has witnessed: a newer one ends the wait at once. */
+  checkpoint: z.coerce.number().int().min(-1).optional(),
+});
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
   const ws = openWorkspace(options.workspaceDir);
@@ -171,11 +175,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   app.get('/v1/tasks/next', async (request, reply) => {
     const id = require(request, 'institution');
-    const { waitMs } = parseMessage(waitQuery, request.query, 'query');
+    const { waitMs, checkpoint } = parseMessage(waitQuery, request.query, 'query');
     store.touchParticipant(id, Date.now());
     engine.tick();
     const deadline = Date.now() + waitMs;
-    const checkpointAtStart = audit.checkpointSize;
+    const checkpointAtStart = checkpoint ?? audit.checkpointSize;
     for (;;) {
       if (closing) return reply.status(204).send();
       // A new checkpoint: return so the participant can witness and cosign it.
@@ -277,9 +281,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     member(request);
     return reply.type('text/plain; charset=utf-8').send(`${audit.verifierKey}\n`);
   });
+  const afterQuery = z.strictObject({ after: z.coerce.number().int().min(-1).default(-1) });
   app.get('/v1/log/checkpoints', async (request) => {
     member(request);
-    return { checkpoints: audit.checkpoints() };
+    const { after } = parseMessage(afterQuery, request.query, 'query');
+    return { checkpoints: audit.checkpoints().filter((c) => c.size > after) };
   });
   const rangeQuery = z.strictObject({
     start: z.coerce.number().int().min(0),

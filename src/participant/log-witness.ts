@@ -174,27 +174,42 @@ export class LogWitness {
     this.save();
   }
 
+  /** Size of the newest checkpoint this site has cosigned (-1 before the first). */
+  get cosignedSize(): number {
+    return this.state.cosigned;
+  }
+
   /**
-   * Witnesses the newest checkpoint if it is newer than the last one cosigned: verifies it, checks
-   * this site's commitments in the new range, and posts a cosignature. Returns the size cosigned.
+   * Witnesses, in order, every checkpoint newer than the last one cosigned: verifies each against this
+   * site's view, checks this site's commitments in its range, and posts a cosignature for each.
+   * Returns how many it cosigned.
    */
-  async cosignLatest(): Promise<number | null> {
-    const note = await this.fetchCheckpoint();
-    const from = Math.max(0, this.state.cosigned);
-    const cp = await this.observe(note);
-    if (cp.size <= this.state.cosigned) return null;
-    await this.checkCommitments(from, cp.size);
-    const line = createCosignatureLine({
-      witnessName: this.o.witnessName,
-      privateKeyPem: this.o.witnessKeyPem,
-      checkpointText: note.slice(0, note.indexOf('\n\n') + 1),
-      timestampSeconds: Math.floor(this.o.now() / 1000),
-    });
-    await this.o.client().postJson('/v1/log/cosignatures', { size: cp.size, line });
-    this.state.cosigned = cp.size;
-    this.save();
-    this.o.log.info({ size: cp.size }, 'audit log checkpoint verified and cosigned');
-    return cp.size;
+  async cosignPending(): Promise<number> {
+    const r = await this.o
+      .client()
+      .getJson<{ checkpoints: { size: number; note: string }[] }>(
+        `/v1/log/checkpoints?after=${this.state.cosigned}`,
+      );
+    let count = 0;
+    for (const { note } of r.body?.checkpoints ?? []) {
+      const from = Math.max(0, this.state.cosigned);
+      const cp = await this.observe(note);
+      if (cp.size <= this.state.cosigned) continue;
+      await this.checkCommitments(from, cp.size);
+      const line = createCosignatureLine({
+        witnessName: this.o.witnessName,
+        privateKeyPem: this.o.witnessKeyPem,
+        checkpointText: note.slice(0, note.indexOf('\n\n') + 1),
+        timestampSeconds: Math.floor(this.o.now() / 1000),
+      });
+      await this.o.client().postJson('/v1/log/cosignatures', { size: cp.size, line });
+      this.state.cosigned = cp.size;
+      this.save();
+      count++;
+    }
+    if (count > 0)
+      this.o.log.info({ size: this.state.cosigned, count }, 'audit log checkpoints verified and cosigned');
+    return count;
   }
 
   /** Every pending commitment whose round the log has closed in [from, to) must be in the log. */

@@ -543,7 +543,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     const witnessLog = async (): Promise<void> => {
       if (!witness || signal.aborted) return;
       try {
-        await witness.cosignLatest();
+        await witness.cosignPending();
       } catch (err) {
         if (witness.halted) {
           log.error(
@@ -557,6 +557,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
           { code: (err as EntenteError).code },
           `could not witness the audit log: ${(err as Error).message}`,
         );
+        await sleep(1_000, signal); // do not spin: the next poll would return at once
       }
     };
     try {
@@ -565,7 +566,8 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         let task: Task | undefined;
         try {
           const waitMs = options.pollWaitMs ?? 20_000;
-          const r = await currentClient().getJson(`/v1/tasks/next?waitMs=${waitMs}`, waitMs + 10_000);
+          const seen = witness ? `&checkpoint=${witness.cosignedSize}` : '';
+          const r = await currentClient().getJson(`/v1/tasks/next?waitMs=${waitMs}${seen}`, waitMs + 10_000);
           failures = 0;
           if (r.status === 204 || r.body === null) continue;
           task = parseMessage(taskSchema, r.body, 'task');

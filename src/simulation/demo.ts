@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
+import { parseVerifierKey, verifyCosignatures, verifyLog } from '../audit/index.ts';
 import { decodeSafetensors } from '../core/safetensors.ts';
 import { sha256Hex } from '../crypto/digest.ts';
 import { createSeededRng } from '../crypto/seeded-rng.ts';
@@ -27,7 +28,7 @@ import {
 } from '../data/index.ts';
 import { builtinTrainer, describeLayout, parseModelSpec } from '../models/index.ts';
 import type { BlobRef } from '../protocol/index.ts';
-import { createWorkspace } from '../storage/index.ts';
+import { SqliteStore, createWorkspace, openWorkspace } from '../storage/index.ts';
 import { createMtlsClient } from '../transport/index.ts';
 import { startProcessFederation } from './process-federation.ts';
 
@@ -51,6 +52,15 @@ export interface DemoSummary {
   wallMs: number;
   federatedEvalAccuracy: number | null;
   participants: Record<string, { trainRows: number; malignant: number; benign: number }>;
+  /** `entente audit verify` on the demo's own log, after the coordinator stopped. */
+  audit: {
+    ok: boolean;
+    entries: number;
+    checkpoints: number;
+    cosignatures: number;
+    witnesses: number;
+    problems: string[];
+  };
   /** How updates were combined: protocol, thresholds used, aborted attempts. */
   secureAggregation: { protocol: string; thresholds: number[]; completed: number; aborted: number };
 }
@@ -187,11 +197,25 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const bytes = Buffer.concat(parts2);
     if (sha256Hex(bytes) !== view.model.sha256) throw new Error('final model does not match its digest');
     finalBytes = bytes;
+    // The witnesses cosign the final checkpoint on their own; give them a moment to reach a quorum.
+    const witnesses = Object.values(ws.consortium.witnesses ?? {}).map((k) => parseVerifierKey(k));
+    const quorum = Math.floor(witnesses.length / 2) + 1;
+    for (let i = 0; i < 100; i++) {
+      const r = await client.getJson<{ checkpoints: { size: number; note: string }[] }>(
+        '/v1/log/checkpoints',
+      );
+      const newest = r.body!.checkpoints.at(-1);
+      const cosigned = newest ? verifyCosignatures(newest.note, witnesses).filter((v) => v.ok).length : 0;
+      if (cosigned >= Math.min(quorum, witnesses.length) && cosigned === witnesses.length) break;
+      if (i >= 50 && cosigned >= quorum) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
   } finally {
     await client.close();
     await federation.stop();
   }
   if (view.status !== 'completed') throw new Error(`run ended as ${view.status}`);
+  const audit = auditDemoLog(dir);
 
   const spec = parseModelSpec({ kind: 'logistic', inputDim: 30 });
   const globalWeights = decodeSafetensors(finalBytes, { expected: describeLayout(spec) }).weights;
@@ -241,6 +265,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     wallMs: Math.round(performance.now() - started),
     federatedEvalAccuracy: lastEval,
     participants,
+    audit,
     secureAggregation: {
       protocol: view.secureAggregation.length > 0 ? 'secagg' : 'none',
       thresholds: [...new Set(view.secureAggregation.map((a) => a.threshold))],
@@ -253,6 +278,45 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   if (!keep) rmSync(dir, { recursive: true, force: true });
   else console.error(`workspace kept in ${dir}`);
   return summary;
+}
+
+/**
+ * What `entente audit verify --log <workspace>` does, on the demo's own log: read the coordinator's
+ * store (read-only, after it stopped) and verify everything with the keys from the consortium file.
+ */
+function auditDemoLog(dir: string): DemoSummary['audit'] {
+  const ws = openWorkspace(dir);
+  const store = new SqliteStore(join(ws.coordinatorStateDir(), 'coordinator.db'));
+  try {
+    const rows = store.listLogEntries();
+    const checkpoints = store.listCheckpoints().map((c) => c.note);
+    const witnesses = Object.values(ws.consortium.witnesses ?? {});
+    const report = verifyLog(
+      {
+        entries: rows.map((r) => new Uint8Array(r.body)),
+        storedLeafHashes: rows.map((r) => new Uint8Array(r.leaf_hash)),
+        checkpoints,
+      },
+      { log: ws.consortium.log!.key, witnesses, quorum: Math.floor(witnesses.length / 2) + 1 },
+    );
+    const newest = checkpoints.at(-1);
+    const cosignatures = newest
+      ? verifyCosignatures(
+          newest,
+          witnesses.map((k) => parseVerifierKey(k)),
+        ).filter((v) => v.ok).length
+      : 0;
+    return {
+      ok: report.ok,
+      entries: report.entries,
+      checkpoints: report.checkpoints,
+      cosignatures,
+      witnesses: witnesses.length,
+      problems: [...report.problems],
+    };
+  } finally {
+    store.close();
+  }
 }
 
 function printSummary(s: DemoSummary, rounds: number, rows: number, testRows: number): void {
@@ -277,6 +341,8 @@ function printSummary(s: DemoSummary, rounds: number, rows: number, testRows: nu
     `  bytes sent         ${s.bytesSent.toLocaleString('en-US')} (coordinator -> participants)`,
     `  bytes received     ${s.bytesReceived.toLocaleString('en-US')} (participants -> coordinator)`,
     `  wall time          ${(s.wallMs / 1000).toFixed(1)} s`,
+    `  audit log          ${s.audit.ok ? 'VERIFIED' : 'FAILED'}: ${s.audit.entries} entries, ${s.audit.checkpoints} signed checkpoints, newest cosigned by ${s.audit.cosignatures} of ${s.audit.witnesses} institutions (entente audit verify --log ${'<workspace>'})`,
+    ...s.audit.problems.map((p) => `    problem: ${p}`),
     '',
   ];
   console.log(lines.join('\n'));

@@ -17,6 +17,10 @@ describe('demo federation', () => {
     );
     assert.deepEqual(Object.keys(s.localOnlyAccuracy).sort(), ['clinic-c', 'hospital-a', 'hospital-b']);
     assert.ok(s.bytesSent > 0 && s.bytesReceived > 0);
+    assert.equal(s.secureAggregation.protocol, 'secagg');
+    assert.equal(s.secureAggregation.completed, 20);
+    assert.ok(s.audit.ok, `audit verify: ${s.audit.problems.join('; ')}`);
+    assert.equal(s.audit.cosignatures, 3, 'every institution cosigned the final checkpoint');
     // No coordinator or participant process is left behind.
     const left = execFileSync('ps', ['-eo', 'args'])
       .toString()
