@@ -185,6 +185,7 @@ export class LogWitness {
    * Returns how many it cosigned.
    */
   async cosignPending(): Promise<number> {
+    if (this.halted) violation('checkpoint', `this site stopped witnessing: ${this.halted}`);
     const r = await this.o
       .client()
       .getJson<{ checkpoints: { size: number; note: string }[] }>(
