@@ -62,9 +62,14 @@ export function verifyLog(
 ): AuditReport {
   const problems: string[] = [];
   const facts: string[] = [];
+  // Entry-level evidence (bytes, index, chain, semantics) names an entry exactly; a checkpoint that
+  // no longer matches only bounds where the change starts, so it names an entry only without the former.
   let firstBad: number | null = null;
-  const bad = (index: number | null, message: string): void => {
-    if (index !== null && (firstBad === null || index < firstBad)) firstBad = index;
+  let firstBadInRange: number | null = null;
+  const bad = (index: number | null, message: string, inexact = false): void => {
+    if (index !== null && !inexact && (firstBad === null || index < firstBad)) firstBad = index;
+    if (index !== null && inexact && (firstBadInRange === null || index < firstBadInRange))
+      firstBadInRange = index;
     problems.push(index === null ? message : `entry ${index}: ${message}`);
   };
   const entries: LogEntry[] = [];
@@ -149,7 +154,11 @@ export function verifyLog(
         .filter((o) => o.size < cp.size && hex(tree.root(o.size)) === hex(o.root))
         .at(-1);
       const from = before?.size ?? 0;
-      bad(from, `entries ${from}..${cp.size - 1} do not match the checkpoint of size ${cp.size} (rewritten)`);
+      bad(
+        from,
+        `entries ${from}..${cp.size - 1} do not match the checkpoint of size ${cp.size} (rewritten)`,
+        true,
+      );
       continue;
     }
     const last = k === parsed.length - 1;
@@ -180,7 +189,7 @@ export function verifyLog(
     ok: problems.length === 0,
     entries: source.entries.length,
     checkpoints: parsed.length,
-    firstBadEntry: firstBad,
+    firstBadEntry: firstBad ?? firstBadInRange,
     problems,
     facts,
     keysFrom,
