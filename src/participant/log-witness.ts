@@ -88,7 +88,7 @@ export class LogWitness {
    * Verifies `note` against the log key and this site's view; adopts it when newer. Throws
    * PROTOCOL_VIOLATION (and halts on a split view or a rollback).
    */
-  async observe(note: string): Promise<Checkpoint> {
+  async observe(note: string, options: { older?: boolean } = {}): Promise<Checkpoint> {
     if (this.halted) violation('checkpoint', `this site stopped witnessing: ${this.halted}`);
     const opened = openNote(note, [this.key]);
     if (!opened.ok) violation('checkpoint', `not signed by the consortium's log key (${opened.reason})`);
@@ -97,7 +97,23 @@ export class LogWitness {
       violation('checkpoint.origin', `"${cp.origin}" is not this consortium's log`);
     const root = b64(cp.rootHash);
     const { size: oldSize, root: oldRoot } = this.state;
-    if (cp.size < oldSize) this.halt(`rollback: size ${cp.size} after this site saw size ${oldSize}`);
+    if (cp.size < oldSize && !options.older)
+      this.halt(`rollback: size ${cp.size} after this site saw size ${oldSize}`);
+    if (cp.size < oldSize) {
+      // An older checkpoint being witnessed late: it must be a prefix of this site's view.
+      const r = await this.o
+        .client()
+        .getJson<{ proof: string[] }>(`/v1/log/proof/consistency?from=${cp.size}&to=${oldSize}`);
+      const v = verifyConsistency({
+        size1: cp.size,
+        size2: oldSize,
+        root1: cp.rootHash,
+        root2: fromB64(oldRoot),
+        proof: (r.body?.proof ?? []).map(fromB64),
+      });
+      if (!v.ok) this.halt(`split view: checkpoint ${cp.size} is not a prefix of ${oldSize} (${v.reason})`);
+      return cp;
+    }
     if (cp.size === oldSize && oldRoot !== '' && root !== oldRoot)
       this.halt(`split view: two different checkpoints of size ${cp.size}`);
     if (cp.size > oldSize && oldRoot !== '') {
@@ -186,6 +202,9 @@ export class LogWitness {
    */
   async cosignPending(): Promise<number> {
     if (this.halted) violation('checkpoint', `this site stopped witnessing: ${this.halted}`);
+    // The newest checkpoint first: a second checkpoint for a size already seen is a split view even
+    // though it is not "after" anything.
+    await this.observe(await this.fetchCheckpoint());
     const r = await this.o
       .client()
       .getJson<{ checkpoints: { size: number; note: string }[] }>(
@@ -194,7 +213,7 @@ export class LogWitness {
     let count = 0;
     for (const { note } of r.body?.checkpoints ?? []) {
       const from = Math.max(0, this.state.cosigned);
-      const cp = await this.observe(note);
+      const cp = await this.observe(note, { older: true });
       if (cp.size <= this.state.cosigned) continue;
       await this.checkCommitments(from, cp.size);
       const line = createCosignatureLine({

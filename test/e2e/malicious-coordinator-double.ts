@@ -56,6 +56,8 @@ export interface CoordinatorDouble {
    * key) and publishes a new checkpoint; returns the entry index tasks carry as `modelLog.index`.
    */
   logModel(run: string, modelSha256: string): number;
+  /** Publishes a second, different checkpoint for the current size (a split view). */
+  forkCheckpoint(): void;
   /** Cosignature lines posted by witnesses. */
   readonly cosignatures: readonly { participant: string; size: number; line: string }[];
   /** Queues `task` for `participant`; it is served until that participant posts a result for it. */
@@ -94,6 +96,9 @@ export async function startCoordinatorDouble(input: {
   const tree = new MerkleTree();
   const entries: Uint8Array[] = [];
   let checkpointNote = '';
+  const published: { size: number; note: string }[] = [];
+  /** Bumped with every new checkpoint: a waiting long poll then returns (as the real coordinator does). */
+  let checkpointVersion = 0;
   const cosignatures: { participant: string; size: number; line: string }[] = [];
   const appendEntry = (entry: Record<string, unknown>): number => {
     const index = entries.length;
@@ -105,6 +110,8 @@ export async function startCoordinatorDouble(input: {
       formatCheckpoint({ origin, size: tree.size, rootHash: tree.root(), extensions: [] }),
       [signer],
     );
+    published.push({ size: tree.size, note: checkpointNote });
+    checkpointVersion++;
     return index;
   };
   appendEntry({
@@ -147,8 +154,9 @@ export async function startCoordinatorDouble(input: {
     const id = institutionOf(request);
     const { waitMs } = parseMessage(waitQuery, request.query, 'query');
     const deadline = Date.now() + waitMs;
+    const versionAtStart = checkpointVersion;
     for (;;) {
-      if (closing) return reply.status(204).send();
+      if (closing || checkpointVersion !== versionAtStart) return reply.status(204).send();
       const next = open.get(id)?.[0];
       if (next) return next;
       const left = deadline - Date.now();
@@ -190,6 +198,11 @@ export async function startCoordinatorDouble(input: {
     return { stored: true, sha256 };
   });
 
+  app.get('/v1/log/checkpoints', async (request) => {
+    institutionOf(request);
+    const after = Number((request.query as { after?: string }).after ?? -1);
+    return { checkpoints: published.filter((c) => c.size > after) };
+  });
   app.get('/v1/log/checkpoint', async (request, reply) => {
     institutionOf(request);
     return reply.type('text/plain; charset=utf-8').send(checkpointNote);
@@ -255,6 +268,18 @@ export async function startCoordinatorDouble(input: {
     results,
     registrations,
     cosignatures,
+    forkCheckpoint() {
+      // Same size, another root, genuinely signed by the log key: a split view.
+      const size = tree.size;
+      checkpointNote = signNote(
+        formatCheckpoint({ origin, size, rootHash: new Uint8Array(32).fill(0x5a), extensions: [] }),
+        [signer],
+      );
+      published.length = 0;
+      published.push({ size, note: checkpointNote });
+      checkpointVersion++;
+      for (const id of ws.consortium.institutions) wake(id);
+    },
     logModel(run, modelSha256) {
       return appendEntry({ kind: 'model-initialized', run, round: 0, modelSha256 });
     },

@@ -624,4 +624,31 @@ describe('a malicious coordinator against a real participant process', () => {
     assert.equal(refusals.length, 10, 'one refusal per malicious move');
     assert.equal(readJournal().length, refusals.length);
   });
+
+  it('6. two different signed checkpoints for the same size: the participant records an incident and stops', {
+    timeout: 30_000,
+  }, async () => {
+    const cosignedBefore = double.cosignatures.filter((c) => c.participant === REAL).map((c) => c.size);
+    assert.ok(cosignedBefore.length > 0, 'the participant had witnessed and cosigned the honest log');
+    double.forkCheckpoint();
+    const exited = await waitFor(
+      'the participant to stop',
+      async () => (participant!.child.exitCode !== null ? true : undefined),
+      20_000,
+    );
+    assert.ok(exited);
+    assert.notEqual(participant!.child.exitCode, 0, 'it stops with an error');
+    const incident = readFileSync(journalPath, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; message?: string })
+      .find((e) => e.event === 'incident');
+    assert.ok(incident, 'an incident is in the journal');
+    assert.match(incident.message ?? '', /split view/);
+    assert.deepEqual(
+      double.cosignatures.filter((c) => c.participant === REAL).map((c) => c.size),
+      cosignedBefore,
+      'it cosigned nothing after the fork',
+    );
+  });
 });
