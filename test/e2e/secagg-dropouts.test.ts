@@ -140,7 +140,12 @@ describe('secure aggregation survives dropouts at every stage', () => {
         `round ${round} to finish`,
         async () => {
           const a = attemptOf(round);
-          return a && a.outcome !== 'running' ? a : undefined;
+          if (!a || a.outcome === 'running') return undefined;
+          // A completed attempt's model and metrics land in the next transaction: wait for them too.
+          const r = db
+            .prepare("SELECT model_out FROM rounds WHERE run_id = 'dropouts' AND round = ?")
+            .get(round) as { model_out: string | null } | undefined;
+          return a.outcome === 'aborted' || r?.model_out ? a : undefined;
         },
         60_000,
         50,
@@ -182,12 +187,22 @@ describe('secure aggregation survives dropouts at every stage', () => {
     let round = 0;
     for (const [k, s] of scenarios.entries()) {
       round = await nextVictimRound(round);
-      await waitFor(
-        `round ${round}: victim ${s.name}`,
-        async () => (s.killWhen(round) ? true : undefined),
-        60_000,
-        10,
-      );
+      try {
+        await waitFor(
+          `round ${round}: victim ${s.name}`,
+          async () => (s.killWhen(round) ? true : undefined),
+          60_000,
+          10,
+        );
+      } catch (err) {
+        const events = db
+          .prepare('SELECT kind, participant, code, message FROM events WHERE round = ?')
+          .all(round);
+        const tasks = db
+          .prepare("SELECT id, status FROM tasks WHERE run_id = 'dropouts' AND round = ?")
+          .all(round);
+        throw new Error(`${(err as Error).message}\n${JSON.stringify({ events, tasks }, null, 1)}`);
+      }
       // The last scenario's restart brings the victim back slow at MaskedInputCollection only.
       await restartVictim(
         k === scenarios.length - 1 ? `secagg-masked-input=${STAGE_TIMEOUT_MS + 2_000}` : VICTIM_PAUSE,
