@@ -267,7 +267,11 @@ describe('hostile secure-aggregation results', () => {
             "SELECT * FROM secagg_attempts WHERE run_id = 'hostile' AND round = 1 AND outcome != 'running'",
           )
           .get() as { outcome: string; survivors_json: string; reason: string | null } | undefined;
-        return a;
+        const r = db.prepare("SELECT model_out FROM rounds WHERE run_id = 'hostile' AND round = 1").get() as
+          | { model_out: string | null }
+          | undefined;
+        // The model and metrics land in the transaction after the attempt's outcome.
+        return a && (a.outcome !== 'completed' || r?.model_out) ? a : undefined;
       },
       60_000,
     );
