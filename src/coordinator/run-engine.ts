@@ -375,6 +375,7 @@ export class RunEngine {
           modelSpec: live.config.model,
           ...schema,
           ...(standardization ? { standardization } : {}),
+          ...modelLog,
         };
       }
       return {

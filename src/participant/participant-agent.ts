@@ -417,6 +417,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     const weights = await fetchModel(task.model, spec);
     const std = task.standardization ? toParams(task.standardization) : undefined;
     if (task.kind === 'evaluate') {
+      await checkModelInLog(task);
       const holdout = std ? applyStandardization(split.test, std) : split.test;
       const r = trainer.evaluate(spec, weights, holdout);
       return {

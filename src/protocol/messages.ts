@@ -109,6 +109,7 @@ export const evaluateTaskSchema = z.strictObject({
   modelSpec: z.unknown(),
   standardization: standardizationSchema.optional(),
   dataSchemaDigest: sha256.optional(),
+  modelLog: z.strictObject({ index: z.number().int().min(0) }).optional(),
 });
 export type EvaluateTask = z.infer<typeof evaluateTaskSchema>;
 
