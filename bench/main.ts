@@ -1,9 +1,14 @@
 /** Benchmarks: `npm run bench -- <name> [--json]`. Each prints one JSON object on stdout. */
+import { benchAudit } from './audit.ts';
 import { benchRound } from './round.ts';
 import { benchSecAgg } from './secagg.ts';
 
 const [name, ...rest] = process.argv.slice(2);
-const benches: Record<string, (args: string[]) => Promise<void>> = { round: benchRound, secagg: benchSecAgg };
+const benches: Record<string, (args: string[]) => Promise<void>> = {
+  audit: benchAudit,
+  round: benchRound,
+  secagg: benchSecAgg,
+};
 const run = name ? benches[name] : undefined;
 if (!run) {
   console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [--json] [--quick]`);

@@ -9,3 +9,4 @@ export * from './dsse.ts';
 export * from './provenance.ts';
 export * from './log-entry.ts';
 export * from './verify-log.ts';
+export * from './verify-bundle.ts';
