@@ -7,7 +7,7 @@
  * each update commitment it made is in the log by the time the log closes that round (inclusion
  * proofs). Before training it checks that the model it was given is the one the log recorded.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import {
   type Checkpoint,
@@ -75,8 +75,19 @@ export class LogWitness {
     return { size: this.state.size, root: this.state.root };
   }
 
+  /** Atomic (temp file, fsync, rename): a site killed mid-write keeps its previous view intact. */
   private save(): void {
-    if (this.o.stateFile) writeFileSync(this.o.stateFile, JSON.stringify(this.state));
+    const file = this.o.stateFile;
+    if (!file) return;
+    const tmp = `${file}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(this.state));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
   }
 
   private halt(message: string): never {

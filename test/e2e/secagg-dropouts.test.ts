@@ -201,7 +201,10 @@ describe('secure aggregation survives dropouts at every stage', () => {
         const tasks = db
           .prepare("SELECT id, status FROM tasks WHERE run_id = 'dropouts' AND round = ?")
           .all(round);
-        throw new Error(`${(err as Error).message}\n${JSON.stringify({ events, tasks }, null, 1)}`);
+        const victimLog = federation!.participants.get(VICTIM)!.stderr().slice(-3000);
+        throw new Error(
+          `${(err as Error).message}\n${JSON.stringify({ events, tasks }, null, 1)}\n${victimLog}`,
+        );
       }
       // The last scenario's restart brings the victim back slow at MaskedInputCollection only.
       await restartVictim(
@@ -237,9 +240,22 @@ describe('secure aggregation survives dropouts at every stage', () => {
     // Late masked input: the victim answers MaskedInputCollection after the stage deadline.
     round = await nextVictimRound(round);
     const late = await finished(round);
-    assert.equal(late.outcome, 'completed');
-    assert.deepEqual(JSON.parse(late.survivors_json!), HONEST);
-    assert.deepEqual(JSON.parse(late.dropped_json!), [VICTIM]);
+    const explain = (): string => {
+      const events = db
+        .prepare('SELECT kind, participant, code, message FROM events WHERE round = ?')
+        .all(round);
+      const tasks = db
+        .prepare("SELECT id, status FROM tasks WHERE run_id = 'dropouts' AND round = ?")
+        .all(round);
+      let journal = '';
+      try {
+        journal = readFileSync(join(dir, 'institutions', VICTIM, 'journal.jsonl'), 'utf8');
+      } catch {}
+      return JSON.stringify({ round, events, tasks, journal }, null, 1);
+    };
+    assert.equal(late.outcome, 'completed', explain());
+    assert.deepEqual(JSON.parse(late.survivors_json!), HONEST, explain());
+    assert.deepEqual(JSON.parse(late.dropped_json!), [VICTIM], explain());
     const refused = await waitFor(
       'the late masked input to be refused',
       async () =>
