@@ -1,6 +1,7 @@
 /** Public face of src/models: the built-in model family, its trainer and the DP-SGD building blocks. */
 export * from './builtin-trainer.ts';
 export * from './dense-network.ts';
+export * from './dp-sgd.ts';
 export * from './evaluate-model.ts';
 export * from './flat-parameters.ts';
 export * from './initialize-weights.ts';

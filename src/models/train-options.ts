@@ -5,12 +5,22 @@
  *   optimizer           'sgd' (with optional heavy-ball `momentum` in [0, 1)) or 'adam'
  *   l2                  L2 weight-decay coefficient (objective += l2/2·||w||²), default 0
  *   proximalMu          FedProx mu (objective += mu/2·||w − w_global||², Li et al. MLSys 2020), default 0
+ *   dp                  optional sample-level DP-SGD (dp-sgd.ts): { clipNorm > 0, noiseMultiplier >= 0,
+ *                       samplingRate in (0, 1] (at least MIN_DP_SAMPLING_RATE) }; when set, batches are
+ *                       Poisson-sampled and batchSize is not used
  */
 import { z } from 'zod';
+import { MIN_DP_SAMPLING_RATE } from './dp-sgd.ts';
 import { parseWithSchema } from './parse-with-schema.ts';
 
 export const MAX_EPOCHS = 10_000;
 export const MAX_BATCH_SIZE = 1 << 24;
+
+export const dpSgdOptionsSchema = z.strictObject({
+  clipNorm: z.number().gt(0),
+  noiseMultiplier: z.number().min(0),
+  samplingRate: z.number().min(MIN_DP_SAMPLING_RATE).max(1),
+});
 
 export const trainOptionsSchema = z
   .strictObject({
@@ -21,6 +31,7 @@ export const trainOptionsSchema = z
     momentum: z.number().min(0).lt(1).optional(),
     l2: z.number().min(0).optional(),
     proximalMu: z.number().min(0).optional(),
+    dp: dpSgdOptionsSchema.optional(),
   })
   .superRefine((o, ctx) => {
     if (o.optimizer === 'adam' && o.momentum !== undefined && o.momentum > 0) {
@@ -39,5 +50,7 @@ export type TrainOptions = Readonly<z.infer<typeof trainOptionsSchema>>;
  * whose `field` names the offending option (e.g. `options.learningRate`).
  */
 export function parseTrainOptions(input: unknown): TrainOptions {
-  return Object.freeze(parseWithSchema(trainOptionsSchema, input, 'INVALID_CONFIG', 'options'));
+  const options = parseWithSchema(trainOptionsSchema, input, 'INVALID_CONFIG', 'options');
+  if (options.dp !== undefined) Object.freeze(options.dp);
+  return Object.freeze(options);
 }
