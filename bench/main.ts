@@ -1,10 +1,12 @@
 /** Benchmarks: `npm run bench -- <name> [--json]`. Each prints one JSON object on stdout. */
+import { benchAccountant } from './accountant.ts';
 import { benchAudit } from './audit.ts';
 import { benchRound } from './round.ts';
 import { benchSecAgg } from './secagg.ts';
 
 const [name, ...rest] = process.argv.slice(2);
 const benches: Record<string, (args: string[]) => Promise<void>> = {
+  accountant: benchAccountant,
   audit: benchAudit,
   round: benchRound,
   secagg: benchSecAgg,

@@ -102,6 +102,19 @@ export const logEntryBodies = {
     code: z.string().max(64),
     message: text,
   }),
+  /** A participant's privacy event for a round and the ε its own ledger reports (DP accounting). */
+  'privacy-spent': z.strictObject({
+    ...runRound,
+    participant: id,
+    mechanism: z.string().max(64),
+    noiseMultiplier: z.number().min(0),
+    samplingRate: z.number().min(0).max(1),
+    steps: z.number().int().min(0),
+    neighbouring: z.string().max(64),
+    epsilonRun: z.number().min(0).nullable(),
+    epsilonTotal: z.number().min(0).nullable(),
+    delta: z.number().min(0).max(1),
+  }),
   'run-completed': z.strictObject({ run: id }),
 } as const;
 

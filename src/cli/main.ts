@@ -9,11 +9,12 @@ import { parse as parseYaml } from 'yaml';
 import { EntenteError, exitCodeOf } from '../core/errors.ts';
 import { startCoordinator } from '../coordinator/index.ts';
 import { loadTable, parseDataSchema } from '../data/index.ts';
-import { startParticipant } from '../participant/index.ts';
+import { parseSiteConfig, startParticipant } from '../participant/index.ts';
 import { runDemo } from '../simulation/index.ts';
 import { computeWitnessName, createWorkspace, openWorkspace } from '../storage/index.ts';
 import { createMtlsClient } from '../transport/index.ts';
 import { registerAuditCommands } from './audit-commands.ts';
+import { registerPrivacyCommands } from './privacy-commands.ts';
 import { createLogger } from './logger.ts';
 
 /** `--slow-ms 1500` (every task) or `--slow-ms secagg-masked-input=4000,train=100` (per task kind). */
@@ -132,6 +133,10 @@ export function buildProgram(): Command {
     .requiredOption('--schema <file>', 'declared data schema (JSON or YAML)')
     .option('--coordinator <url>', 'coordinator URL (default: read from the workspace)')
     .option('--holdout <fraction>', 'fraction of local rows held out for federated evaluation', '0.2')
+    .option(
+      '--site-config <file>',
+      "this site's own limits (YAML/JSON), e.g. privacy.perRun / privacy.total {epsilon, delta}",
+    )
     .addOption(
       new Option(
         '--slow-ms <ms>',
@@ -146,6 +151,7 @@ export function buildProgram(): Command {
         schema: string;
         coordinator?: string;
         holdout: string;
+        siteConfig?: string;
         slowMs?: string;
       }) => {
         const log = createLogger(`participant:${opts.institution}`);
@@ -158,6 +164,8 @@ export function buildProgram(): Command {
           identity: ws.institutionIdentity(opts.institution),
           signing: ws.institutionSigningIdentity(opts.institution),
           journalFile: join(ws.dir, 'institutions', opts.institution, 'journal.jsonl'),
+          privacyLedgerFile: join(ws.dir, 'institutions', opts.institution, 'privacy-ledger.jsonl'),
+          ...(opts.siteConfig ? parseSiteConfig(readStructured(opts.siteConfig)) : {}),
           ...(ws.consortium.log
             ? {
                 witness: {
@@ -233,15 +241,21 @@ export function buildProgram(): Command {
     .option('--rounds <n>', 'training rounds', '20')
     .option('--workspace <dir>', 'keep the workspace in this directory (default: a temporary one, removed)')
     .option('--json', 'also print the summary as one JSON object on the last line')
-    .action(async (opts: { rounds: string; workspace?: string; json?: boolean }) => {
+    .option('--dp <epsilon>', 'sample-level DP-SGD with this target ε per institution (δ = 1e-5)')
+    .action(async (opts: { rounds: string; workspace?: string; json?: boolean; dp?: string }) => {
+      const dpEpsilon = opts.dp === undefined ? undefined : Number(opts.dp);
+      if (dpEpsilon !== undefined && !(dpEpsilon > 0))
+        throw new EntenteError('INVALID_ARGUMENT', '--dp: must be a positive ε', { field: 'dp' });
       await runDemo({
         rounds: Number(opts.rounds),
         json: Boolean(opts.json),
+        ...(dpEpsilon !== undefined ? { dpEpsilon } : {}),
         ...(opts.workspace ? { workspace: resolve(opts.workspace) } : {}),
       });
     });
 
   registerAuditCommands(program);
+  registerPrivacyCommands(program);
   return program;
 }
 

@@ -24,6 +24,7 @@ import {
   type RunConfig,
   type RunEffect,
   type RunEvent,
+  type PrivacyReport,
   type RunState,
   type SecAggContextWire,
   type Standardization,
@@ -676,6 +677,8 @@ export class RunEngine {
           field: 'round',
         });
       await live.secagg.accept(participant, result);
+      if (result.kind === 'secagg-train' && result.privacy)
+        this.recordPrivacy(task.run_id, task.round, participant, result.privacy);
       return { accepted: true };
     }
     if (
@@ -718,6 +721,7 @@ export class RunEngine {
             signature: '',
           });
           store.setTaskStatus(taskId, 'done', at);
+          if (result.privacy) this.recordPrivacy(task.run_id, task.round, participant, result.privacy);
         },
         // Fold after the commit; if we crash here the sum is rebuilt from the stored updates.
         () => {
@@ -1146,6 +1150,26 @@ export class RunEngine {
     });
   }
 
+  /** Keeps and logs what a round cost a participant's records, as its own ledger reports it. */
+  private recordPrivacy(runId: string, round: number, participant: string, report: PrivacyReport): void {
+    this.deps.store.putPrivacyReport({
+      run_id: runId,
+      round,
+      participant,
+      report_json: JSON.stringify(report),
+      received_at: this.deps.now(),
+    });
+    this.deps.audit.append('privacy-spent', {
+      run: runId,
+      round,
+      participant,
+      ...report.event,
+      epsilonRun: report.epsilonRun,
+      epsilonTotal: report.epsilonTotal,
+      delta: report.delta,
+    });
+  }
+
   private publishCheckpoint(): void {
     this.deps.audit.publishCheckpoint();
     this.deps.onCheckpoint();
@@ -1182,10 +1206,24 @@ export class RunEngine {
       outcome: a.outcome,
       reason: a.reason,
     }));
+    const privacy: Record<
+      string,
+      { round: number; epsilonRun: number | null; epsilonTotal: number | null; delta: number }
+    > = {};
+    for (const r of this.deps.store.listPrivacyReports(runId)) {
+      const report = JSON.parse(r.report_json) as PrivacyReport;
+      privacy[r.participant] = {
+        round: r.round,
+        epsilonRun: report.epsilonRun,
+        epsilonTotal: report.epsilonTotal,
+        delta: report.delta,
+      };
+    }
     return {
       id: row.id,
       status: row.status,
       phase: state.phase,
+      privacy,
       attempt: state.attempt ?? 0,
       secureAggregation,
       round: state.round,

@@ -25,6 +25,11 @@ export const errorCodes = {
     exit: 5,
     summary: 'a peer broke the secure-aggregation protocol (refused and recorded)',
   },
+  PRIVACY_BUDGET_EXCEEDED: {
+    http: 409,
+    exit: 5,
+    summary: "the round would exceed the institution's own privacy budget (refused and recorded)",
+  },
   CONFLICT: { http: 409, exit: 5, summary: 'the request conflicts with the current state' },
   UNAVAILABLE: { http: 503, exit: 6, summary: 'a service is not reachable' },
   TIMEOUT: { http: 504, exit: 6, summary: 'an operation timed out' },

@@ -9,7 +9,7 @@ import type { EvaluationResult } from './evaluate-model.ts';
 import type { LabeledData } from './labeled-data.ts';
 import type { ModelSpec } from './model-spec.ts';
 import type { TrainOptions } from './train-options.ts';
-import type { TrainResult } from './train-locally.ts';
+import type { TrainResult, TrainSources } from './train-locally.ts';
 
 export interface Trainer {
   /** Stable identifier, logged with every update (e.g. 'builtin/float32@1'). */
@@ -19,7 +19,14 @@ export interface Trainer {
   /** Fresh initial weights, deterministic given the Rng's seed. */
   initializeWeights(spec: ModelSpec, rng: Rng): Tensor[];
   /** Local training; never mutates `weights`; deterministic given the Rng's seed. */
-  train(spec: ModelSpec, weights: Weights, data: LabeledData, options: TrainOptions, rng: Rng): TrainResult;
+  train(
+    spec: ModelSpec,
+    weights: Weights,
+    data: LabeledData,
+    options: TrainOptions,
+    rng: Rng,
+    sources?: TrainSources,
+  ): TrainResult;
   /** Mean loss and accuracy of `weights` on `data`. */
   evaluate(spec: ModelSpec, weights: Weights, data: LabeledData): EvaluationResult;
 }

@@ -1,1 +1,4 @@
 export * from './participant-agent.ts';
+export * from './site-config.ts';
+export * from './log-witness.ts';
+export * from './privacy-ledger-file.ts';

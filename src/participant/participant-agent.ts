@@ -19,12 +19,20 @@ import {
   computeFeatureStats,
   splitTrainTest,
 } from '../data/index.ts';
-import { type Trainer, builtinTrainer, parseModelSpec } from '../models/index.ts';
+import {
+  type DpNoiseSource,
+  type Trainer,
+  builtinTrainer,
+  computeDpStepsPerEpoch,
+  parseModelSpec,
+} from '../models/index.ts';
 import {
   type BlobRef,
   PROTOCOL_VERSION,
   type Standardization,
+  type PrivacyReport,
   type SecAggTrainTask,
+  type TrainTask,
   type Task,
   type TaskResult,
   createBlobRef,
@@ -42,7 +50,16 @@ import {
   writeIntegerWord,
 } from '../secagg/index.ts';
 import type { TlsIdentity } from '../storage/index.ts';
+import {
+  type PrivacyEvent,
+  type SiteBudget,
+  checkPrivacyBudget,
+  computeLedgerEpsilon,
+  createCryptoRandomBits,
+  sampleSecureGaussian,
+} from '../privacy/index.ts';
 import { LogWitness } from './log-witness.ts';
+import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
 export interface ParticipantOptions {
@@ -69,6 +86,10 @@ export interface ParticipantOptions {
    * Witness the consortium's audit log (needs `signing`): the log's key and origin from the
    * consortium file, this site's cosigner name, and where its verified view is kept.
    */
+  /** This site's own privacy budget (per run and in total); the consortium cannot raise it. */
+  readonly privacyBudget?: SiteBudget;
+  /** Where this site's privacy ledger is kept (absent: memory only). */
+  readonly privacyLedgerFile?: string;
   readonly witness?: {
     readonly logKey: string;
     readonly origin: string;
@@ -148,6 +169,73 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
           now: () => Date.now(),
         })
       : undefined;
+  const ledger = openPrivacyLedgerFile(options.privacyLedgerFile);
+  const noiseBits = createCryptoRandomBits();
+  /** DP noise from node:crypto through the discrete-Gaussian lattice sampler (privacy/secure-gaussian.ts). */
+  const secureNoise: DpNoiseSource = (out, std) => {
+    out.set(sampleSecureGaussian(std, noiseBits, out.length));
+  };
+
+  /**
+   * Before training: what this round would cost this site's records, and whether its own budget allows
+   * it. A round without differential privacy has unbounded ε: a site with a budget refuses it.
+   */
+  function planPrivacy(task: {
+    runId: string;
+    round: number;
+    train: TrainTask['train'];
+  }): PrivacyEvent | undefined {
+    const dp = task.train.dp;
+    const proposed: PrivacyEvent | undefined = dp
+      ? {
+          run: task.runId,
+          round: task.round,
+          mechanism: 'subsampled-gaussian',
+          noiseMultiplier: dp.noiseMultiplier,
+          samplingRate: dp.samplingRate,
+          steps: task.train.epochs * computeDpStepsPerEpoch(dp.samplingRate),
+          neighbouring: 'add-remove-record',
+        }
+      : undefined;
+    const budget = options.privacyBudget;
+    if (!budget) return proposed;
+    if (!proposed) {
+      throw new EntenteError(
+        'PRIVACY_BUDGET_EXCEEDED',
+        'train.dp: the round has no differential privacy (ε unbounded) and this site has a privacy budget',
+        { field: 'train.dp' },
+      );
+    }
+    const verdict = checkPrivacyBudget({ ledger: ledger.events(), proposed, budget });
+    if (!verdict.ok)
+      throw new EntenteError('PRIVACY_BUDGET_EXCEEDED', `privacy: ${verdict.reason}`, { field: 'train.dp' });
+    return proposed;
+  }
+
+  /** Records the event (before the update leaves the site) and reports what the ledger now says. */
+  function spendPrivacy(event: PrivacyEvent | undefined): PrivacyReport | undefined {
+    if (!event) return undefined;
+    ledger.append(event);
+    const budget = options.privacyBudget;
+    const delta = budget?.perRun?.delta ?? budget?.total?.delta ?? 1e-5;
+    const events = ledger.events();
+    return {
+      event: {
+        mechanism: 'subsampled-gaussian',
+        noiseMultiplier: event.noiseMultiplier!,
+        samplingRate: event.samplingRate!,
+        steps: event.steps!,
+        neighbouring: event.neighbouring,
+      },
+      epsilonRun: computeLedgerEpsilon(
+        events.filter((e) => e.run === event.run),
+        delta,
+      ).epsilon,
+      epsilonTotal: computeLedgerEpsilon(events, delta).epsilon,
+      delta,
+    };
+  }
+
   const journal = (event: string, fields: Record<string, unknown>): void => {
     if (options.journalFile)
       appendFileSync(options.journalFile, `${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
@@ -283,7 +371,11 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     const base = await fetchModel(task.model, spec);
     const std = task.standardization ? toParams(task.standardization) : undefined;
     const data = std ? applyStandardization(split.train, std) : split.train;
-    const out = trainer.train(spec, base, data, { ...task.train }, createSeededRng(task.seed));
+    const privacyEvent = planPrivacy(task);
+    const out = trainer.train(spec, base, data, { ...task.train }, createSeededRng(task.seed), {
+      noise: secureNoise,
+    });
+    const privacy = spendPrivacy(privacyEvent);
     const weight = Math.min(out.numExamples, context.maxWeight);
     const ratio = weight / context.maxWeight;
     const words = countVectorWords(context);
@@ -331,7 +423,14 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       'trained locally; keys advertised for secure aggregation',
     );
     return {
-      result: { kind: 'secagg-train', runId: task.runId, round: task.round, attempt: task.attempt, advert },
+      result: {
+        kind: 'secagg-train',
+        runId: task.runId,
+        round: task.round,
+        attempt: task.attempt,
+        advert,
+        ...(privacy ? { privacy } : {}),
+      },
       chunks: [],
     };
   }
@@ -434,7 +533,11 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     }
     await checkModelInLog(task);
     const train = std ? applyStandardization(split.train, std) : split.train;
-    const out = trainer.train(spec, weights, train, { ...task.train }, createSeededRng(task.seed));
+    const privacyEvent = planPrivacy(task);
+    const out = trainer.train(spec, weights, train, { ...task.train }, createSeededRng(task.seed), {
+      noise: secureNoise,
+    });
+    const privacy = spendPrivacy(privacyEvent);
     const bytes = encodeSafetensors(out.weights, {
       run: task.runId,
       round: String(task.round),
@@ -449,6 +552,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         update: ref,
         numExamples: out.numExamples,
         trainLoss: out.meanLoss,
+        ...(privacy ? { privacy } : {}),
       },
       chunks,
     };
@@ -491,7 +595,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     } catch (err) {
       if (
         err instanceof EntenteError &&
-        (err.code === 'PROTOCOL_VIOLATION' || err.code === 'INVALID_MESSAGE')
+        (err.code === 'PROTOCOL_VIOLATION' ||
+          err.code === 'INVALID_MESSAGE' ||
+          err.code === 'PRIVACY_BUDGET_EXCEEDED')
       ) {
         await refuse(task, err);
         return;

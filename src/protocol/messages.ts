@@ -93,6 +93,13 @@ export const trainTaskSchema = z.strictObject({
     momentum: finite.min(0).max(1).optional(),
     l2: finite.min(0).optional(),
     proximalMu: finite.min(0),
+    dp: z
+      .strictObject({
+        clipNorm: finite.positive(),
+        noiseMultiplier: finite.min(0),
+        samplingRate: finite.positive().max(1),
+      })
+      .optional(),
   }),
   standardization: standardizationSchema.optional(),
   seed: z.string().max(200),
@@ -224,6 +231,22 @@ export const statisticsResultSchema = z.strictObject({
   sumSquares: z.array(finite.min(0)).max(100_000),
 });
 
+/** What a round cost the institution's records, as the institution's own ledger computes it. */
+export const privacyReportSchema = z.strictObject({
+  event: z.strictObject({
+    mechanism: z.literal('subsampled-gaussian'),
+    noiseMultiplier: finite.min(0),
+    samplingRate: finite.positive().max(1),
+    steps: z.number().int().min(0),
+    neighbouring: z.enum(['add-remove-record', 'add-remove-institution']),
+  }),
+  /** ε spent in this run and over all runs at `delta` (null when the site set no budget of that kind). */
+  epsilonRun: finite.min(0).nullable(),
+  epsilonTotal: finite.min(0).nullable(),
+  delta: finite.positive().max(1),
+});
+export type PrivacyReport = z.infer<typeof privacyReportSchema>;
+
 export const trainResultSchema = z.strictObject({
   kind: z.literal('train'),
   runId: id,
@@ -231,6 +254,7 @@ export const trainResultSchema = z.strictObject({
   update: blobRefSchema,
   numExamples: z.number().int().min(1).max(1e12),
   trainLoss: finite.min(0),
+  privacy: privacyReportSchema.optional(),
 });
 export type TrainResult = z.infer<typeof trainResultSchema>;
 
@@ -253,6 +277,7 @@ export const secAggTrainResultSchema = z.strictObject({
   ...secAggResultBase,
   kind: z.literal('secagg-train'),
   advert: signedAdvertSchema,
+  privacy: privacyReportSchema.optional(),
 });
 export const secAggShareKeysResultSchema = z.strictObject({
   ...secAggResultBase,

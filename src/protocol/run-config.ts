@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
 import { type StrategyConfig, parseStrategyConfig } from '../aggregation/index.ts';
-import { type ModelSpec, parseModelSpec, parseTrainOptions } from '../models/index.ts';
+import { type ModelSpec, dpSgdOptionsSchema, parseModelSpec, parseTrainOptions } from '../models/index.ts';
 import { checkRingCapacity, chooseQuantizationScale } from '../secagg/index.ts';
 import { parseMessage } from './messages.ts';
 
@@ -26,6 +26,8 @@ const runConfigInputSchema = z.strictObject({
     optimizer: z.enum(['sgd', 'adam']).default('sgd'),
     momentum: z.number().finite().min(0).max(1).optional(),
     l2: z.number().finite().min(0).optional(),
+    /** Sample-level DP-SGD inside each institution (Abadi et al. 2016). */
+    dp: dpSgdOptionsSchema.optional(),
   }),
   standardize: z.enum(['federated', 'none']).default('none'),
   evaluate: z.boolean().default(true),

@@ -26,7 +26,8 @@ import {
   selectRows,
   splitTrainTest,
 } from '../data/index.ts';
-import { builtinTrainer, describeLayout, parseModelSpec } from '../models/index.ts';
+import { builtinTrainer, computeDpStepsPerEpoch, describeLayout, parseModelSpec } from '../models/index.ts';
+import { calibrateNoiseMultiplier } from '../privacy/index.ts';
 import type { BlobRef } from '../protocol/index.ts';
 import { SqliteStore, createWorkspace, openWorkspace } from '../storage/index.ts';
 import { createMtlsClient } from '../transport/index.ts';
@@ -40,7 +41,12 @@ export interface DemoOptions {
   readonly json: boolean;
   readonly workspace?: string;
   readonly seed?: string;
+  /** Sample-level DP-SGD with this target ε per institution for the whole run (δ = 1e-5). */
+  readonly dpEpsilon?: number;
 }
+
+/** DP settings of the demo: Poisson rate and clip; the noise is calibrated to the target ε. */
+export const DEMO_DP = { samplingRate: 0.05, clipNorm: 1, delta: 1e-5 } as const;
 
 export interface DemoSummary {
   globalAccuracy: number;
@@ -63,6 +69,13 @@ export interface DemoSummary {
   };
   /** How updates were combined: protocol, thresholds used, aborted attempts. */
   secureAggregation: { protocol: string; thresholds: number[]; completed: number; aborted: number };
+  /** With --dp: the noise multiplier used and ε spent per institution (from each site's own ledger). */
+  privacy: {
+    noiseMultiplier: number;
+    targetEpsilon: number;
+    delta: number;
+    epsilonSpent: Record<string, number | null>;
+  } | null;
 }
 
 interface RunView {
@@ -74,10 +87,15 @@ interface RunView {
   standardization: { mean: number[]; std: number[] } | null;
   rounds: { round: number; evalAccuracy: number | null; trainLoss: number | null; modelOut: string | null }[];
   secureAggregation: { round: number; threshold: number; outcome: string; cohort: string[] }[];
+  privacy: Record<string, { epsilonRun: number | null }>;
 }
 
-export function demoRunConfig(rounds: number, seed: string): Record<string, unknown> {
-  return {
+export function demoRunConfig(
+  rounds: number,
+  seed: string,
+  dp?: { noiseMultiplier: number },
+): Record<string, unknown> {
+  const config = {
     id: 'demo',
     model: { kind: 'logistic', inputDim: 30 },
     strategy: { name: 'fedavg', minTrainParticipants: 3, minEvaluateParticipants: 3 },
@@ -90,6 +108,30 @@ export function demoRunConfig(rounds: number, seed: string): Record<string, unkn
     seed,
     secureAggregation: { protocol: 'secagg', stageTimeoutMs: 20_000, maxParticipants: 10, maxWeight: 1_000 },
   };
+  if (!dp) return config;
+  return {
+    ...config,
+    train: {
+      ...config.train,
+      dp: {
+        clipNorm: DEMO_DP.clipNorm,
+        noiseMultiplier: dp.noiseMultiplier,
+        samplingRate: DEMO_DP.samplingRate,
+      },
+    },
+  };
+}
+
+/** The noise multiplier that spends `epsilon` (δ = 1e-5) over the whole demo run (RDP accountant). */
+export function calibrateDemoNoise(rounds: number, epsilon: number): number {
+  const epochs = (demoRunConfig(rounds, '') as { train: { epochs: number } }).train.epochs;
+  return calibrateNoiseMultiplier({
+    accountant: 'rdp',
+    targetEpsilon: epsilon,
+    delta: DEMO_DP.delta,
+    samplingRate: DEMO_DP.samplingRate,
+    steps: rounds * epochs * computeDpStepsPerEpoch(DEMO_DP.samplingRate),
+  });
 }
 
 /** Writes the rows `indices` of the CSV table as a CSV file. */
@@ -121,6 +163,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     },
   );
 
+  const dp =
+    options.dpEpsilon === undefined
+      ? undefined
+      : { noiseMultiplier: calibrateDemoNoise(options.rounds, options.dpEpsilon) };
   const keep = options.workspace !== undefined;
   const dir = options.workspace ?? mkdtempSync(join(tmpdir(), 'entente-demo-'));
   mkdirSync(dir, { recursive: true });
@@ -168,7 +214,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let finalBytes: Buffer;
   let traffic = { bytesSent: 0, bytesReceived: 0 };
   try {
-    const config = demoRunConfig(options.rounds, seed);
+    const config = demoRunConfig(options.rounds, seed, dp);
     await client.postJson('/v1/runs', config);
     bar?.start(options.rounds, 0, { phase: 'starting', acc: '-' });
     let lastReported = -1;
@@ -266,6 +312,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     federatedEvalAccuracy: lastEval,
     participants,
     audit,
+    privacy:
+      dp && options.dpEpsilon !== undefined
+        ? {
+            noiseMultiplier: dp.noiseMultiplier,
+            targetEpsilon: options.dpEpsilon,
+            delta: DEMO_DP.delta,
+            epsilonSpent: Object.fromEntries(
+              DEMO_INSTITUTIONS.map((id) => [id, view.privacy[id]?.epsilonRun ?? null]),
+            ),
+          }
+        : null,
     secureAggregation: {
       protocol: view.secureAggregation.length > 0 ? 'secagg' : 'none',
       thresholds: [...new Set(view.secureAggregation.map((a) => a.threshold))],
@@ -343,6 +400,14 @@ function printSummary(s: DemoSummary, rounds: number, rows: number, testRows: nu
     `  wall time          ${(s.wallMs / 1000).toFixed(1)} s`,
     `  audit log          ${s.audit.ok ? 'VERIFIED' : 'FAILED'}: ${s.audit.entries} entries, ${s.audit.checkpoints} signed checkpoints, newest cosigned by ${s.audit.cosignatures} of ${s.audit.witnesses} institutions (entente audit verify --log ${'<workspace>'})`,
     ...s.audit.problems.map((p) => `    problem: ${p}`),
+    ...(s.privacy
+      ? [
+          `  privacy            DP-SGD per institution, target ε = ${s.privacy.targetEpsilon} at δ = ${s.privacy.delta} (noise multiplier ${s.privacy.noiseMultiplier.toFixed(3)}, q = ${DEMO_DP.samplingRate}, clip ${DEMO_DP.clipNorm})`,
+          ...Object.entries(s.privacy.epsilonSpent).map(
+            ([id, e]) => `    ${id.padEnd(12)} ε spent ${e === null ? '-' : e.toFixed(3)} (its own ledger)`,
+          ),
+        ]
+      : []),
     '',
   ];
   console.log(lines.join('\n'));

@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS log_checkpoints (
 CREATE TABLE IF NOT EXISTS log_artifacts (
   sha256 TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS privacy_reports (
+  run_id TEXT NOT NULL, round INTEGER NOT NULL, participant TEXT NOT NULL, report_json TEXT NOT NULL,
+  received_at INTEGER NOT NULL, PRIMARY KEY (run_id, round, participant)
+);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, participant TEXT,
   run_id TEXT, round INTEGER, code TEXT, message TEXT NOT NULL
@@ -434,6 +438,30 @@ export class SqliteStore {
         ? this.db.prepare('SELECT * FROM log_artifacts WHERE kind = ? ORDER BY sha256').all(kind)
         : this.db.prepare('SELECT * FROM log_artifacts ORDER BY sha256').all()
     ) as { sha256: string; kind: string; body: string }[];
+  }
+
+  /** What a round cost a participant's records, as its own ledger reported it (latest per round wins). */
+  putPrivacyReport(row: {
+    run_id: string;
+    round: number;
+    participant: string;
+    report_json: string;
+    received_at: number;
+  }): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO privacy_reports (run_id, round, participant, report_json, received_at)
+         VALUES (@run_id, @round, @participant, @report_json, @received_at)`,
+      )
+      .run(row);
+  }
+
+  listPrivacyReports(runId: string): { round: number; participant: string; report_json: string }[] {
+    return this.db
+      .prepare(
+        'SELECT round, participant, report_json FROM privacy_reports WHERE run_id = ? ORDER BY round, participant',
+      )
+      .all(runId) as { round: number; participant: string; report_json: string }[];
   }
 
   listEvents(limit = 1000): EventRow[] {

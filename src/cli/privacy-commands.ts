@@ -1,0 +1,160 @@
+/**
+ * `entente privacy epsilon|calibrate`: the privacy accountants on the command line (src/privacy).
+ * `epsilon` prints the ε of `steps` Poisson-subsampled Gaussian steps (RDP: Mironov et al. 2019 with the
+ * dp_accounting conversion; PLD: dp_accounting's privacy-loss-distribution accountant); `calibrate`
+ * prints the smallest noise multiplier meeting a target ε. `--sampling-rate 1` means no sampling.
+ * Flag values are checked here and rejected with INVALID_ARGUMENT (exit 2, mapped in main.ts).
+ */
+import { type Command, Option } from 'commander';
+import { EntenteError } from '../core/errors.ts';
+import { calibrateNoiseMultiplier, computeGaussianEpsilon } from '../privacy/calibrate.ts';
+import { computeRdp, DEFAULT_RDP_ORDERS } from '../privacy/rdp.ts';
+import { convertRdpToEpsilon } from '../privacy/rdp-conversion.ts';
+
+type AccountantKind = 'rdp' | 'pld';
+
+function invalid(flag: string, message: string): never {
+  throw new EntenteError('INVALID_ARGUMENT', `${flag}: ${message}`, { field: flag.slice(2) });
+}
+
+const NUMBER = /^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
+
+function parseNumber(text: string, flag: string, check: (x: number) => boolean, rule: string): number {
+  const value = Number(text);
+  if (!NUMBER.test(text.trim()) || !Number.isFinite(value) || !check(value)) invalid(flag, `must be ${rule}`);
+  return value;
+}
+
+const parseDelta = (text: string) =>
+  parseNumber(text, '--delta', (x) => x > 0 && x < 1, 'a number in (0, 1)');
+const parseRate = (text: string) =>
+  parseNumber(text, '--sampling-rate', (x) => x >= 0 && x <= 1, 'a number in [0, 1] (1 = no sampling)');
+const parseSteps = (text: string) =>
+  parseNumber(text, '--steps', (x) => Number.isSafeInteger(x) && x >= 0, 'an integer ≥ 0');
+
+function parseOrders(text: string | undefined, accountant: AccountantKind): readonly number[] {
+  if (text === undefined) return DEFAULT_RDP_ORDERS;
+  if (accountant !== 'rdp') invalid('--orders', 'only applies to --accountant rdp');
+  const parts = text.split(',').map((s) => s.trim());
+  if (parts.some((p) => p === '')) invalid('--orders', 'must be a comma-separated list of orders > 1');
+  return parts.map((p) =>
+    p === 'inf' ? Number.POSITIVE_INFINITY : parseNumber(p, '--orders', (x) => x > 1, 'orders > 1'),
+  );
+}
+
+const accountantOption = () =>
+  new Option('--accountant <kind>', 'privacy accountant').choices(['rdp', 'pld']).makeOptionMandatory();
+
+/** Adds `privacy epsilon` and `privacy calibrate` under `entente privacy` (created if absent); returns it. */
+export function registerPrivacyCommands(program: Command): Command {
+  const privacy =
+    program.commands.find((c) => c.name() === 'privacy') ??
+    program.command('privacy').description('differential-privacy accounting');
+
+  privacy
+    .command('epsilon')
+    .description('ε of Poisson-subsampled Gaussian steps (DP-SGD / DP-FedAvg) at a given δ')
+    .addOption(accountantOption())
+    .requiredOption('--noise-multiplier <z>', 'noise standard deviation / clipping norm (> 0)')
+    .requiredOption('--sampling-rate <q>', 'Poisson sampling rate per step (1 = no sampling)')
+    .requiredOption('--steps <t>', 'number of steps (rounds)')
+    .requiredOption('--delta <d>', 'target δ')
+    .option('--orders <list>', 'RDP orders, comma-separated (default: dp_accounting defaults)')
+    .option('--json', 'print one JSON object')
+    .action(
+      (opts: {
+        accountant: AccountantKind;
+        noiseMultiplier: string;
+        samplingRate: string;
+        steps: string;
+        delta: string;
+        orders?: string;
+        json?: boolean;
+      }) => {
+        const noiseMultiplier = parseNumber(
+          opts.noiseMultiplier,
+          '--noise-multiplier',
+          (x) => x > 0,
+          'a number > 0',
+        );
+        const samplingRate = parseRate(opts.samplingRate);
+        const steps = parseSteps(opts.steps);
+        const delta = parseDelta(opts.delta);
+        const orders = parseOrders(opts.orders, opts.accountant);
+        let epsilon: number;
+        let order: number | undefined;
+        if (opts.accountant === 'rdp') {
+          const rdp = computeRdp({ samplingRate, noiseMultiplier, steps, orders });
+          ({ epsilon, order } = convertRdpToEpsilon({ orders, rdp, delta }));
+        } else {
+          epsilon = computeGaussianEpsilon({
+            accountant: 'pld',
+            noiseMultiplier,
+            samplingRate,
+            steps,
+            delta,
+          });
+        }
+        if (opts.json) {
+          // JSON has no Infinity: an unbounded ε prints as null.
+          const out = {
+            epsilon: Number.isFinite(epsilon) ? epsilon : null,
+            delta,
+            accountant: opts.accountant,
+            ...(order === undefined ? {} : { order }),
+          };
+          console.log(JSON.stringify(out));
+        } else {
+          const at = order === undefined ? '' : `, best order ${order}`;
+          console.log(`ε = ${epsilon} at δ = ${delta} (${opts.accountant} accountant${at})`);
+        }
+      },
+    );
+
+  privacy
+    .command('calibrate')
+    .description('smallest noise multiplier whose ε after the given steps is within a target ε')
+    .addOption(accountantOption())
+    .requiredOption('--target-epsilon <e>', 'target ε (> 0)')
+    .requiredOption('--delta <d>', 'target δ')
+    .requiredOption('--sampling-rate <q>', 'Poisson sampling rate per step (1 = no sampling)')
+    .requiredOption('--steps <t>', 'number of steps (rounds)')
+    .option('--orders <list>', 'RDP orders, comma-separated (default: dp_accounting defaults)')
+    .option('--json', 'print one JSON object')
+    .action(
+      (opts: {
+        accountant: AccountantKind;
+        targetEpsilon: string;
+        delta: string;
+        samplingRate: string;
+        steps: string;
+        orders?: string;
+        json?: boolean;
+      }) => {
+        const targetEpsilon = parseNumber(
+          opts.targetEpsilon,
+          '--target-epsilon',
+          (x) => x > 0,
+          'a number > 0',
+        );
+        const delta = parseDelta(opts.delta);
+        const samplingRate = parseRate(opts.samplingRate);
+        const steps = parseSteps(opts.steps);
+        const orders = parseOrders(opts.orders, opts.accountant);
+        const noiseMultiplier = calibrateNoiseMultiplier({
+          accountant: opts.accountant,
+          targetEpsilon,
+          delta,
+          samplingRate,
+          steps,
+          ...(opts.accountant === 'rdp' ? { orders } : {}),
+        });
+        if (opts.json) console.log(JSON.stringify({ noiseMultiplier }));
+        else
+          console.log(
+            `noise multiplier ${noiseMultiplier} gives ε ≤ ${targetEpsilon} at δ = ${delta} (${opts.accountant} accountant)`,
+          );
+      },
+    );
+  return privacy;
+}
