@@ -5,7 +5,12 @@
  * prints the smallest noise multiplier meeting a target ε. `--sampling-rate 1` means no sampling.
  * Flag values are checked here and rejected with INVALID_ARGUMENT (exit 2, mapped in main.ts).
  */
+import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { computeDpStepsPerEpoch } from '../models/index.ts';
+import { type PrivacyEvent, computeLedgerEpsilon } from '../privacy/index.ts';
+import { parseRunConfig } from '../protocol/index.ts';
 import { EntenteError } from '../core/errors.ts';
 import { calibrateNoiseMultiplier, computeGaussianEpsilon } from '../privacy/calibrate.ts';
 import { computeRdp, DEFAULT_RDP_ORDERS } from '../privacy/rdp.ts';
@@ -156,5 +161,72 @@ export function registerPrivacyCommands(program: Command): Command {
           );
       },
     );
+  privacy
+    .command('plan')
+    .description('the ε each institution would have spent after each round of a run configuration')
+    .argument('<run-config>', 'run configuration (YAML or JSON)')
+    .option('--delta <d>', 'δ at which to state ε', '1e-5')
+    .option(
+      '--institutions <list>',
+      'institution ids, comma-separated (default: one line for every institution)',
+    )
+    .option('--json', 'print one JSON object')
+    .action((file: string, opts: { delta: string; institutions?: string; json?: boolean }) => {
+      const delta = parseDelta(opts.delta);
+      const config = parseRunConfig(readRunConfig(file));
+      const dp = config.train.dp;
+      const institutions = opts.institutions
+        ? opts.institutions.split(',').map((x) => x.trim())
+        : ['each institution'];
+      const rounds: { round: number; epsilon: number | null }[] = [];
+      const events: PrivacyEvent[] = [];
+      for (let round = 1; round <= config.rounds; round++) {
+        if (dp) {
+          events.push({
+            run: config.id,
+            round,
+            mechanism: 'subsampled-gaussian',
+            noiseMultiplier: dp.noiseMultiplier,
+            samplingRate: dp.samplingRate,
+            steps: config.train.epochs * computeDpStepsPerEpoch(dp.samplingRate),
+            neighbouring: 'add-remove-record',
+          });
+        }
+        rounds.push({ round, epsilon: dp ? computeLedgerEpsilon(events, delta).epsilon : null });
+      }
+      if (opts.json) {
+        console.log(
+          JSON.stringify({ run: config.id, accountant: 'rdp', delta, dp: dp ?? null, institutions, rounds }),
+        );
+        return;
+      }
+      if (!dp) {
+        console.log(
+          `run ${config.id}: no differential privacy (train.dp absent): ε is unbounded for every institution`,
+        );
+        return;
+      }
+      console.log(
+        `run ${config.id}: sample-level DP-SGD, noise multiplier ${dp.noiseMultiplier}, q = ${dp.samplingRate}, clip ${dp.clipNorm}; ε at δ = ${delta} (RDP accountant), the same for ${institutions.join(', ')} (each site adds its earlier runs to its total)`,
+      );
+      for (const r of rounds)
+        console.log(`  after round ${String(r.round).padStart(4)}  ε = ${r.epsilon!.toFixed(4)}`);
+    });
   return privacy;
+}
+
+function readRunConfig(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new EntenteError('INVALID_ARGUMENT', `cannot read ${path}`, { field: 'run-config' });
+  }
+  try {
+    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new EntenteError('INVALID_CONFIG', `${path} is not valid: ${(err as Error).message}`, {
+      field: 'run-config',
+    });
+  }
 }

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { computeGaussianEpsilon } from '../../src/privacy/calibrate.ts';
@@ -136,5 +137,51 @@ describe('entente privacy (CLI)', { timeout: 120_000 }, () => {
       `ε(${noiseMultiplier}) = ${epsilonAt(noiseMultiplier)}`,
     );
     assert.ok(epsilonAt(0.99 * noiseMultiplier) > targetEpsilon);
+  });
+
+  it('plan prints ε after each round of a run config, ending where one accountant call over all steps ends', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'entente-plan-')), 'run.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        id: 'plan',
+        model: { kind: 'logistic', inputDim: 30 },
+        strategy: { name: 'fedavg', minTrainParticipants: 3, minEvaluateParticipants: 3 },
+        rounds: 4,
+        train: { epochs: 2, dp: { clipNorm: 1, noiseMultiplier: 1.3, samplingRate: 0.1 } },
+      }),
+    );
+    const plan = await runCli(['plan', file, '--json', '--institutions', 'a,b,c']);
+    assert.equal(plan.code, 0, plan.stderr);
+    const out = JSON.parse(plan.stdout) as {
+      rounds: { round: number; epsilon: number }[];
+      institutions: string[];
+    };
+    assert.deepEqual(out.institutions, ['a', 'b', 'c']);
+    assert.deepEqual(
+      out.rounds.map((r) => r.round),
+      [1, 2, 3, 4],
+    );
+    for (let i = 1; i < out.rounds.length; i++)
+      assert.ok(out.rounds[i]!.epsilon > out.rounds[i - 1]!.epsilon);
+    const all = await runCli([
+      'epsilon',
+      '--accountant',
+      'rdp',
+      '--noise-multiplier',
+      '1.3',
+      '--sampling-rate',
+      '0.1',
+      '--steps',
+      '80',
+      '--delta',
+      '1e-5',
+      '--json',
+    ]);
+    assert.ok(
+      Math.abs(out.rounds[3]!.epsilon - (JSON.parse(all.stdout) as { epsilon: number }).epsilon) < 1e-12,
+    );
+    const bad = await runCli(['plan', join(tmpdir(), 'no-such-run.yaml')]);
+    assert.equal(bad.code, 2);
   });
 });
