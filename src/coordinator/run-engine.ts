@@ -469,7 +469,7 @@ export class RunEngine {
       runId,
       round,
       baseModelSha256: model.sha256,
-      options: train,
+      options: live.config.clientDp ? { ...train, clientDp: live.config.clientDp } : train,
     };
     const started = performance.now();
     const secagg = new SecAggRound({
@@ -501,6 +501,7 @@ export class RunEngine {
         ...(live.config.dataSchemaDigest ? { dataSchemaDigest: live.config.dataSchemaDigest } : {}),
         ...(standardization ? { standardization } : {}),
         ...(modelLogIndex === undefined ? {} : { modelLog: { index: modelLogIndex } }),
+        ...(live.config.clientDp ? { clientDp: { ...live.config.clientDp } } : {}),
         secagg: wire,
       }),
       onDone: (outcome) => {

@@ -58,6 +58,7 @@ import {
   createCryptoRandomBits,
   sampleSecureGaussian,
 } from '../privacy/index.ts';
+import { addDiscreteGaussianShare, clipL2Norm, planClientNoise } from './client-dp.ts';
 import { LogWitness } from './log-witness.ts';
 import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
@@ -197,6 +198,11 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
           neighbouring: 'add-remove-record',
         }
       : undefined;
+    return enforceBudget(proposed);
+  }
+
+  /** Refuses (PRIVACY_BUDGET_EXCEEDED) when this site's own budget does not allow `proposed`. */
+  function enforceBudget(proposed: PrivacyEvent | undefined): PrivacyEvent | undefined {
     const budget = options.privacyBudget;
     if (!budget) return proposed;
     if (!proposed) {
@@ -220,13 +226,16 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     const delta = budget?.perRun?.delta ?? budget?.total?.delta ?? 1e-5;
     const events = ledger.events();
     return {
-      event: {
-        mechanism: 'subsampled-gaussian',
-        noiseMultiplier: event.noiseMultiplier!,
-        samplingRate: event.samplingRate!,
-        steps: event.steps!,
-        neighbouring: event.neighbouring,
-      },
+      event:
+        event.mechanism === 'zcdp'
+          ? { mechanism: 'zcdp', rho: event.rho!, neighbouring: event.neighbouring }
+          : {
+              mechanism: 'subsampled-gaussian',
+              noiseMultiplier: event.noiseMultiplier!,
+              samplingRate: event.samplingRate!,
+              steps: event.steps!,
+              neighbouring: event.neighbouring,
+            },
       epsilonRun: computeLedgerEpsilon(
         events.filter((e) => e.run === event.run),
         delta,
@@ -364,30 +373,44 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       runId: task.runId,
       round: task.round,
       baseModelSha256: task.model.sha256,
-      options: task.train,
+      options: task.clientDp ? { ...task.train, clientDp: task.clientDp } : task.train,
     };
     checkRoundContext(context);
     await checkModelInLog(task);
     const base = await fetchModel(task.model, spec);
     const std = task.standardization ? toParams(task.standardization) : undefined;
     const data = std ? applyStandardization(split.train, std) : split.train;
-    const privacyEvent = planPrivacy(task);
+    const words = countVectorWords(context);
+    const clientNoise = task.clientDp ? planClientNoise(task.clientDp, context, words - 1) : undefined;
+    const privacyEvent = clientNoise
+      ? enforceBudget({
+          run: task.runId,
+          round: task.round,
+          mechanism: 'zcdp',
+          rho: clientNoise.rho,
+          neighbouring: 'add-remove-institution',
+        })
+      : planPrivacy(task);
     const out = trainer.train(spec, base, data, { ...task.train }, createSeededRng(task.seed), {
       noise: secureNoise,
     });
     const privacy = spendPrivacy(privacyEvent);
-    const weight = Math.min(out.numExamples, context.maxWeight);
-    const ratio = weight / context.maxWeight;
-    const words = countVectorWords(context);
-    const vector = context.quantization.ringBits === 32 ? new Uint32Array(words) : new BigUint64Array(words);
-    const uniform = createUniformSource();
-    let clipped = 0;
-    for (const [i, t] of out.weights.entries()) {
+    // Client-level DP: every institution counts once (weight 1) and its whole update is clipped to C.
+    const weight = clientNoise ? 1 : Math.min(out.numExamples, context.maxWeight);
+    const ratio = clientNoise ? 1 : weight / context.maxWeight;
+    const deltas = out.weights.map((t, i) => {
       const before = base[i]!.data;
       const delta = new Float32Array(t.data.length);
       for (let j = 0; j < delta.length; j++) delta[j] = (t.data[j]! - before[j]!) * ratio;
+      return delta;
+    });
+    if (clientNoise) clipL2Norm(deltas, task.clientDp!.clipNorm);
+    const vector = context.quantization.ringBits === 32 ? new Uint32Array(words) : new BigUint64Array(words);
+    const uniform = createUniformSource();
+    let clipped = 0;
+    for (const [i, delta] of deltas.entries())
       clipped += quantizeInto(delta, vector, segs[i]!.offsetWords, context.quantization, uniform).clipped;
-    }
+    if (clientNoise) addDiscreteGaussianShare(vector, words - 1, clientNoise.shareVariance, noiseBits);
     writeIntegerWord(vector, segs.at(-1)!.offsetWords, weight);
     if (clipped > 0) {
       log.warn(

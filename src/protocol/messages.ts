@@ -182,6 +182,8 @@ export const secAggTrainTaskSchema = z.strictObject({
   seed: z.string().max(200),
   dataSchemaDigest: sha256.optional(),
   modelLog: z.strictObject({ index: z.number().int().min(0) }).optional(),
+  /** Client-level DP: clip the whole update to clipNorm and add this site's share of discrete Gaussian noise. */
+  clientDp: z.strictObject({ clipNorm: finite.positive(), noiseMultiplier: finite.positive() }).optional(),
   secagg: secAggContextSchema,
 });
 export type SecAggTrainTask = z.infer<typeof secAggTrainTaskSchema>;
@@ -233,13 +235,20 @@ export const statisticsResultSchema = z.strictObject({
 
 /** What a round cost the institution's records, as the institution's own ledger computes it. */
 export const privacyReportSchema = z.strictObject({
-  event: z.strictObject({
-    mechanism: z.literal('subsampled-gaussian'),
-    noiseMultiplier: finite.min(0),
-    samplingRate: finite.positive().max(1),
-    steps: z.number().int().min(0),
-    neighbouring: z.enum(['add-remove-record', 'add-remove-institution']),
-  }),
+  event: z.discriminatedUnion('mechanism', [
+    z.strictObject({
+      mechanism: z.literal('subsampled-gaussian'),
+      noiseMultiplier: finite.min(0),
+      samplingRate: finite.positive().max(1),
+      steps: z.number().int().min(0),
+      neighbouring: z.enum(['add-remove-record', 'add-remove-institution']),
+    }),
+    z.strictObject({
+      mechanism: z.literal('zcdp'),
+      rho: finite.min(0),
+      neighbouring: z.enum(['add-remove-record', 'add-remove-institution']),
+    }),
+  ]),
   /** ε spent in this run and over all runs at `delta` (null when the site set no budget of that kind). */
   epsilonRun: finite.min(0).nullable(),
   epsilonTotal: finite.min(0).nullable(),

@@ -37,6 +37,17 @@ const runConfigInputSchema = z.strictObject({
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .optional(),
+  /**
+   * Client-level DP-FedAvg under secure aggregation with distributed discrete Gaussian noise (Kairouz,
+   * Liu, Steinke 2021): each institution clips its update to L2 norm clipNorm and adds its share of the
+   * noise before masking; the sum carries noise std noiseMultiplier·clipNorm once ≥ t survive.
+   */
+  clientDp: z
+    .strictObject({
+      clipNorm: z.number().finite().positive().max(1e6),
+      noiseMultiplier: z.number().finite().positive().max(1e3),
+    })
+    .optional(),
   secureAggregation: z
     .strictObject({
       /** 'secagg': Bonawitz et al. 2017 (the coordinator sees only the sum); 'none': plain updates. */
@@ -91,7 +102,13 @@ export interface RunConfig {
   readonly seed: string;
   readonly dataSchemaDigest?: string | undefined;
   readonly secureAggregation: SecureAggregationConfig;
+  readonly clientDp?: { readonly clipNorm: number; readonly noiseMultiplier: number } | undefined;
 }
+
+/** How many noise standard deviations the ring leaves room for, per participant share, with client-level DP. */
+export const CLIENT_DP_NOISE_TAIL = 12;
+/** Largest per-participant noise std in quantised units (keeps exact samples in 64-bit integers). */
+export const CLIENT_DP_MAX_SHARE_STD = 2 ** 24;
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object') {
@@ -134,7 +151,27 @@ export function parseRunConfig(input: unknown): RunConfig {
       { field: 'strategy.minEvaluateParticipants' },
     );
   }
-  const sa = base.secureAggregation;
+  let sa = base.secureAggregation;
+  if (base.clientDp) {
+    const { clipNorm, noiseMultiplier } = base.clientDp;
+    if (sa.protocol !== 'secagg') {
+      throw new EntenteError('INVALID_CONFIG', 'clientDp: needs secureAggregation.protocol secagg (the noise is distributed)', {
+        field: 'clientDp',
+      });
+    }
+    if (base.train.dp) {
+      throw new EntenteError('INVALID_CONFIG', 'clientDp: choose client-level DP or train.dp (sample-level), not both', {
+        field: 'clientDp',
+      });
+    }
+    // Every coordinate of a clipped update is within ±clipNorm; the ring must also hold the noise tails.
+    // Each update counts once (weight 1): client-level DP bounds a whole institution's influence.
+    const range = clipNorm * (1 + CLIENT_DP_NOISE_TAIL * noiseMultiplier);
+    let scale = chooseQuantizationScale({ maxParticipants: sa.maxParticipants, maxWeight: 1, ringBits: sa.ringBits, clipRange: range });
+    const minShare = Math.sqrt(3); // the smallest cohort's threshold is 3
+    while (scale > 1 && (noiseMultiplier * clipNorm * scale) / minShare > CLIENT_DP_MAX_SHARE_STD) scale /= 2;
+    sa = { ...sa, clipRange: range, maxWeight: 1, scale };
+  }
   // Unused without secure aggregation, but kept positive so a stored config parses again.
   let scale = sa.scale ?? 1;
   if (sa.protocol === 'secagg') {
@@ -174,5 +211,5 @@ export function parseRunConfig(input: unknown): RunConfig {
       });
     }
   }
-  return deepFreeze({ ...base, model, strategy, secureAggregation: { ...sa, scale } });
+  return deepFreeze({ ...base, model, strategy, secureAggregation: { ...sa, scale: base.clientDp ? sa.scale! : scale } });
 }
