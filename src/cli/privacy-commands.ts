@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { computeDpStepsPerEpoch } from '../models/index.ts';
+import { computeDpStepsPerEpoch, describeLayout } from '../models/index.ts';
 import { type PrivacyEvent, computeLedgerEpsilon } from '../privacy/index.ts';
 import { parseRunConfig } from '../protocol/index.ts';
 import { EntenteError } from '../core/errors.ts';
@@ -175,12 +175,33 @@ export function registerPrivacyCommands(program: Command): Command {
       const delta = parseDelta(opts.delta);
       const config = parseRunConfig(readRunConfig(file));
       const dp = config.train.dp;
+      const cdp = config.clientDp;
+      // Client-level: ρ per round from the clipped, quantised update over the noise the sum carries.
+      const cdpRho = cdp
+        ? (() => {
+            const s = config.secureAggregation.scale;
+            const d = describeLayout(config.model).reduce(
+              (n, t) => n + t.shape.reduce((a, b) => a * b, 1),
+              0,
+            );
+            const sensitivity = cdp.clipNorm * s + Math.sqrt(d);
+            return (sensitivity * sensitivity) / (2 * (cdp.noiseMultiplier * cdp.clipNorm * s) ** 2);
+          })()
+        : 0;
       const institutions = opts.institutions
         ? opts.institutions.split(',').map((x) => x.trim())
         : ['each institution'];
       const rounds: { round: number; epsilon: number | null }[] = [];
       const events: PrivacyEvent[] = [];
       for (let round = 1; round <= config.rounds; round++) {
+        if (cdp)
+          events.push({
+            run: config.id,
+            round,
+            mechanism: 'zcdp',
+            rho: cdpRho,
+            neighbouring: 'add-remove-institution',
+          });
         if (dp) {
           events.push({
             run: config.id,
@@ -192,12 +213,28 @@ export function registerPrivacyCommands(program: Command): Command {
             neighbouring: 'add-remove-record',
           });
         }
-        rounds.push({ round, epsilon: dp ? computeLedgerEpsilon(events, delta).epsilon : null });
+        rounds.push({ round, epsilon: dp || cdp ? computeLedgerEpsilon(events, delta).epsilon : null });
       }
       if (opts.json) {
         console.log(
-          JSON.stringify({ run: config.id, accountant: 'rdp', delta, dp: dp ?? null, institutions, rounds }),
+          JSON.stringify({
+            run: config.id,
+            accountant: 'rdp',
+            delta,
+            dp: dp ?? null,
+            clientDp: cdp ?? null,
+            institutions,
+            rounds,
+          }),
         );
+        return;
+      }
+      if (cdp) {
+        console.log(
+          `run ${config.id}: client-level DP (distributed discrete Gaussian under secure aggregation), noise multiplier ${cdp.noiseMultiplier}, clip ${cdp.clipNorm}: ρ = ${cdpRho.toFixed(4)} per round for each institution as a whole; ε at δ = ${delta}`,
+        );
+        for (const r of rounds)
+          console.log(`  after round ${String(r.round).padStart(4)}  ε = ${r.epsilon!.toFixed(4)}`);
         return;
       }
       if (!dp) {
