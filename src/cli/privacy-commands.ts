@@ -10,7 +10,7 @@ import { type Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { computeDpStepsPerEpoch, describeLayout } from '../models/index.ts';
 import { type PrivacyEvent, computeLedgerEpsilon } from '../privacy/index.ts';
-import { parseRunConfig } from '../protocol/index.ts';
+import { computeUpdateNoiseMultiplier, parseRunConfig } from '../protocol/index.ts';
 import { EntenteError } from '../core/errors.ts';
 import { calibrateNoiseMultiplier, computeGaussianEpsilon } from '../privacy/calibrate.ts';
 import { computeRdp, DEFAULT_RDP_ORDERS } from '../privacy/rdp.ts';
@@ -185,7 +185,9 @@ export function registerPrivacyCommands(program: Command): Command {
               0,
             );
             const sensitivity = cdp.clipNorm * s + Math.sqrt(d);
-            return (sensitivity * sensitivity) / (2 * (cdp.noiseMultiplier * cdp.clipNorm * s) ** 2);
+            const z = computeUpdateNoiseMultiplier(cdp);
+            const indicator = cdp.adaptive ? 1 / (2 * (2 * cdp.adaptive.countNoiseStd) ** 2) : 0;
+            return (sensitivity * sensitivity) / (2 * (z * cdp.clipNorm * s) ** 2) + indicator;
           })()
         : 0;
       const institutions = opts.institutions

@@ -31,6 +31,7 @@ import {
   type Task,
   type TaskResult,
   createBlobRef,
+  computeUpdateNoiseMultiplier,
   createRunState,
   parseRunConfig,
   resumeRun,
@@ -42,6 +43,7 @@ import {
   type RingVector,
   type SecAggRoundContext,
   type VectorSegment,
+  CLIP_INDICATOR_SEGMENT,
   WEIGHT_SEGMENT,
   computeDefaultThreshold,
   dequantizeSum,
@@ -86,12 +88,20 @@ interface LiveRun {
   secagg: SecAggRound | undefined;
   /** The unmasked result of a finished secure-aggregation attempt, consumed by closePhase. */
   secaggResult:
-    | { mean: Tensor[]; totalExamples: number; contributors: string[]; aggregateMs: number }
+    | {
+        mean: Tensor[];
+        totalExamples: number;
+        nextClipNorm?: number;
+        contributors: string[];
+        aggregateMs: number;
+      }
     | undefined;
 }
 
 interface StoredModel {
   ref: BlobRef;
+  /** Client-level DP with adaptive clipping: the clip the next round applies. */
+  clipNorm?: number;
   /** Index of the audit-log entry that records this model (model-initialized or model-released). */
   logIndex?: number;
 }
@@ -360,7 +370,16 @@ export class RunEngine {
       : undefined;
     const issuedAt = now();
     if (phase === 'train' && live.config.secureAggregation.protocol === 'secagg') {
-      this.openSecAggAttempt(runId, live, cohort, model, standardization, proximalMu, stored.logIndex);
+      this.openSecAggAttempt(
+        runId,
+        live,
+        cohort,
+        model,
+        standardization,
+        proximalMu,
+        stored.logIndex,
+        stored.clipNorm,
+      );
       return;
     }
     const deadlineAt = issuedAt + live.config.roundTimeoutMs;
@@ -436,6 +455,7 @@ export class RunEngine {
     standardization: Standardization | undefined,
     proximalMu: number,
     modelLogIndex: number | undefined,
+    clipNormIn: number | undefined,
   ): void {
     const sa = live.config.secureAggregation;
     const cohort = [...selected].sort().slice(0, sa.maxParticipants);
@@ -453,7 +473,20 @@ export class RunEngine {
       segments.push({ name: t.name, offsetWords: offset, lengthWords: n });
       offset += n;
     }
+    const cdp = live.config.clientDp;
+    if (cdp?.adaptive) {
+      segments.push({ name: CLIP_INDICATOR_SEGMENT, offsetWords: offset, lengthWords: 1 });
+      offset += 1;
+    }
     segments.push({ name: WEIGHT_SEGMENT, offsetWords: offset, lengthWords: 1 });
+    const clipNorm = clipNormIn ?? cdp?.clipNorm;
+    const taskClientDp = cdp
+      ? {
+          clipNorm: clipNorm!,
+          noiseMultiplier: computeUpdateNoiseMultiplier(cdp),
+          ...(cdp.adaptive ? { indicatorNoiseStd: cdp.adaptive.countNoiseStd } : {}),
+        }
+      : undefined;
     const train = { ...live.config.train, proximalMu };
     const wire: SecAggContextWire = {
       consortium: this.deps.consortium,
@@ -469,7 +502,7 @@ export class RunEngine {
       runId,
       round,
       baseModelSha256: model.sha256,
-      options: live.config.clientDp ? { ...train, clientDp: live.config.clientDp } : train,
+      options: taskClientDp ? { ...train, clientDp: taskClientDp } : train,
     };
     const started = performance.now();
     const secagg = new SecAggRound({
@@ -501,7 +534,7 @@ export class RunEngine {
         ...(live.config.dataSchemaDigest ? { dataSchemaDigest: live.config.dataSchemaDigest } : {}),
         ...(standardization ? { standardization } : {}),
         ...(modelLogIndex === undefined ? {} : { modelLog: { index: modelLogIndex } }),
-        ...(live.config.clientDp ? { clientDp: { ...live.config.clientDp } } : {}),
+        ...(taskClientDp ? { clientDp: taskClientDp } : {}),
         secagg: wire,
       }),
       onDone: (outcome) => {
@@ -589,7 +622,7 @@ export class RunEngine {
     live: LiveRun,
     context: SecAggRoundContext,
     sum: RingVector,
-  ): { mean: Tensor[]; totalExamples: number } {
+  ): { mean: Tensor[]; totalExamples: number; nextClipNorm?: number } {
     const row = this.deps.store.getRun(context.runId)!;
     const current = this.loadWeights((JSON.parse(row.model_json) as StoredModel).ref, live.layout);
     const weightSegment = context.segments.at(-1)!;
@@ -603,6 +636,31 @@ export class RunEngine {
       for (let j = 0; j < data.length; j++) data[j] = t.data[j]! + delta[j]! * factor;
       return { name: t.name, shape: [...t.shape], data };
     });
+    const cdp = live.config.clientDp;
+    const indicator = context.segments.find((s) => s.name === CLIP_INDICATOR_SEGMENT);
+    if (cdp?.adaptive && indicator) {
+      // Σ(2b−1) + noise over the survivors → the noisy fraction of unclipped updates (Andrew et al. 2021, Alg. 1).
+      const applied = (context.options as { clientDp: { clipNorm: number } }).clientDp.clipNorm;
+      const survivors = totalWeight;
+      const unclipped = Math.min(
+        1,
+        Math.max(0, (readSignedWord(sum, indicator.offsetWords) + survivors) / (2 * survivors)),
+      );
+      const next = applied * Math.exp(-cdp.adaptive.learningRate * (unclipped - cdp.adaptive.targetQuantile));
+      const nextClipNorm = Math.min(
+        cdp.clipNorm * cdp.adaptive.maxGrowth,
+        Math.max(cdp.clipNorm / cdp.adaptive.maxGrowth, next),
+      );
+      this.record(
+        context.runId,
+        context.round,
+        'clip-updated',
+        null,
+        null,
+        `adaptive clipping: noisy unclipped fraction ${unclipped.toFixed(3)} (target ${cdp.adaptive.targetQuantile}), clip ${applied.toPrecision(4)} → ${nextClipNorm.toPrecision(4)}`,
+      );
+      return { mean, totalExamples: totalWeight, nextClipNorm };
+    }
     return { mean, totalExamples: totalWeight };
   }
 
@@ -855,7 +913,11 @@ export class RunEngine {
           examples: result.totalExamples,
         });
         store.updateRun(runId, {
-          model_json: JSON.stringify({ ref: newRef, logIndex } satisfies StoredModel),
+          model_json: JSON.stringify({
+            ref: newRef,
+            logIndex,
+            ...(result.nextClipNorm === undefined ? {} : { clipNorm: result.nextClipNorm }),
+          } satisfies StoredModel),
         });
       });
       this.publishCheckpoint();
@@ -1225,6 +1287,11 @@ export class RunEngine {
       status: row.status,
       phase: state.phase,
       privacy,
+      /** Client-level DP: the clip the next round applies (moves with adaptive clipping). */
+      clientDpClipNorm: (() => {
+        const cdp = (JSON.parse(row.config_json) as { clientDp?: { clipNorm: number } }).clientDp;
+        return cdp ? ((JSON.parse(row.model_json) as StoredModel).clipNorm ?? cdp.clipNorm) : null;
+      })(),
       attempt: state.attempt ?? 0,
       secureAggregation,
       round: state.round,

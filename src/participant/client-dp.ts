@@ -16,25 +16,41 @@ import { type RandomBits, sampleDiscreteGaussianVector } from '../privacy/index.
 
 export interface ClientNoisePlan {
   /** Per-participant variance σ²/t in quantised units (rounded up: never less noise). */
-  readonly shareVariance: bigint;
-  /** zCDP ρ of one round for one institution. */
+  readonly shareVariance: { num: bigint; den: bigint };
+  /** zCDP ρ of one round for one institution (updates, plus the clip indicator when adaptive). */
   readonly rho: number;
+  /** Adaptive clipping: the clip indicator's share of noise, (2σ_b)²/t in ±1 units (Andrew et al. 2021). */
+  readonly indicator?: { readonly shareVariance: { num: bigint; den: bigint } };
 }
 
 export function planClientNoise(
-  dp: { clipNorm: number; noiseMultiplier: number },
+  dp: { clipNorm: number; noiseMultiplier: number; indicatorNoiseStd?: number | undefined },
   ctx: SecAggRoundContext,
   dimensions: number,
 ): ClientNoisePlan {
   const scale = ctx.quantization.scale;
   const sigma = dp.noiseMultiplier * dp.clipNorm * scale;
-  const shareVariance = BigInt(Math.ceil((sigma * sigma) / ctx.threshold));
-  const totalVariance = Number(shareVariance) * ctx.threshold;
+  const share = Math.ceil((sigma * sigma) / ctx.threshold);
+  const totalVariance = share * ctx.threshold;
   const sensitivity = dp.clipNorm * scale + Math.sqrt(dimensions);
-  return { shareVariance, rho: (sensitivity * sensitivity) / (2 * totalVariance) };
+  let rho = (sensitivity * sensitivity) / (2 * totalVariance);
+  if (!dp.indicatorNoiseStd) return { shareVariance: { num: BigInt(share), den: 1n }, rho };
+  // The indicator 2b−1 moves by at most 1 per institution; the sum carries noise variance (2σ_b)².
+  const PRECISION = 1_000_000;
+  const indicatorShare = {
+    num: BigInt(Math.ceil(4 * dp.indicatorNoiseStd * dp.indicatorNoiseStd * PRECISION)),
+    den: BigInt(ctx.threshold * PRECISION),
+  };
+  const indicatorVariance = (Number(indicatorShare.num) / Number(indicatorShare.den)) * ctx.threshold;
+  rho += 1 / (2 * indicatorVariance);
+  return {
+    shareVariance: { num: BigInt(share), den: 1n },
+    rho,
+    indicator: { shareVariance: indicatorShare },
+  };
 }
 
-/** Scales the concatenation of `tensors` so its L2 norm is at most `clipNorm` (in place). */
+/** Scales the concatenation of `tensors` so its L2 norm is at most `clipNorm` (in place); returns the norm before. */
 export function clipL2Norm(tensors: readonly Float32Array[], clipNorm: number): number {
   let sq = 0;
   for (const t of tensors) for (let i = 0; i < t.length; i++) sq += t[i]! * t[i]!;
@@ -46,17 +62,25 @@ export function clipL2Norm(tensors: readonly Float32Array[], clipNorm: number): 
   return norm;
 }
 
-/** Adds an exact discrete Gaussian N_Z(0, variance) sample to each of the first `words` ring words. */
+/** Adds an exact discrete Gaussian N_Z(0, variance) sample to `words` ring words from `offset`. */
 export function addDiscreteGaussianShare(
   vector: RingVector,
   words: number,
-  variance: bigint,
+  variance: { num: bigint; den: bigint },
   bits: RandomBits,
+  offset: number,
 ): void {
-  const noise = sampleDiscreteGaussianVector({ num: variance, den: 1n }, words, bits);
+  const noise = sampleDiscreteGaussianVector(variance, words, bits);
   if (vector instanceof Uint32Array) {
-    for (let i = 0; i < words; i++) vector[i] = (vector[i]! + Number(noise[i]!)) >>> 0;
+    for (let i = 0; i < words; i++) vector[offset + i] = (vector[offset + i]! + Number(noise[i]!)) >>> 0;
   } else {
-    for (let i = 0; i < words; i++) vector[i] = BigInt.asUintN(64, vector[i]! + BigInt(noise[i]!));
+    for (let i = 0; i < words; i++)
+      vector[offset + i] = BigInt.asUintN(64, vector[offset + i]! + BigInt(noise[i]!));
   }
+}
+
+/** Writes a signed integer (two's complement) into one ring word. */
+export function writeSignedWord(vector: RingVector, index: number, value: number): void {
+  if (vector instanceof Uint32Array) vector[index] = value >>> 0;
+  else vector[index] = BigInt.asUintN(64, BigInt(value));
 }

@@ -41,6 +41,7 @@ import {
   taskSchema,
 } from '../protocol/index.ts';
 import {
+  CLIP_INDICATOR_SEGMENT,
   ParticipantSession,
   type SecAggRoundContext,
   checkRoundContext,
@@ -58,7 +59,7 @@ import {
   createCryptoRandomBits,
   sampleSecureGaussian,
 } from '../privacy/index.ts';
-import { addDiscreteGaussianShare, clipL2Norm, planClientNoise } from './client-dp.ts';
+import { addDiscreteGaussianShare, clipL2Norm, planClientNoise, writeSignedWord } from './client-dp.ts';
 import { LogWitness } from './log-witness.ts';
 import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
@@ -361,7 +362,8 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     const layout = trainer.describeLayout(spec);
     const segs = task.secagg.segments;
     if (
-      segs.length !== layout.length + 1 ||
+      segs.length !== layout.length + 1 + (task.clientDp?.indicatorNoiseStd ? 1 : 0) ||
+      (task.clientDp?.indicatorNoiseStd && segs[layout.length]!.name !== CLIP_INDICATOR_SEGMENT) ||
       layout.some((t, i) => segs[i]!.name !== t.name || segs[i]!.lengthWords !== countParameters([t]))
     ) {
       throw new EntenteError('PROTOCOL_VIOLATION', 'secagg.segments: do not match the model layout', {
@@ -381,7 +383,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     const std = task.standardization ? toParams(task.standardization) : undefined;
     const data = std ? applyStandardization(split.train, std) : split.train;
     const words = countVectorWords(context);
-    const clientNoise = task.clientDp ? planClientNoise(task.clientDp, context, words - 1) : undefined;
+    const clientNoise = task.clientDp
+      ? planClientNoise(task.clientDp, context, segs[layout.length]!.offsetWords)
+      : undefined;
     const privacyEvent = clientNoise
       ? enforceBudget({
           run: task.runId,
@@ -404,13 +408,22 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       for (let j = 0; j < delta.length; j++) delta[j] = (t.data[j]! - before[j]!) * ratio;
       return delta;
     });
-    if (clientNoise) clipL2Norm(deltas, task.clientDp!.clipNorm);
+    const normBeforeClip = clientNoise ? clipL2Norm(deltas, task.clientDp!.clipNorm) : 0;
     const vector = context.quantization.ringBits === 32 ? new Uint32Array(words) : new BigUint64Array(words);
     const uniform = createUniformSource();
     let clipped = 0;
     for (const [i, delta] of deltas.entries())
       clipped += quantizeInto(delta, vector, segs[i]!.offsetWords, context.quantization, uniform).clipped;
-    if (clientNoise) addDiscreteGaussianShare(vector, words - 1, clientNoise.shareVariance, noiseBits);
+    if (clientNoise) {
+      const tensorWords = segs[layout.length]!.offsetWords;
+      addDiscreteGaussianShare(vector, tensorWords, clientNoise.shareVariance, noiseBits, 0);
+      if (clientNoise.indicator) {
+        // Adaptive clipping: 2b−1 (b: this update needed no clipping) plus this site's share of its noise.
+        const at = segs[layout.length]!.offsetWords;
+        writeSignedWord(vector, at, normBeforeClip <= task.clientDp!.clipNorm ? 1 : -1);
+        addDiscreteGaussianShare(vector, 1, clientNoise.indicator.shareVariance, noiseBits, at);
+      }
+    }
     writeIntegerWord(vector, segs.at(-1)!.offsetWords, weight);
     if (clipped > 0) {
       log.warn(

@@ -183,7 +183,15 @@ export const secAggTrainTaskSchema = z.strictObject({
   dataSchemaDigest: sha256.optional(),
   modelLog: z.strictObject({ index: z.number().int().min(0) }).optional(),
   /** Client-level DP: clip the whole update to clipNorm and add this site's share of discrete Gaussian noise. */
-  clientDp: z.strictObject({ clipNorm: finite.positive(), noiseMultiplier: finite.positive() }).optional(),
+  clientDp: z
+    .strictObject({
+      /** The clip this round applies, and the noise multiplier on the clipped updates (z_Δ). */
+      clipNorm: finite.positive(),
+      noiseMultiplier: finite.positive(),
+      /** Adaptive clipping: std of the noise on the count of unclipped updates (σ_b); adds the indicator segment. */
+      indicatorNoiseStd: finite.positive().optional(),
+    })
+    .optional(),
   secagg: secAggContextSchema,
 });
 export type SecAggTrainTask = z.infer<typeof secAggTrainTaskSchema>;

@@ -46,6 +46,20 @@ const runConfigInputSchema = z.strictObject({
     .strictObject({
       clipNorm: z.number().finite().positive().max(1e6),
       noiseMultiplier: z.number().finite().positive().max(1e3),
+      /**
+       * Adaptive clipping (Andrew et al. 2021): each round the clip moves towards the targetQuantile of
+       * the update norms, estimated from clip indicators summed under secure aggregation with their own
+       * noise (std countNoiseStd on the count); the update noise is then z_Δ = (z⁻² − (2σ_b)⁻²)^(-1/2).
+       */
+      adaptive: z
+        .strictObject({
+          targetQuantile: z.number().finite().gt(0).lt(1).default(0.5),
+          learningRate: z.number().finite().positive().max(10).default(0.2),
+          countNoiseStd: z.number().finite().positive().max(1e6),
+          /** The clip stays within [clipNorm/maxGrowth, clipNorm·maxGrowth]; the ring is sized for the top. */
+          maxGrowth: z.number().finite().min(1).max(1000).default(4),
+        })
+        .optional(),
     })
     .optional(),
   secureAggregation: z
@@ -102,7 +116,29 @@ export interface RunConfig {
   readonly seed: string;
   readonly dataSchemaDigest?: string | undefined;
   readonly secureAggregation: SecureAggregationConfig;
-  readonly clientDp?: { readonly clipNorm: number; readonly noiseMultiplier: number } | undefined;
+  readonly clientDp?:
+    | {
+        readonly clipNorm: number;
+        readonly noiseMultiplier: number;
+        readonly adaptive?:
+          | {
+              readonly targetQuantile: number;
+              readonly learningRate: number;
+              readonly countNoiseStd: number;
+              readonly maxGrowth: number;
+            }
+          | undefined;
+      }
+    | undefined;
+}
+
+/**
+ * The noise multiplier applied to the clipped updates: z itself, or with adaptive clipping the part left
+ * after the clip-indicator count takes its share (Andrew et al. 2021, §3: z_Δ = (z⁻² − (2σ_b)⁻²)^(-1/2)).
+ */
+export function computeUpdateNoiseMultiplier(dp: NonNullable<RunConfig['clientDp']>): number {
+  if (!dp.adaptive) return dp.noiseMultiplier;
+  return (dp.noiseMultiplier ** -2 - (2 * dp.adaptive.countNoiseStd) ** -2) ** -0.5;
 }
 
 /** How many noise standard deviations the ring leaves room for, per participant share, with client-level DP. */
@@ -153,23 +189,45 @@ export function parseRunConfig(input: unknown): RunConfig {
   }
   let sa = base.secureAggregation;
   if (base.clientDp) {
-    const { clipNorm, noiseMultiplier } = base.clientDp;
+    const { clipNorm, adaptive } = base.clientDp;
+    if (adaptive && !(2 * adaptive.countNoiseStd > base.clientDp.noiseMultiplier)) {
+      throw new EntenteError(
+        'INVALID_CONFIG',
+        'clientDp.adaptive.countNoiseStd: must exceed noiseMultiplier/2, or nothing is left for the updates (Andrew et al. 2021 noise split)',
+        { field: 'clientDp.adaptive.countNoiseStd' },
+      );
+    }
+    const noiseMultiplier = computeUpdateNoiseMultiplier(base.clientDp);
+    const topClip = clipNorm * (adaptive?.maxGrowth ?? 1);
     if (sa.protocol !== 'secagg') {
-      throw new EntenteError('INVALID_CONFIG', 'clientDp: needs secureAggregation.protocol secagg (the noise is distributed)', {
-        field: 'clientDp',
-      });
+      throw new EntenteError(
+        'INVALID_CONFIG',
+        'clientDp: needs secureAggregation.protocol secagg (the noise is distributed)',
+        {
+          field: 'clientDp',
+        },
+      );
     }
     if (base.train.dp) {
-      throw new EntenteError('INVALID_CONFIG', 'clientDp: choose client-level DP or train.dp (sample-level), not both', {
-        field: 'clientDp',
-      });
+      throw new EntenteError(
+        'INVALID_CONFIG',
+        'clientDp: choose client-level DP or train.dp (sample-level), not both',
+        {
+          field: 'clientDp',
+        },
+      );
     }
     // Every coordinate of a clipped update is within ±clipNorm; the ring must also hold the noise tails.
     // Each update counts once (weight 1): client-level DP bounds a whole institution's influence.
-    const range = clipNorm * (1 + CLIENT_DP_NOISE_TAIL * noiseMultiplier);
-    let scale = chooseQuantizationScale({ maxParticipants: sa.maxParticipants, maxWeight: 1, ringBits: sa.ringBits, clipRange: range });
+    const range = topClip * (1 + CLIENT_DP_NOISE_TAIL * noiseMultiplier);
+    let scale = chooseQuantizationScale({
+      maxParticipants: sa.maxParticipants,
+      maxWeight: 1,
+      ringBits: sa.ringBits,
+      clipRange: range,
+    });
     const minShare = Math.sqrt(3); // the smallest cohort's threshold is 3
-    while (scale > 1 && (noiseMultiplier * clipNorm * scale) / minShare > CLIENT_DP_MAX_SHARE_STD) scale /= 2;
+    while (scale > 1 && (noiseMultiplier * topClip * scale) / minShare > CLIENT_DP_MAX_SHARE_STD) scale /= 2;
     sa = { ...sa, clipRange: range, maxWeight: 1, scale };
   }
   // Unused without secure aggregation, but kept positive so a stored config parses again.
@@ -211,5 +269,10 @@ export function parseRunConfig(input: unknown): RunConfig {
       });
     }
   }
-  return deepFreeze({ ...base, model, strategy, secureAggregation: { ...sa, scale: base.clientDp ? sa.scale! : scale } });
+  return deepFreeze({
+    ...base,
+    model,
+    strategy,
+    secureAggregation: { ...sa, scale: base.clientDp ? sa.scale! : scale },
+  });
 }

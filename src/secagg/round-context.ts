@@ -23,6 +23,9 @@ export interface VectorSegment {
 /** The name of the integer weight channel (examples, capped at maxWeight) appended after the tensors. */
 export const WEIGHT_SEGMENT = '__weight__';
 
+/** Adaptive clipping's one-word channel: Σ(2b−1) over survivors plus noise (b: update was not clipped). */
+export const CLIP_INDICATOR_SEGMENT = '__clip_indicator__';
+
 export interface SecAggRoundContext {
   readonly consortium: string;
   readonly runId: string;
