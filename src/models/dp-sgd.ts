@@ -167,10 +167,14 @@ export function computeDpSgdGradient(
   const std = options.noiseMultiplier * options.clipNorm;
   if (std > 0) {
     state.noise(noiseBuffer, std);
+    // Snap the sum to the noise lattice first (g = 2^(⌊log2 σ⌋−24), as privacy/secure-gaussian.ts
+    // draws on it): sum + noise is then an exact lattice point and its low-order bits carry nothing
+    // about the sum (Mironov 2012's attack on floating-point noise).
+    const grid = 2 ** (Math.floor(Math.log2(std)) - 24);
     for (let k = 0; k < n; k++) {
       const e = noiseBuffer[k]!;
       if (!Number.isFinite(e)) throw invalid('noise', 'the noise source wrote a non-finite value');
-      sum[k] = sum[k]! + e;
+      sum[k] = Math.round(sum[k]! / grid) * grid + e;
     }
   }
   const scale = 1 / (options.samplingRate * data.count);

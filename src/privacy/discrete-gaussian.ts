@@ -4,16 +4,17 @@
  * - Algorithm 1: Bernoulli(exp(-γ)) for rational γ ≥ 0 (the series trick for γ ≤ 1: draw
  *   Bernoulli(γ/k) for k = 1, 2, … until one fails and return whether the failing k is odd; for γ > 1,
  *   ⌊γ⌋ draws of Bernoulli(exp(-1)) and one of Bernoulli(exp(-(γ-⌊γ⌋))));
- * - Algorithm 2: discrete Laplace P[Y = y] ∝ exp(-|y|/t) for rational t > 0;
  * - Algorithm 1 also for a computable irrational γ ≥ 0 given by shrinking rational bounds (each
  *   Bernoulli(γ/k) decided by lazy comparison only once the bounds prove the outcome; used by the
  *   exact Poisson sampler of skellam.ts);
+ * - Algorithm 2: discrete Laplace P[Y = y] ∝ exp(-|y|/t) for rational t > 0;
  * - Algorithm 3: discrete Gaussian N_Z(0, σ²), P[Y = y] ∝ exp(-y²/(2σ²)), for rational σ² > 0, by
  *   rejection from the discrete Laplace with t = ⌊σ⌋ + 1.
  * The authors' reference code is IBM/discrete-gaussian-differential-privacy `discretegauss.py`
  * (sample_bernoulli_exp, sample_dlaplace, sample_dgauss); these are the same algorithms, with the
  * randomness from a `RandomBits` (node:crypto or a seeded AES-CTR stream) instead of Python's `random`.
- * Privacy: adding N_Z(0, σ²)^d to an integer vector of L2 sensitivity Δ is Δ²/(2σ²)-zCDP (CKS Thm 14).
+ * Privacy: adding N_Z(0, σ²)^d to an integer vector of L2 sensitivity Δ is Δ²/(2σ²)-zCDP (CKS 2020,
+ * multivariate discrete Gaussian mechanism), the same bound as the continuous Gaussian.
  */
 import { EntenteError } from '../core/errors.ts';
 import {
@@ -119,6 +120,10 @@ export function sampleBernoulliExpOfBounds(
   bits: RandomBits,
   startPrecision = 64,
 ): boolean {
+  if (!Number.isInteger(startPrecision) || startPrecision < 1 || startPrecision > 4096)
+    throw new EntenteError('INVALID_ARGUMENT', 'startPrecision must be an integer in [1, 4096]', {
+      field: 'startPrecision',
+    });
   const [lo, hi] = bounds(startPrecision);
   const state: BoundsState = { precision: startPrecision, lo, hi, bounds };
   if (hi < 0n) throw new EntenteError('INVALID_ARGUMENT', 'gamma must be ≥ 0', { field: 'gamma' });

@@ -12,8 +12,8 @@
  * double (so (σ/g)² is an exact rational), |Z| stays below 2^31 (64σ/g) except with probability
  * < e^-2048, and the grid is as fine as a float32 ulp at σ (finer buys nothing for float32 models).
  *
- * Privacy cost of the discretisation: the discrete Gaussian on gZ^d with scale σ is exactly as private
- * as the continuous one for a given lattice sensitivity, ρ = Δ_g²/(2σ²) zCDP (CKS Thm 14; RDP α·ρ),
+ * Privacy cost of the discretisation: the discrete Gaussian on gZ^d with scale σ satisfies the same
+ * bound as the continuous one for a given lattice sensitivity, ρ = Δ_g²/(2σ²) zCDP (CKS 2020; RDP α·ρ),
  * but rounding each coordinate to gZ moves it by ≤ g/2, so the sensitivity to account is
  * Δ_g ≤ Δ2 + g·√d, i.e. the noise multiplier becomes σ/(Δ2 + g√d): a relative loss of at most
  * 2^-24·√d·σ/Δ2 (6·10^-5 at d = 10^6 and σ = Δ2). `sampleSecureGaussian` alone does not round the
