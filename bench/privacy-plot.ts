@@ -68,6 +68,7 @@ export function renderPrivacyUtilitySvg(input: PlotInput): string {
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH_PX}" height="${HEIGHT_PX}" viewBox="0 0 ${WIDTH_PX} ${HEIGHT_PX}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+    `<title>${escapeXml(input.title)}</title>`,
     `<rect width="${WIDTH_PX}" height="${HEIGHT_PX}" fill="#ffffff"/>`,
     `<text x="${MARGIN.left}" y="24" font-size="15" font-weight="bold">${escapeXml(input.title)}</text>`,
     `<text x="${MARGIN.left}" y="42" fill="#555555">${escapeXml(input.subtitle)}</text>`,
