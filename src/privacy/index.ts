@@ -11,3 +11,4 @@ export * from './rdp-without-replacement.ts';
 export * from './rdp.ts';
 export * from './skellam.ts';
 export * from './secure-gaussian.ts';
+export * from './prv.ts';
