@@ -628,7 +628,8 @@ export class RunEngine {
     const weightSegment = context.segments.at(-1)!;
     const totalWeight = readSignedWord(sum, weightSegment.offsetWords);
     if (!(totalWeight > 0)) throw new EntenteError('INTERNAL', 'the unmasked weight channel is not positive');
-    const factor = context.maxWeight / totalWeight;
+    // Client-level DP: a fixed denominator (McMahan et al. 2018), the cohort size chosen before any data.
+    const factor = live.config.clientDp ? 1 / context.cohort.length : context.maxWeight / totalWeight;
     const mean = current.map((t, i) => {
       const seg = context.segments[i]!;
       const delta = dequantizeSum(sum, context.quantization, seg.offsetWords, seg.lengthWords);
