@@ -9,7 +9,8 @@ import { parse as parseYaml } from 'yaml';
 import { EntenteError, exitCodeOf } from '../core/errors.ts';
 import { startCoordinator } from '../coordinator/index.ts';
 import { loadTable, parseDataSchema } from '../data/index.ts';
-import { parseSiteConfig, startParticipant } from '../participant/index.ts';
+import { type SiteConfig, parseSiteConfig, startParticipant } from '../participant/index.ts';
+import type { SiteBudget } from '../privacy/index.ts';
 import { runDemo } from '../simulation/index.ts';
 import { computeWitnessName, createWorkspace, openWorkspace } from '../storage/index.ts';
 import { createMtlsClient } from '../transport/index.ts';
@@ -30,6 +31,13 @@ function parseSlowMs(text: string): number | Record<string, number> {
     out[m[1]!] = Number(m[2]);
   }
   return out;
+}
+
+/** A participant's `--site-config`: its own limits and privacy budget. */
+function siteOptions(path: string | undefined): { site?: SiteConfig; privacyBudget?: SiteBudget } {
+  if (!path) return {};
+  const site = parseSiteConfig(readStructured(path));
+  return { site, ...(site.privacyBudget ? { privacyBudget: site.privacyBudget } : {}) };
 }
 
 function readStructured(path: string): unknown {
@@ -165,7 +173,7 @@ export function buildProgram(): Command {
           signing: ws.institutionSigningIdentity(opts.institution),
           journalFile: join(ws.dir, 'institutions', opts.institution, 'journal.jsonl'),
           privacyLedgerFile: join(ws.dir, 'institutions', opts.institution, 'privacy-ledger.jsonl'),
-          ...(opts.siteConfig ? parseSiteConfig(readStructured(opts.siteConfig)) : {}),
+          ...siteOptions(opts.siteConfig),
           ...(ws.consortium.log
             ? {
                 witness: {

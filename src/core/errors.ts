@@ -30,6 +30,11 @@ export const errorCodes = {
     exit: 5,
     summary: "the round would exceed the institution's own privacy budget (refused and recorded)",
   },
+  SITE_POLICY_REFUSED: {
+    http: 409,
+    exit: 5,
+    summary: "the task breaks the institution's own site policy (refused and recorded)",
+  },
   CONFLICT: { http: 409, exit: 5, summary: 'the request conflicts with the current state' },
   UNAVAILABLE: { http: 503, exit: 6, summary: 'a service is not reachable' },
   TIMEOUT: { http: 504, exit: 6, summary: 'an operation timed out' },

@@ -62,6 +62,7 @@ import {
 import { addDiscreteGaussianShare, clipL2Norm, planClientNoise, writeSignedWord } from './client-dp.ts';
 import { LogWitness } from './log-witness.ts';
 import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
+import { type SiteConfig, checkSitePolicy } from './site-config.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
 export interface ParticipantOptions {
@@ -88,6 +89,8 @@ export interface ParticipantOptions {
    * Witness the consortium's audit log (needs `signing`): the log's key and origin from the
    * consortium file, this site's cosigner name, and where its verified view is kept.
    */
+  /** This site's own limits (site policy); tasks that break one are refused and recorded. */
+  readonly site?: SiteConfig;
   /** This site's own privacy budget (per run and in total); the consortium cannot raise it. */
   readonly privacyBudget?: SiteBudget;
   /** Where this site's privacy ledger is kept (absent: memory only). */
@@ -524,7 +527,33 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     }
   }
 
+  /** The site's own limits, checked before any data is touched. */
+  function enforceSitePolicy(task: Task): void {
+    const site = options.site;
+    if (!site) return;
+    if (
+      task.kind !== 'statistics' &&
+      task.kind !== 'train' &&
+      task.kind !== 'evaluate' &&
+      task.kind !== 'secagg-train'
+    )
+      return;
+    const modelKind =
+      'modelSpec' in task && task.modelSpec && typeof task.modelSpec === 'object'
+        ? String((task.modelSpec as { kind?: unknown }).kind)
+        : undefined;
+    checkSitePolicy(site, {
+      kind: task.kind,
+      secureAggregation: task.kind === 'secagg-train',
+      cohortSize: task.kind === 'secagg-train' ? task.secagg.cohort.length : undefined,
+      modelKind,
+      trainerId: trainer.id,
+      dataSchemaDigest: task.dataSchemaDigest,
+    });
+  }
+
   async function compute(task: Task): Promise<{ result: TaskResult; chunks: Uint8Array[] }> {
+    enforceSitePolicy(task);
     if (task.kind === 'secagg-train') return computeSecAggTrain(task);
     if (
       task.kind === 'secagg-share-keys' ||
@@ -633,7 +662,8 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         err instanceof EntenteError &&
         (err.code === 'PROTOCOL_VIOLATION' ||
           err.code === 'INVALID_MESSAGE' ||
-          err.code === 'PRIVACY_BUDGET_EXCEEDED')
+          err.code === 'PRIVACY_BUDGET_EXCEEDED' ||
+          err.code === 'SITE_POLICY_REFUSED')
       ) {
         await refuse(task, err);
         return;

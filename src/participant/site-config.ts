@@ -1,7 +1,10 @@
 /**
  * A participant site's own configuration: limits the institution sets for itself and that the
- * consortium cannot override. Today: its differential-privacy budget, per run and in total (ε, δ).
- * (Governance will add allowed models, trainer digests, minimum participants and the accepted schema.)
+ * consortium cannot override (issue 6, "site policy"; NVIDIA FLARE's site-level privacy/authorisation
+ * policies are the model: the job cannot change them). It refuses every task that breaks one, names
+ * the limit, and records the refusal. Limits: its differential-privacy budget (per run and in total),
+ * secure aggregation required, a minimum cohort, the model kinds and trainers it runs, and the data
+ * schemas (by digest) it accepts.
  */
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
@@ -19,10 +22,31 @@ const siteConfigSchema = z.strictObject({
       total: budgetSchema.optional(),
     })
     .optional(),
+  /** Refuse to train unless updates leave this site masked (secure aggregation). */
+  requireSecureAggregation: z.boolean().default(false),
+  /** Refuse a secure-aggregation round with a smaller cohort. */
+  minParticipants: z.number().int().min(3).max(10_000).optional(),
+  /** Model kinds this site trains (default: any built-in). */
+  allowedModels: z
+    .array(z.enum(['logistic', 'softmax', 'mlp']))
+    .min(1)
+    .optional(),
+  /** Trainer ids this site runs (default: any). */
+  allowedTrainers: z.array(z.string().min(1).max(100)).min(1).optional(),
+  /** Data-schema digests this site accepts; with it, a task must name one of them. */
+  acceptedSchemaDigests: z
+    .array(z.string().regex(/^[0-9a-f]{64}$/, 'must be SHA-256 hex'))
+    .min(1)
+    .optional(),
 });
 
 export interface SiteConfig {
   readonly privacyBudget?: SiteBudget;
+  readonly requireSecureAggregation?: boolean;
+  readonly minParticipants?: number;
+  readonly allowedModels?: readonly string[];
+  readonly allowedTrainers?: readonly string[];
+  readonly acceptedSchemaDigests?: readonly string[];
 }
 
 /** Parses a site configuration; throws INVALID_CONFIG naming the field (e.g. site.privacy.total.epsilon). */
@@ -33,12 +57,62 @@ export function parseSiteConfig(input: unknown): SiteConfig {
     const field = ['site', ...issue.path.map(String)].join('.');
     throw new EntenteError('INVALID_CONFIG', `${field}: ${issue.message}`, { field });
   }
-  const p = r.data.privacy;
-  if (!p || (!p.perRun && !p.total)) return {};
+  const c = r.data;
+  const p = c.privacy;
   return {
-    privacyBudget: {
-      ...(p.perRun ? { perRun: p.perRun } : {}),
-      ...(p.total ? { total: p.total } : {}),
-    },
+    ...(p && (p.perRun || p.total)
+      ? {
+          privacyBudget: {
+            ...(p.perRun ? { perRun: p.perRun } : {}),
+            ...(p.total ? { total: p.total } : {}),
+          },
+        }
+      : {}),
+    ...(c.requireSecureAggregation ? { requireSecureAggregation: true } : {}),
+    ...(c.minParticipants !== undefined ? { minParticipants: c.minParticipants } : {}),
+    ...(c.allowedModels ? { allowedModels: c.allowedModels } : {}),
+    ...(c.allowedTrainers ? { allowedTrainers: c.allowedTrainers } : {}),
+    ...(c.acceptedSchemaDigests ? { acceptedSchemaDigests: c.acceptedSchemaDigests } : {}),
   };
+}
+
+/** What the site policy looks at in a task. */
+export interface TaskFacts {
+  readonly kind: string;
+  readonly secureAggregation: boolean;
+  readonly cohortSize?: number | undefined;
+  readonly modelKind?: string | undefined;
+  readonly trainerId: string;
+  readonly dataSchemaDigest?: string | undefined;
+}
+
+/** Throws SITE_POLICY_REFUSED naming the limit the task breaks. */
+export function checkSitePolicy(site: SiteConfig, task: TaskFacts): void {
+  const refuse = (field: string, message: string): never => {
+    throw new EntenteError('SITE_POLICY_REFUSED', `site.${field}: ${message}`, { field: `site.${field}` });
+  };
+  const trains = task.kind === 'train' || task.kind === 'secagg-train';
+  if (trains && site.requireSecureAggregation && !task.secureAggregation)
+    refuse(
+      'requireSecureAggregation',
+      'this site trains only under secure aggregation; the task sends a plain update',
+    );
+  if (
+    site.minParticipants !== undefined &&
+    task.cohortSize !== undefined &&
+    task.cohortSize < site.minParticipants
+  )
+    refuse(
+      'minParticipants',
+      `the round has ${task.cohortSize} participants, this site requires at least ${site.minParticipants}`,
+    );
+  if (site.allowedModels && task.modelKind !== undefined && !site.allowedModels.includes(task.modelKind))
+    refuse('allowedModels', `model kind "${task.modelKind}" is not one this site trains`);
+  if (site.allowedTrainers && !site.allowedTrainers.includes(task.trainerId))
+    refuse('allowedTrainers', `trainer "${task.trainerId}" is not one this site runs`);
+  if (
+    site.acceptedSchemaDigests &&
+    !(task.dataSchemaDigest && site.acceptedSchemaDigests.includes(task.dataSchemaDigest))
+  )
+    refuse('acceptedSchemaDigests', 'the task does not name a data schema this site accepts');
 }
