@@ -1,0 +1,3 @@
+export * from './policy.ts';
+export * from './proposal.ts';
+export * from './quorum.ts';

@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { encodeCanonicalFields } from '../crypto/canonical-bytes.ts';
+import { generateEd25519KeyPem, signEd25519, verifyEd25519 } from '../crypto/signatures.ts';
+import { computePolicyDigest, type Policy, parsePolicy } from './policy.ts';
+import {
+  computeProposalDigest,
+  decideProposal,
+  encodeProposalSigningBytes,
+  type Proposal,
+  type ProposalSignature,
+  parseProposal,
+  signProposal,
+  verifyProposalSignatures,
+} from './proposal.ts';
+
+const ids = ['op', 'a', 'b', 'c', 'x', 'former'] as const;
+const identities = new Map(ids.map((id) => [id, generateEd25519KeyPem()]));
+const pem = (id: string): string => identities.get(id as (typeof ids)[number])!.privateKeyPem;
+/** Every key we know, including one of a party ('former') that is not in the policy. */
+const keys = new Map([...identities].map(([id, k]) => [id as string, k.publicKey]));
+
+const policy: Policy = parsePolicy({
+  version: 3,
+  consortium: 'demo',
+  members: {
+    op: { roles: ['coordinator-operator'] },
+    a: { roles: ['institution'] },
+    b: { roles: ['institution'] },
+    c: { roles: ['institution'] },
+    x: { roles: ['auditor'] },
+  },
+  exchange: {
+    tensors: 'model-deltas',
+    metrics: ['accuracy'],
+    maxRounds: 10,
+    minParticipantsPerRound: 3,
+    secureAggregation: 'required',
+    differentialPrivacy: { required: false },
+    clipping: {},
+    dataSchemaDigests: ['d'.repeat(64)],
+  },
+  agreements: [],
+  approvals: {
+    adoptPolicy: { of: 3, members: ['a', 'b', 'c'] },
+    admitMember: { of: 2, members: ['a', 'b', 'c', 'op'] },
+    startRun: { of: 2, members: ['a', 'b', 'c'] },
+    releaseModel: { all: [{ of: 2, members: ['a', 'b', 'c'] }, { member: 'x' }] },
+  },
+});
+
+const proposal: Proposal = {
+  kind: 'start-run',
+  subjectSha256: '1'.repeat(64),
+  policySha256: computePolicyDigest(policy),
+  createdAt: '2025-03-01T09:30:00Z',
+};
+const sign = (p: Proposal, ...signers: string[]): ProposalSignature[] =>
+  signers.map((s) => signProposal(p, s, pem(s)));
+
+describe('signProposal and its bytes', () => {
+  it('signs the canonical fields with the domain tag', () => {
+    const expected = encodeCanonicalFields([
+      'entente/governance/proposal/v1',
+      'start-run',
+      '1'.repeat(64),
+      proposal.policySha256,
+      '2025-03-01T09:30:00Z',
+      'a',
+    ]);
+    assert.deepEqual(encodeProposalSigningBytes(proposal, 'a'), expected);
+    const [sig] = sign(proposal, 'a');
+    assert.equal(sig?.signer, 'a');
+    assert.ok(verifyEd25519(keys.get('a')!, expected, sig!.signature));
+  });
+
+  it('refuses a malformed proposal or signer id, naming the field', () => {
+    assert.throws(() => parseProposal({ ...proposal, kind: 'delete-log' }), {
+      code: 'INVALID_MESSAGE',
+      field: 'proposal.kind',
+    });
+    assert.throws(() => parseProposal({ ...proposal, createdAt: '2025-02-30T00:00:00Z' }), {
+      field: 'proposal.createdAt',
+    });
+    assert.throws(() => parseProposal({ ...proposal, extra: 1 }), { field: 'proposal.extra' });
+    assert.throws(() => signProposal(proposal, 'A B', pem('a')), {
+      code: 'INVALID_ARGUMENT',
+      field: 'signer',
+    });
+  });
+
+  it('gives each distinct proposal a distinct digest', () => {
+    const d = computeProposalDigest(proposal);
+    assert.match(d, /^[0-9a-f]{64}$/);
+    assert.notEqual(computeProposalDigest({ ...proposal, subjectSha256: '2'.repeat(64) }), d);
+    assert.equal(computeProposalDigest({ ...proposal }), d);
+  });
+});
+
+describe('verifyProposalSignatures', () => {
+  it('lists valid signers and rejects bad entries with reasons, without throwing', () => {
+    const good = sign(proposal, 'b', 'a');
+    const forged: ProposalSignature = {
+      signer: 'c',
+      signature: signProposal(proposal, 'c', pem('x')).signature,
+    };
+    const verdict = verifyProposalSignatures(
+      proposal,
+      [...good, forged, good[0]!, { signer: 'nobody', signature: new Uint8Array(64) }],
+      keys,
+    );
+    assert.deepEqual(verdict.signers, ['a', 'b']);
+    assert.deepEqual(
+      verdict.rejected.map((r) => [r.index, r.signer]),
+      [
+        [2, 'c'],
+        [3, 'b'],
+        [4, 'nobody'],
+      ],
+    );
+    assert.match(verdict.rejected[0]!.reason, /does not verify/);
+    assert.match(verdict.rejected[1]!.reason, /duplicate/);
+    assert.match(verdict.rejected[2]!.reason, /no public key/);
+  });
+
+  it('rejects everything for a malformed proposal', () => {
+    const bad = { ...proposal, policySha256: 'zz' };
+    const verdict = verifyProposalSignatures(bad, sign(proposal, 'a'), keys);
+    assert.deepEqual(verdict.signers, []);
+    assert.match(verdict.rejected[0]!.reason, /malformed/);
+  });
+});
+
+describe('decideProposal', () => {
+  it('approves exactly at quorum and not at quorum − 1', () => {
+    const at = decideProposal(policy, proposal, sign(proposal, 'a', 'c'), keys);
+    assert.deepEqual(at, { approved: true, missing: '', signers: ['a', 'c'], rejected: [] });
+    const below = decideProposal(policy, proposal, sign(proposal, 'c'), keys);
+    assert.equal(below.approved, false);
+    assert.equal(below.missing, '1 more of {a, b}');
+  });
+
+  it('uses the rule of the proposal kind', () => {
+    const release: Proposal = { ...proposal, kind: 'release-model' };
+    const noAuditor = decideProposal(policy, release, sign(release, 'a', 'b', 'c'), keys);
+    assert.deepEqual([noAuditor.approved, noAuditor.missing], [false, 'x']);
+    assert.equal(decideProposal(policy, release, sign(release, 'a', 'b', 'x'), keys).approved, true);
+    const adopt: Proposal = { ...proposal, kind: 'adopt-policy' };
+    assert.equal(decideProposal(policy, adopt, sign(adopt, 'a', 'b'), keys).approved, false);
+  });
+
+  it('does not count a forged signature', () => {
+    const forged: ProposalSignature = {
+      signer: 'b',
+      signature: signProposal(proposal, 'b', pem('c')).signature,
+    };
+    const flipped = sign(proposal, 'b')[0]!;
+    const bits = flipped.signature.slice();
+    bits[10]! ^= 1;
+    for (const bad of [forged, { signer: 'b', signature: bits }]) {
+      const d = decideProposal(policy, proposal, [...sign(proposal, 'a'), bad], keys);
+      assert.equal(d.approved, false);
+      assert.deepEqual(d.signers, ['a']);
+      assert.deepEqual(
+        d.rejected.map((r) => r.index),
+        [1],
+      );
+    }
+  });
+
+  it('does not count a signature over another proposal', () => {
+    const other: Proposal = { ...proposal, subjectSha256: '9'.repeat(64) };
+    const d = decideProposal(policy, proposal, [...sign(proposal, 'a'), ...sign(other, 'b')], keys);
+    assert.equal(d.approved, false);
+    assert.deepEqual(d.signers, ['a']);
+    assert.match(d.rejected[0]!.reason, /does not verify/);
+    // Nor one by b over the bytes naming another signer, or another kind of decision on the same subject.
+    const relabelled: ProposalSignature = {
+      signer: 'b',
+      signature: signEd25519(pem('b'), encodeProposalSigningBytes(proposal, 'c')),
+    };
+    const asRelease = sign({ ...proposal, kind: 'release-model' }, 'b');
+    assert.equal(
+      decideProposal(policy, proposal, [...sign(proposal, 'a'), relabelled], keys).approved,
+      false,
+    );
+    assert.equal(
+      decideProposal(policy, proposal, [...sign(proposal, 'a'), ...asRelease], keys).approved,
+      false,
+    );
+  });
+
+  it("does not count a non-member's signature, even with a known key", () => {
+    const d = decideProposal(policy, proposal, sign(proposal, 'a', 'former'), keys);
+    assert.equal(d.approved, false);
+    assert.deepEqual(d.signers, ['a']);
+    assert.deepEqual(d.rejected, [
+      { index: 1, signer: 'former', reason: 'signer is not a member of the policy in force' },
+    ]);
+  });
+
+  it('refuses a proposal made under another policy, and a malformed one', () => {
+    const stale: Proposal = { ...proposal, policySha256: 'e'.repeat(64) };
+    const d = decideProposal(policy, stale, sign(stale, 'a', 'b', 'c'), keys);
+    assert.equal(d.approved, false);
+    assert.deepEqual(d.signers, ['a', 'b', 'c']);
+    assert.match(d.missing, /policy in force/);
+    const malformed = { ...proposal, kind: 'nope' } as unknown as Proposal;
+    const m = decideProposal(policy, malformed, sign(proposal, 'a', 'b'), keys);
+    assert.deepEqual([m.approved, m.signers.length, m.rejected.length], [false, 0, 2]);
+  });
+});
