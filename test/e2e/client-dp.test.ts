@@ -13,7 +13,14 @@ import { type PrivacyEvent, computeLedgerEpsilon } from '../../src/privacy/index
 import { type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
 import { openWorkspace } from '../../src/storage/index.ts';
 import { createMtlsClient } from '../../src/transport/index.ts';
-import { SCHEMA_PATH, createTestWorkspace, findFreePort, waitFor } from './fixtures.ts';
+import {
+  SCHEMA_PATH,
+  createTestWorkspace,
+  findFreePort,
+  waitFor,
+  waitForAllAvailable,
+  waitForRunCompleted,
+} from './fixtures.ts';
 
 const INSTITUTIONS = ['alpha', 'beta', 'gamma'];
 const ROUNDS = 4;
@@ -42,14 +49,7 @@ describe('client-level DP under secure aggregation', () => {
     });
     const client = createMtlsClient({ baseUrl: `https://127.0.0.1:${port}`, ...setup.ws.operatorIdentity() });
     after(() => client.close());
-    await waitFor(
-      'all participants available',
-      async () => {
-        const st = (await client.getJson<{ participants: { available: boolean }[] }>('/v1/status')).body!;
-        return st.participants.every((p) => p.available) ? true : undefined;
-      },
-      60_000,
-    );
+    await waitForAllAvailable(client);
     await client.postJson('/v1/runs', {
       id: 'cdp',
       model: { kind: 'logistic', inputDim: 30 },
@@ -69,15 +69,7 @@ describe('client-level DP under secure aggregation', () => {
       rounds: { round: number; contributors: string[]; evalAccuracy: number | null }[];
       privacy: Record<string, { round: number; epsilonRun: number | null; delta: number }>;
     };
-    const final = await waitFor(
-      'the run to complete',
-      async () => {
-        const v = (await client.getJson<View>('/v1/runs/cdp')).body!;
-        return v.status === 'completed' ? v : undefined;
-      },
-      150_000,
-      200,
-    );
+    const final = await waitForRunCompleted<View>(client, 'cdp', 150_000);
     assert.equal(final.rounds.length, ROUNDS);
     for (const r of final.rounds) assert.deepEqual(r.contributors, [...INSTITUTIONS].sort());
     const accuracy = final.rounds.at(-1)!.evalAccuracy!;

@@ -7,6 +7,7 @@ import { createSeededRng } from '../../src/crypto/index.ts';
 import { parseCsv, partitionIid } from '../../src/data/index.ts';
 import { DATASET_DIR } from '../../src/simulation/index.ts';
 import { type Workspace, createWorkspace } from '../../src/storage/index.ts';
+import type { MtlsClient } from '../../src/transport/index.ts';
 
 export const SCHEMA_PATH = join(DATASET_DIR, 'schema.json');
 
@@ -56,5 +57,34 @@ export async function waitFor<T>(
   }
   throw new Error(
     `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`,
+  );
+}
+
+/** Waits until every institution of the consortium is available for a new phase (operator client). */
+export function waitForAllAvailable(operator: MtlsClient, timeoutMs = 60_000): Promise<true> {
+  return waitFor(
+    'every participant to be available',
+    async () => {
+      const st = (await operator.getJson<{ participants: { available: boolean }[] }>('/v1/status')).body!;
+      return st.participants.every((p) => p.available) ? true : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/** Waits until run `runId` has completed and returns its view (GET /v1/runs/:runId). */
+export function waitForRunCompleted<T extends { status: string }>(
+  operator: MtlsClient,
+  runId: string,
+  timeoutMs: number,
+): Promise<T> {
+  return waitFor(
+    `run ${runId} to complete`,
+    async () => {
+      const v = (await operator.getJson<T>(`/v1/runs/${encodeURIComponent(runId)}`)).body!;
+      return v.status === 'completed' ? v : undefined;
+    },
+    timeoutMs,
+    200,
   );
 }

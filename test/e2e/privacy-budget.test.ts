@@ -13,7 +13,13 @@ import Database from 'better-sqlite3';
 import { type PrivacyEvent, computeLedgerEpsilon } from '../../src/privacy/index.ts';
 import { type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
 import { createMtlsClient } from '../../src/transport/index.ts';
-import { SCHEMA_PATH, createTestWorkspace, findFreePort, waitFor } from './fixtures.ts';
+import {
+  SCHEMA_PATH,
+  createTestWorkspace,
+  findFreePort,
+  waitForAllAvailable,
+  waitForRunCompleted,
+} from './fixtures.ts';
 
 const INSTITUTIONS = ['alpha', 'beta', 'gamma', 'delta'];
 const CAPPED = 'beta';
@@ -64,14 +70,7 @@ describe('privacy budget enforced by the site', () => {
     });
     const client = createMtlsClient({ baseUrl: `https://127.0.0.1:${port}`, ...setup.ws.operatorIdentity() });
     after(() => client.close());
-    await waitFor(
-      'all participants available',
-      async () => {
-        const st = (await client.getJson<{ participants: { available: boolean }[] }>('/v1/status')).body!;
-        return st.participants.every((p) => p.available) ? true : undefined;
-      },
-      60_000,
-    );
+    await waitForAllAvailable(client);
     await client.postJson('/v1/runs', {
       id: 'dp',
       model: { kind: 'logistic', inputDim: 30 },
@@ -90,15 +89,7 @@ describe('privacy budget enforced by the site', () => {
       rounds: { round: number; contributors: string[] }[];
       privacy: Record<string, { round: number; epsilonRun: number | null; delta: number }>;
     };
-    const final = await waitFor(
-      'the run to complete',
-      async () => {
-        const v = (await client.getJson<View>('/v1/runs/dp')).body!;
-        return v.status === 'completed' ? v : undefined;
-      },
-      150_000,
-      200,
-    );
+    const final = await waitForRunCompleted<View>(client, 'dp', 150_000);
     assert.deepEqual(
       final.rounds.map((r) => r.contributors.includes(CAPPED)),
       [true, false, false],

@@ -15,7 +15,7 @@ import { createSeededRng } from '../../src/crypto/index.ts';
 import { loadTable, parseDataSchema, splitTrainTest } from '../../src/data/index.ts';
 import { type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
 import { createMtlsClient } from '../../src/transport/index.ts';
-import { SCHEMA_PATH, createTestWorkspace, findFreePort, waitFor } from './fixtures.ts';
+import { SCHEMA_PATH, createTestWorkspace, findFreePort, waitFor, waitForAllAvailable } from './fixtures.ts';
 
 const HONEST = ['alpha', 'beta', 'gamma'];
 const VICTIM = 'delta';
@@ -73,14 +73,7 @@ describe('secure aggregation survives dropouts at every stage', () => {
       }),
     );
     const client = createMtlsClient({ baseUrl: `https://127.0.0.1:${port}`, ...setup.ws.operatorIdentity() });
-    await waitFor(
-      'all four participants to be available',
-      async () => {
-        const st = (await client.getJson<{ participants: { available: boolean }[] }>('/v1/status')).body!;
-        return st.participants.every((p) => p.available) ? true : undefined;
-      },
-      60_000,
-    );
+    await waitForAllAvailable(client);
     await client.postJson('/v1/runs', {
       id: 'dropouts',
       model: { kind: 'logistic', inputDim: 30 },

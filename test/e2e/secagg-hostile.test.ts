@@ -23,7 +23,7 @@ import {
 } from '../../src/secagg/index.ts';
 import { type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
 import { createMtlsClient } from '../../src/transport/index.ts';
-import { SCHEMA_PATH, createTestWorkspace, findFreePort, waitFor } from './fixtures.ts';
+import { SCHEMA_PATH, createTestWorkspace, findFreePort, waitFor, waitForAllAvailable } from './fixtures.ts';
 
 const HONEST = ['alpha', 'beta', 'gamma'];
 const MALLORY = 'mallory';
@@ -66,14 +66,7 @@ describe('hostile secure-aggregation results', () => {
     });
     const heartbeat = setInterval(() => void mallory.postJson('/v1/heartbeat', {}).catch(() => {}), 1000);
     after(() => clearInterval(heartbeat));
-    await waitFor(
-      'four participants available',
-      async () => {
-        const st = (await operator.getJson<{ participants: { available: boolean }[] }>('/v1/status')).body!;
-        return st.participants.every((p) => p.available) ? true : undefined;
-      },
-      60_000,
-    );
+    await waitForAllAvailable(operator);
     await operator.postJson('/v1/runs', {
       id: 'hostile',
       model: { kind: 'logistic', inputDim: 30 },

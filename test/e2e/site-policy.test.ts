@@ -10,7 +10,13 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
 import { createMtlsClient } from '../../src/transport/index.ts';
-import { SCHEMA_PATH, createTestWorkspace, findFreePort, waitFor } from './fixtures.ts';
+import {
+  SCHEMA_PATH,
+  createTestWorkspace,
+  findFreePort,
+  waitForAllAvailable,
+  waitForRunCompleted,
+} from './fixtures.ts';
 
 const INSTITUTIONS = ['alpha', 'beta', 'gamma', 'delta'];
 const STRICT = 'delta';
@@ -47,14 +53,7 @@ describe('site policy enforced by the site', () => {
     });
     const client = createMtlsClient({ baseUrl: `https://127.0.0.1:${port}`, ...setup.ws.operatorIdentity() });
     after(() => client.close());
-    await waitFor(
-      'all participants available',
-      async () => {
-        const st = (await client.getJson<{ participants: { available: boolean }[] }>('/v1/status')).body!;
-        return st.participants.every((p) => p.available) ? true : undefined;
-      },
-      60_000,
-    );
+    await waitForAllAvailable(client);
     await client.postJson('/v1/runs', {
       id: 'site',
       model: { kind: 'logistic', inputDim: 30 },
@@ -67,16 +66,10 @@ describe('site policy enforced by the site', () => {
       seed: 'site-policy',
       secureAggregation: { protocol: 'secagg', stageTimeoutMs: 20_000, maxParticipants: 10 },
     });
-    const final = await waitFor(
-      'the run to complete',
-      async () => {
-        const v = (
-          await client.getJson<{ status: string; rounds: { contributors: string[] }[] }>('/v1/runs/site')
-        ).body!;
-        return v.status === 'completed' ? v : undefined;
-      },
+    const final = await waitForRunCompleted<{ status: string; rounds: { contributors: string[] }[] }>(
+      client,
+      'site',
       100_000,
-      200,
     );
     for (const r of final.rounds) assert.deepEqual(r.contributors, ['alpha', 'beta', 'gamma']);
     const journal = readFileSync(join(dir, 'institutions', STRICT, 'journal.jsonl'), 'utf8')
