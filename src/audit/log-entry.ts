@@ -25,13 +25,62 @@ export const logEntryBodies = {
     quorum: z.number().int().min(0),
   }),
   /** The consortium policy in force (until governance signs policies: the consortium file). */
-  'policy-adopted': z.strictObject({ policySha256: hex64, policy: z.unknown() }),
+  'policy-adopted': z.strictObject({
+    policySha256: hex64,
+    policy: z.unknown(),
+    /** The consortium policy's version and the proposal whose quorum adopted it (governance). */
+    version: z.number().int().min(1).optional(),
+    proposal: hex64.optional(),
+  }),
+  /**
+   * A member enrolled (or renewed) on its own machine: the certificates the CA issued for its CSRs (by
+   * SHA-256) and its Ed25519 identity key, which verifies its proposal signatures and cosignatures.
+   */
+  'member-enrolled': z.strictObject({
+    member: id,
+    roles: z.array(z.string().max(64)).max(10),
+    tlsCertSha256: hex64,
+    identityCertSha256: hex64,
+    identityKey: z.string().max(100),
+    notAfter: z.string().max(40),
+    renewal: z.boolean(),
+  }),
+  'certificate-revoked': z.strictObject({ member: id, serial: z.string().max(64), reason: text }),
+  /** A new log witness (an institution's identity key as a cosigner vkey) and the quorum from now on. */
+  'witness-added': z.strictObject({
+    institution: id,
+    key: z.string().min(1).max(500),
+    quorum: z.number().int(),
+  }),
+  /** A governance proposal: what is decided (its subject, in full) under which policy, and who proposed it. */
+  'proposal-created': z.strictObject({
+    proposal: hex64,
+    kind: z.string().max(64),
+    subjectSha256: hex64,
+    policySha256: hex64,
+    createdAt: z.string().max(40),
+    proposer: id,
+    subject: z.unknown(),
+  }),
+  'proposal-signed': z.strictObject({ proposal: hex64, signer: id, signature: z.string().max(200) }),
+  'proposal-decided': z.strictObject({
+    proposal: hex64,
+    outcome: z.enum(['approved', 'rejected']),
+    signers: z.array(id),
+    missing: text,
+  }),
+  /** A final model a quorum approved for release outside the consortium. */
+  'release-approved': z.strictObject({ run: id, modelSha256: hex64, proposal: hex64 }),
+  'incident-raised': z.strictObject({ incident: id, raisedBy: id, reason: text }),
+  'incident-resolved': z.strictObject({ incident: id, proposal: hex64.nullable(), resolvedBy: z.array(id) }),
   /** A run and every security parameter of it. */
   'run-configured': z.strictObject({
     run: id,
     configSha256: hex64,
     config: z.unknown(),
     policyIndex: z.number().int().min(0),
+    /** The start-run proposal whose quorum approved it (absent when no policy was adopted yet). */
+    proposal: hex64.optional(),
   }),
   'model-initialized': z.strictObject({ ...runRound, modelSha256: hex64 }),
   'round-started': z.strictObject({
@@ -180,4 +229,24 @@ export function parseLogEntry(bytes: Uint8Array, field = 'entry'): LogEntry {
   if (again.length !== bytes.length || again.some((b, i) => b !== bytes[i]))
     throw new EntenteError('INVALID_MESSAGE', `${field}: not in canonical form (RFC 8785)`, { field });
   return entry;
+}
+
+/**
+ * The witnesses of a log and the cosignature quorum as its entries state them: those of the
+ * log-created entry, then each witness-added entry (a later one for the same institution replaces its
+ * key, e.g. after a renewal). Trust on first use: `--trusted-keys` overrides this for auditors.
+ */
+export function collectWitnesses(entries: readonly LogEntry[]): { keys: string[]; quorum: number } {
+  const byInstitution = new Map<string, string>();
+  let quorum = 0;
+  for (const e of entries) {
+    if (e.kind === 'log-created') {
+      for (const w of e.witnesses) byInstitution.set(w.institution, w.key);
+      quorum = e.quorum;
+    } else if (e.kind === 'witness-added') {
+      byInstitution.set(e.institution, e.key);
+      quorum = e.quorum;
+    }
+  }
+  return { keys: [...byInstitution.values()], quorum };
 }

@@ -9,7 +9,7 @@
 import { EntenteError } from '../core/errors.ts';
 import { parseCheckpoint } from './checkpoint.ts';
 import { verifyCosignatures } from './cosignature.ts';
-import { type LogEntry, parseLogEntry } from './log-entry.ts';
+import { collectWitnesses, type LogEntry, parseLogEntry } from './log-entry.ts';
 import { hashLeaf } from './merkle-hash.ts';
 import { verifyConsistency } from './merkle-proof.ts';
 import { MerkleTree } from './merkle-tree.ts';
@@ -110,8 +110,9 @@ export function verifyLog(
     origin = genesis.origin;
     logKey = parseVerifierKey(trusted?.log ?? genesis.logKey);
     if (trusted && trusted.log !== genesis.logKey) bad(0, 'names a different log key than the trusted one');
-    witnesses = (trusted?.witnesses ?? genesis.witnesses.map((w) => w.key)).map((k) => parseVerifierKey(k));
-    quorum = trusted?.quorum ?? genesis.quorum;
+    const stated = collectWitnesses(entries);
+    witnesses = (trusted?.witnesses ?? stated.keys).map((k) => parseVerifierKey(k));
+    quorum = trusted?.quorum ?? stated.quorum;
     facts.push(
       `log ${origin}; ${witnesses.length} witnesses, quorum ${quorum}; keys from ${keysFrom === 'log' ? "the log's first entry (trust on first use)" : 'the trusted keys file'}`,
     );

@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 import {
   type AuditReport,
   checkProofFile,
+  collectWitnesses,
   hashLeaf,
   type LogEntry,
   MerkleTree,
@@ -239,7 +240,16 @@ async function createBundle(
   const { entries } = await reader.readEntries();
   const genesis = readGenesis(entries[0]);
   if (!genesis) return 'entry 0 is not a valid log-created entry; run "entente audit verify"';
-  const witnesses = genesis.witnesses.map((w) => w.key);
+  const stated = collectWitnesses(
+    entries.flatMap((bytes, i) => {
+      try {
+        return [parseLogEntry(bytes, `entry ${i}`)];
+      } catch {
+        return [];
+      }
+    }),
+  );
+  const witnesses = stated.keys;
   const tree = buildTree(entries);
   const checkpoints = openCheckpoints(await reader.readCheckpoints(), genesis.logKey, witnesses).filter(
     (c) => c.size >= 1,
@@ -249,11 +259,11 @@ async function createBundle(
   for (const c of checkpoints)
     if (c.size > tree.size || b64(tree.root(c.size)) !== b64(c.root))
       return `the log's entries do not match its signed checkpoint of size ${c.size}; run "entente audit verify"`;
-  let chosen = [...checkpoints].reverse().find((c) => c.cosigned >= genesis.quorum);
+  let chosen = [...checkpoints].reverse().find((c) => c.cosigned >= stated.quorum);
   if (!chosen) {
     chosen = newest;
     console.error(
-      `entente audit: warning: no checkpoint has ${genesis.quorum} cosignatures yet; using the newest (size ${newest.size})`,
+      `entente audit: warning: no checkpoint has ${stated.quorum} cosignatures yet; using the newest (size ${newest.size})`,
     );
   } else if (chosen !== newest)
     console.error(
@@ -291,7 +301,7 @@ async function createBundle(
       origin: genesis.origin,
       logKey: genesis.logKey,
       witnesses,
-      quorum: genesis.quorum,
+      quorum: stated.quorum,
       checkpoint: chosen.note,
       policy: item(policy.index),
       models,

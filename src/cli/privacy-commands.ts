@@ -8,9 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { computeDpStepsPerEpoch, describeLayout } from '../models/index.ts';
-import { type PrivacyEvent, computeLedgerEpsilon } from '../privacy/index.ts';
-import { computeUpdateNoiseMultiplier, parseRunConfig } from '../protocol/index.ts';
+import { computeClientDpRho, parseRunConfig, projectRunEpsilon } from '../protocol/index.ts';
 import { EntenteError } from '../core/errors.ts';
 import { calibrateNoiseMultiplier, computeGaussianEpsilon } from '../privacy/calibrate.ts';
 import { computeRdp, DEFAULT_RDP_ORDERS } from '../privacy/rdp.ts';
@@ -176,47 +174,11 @@ export function registerPrivacyCommands(program: Command): Command {
       const config = parseRunConfig(readRunConfig(file));
       const dp = config.train.dp;
       const cdp = config.clientDp;
-      // Client-level: ρ per round from the clipped, quantised update over the noise the sum carries.
-      const cdpRho = cdp
-        ? (() => {
-            const s = config.secureAggregation.scale;
-            const d = describeLayout(config.model).reduce(
-              (n, t) => n + t.shape.reduce((a, b) => a * b, 1),
-              0,
-            );
-            const sensitivity = cdp.clipNorm * s + Math.sqrt(d);
-            const z = computeUpdateNoiseMultiplier(cdp);
-            const indicator = cdp.adaptive ? 1 / (2 * (2 * cdp.adaptive.countNoiseStd) ** 2) : 0;
-            return (sensitivity * sensitivity) / (2 * (z * cdp.clipNorm * s) ** 2) + indicator;
-          })()
-        : 0;
+      const cdpRho = computeClientDpRho(config);
       const institutions = opts.institutions
         ? opts.institutions.split(',').map((x) => x.trim())
         : ['each institution'];
-      const rounds: { round: number; epsilon: number | null }[] = [];
-      const events: PrivacyEvent[] = [];
-      for (let round = 1; round <= config.rounds; round++) {
-        if (cdp)
-          events.push({
-            run: config.id,
-            round,
-            mechanism: 'zcdp',
-            rho: cdpRho,
-            neighbouring: 'add-remove-institution',
-          });
-        if (dp) {
-          events.push({
-            run: config.id,
-            round,
-            mechanism: 'subsampled-gaussian',
-            noiseMultiplier: dp.noiseMultiplier,
-            samplingRate: dp.samplingRate,
-            steps: config.train.epochs * computeDpStepsPerEpoch(dp.samplingRate),
-            neighbouring: 'add-remove-record',
-          });
-        }
-        rounds.push({ round, epsilon: dp || cdp ? computeLedgerEpsilon(events, delta).epsilon : null });
-      }
+      const rounds = projectRunEpsilon(config, delta);
       if (opts.json) {
         console.log(
           JSON.stringify({

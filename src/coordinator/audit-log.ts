@@ -143,6 +143,30 @@ export class AuditLog {
     return this.policyIndexValue;
   }
 
+  /** A policy adopted by governance (its entry was appended by the caller). */
+  setPolicy(index: number, sha256: string): void {
+    this.policyIndexValue = index;
+    this.policySha256Value = sha256;
+  }
+
+  /** Accepts cosignatures from a newly enrolled institution (its witness-added entry is the caller's). */
+  addWitness(institution: string, vkey: string): void {
+    this.witnessKeys.set(institution, parseVerifierKey(vkey));
+  }
+
+  /** Institutions whose cosignature on `note` verifies with their witness key. */
+  cosignersOf(note: string): string[] {
+    const out: string[] = [];
+    for (const [institution, key] of this.witnessKeys)
+      if (verifyCosignatures(note, [key]).some((v) => v.ok)) out.push(institution);
+    return out.sort();
+  }
+
+  /** Institutions whose cosignatures are accepted. */
+  witnessSnapshot(): Record<string, true> {
+    return Object.fromEntries([...this.witnessKeys.keys()].map((k) => [k, true as const]));
+  }
+
   /**
    * Appends one entry (durably, in the caller's transaction when there is one) and returns its index.
    * Throws INVALID_MESSAGE for a body that does not match its kind's schema.

@@ -18,9 +18,19 @@ import {
   registerRequestSchema,
   taskResultSchema,
 } from '../protocol/index.ts';
-import { BlobStore, SqliteStore, computeLogOrigin, openWorkspace } from '../storage/index.ts';
+import {
+  BlobStore,
+  GovernanceStore,
+  SqliteStore,
+  computeLogOrigin,
+  openWorkspace,
+} from '../storage/index.ts';
 import { createMtlsServer, readPeerIdentity } from '../transport/index.ts';
+import { type RouteName, publicPaths, routeAccess } from './access.ts';
 import { AuditLog } from './audit-log.ts';
+import { Governance } from './governance.ts';
+import { registerGovernanceRoutes } from './governance-routes.ts';
+import { checkRunConfigAgainstPolicy } from './run-plan.ts';
 import { RunEngine } from './run-engine.ts';
 
 export interface CoordinatorOptions {
@@ -39,8 +49,6 @@ export interface RunningCoordinator {
   readonly engine: RunEngine;
   close(): Promise<void>;
 }
-
-type Role = 'institution' | 'operator';
 
 const sha256Param = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 hex digest'),
@@ -73,16 +81,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     waiters.delete(participant);
     for (const wake of set) wake();
   };
+  // Set once governance is constructed (it needs the audit log, which needs the store).
+  let institutions = (): string[] => [...ws.consortium.institutions];
   const available = (): string[] => {
     const now = Date.now();
+    const members = institutions();
     return store
       .listParticipants()
-      .filter(
-        (p) =>
-          ws.consortium.institutions.includes(p.id) &&
-          p.last_seen_at !== null &&
-          now - p.last_seen_at <= livenessMs,
-      )
+      .filter((p) => members.includes(p.id) && p.last_seen_at !== null && now - p.last_seen_at <= livenessMs)
       .map((p) => p.id);
   };
   const audit = new AuditLog({
@@ -101,10 +107,29 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       witnesses: ws.consortium.witnesses ?? {},
     },
   });
+  const gov = new GovernanceStore(store.db);
+  let engineRef: RunEngine | undefined;
+  const governance = new Governance({
+    ws,
+    store,
+    gov,
+    audit,
+    log: log.child({ component: 'governance' }),
+    now: () => Date.now(),
+    ca: ws.certificateAuthority(),
+    certificateDays: ws.consortium.certificateDays ?? 7,
+    startRun: (config, proposal) => engineRef!.createRun(config, { proposal }),
+    checkRun: (config, policy) => checkRunConfigAgainstPolicy(config, policy),
+    finalModelOf: (runId) => engineRef?.finalModelOf(runId),
+    onMembershipChange: () => engineRef?.tick(),
+  });
+  institutions = () => governance.institutions();
+  for (const [id, key] of Object.entries(governance.enrolledWitnesses())) audit.addWitness(id, key);
   const engine = new RunEngine({
     audit,
+    isPaused: () => governance.isPaused(),
     onCheckpoint: () => {
-      for (const id of ws.consortium.institutions) notify(id);
+      for (const id of institutions()) notify(id);
     },
     store,
     blobs,
@@ -116,23 +141,34 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     caCertPem: ws.coordinatorIdentity().caPem,
   });
 
+  engineRef = engine;
   const identity = ws.coordinatorIdentity();
-  const app = createMtlsServer({ ...identity, logger: log.child({ component: 'http' }, { level: 'warn' }) });
+  const app = createMtlsServer({
+    ...identity,
+    logger: log.child({ component: 'http' }, { level: 'warn' }),
+    publicPaths,
+    revocationReason: (serial) => governance.revocationReason(serial),
+  });
 
-  const roleOf = (request: FastifyRequest): { id: string; role: Role } => {
+  /** The caller's member id, after checking that one of its roles may call `route` (least privilege). */
+  const guard = (request: FastifyRequest, route: RouteName): string => {
     const id = readPeerIdentity(request);
-    if (ws.consortium.institutions.includes(id)) return { id, role: 'institution' };
-    if (ws.consortium.operators.includes(id)) return { id, role: 'operator' };
-    engine.recordRefusal(id, 'UNKNOWN_PARTICIPANT', `certificate "${id}" is not a member of the consortium`);
-    throw new EntenteError(
-      'UNKNOWN_PARTICIPANT',
-      'the certificate does not belong to a member of this consortium',
-    );
-  };
-  const require = (request: FastifyRequest, role: Role): string => {
-    const who = roleOf(request);
-    if (who.role !== role) throw new EntenteError('FORBIDDEN', `this endpoint is for the ${role} role`);
-    return who.id;
+    const roles = governance.rolesOf(id);
+    if (roles.length === 0) {
+      engine.recordRefusal(
+        id,
+        'UNKNOWN_PARTICIPANT',
+        `certificate "${id}" is not a member of the consortium`,
+      );
+      throw new EntenteError(
+        'UNKNOWN_PARTICIPANT',
+        'the certificate does not belong to a member of this consortium',
+      );
+    }
+    const allowed: readonly string[] = routeAccess[route];
+    if (!roles.some((r) => allowed.includes(r)))
+      throw new EntenteError('FORBIDDEN', `${route} is for the roles: ${allowed.join(', ')}`);
+    return id;
   };
 
   app.addHook('onResponse', async (request, reply) => {
@@ -157,7 +193,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   });
 
   app.post('/v1/participants/register', async (request) => {
-    const id = require(request, 'institution');
+    const id = guard(request, 'POST /v1/participants/register');
     const body = parseMessage(registerRequestSchema, request.body, 'register');
     store.touchParticipant(id, Date.now(), JSON.stringify(body));
     log.info({ participant: id }, 'participant registered');
@@ -167,14 +203,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   });
 
   app.post('/v1/heartbeat', async (request) => {
-    const id = require(request, 'institution');
+    const id = guard(request, 'POST /v1/heartbeat');
     store.touchParticipant(id, Date.now());
     engine.tick();
     return { ok: true, protocol: PROTOCOL_VERSION };
   });
 
   app.get('/v1/tasks/next', async (request, reply) => {
-    const id = require(request, 'institution');
+    const id = guard(request, 'GET /v1/tasks/next');
     const { waitMs, checkpoint } = parseMessage(waitQuery, request.query, 'query');
     store.touchParticipant(id, Date.now());
     engine.tick();
@@ -204,7 +240,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   });
 
   app.put('/v1/blobs/:sha256', async (request) => {
-    require(request, 'institution');
+    guard(request, 'PUT /v1/blobs/:sha256');
     const { sha256 } = parseMessage(sha256Param, request.params, 'path');
     const declared = request.headers['content-length'];
     if (declared !== undefined && Number(declared) > MAX_CHUNK_BYTES) {
@@ -232,14 +268,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   });
 
   app.get('/v1/blobs/:sha256', async (request, reply) => {
-    roleOf(request);
+    guard(request, 'GET /v1/blobs/:sha256');
     const { sha256 } = parseMessage(sha256Param, request.params, 'path');
     const stream = blobs.openReadStream(sha256);
     return reply.type('application/octet-stream').header('content-length', blobs.sizeOf(sha256)).send(stream);
   });
 
   app.post('/v1/tasks/:taskId/result', async (request) => {
-    const id = require(request, 'institution');
+    const id = guard(request, 'POST /v1/tasks/:taskId/result');
     const { taskId } = parseMessage(taskParam, request.params, 'path');
     let result: ReturnType<typeof taskResultSchema.parse>;
     try {
@@ -250,17 +286,23 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       throw err;
     }
     store.touchParticipant(id, Date.now());
+    if (result.kind === 'plan') return planner.accept(id, taskId, result);
     return engine.acceptResult(id, taskId, result);
   });
 
   app.post('/v1/runs', async (request, reply) => {
-    require(request, 'operator');
+    const id = guard(request, 'POST /v1/runs');
+    // Under a policy, a run starts only when the start-run quorum approves it: this makes the proposal.
+    if (governance.policy) {
+      const view = governance.propose(id, 'start-run', request.body);
+      return reply.status(202).send({ proposal: view.id, status: view.status, missing: view.missing });
+    }
     const out = engine.createRun(request.body);
     return reply.status(201).send(out);
   });
 
   app.get('/v1/runs', async (request) => {
-    require(request, 'operator');
+    guard(request, 'GET /v1/runs');
     return {
       runs: store
         .listRuns()
@@ -269,21 +311,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   });
 
   // ---- The audit log: members read it and its proofs; institutions (its witnesses) cosign it. ----
-  const member = (request: FastifyRequest): string => roleOf(request).id;
   const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
   app.get('/v1/log/checkpoint', async (request, reply) => {
-    member(request);
+    guard(request, 'GET /v1/log/checkpoint');
     const cp = audit.latestCheckpoint();
     if (!cp) throw new EntenteError('NOT_FOUND', 'no checkpoint yet', { field: 'checkpoint' });
     return reply.type('text/plain; charset=utf-8').send(cp.note);
   });
   app.get('/v1/log/vkey', async (request, reply) => {
-    member(request);
+    guard(request, 'GET /v1/log/vkey');
     return reply.type('text/plain; charset=utf-8').send(`${audit.verifierKey}\n`);
   });
   const afterQuery = z.strictObject({ after: z.coerce.number().int().min(-1).default(-1) });
   app.get('/v1/log/checkpoints', async (request) => {
-    member(request);
+    guard(request, 'GET /v1/log/checkpoints');
     const { after } = parseMessage(afterQuery, request.query, 'query');
     return { checkpoints: audit.checkpoints().filter((c) => c.size > after) };
   });
@@ -292,7 +333,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     end: z.coerce.number().int().min(0),
   });
   app.get('/v1/log/entries', async (request) => {
-    member(request);
+    guard(request, 'GET /v1/log/entries');
     const { start, end } = parseMessage(rangeQuery, request.query, 'query');
     if (end < start || end - start > 10_000)
       throw new EntenteError('INVALID_ARGUMENT', 'end: must be within 10000 entries after start', {
@@ -305,7 +346,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     size: z.coerce.number().int().min(1),
   });
   app.get('/v1/log/proof/inclusion', async (request) => {
-    member(request);
+    guard(request, 'GET /v1/log/proof/inclusion');
     const { index, size } = parseMessage(inclusionQuery, request.query, 'query');
     return { index, size, proof: audit.inclusionProof(index, size).map(b64) };
   });
@@ -314,34 +355,35 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     to: z.coerce.number().int().min(0),
   });
   app.get('/v1/log/proof/consistency', async (request) => {
-    member(request);
+    guard(request, 'GET /v1/log/proof/consistency');
     const { from, to } = parseMessage(consistencyQuery, request.query, 'query');
     return { from, to, proof: audit.consistencyProof(from, to).map(b64) };
   });
   app.get('/v1/log/provenance', async (request) => {
-    member(request);
+    guard(request, 'GET /v1/log/provenance');
     return { provenance: audit.provenance() };
   });
   const cosignBody = z.strictObject({ size: z.number().int().min(0), line: z.string().min(1).max(1000) });
   app.post('/v1/log/cosignatures', async (request) => {
-    const id = require(request, 'institution');
+    const id = guard(request, 'POST /v1/log/cosignatures');
     const { size, line } = parseMessage(cosignBody, request.body, 'cosignature');
     audit.addCosignature(id, size, line);
     return { accepted: true };
   });
 
   app.get('/v1/runs/:runId', async (request) => {
-    require(request, 'operator');
+    guard(request, 'GET /v1/runs/:runId');
     const { runId } = parseMessage(runParam, request.params, 'path');
     return engine.describeRun(runId);
   });
 
   app.get('/v1/status', async (request) => {
-    require(request, 'operator');
+    guard(request, 'GET /v1/status');
     const now = Date.now();
     return {
       consortium: ws.consortium.consortium,
-      participants: ws.consortium.institutions.map((id) => {
+      paused: governance.isPaused(),
+      participants: institutions().map((id) => {
         const p = store.listParticipants().find((x) => x.id === id);
         return {
           id,
@@ -354,6 +396,19 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       traffic,
       events: store.listEvents(50),
     };
+  });
+
+  const planner = registerGovernanceRoutes(app, {
+    guard,
+    governance,
+    engine,
+    store,
+    blobs,
+    audit,
+    ws,
+    institutions: () => institutions(),
+    available,
+    notify,
   });
 
   const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });

@@ -58,6 +58,8 @@ import { SECAGG_TASK_KINDS, SecAggRound } from './secagg-round.ts';
 const CODE_VERSION = 'entente/0.2.0';
 
 export interface RunEngineDeps {
+  /** True while an incident is open: new rounds and phases wait. */
+  readonly isPaused?: () => boolean;
   readonly store: SqliteStore;
   readonly blobs: BlobStore;
   readonly log: Logger;
@@ -158,7 +160,7 @@ export class RunEngine {
   }
 
   /** Creates a run: initial model from the run seed, strategy state, first state; all in one transaction. */
-  createRun(input: unknown): { runId: string } {
+  createRun(input: unknown, approval?: { readonly proposal: string }): { runId: string } {
     const config = parseRunConfig(input);
     const { store, now } = this.deps;
     if (store.getRun(config.id)) {
@@ -193,6 +195,7 @@ export class RunEngine {
         configSha256: createHash('sha256').update(canonicalizeJson(config)).digest('hex'),
         config,
         policyIndex: audit.policyIndex,
+        ...(approval ? { proposal: approval.proposal } : {}),
       });
       const logIndex = audit.append('model-initialized', {
         run: config.id,
@@ -228,9 +231,25 @@ export class RunEngine {
     return { runId: config.id };
   }
 
+  /** The final model (SHA-256) of a completed run, or undefined. */
+  finalModelOf(runId: string): string | undefined {
+    const row = this.deps.store.getRun(runId);
+    if (row?.status !== 'completed') return undefined;
+    return (JSON.parse(row.model_json) as StoredModel).ref.sha256;
+  }
+
+  /** The final model's blob reference of a completed run, or undefined. */
+  finalModelRef(runId: string): BlobRef | undefined {
+    const row = this.deps.store.getRun(runId);
+    if (row?.status !== 'completed') return undefined;
+    return (JSON.parse(row.model_json) as StoredModel).ref;
+  }
+
   /** Advances every live run (opens phases when enough participants are available, enforces deadlines). */
   tick(): void {
-    const available = this.deps.available();
+    // While an incident is open no new phase opens (the run machine opens one only when enough
+    // participants are available); work already under way finishes.
+    const available = this.deps.isPaused?.() ? [] : this.deps.available();
     for (const [runId, live] of this.runs) {
       this.step(runId, { type: 'tick', now: this.deps.now(), available });
       live.secagg?.tick(this.deps.now()).catch((err: unknown) => this.failSecAgg(runId, err));

@@ -35,6 +35,11 @@ export const errorCodes = {
     exit: 5,
     summary: "the task breaks the institution's own site policy (refused and recorded)",
   },
+  POLICY_REFUSED: {
+    http: 409,
+    exit: 5,
+    summary: 'the request breaks the consortium policy in force (every broken rule is named)',
+  },
   CONFLICT: { http: 409, exit: 5, summary: 'the request conflicts with the current state' },
   UNAVAILABLE: { http: 503, exit: 6, summary: 'a service is not reachable' },
   TIMEOUT: { http: 504, exit: 6, summary: 'an operation timed out' },

@@ -60,7 +60,7 @@ function invalid(field: string, message: string): never {
   throw new EntenteError('INVALID_ARGUMENT', `${field}: ${message}`, { field });
 }
 
-function checkCommonName(commonName: unknown): string {
+export function checkCommonName(commonName: unknown): string {
   // X.520 ub-common-name is 64; control characters have no place in an identity.
   if (typeof commonName !== 'string' || commonName.length < 1 || commonName.length > 64) {
     invalid('commonName', 'must be a string of 1 to 64 characters');
@@ -69,7 +69,10 @@ function checkCommonName(commonName: unknown): string {
   return commonName;
 }
 
-function computeValidity(notBefore: unknown, validityDays: unknown): { notBefore: Date; notAfter: Date } {
+export function computeValidity(
+  notBefore: unknown,
+  validityDays: unknown,
+): { notBefore: Date; notAfter: Date } {
   if (!(notBefore instanceof Date) || Number.isNaN(notBefore.getTime()))
     invalid('notBefore', 'must be a valid Date');
   if (
@@ -96,18 +99,18 @@ function isIpAddress(text: string): boolean {
 }
 
 /** A subject name built structurally, so ',', '+' or '=' in a name cannot inject extra attributes. */
-function createName(commonName: string): x509.Name {
+export function createName(commonName: string): x509.Name {
   return new x509.Name([{ CN: [{ utf8String: commonName }] }]);
 }
 
 /** 16 CSPRNG bytes as a positive DER INTEGER of exactly 16 octets (RFC 5280 §4.1.2.2). */
-function createSerialHex(): string {
+export function createSerialHex(): string {
   const bytes = webcrypto.getRandomValues(new Uint8Array(SERIAL_BYTES));
   bytes[0] = (bytes[0]! & 0x7f) | 0x01;
   return Buffer.from(bytes).toString('hex');
 }
 
-async function exportPrivateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
+export async function exportPrivateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
   const pkcs8 = await subtle.exportKey('pkcs8', key);
   return x509.PemConverter.encode(pkcs8, x509.PemConverter.PrivateKeyTag);
 }
@@ -151,7 +154,7 @@ interface Issuer {
 }
 
 /** Checks that `ca` is a CA certificate with its matching key (INVALID_ARGUMENT on ca.certPem / ca.keyPem). */
-async function loadIssuer(ca: CertificateAndKey): Promise<Issuer> {
+export async function loadIssuer(ca: CertificateAndKey): Promise<Issuer> {
   const cert = parseCertificate(ca?.certPem, 'ca.certPem');
   const constraints = cert.getExtension(x509.BasicConstraintsExtension);
   const usages = cert.getExtension(x509.KeyUsagesExtension);

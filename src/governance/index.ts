@@ -1,3 +1,5 @@
 export * from './policy.ts';
 export * from './proposal.ts';
 export * from './quorum.ts';
+export * from './report.ts';
+export * from './run-check.ts';

@@ -77,6 +77,18 @@ describe('parsePolicy', () => {
     }, TypeError);
   });
 
+  it('accepts an optional approvals.resumeAfterIncident rule, absent by default', () => {
+    assert.equal(parsePolicy(createValidPolicyInput()).approvals.resumeAfterIncident, undefined);
+    const input = structuredClone(createValidPolicyInput()) as Record<string, Json>;
+    input.approvals.resumeAfterIncident = { all: [{ member: 'auditor' }, { member: 'operator' }] };
+    const policy = parsePolicy(input);
+    assert.deepEqual(policy.approvals.resumeAfterIncident, {
+      all: [{ member: 'auditor' }, { member: 'operator' }],
+    });
+    assert.ok(Object.isFrozen(policy.approvals.resumeAfterIncident));
+    assert.notEqual(computePolicyDigest(policy), computePolicyDigest(parsePolicy(createValidPolicyInput())));
+  });
+
   it('names the dotted path of a single mistake', () => {
     const cases: Array<[(p: Record<string, Json>) => void, string]> = [
       [(p) => (p.exchange.minParticipantsPerRound = 2), 'policy.exchange.minParticipantsPerRound'],
@@ -103,6 +115,18 @@ describe('parsePolicy', () => {
         'policy.approvals.releaseModel.all.0.member',
       ],
       [(p) => (p.members.operator.roles = ['auditor']), 'policy.members'],
+      [
+        (p) => (p.approvals.resumeAfterIncident = { of: 1, members: ['hospital-a', 'ghost'] }),
+        'policy.approvals.resumeAfterIncident.members.1',
+      ],
+      [
+        (p) => (p.approvals.resumeAfterIncident = { of: 3, members: ['hospital-a', 'auditor'] }),
+        'policy.approvals.resumeAfterIncident.of',
+      ],
+      [
+        (p) => (p.approvals.resumeAfterIncident = { member: 7 }),
+        'policy.approvals.resumeAfterIncident.member',
+      ],
     ];
     for (const [mutate, field] of cases) {
       const err = parseError(mutate);
@@ -221,6 +245,19 @@ describe('docs/policy.schema.json', () => {
     ]);
     assert.equal(schema.additionalProperties, false);
     assert.ok(schema.$defs.QuorumRule);
+    const approvals = (
+      schema as unknown as {
+        properties: { approvals: { required: string[]; properties: Record<string, Json> } };
+      }
+    ).properties.approvals;
+    assert.deepEqual([...approvals.required].sort(), [
+      'admitMember',
+      'adoptPolicy',
+      'releaseModel',
+      'startRun',
+    ]);
+    assert.equal(approvals.properties.resumeAfterIncident.$ref, '#/$defs/QuorumRule');
+    assert.match(approvals.properties.resumeAfterIncident.description, /adoptPolicy/);
     assert.match(JSON.stringify(schema.$defs.QuorumRule), /"\$ref":"#\/\$defs\/QuorumRule"/);
   });
 });

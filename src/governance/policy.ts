@@ -78,6 +78,11 @@ const approvalsSchema = z.strictObject({
   admitMember: quorumRuleSchema,
   startRun: quorumRuleSchema,
   releaseModel: quorumRuleSchema,
+  resumeAfterIncident: quorumRuleSchema
+    .optional()
+    .describe(
+      'quorum that resumes runs paused by an incident (a "resume-runs" proposal); when absent, the adoptPolicy rule applies',
+    ),
 });
 
 const policySchema = z
@@ -135,6 +140,8 @@ export interface Policy {
     readonly admitMember: QuorumRule;
     readonly startRun: QuorumRule;
     readonly releaseModel: QuorumRule;
+    /** Resuming runs after an incident; absent = the adoptPolicy rule applies. */
+    readonly resumeAfterIncident?: QuorumRule | undefined;
   };
 }
 

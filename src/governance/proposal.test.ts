@@ -10,6 +10,7 @@ import {
   type Proposal,
   type ProposalSignature,
   parseProposal,
+  selectApprovalRule,
   signProposal,
   verifyProposalSignatures,
 } from './proposal.ts';
@@ -20,7 +21,7 @@ const pem = (id: string): string => identities.get(id as (typeof ids)[number])!.
 /** Every key we know, including one of a party ('former') that is not in the policy. */
 const keys = new Map([...identities].map(([id, k]) => [id as string, k.publicKey]));
 
-const policy: Policy = parsePolicy({
+const policyInput = {
   version: 3,
   consortium: 'demo',
   members: {
@@ -47,7 +48,8 @@ const policy: Policy = parsePolicy({
     startRun: { of: 2, members: ['a', 'b', 'c'] },
     releaseModel: { all: [{ of: 2, members: ['a', 'b', 'c'] }, { member: 'x' }] },
   },
-});
+};
+const policy: Policy = parsePolicy(policyInput);
 
 const proposal: Proposal = {
   kind: 'start-run',
@@ -147,6 +149,51 @@ describe('decideProposal', () => {
     assert.equal(decideProposal(policy, release, sign(release, 'a', 'b', 'x'), keys).approved, true);
     const adopt: Proposal = { ...proposal, kind: 'adopt-policy' };
     assert.equal(decideProposal(policy, adopt, sign(adopt, 'a', 'b'), keys).approved, false);
+  });
+
+  it('resumes runs after an incident under adoptPolicy when the policy sets no resumeAfterIncident', () => {
+    const resume: Proposal = { ...proposal, kind: 'resume-runs', subjectSha256: 'f'.repeat(64) };
+    assert.equal(parseProposal(resume).kind, 'resume-runs');
+    assert.deepEqual(selectApprovalRule(policy, 'resume-runs'), policy.approvals.adoptPolicy);
+    // adoptPolicy here is 3 of {a, b, c}: the start-run quorum (2 of them) is not enough.
+    const two = decideProposal(policy, resume, sign(resume, 'a', 'b'), keys);
+    assert.deepEqual([two.approved, two.missing], [false, 'c']);
+    assert.equal(decideProposal(policy, resume, sign(resume, 'a', 'b', 'c'), keys).approved, true);
+  });
+
+  it('resumes runs under approvals.resumeAfterIncident when the policy sets it', () => {
+    const input = {
+      ...structuredClone(policyInput),
+      approvals: {
+        ...policyInput.approvals,
+        resumeAfterIncident: { all: [{ member: 'x' }, { member: 'op' }] },
+      },
+    };
+    const withRule = parsePolicy(input);
+    assert.deepEqual(selectApprovalRule(withRule, 'resume-runs'), {
+      all: [{ member: 'x' }, { member: 'op' }],
+    });
+    assert.deepEqual(selectApprovalRule(withRule, 'adopt-policy'), withRule.approvals.adoptPolicy);
+    const resume: Proposal = {
+      kind: 'resume-runs',
+      subjectSha256: 'f'.repeat(64),
+      policySha256: computePolicyDigest(withRule),
+      createdAt: '2025-03-02T10:00:00Z',
+    };
+    // The adoptPolicy quorum does not resume runs when a dedicated rule exists.
+    const institutions = decideProposal(withRule, resume, sign(resume, 'a', 'b', 'c'), keys);
+    assert.deepEqual([institutions.approved, institutions.missing], [false, 'x and op']);
+    assert.equal(decideProposal(withRule, resume, sign(resume, 'x', 'op'), keys).approved, true);
+    // A signature over a start-run proposal on the same subject does not count for resuming.
+    const asStart = sign({ ...resume, kind: 'start-run' }, 'x', 'op');
+    assert.equal(decideProposal(withRule, resume, asStart, keys).approved, false);
+  });
+
+  it('selectApprovalRule refuses an unknown kind', () => {
+    assert.throws(() => selectApprovalRule(policy, 'delete-log' as never), {
+      code: 'INVALID_ARGUMENT',
+      field: 'kind',
+    });
   });
 
   it('does not count a forged signature', () => {

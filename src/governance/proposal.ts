@@ -1,6 +1,7 @@
 /**
  * Governance proposals (issue 6): a change — adopt or change the policy, admit a member, start a run,
- * release a model — is a proposal naming its subject by SHA-256 and the policy in force; members sign
+ * release a model, resume runs after an incident — is a proposal naming its subject by SHA-256 and the
+ * policy in force; members sign
  * it with their Ed25519 identity keys (RFC 8032, src/crypto/signatures.ts) over length-prefixed
  * canonical bytes with a domain-separation tag; it takes effect only when the valid signatures of
  * members satisfy the quorum the policy in force names for that kind (quorum.ts).
@@ -17,12 +18,19 @@ import { evaluateQuorum, memberIdSchema, type QuorumRule } from './quorum.ts';
 /** Domain-separation tag, the first signed field. */
 export const PROPOSAL_SIGNING_CONTEXT = 'entente/governance/proposal/v1';
 
-export const proposalKinds = ['adopt-policy', 'admit-member', 'start-run', 'release-model'] as const;
+export const proposalKinds = [
+  'adopt-policy',
+  'admit-member',
+  'start-run',
+  'release-model',
+  'resume-runs',
+] as const;
 export type ProposalKind = (typeof proposalKinds)[number];
 
 export interface Proposal {
   readonly kind: ProposalKind;
-  /** SHA-256 of what is decided: the new policy, the admission request, the run config, the model. */
+  /** SHA-256 of what is decided: the new policy, the admission request, the run config, the model, or
+   *  (for 'resume-runs') the incident record the resumption closes. */
   readonly subjectSha256: string;
   /** computePolicyDigest of the policy in force (for the very first policy: of that policy itself). */
   readonly policySha256: string;
@@ -158,16 +166,25 @@ function isWellFormed(proposal: Proposal): boolean {
   return proposalSchema.safeParse(proposal).success;
 }
 
-const ruleOfKind: Record<ProposalKind, keyof Policy['approvals']> = {
-  'adopt-policy': 'adoptPolicy',
-  'admit-member': 'admitMember',
-  'start-run': 'startRun',
-  'release-model': 'releaseModel',
-};
-
-/** The approval rule `policy` names for proposals of `kind`. */
+/** The approval rule `policy` names for proposals of `kind`. Resuming runs after an incident uses
+ *  approvals.resumeAfterIncident, or approvals.adoptPolicy when the policy sets none. Throws
+ *  INVALID_ARGUMENT (field 'kind') for a value that is not a proposal kind. */
 export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRule {
-  return policy.approvals[ruleOfKind[kind]];
+  const { approvals } = policy;
+  switch (kind) {
+    case 'adopt-policy':
+      return approvals.adoptPolicy;
+    case 'admit-member':
+      return approvals.admitMember;
+    case 'start-run':
+      return approvals.startRun;
+    case 'release-model':
+      return approvals.releaseModel;
+    case 'resume-runs':
+      return approvals.resumeAfterIncident ?? approvals.adoptPolicy;
+    default:
+      throw new EntenteError('INVALID_ARGUMENT', 'kind: not a proposal kind', { field: 'kind' });
+  }
 }
 
 /**

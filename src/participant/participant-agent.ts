@@ -63,6 +63,7 @@ import { addDiscreteGaussianShare, clipL2Norm, planClientNoise, writeSignedWord 
 import { LogWitness } from './log-witness.ts';
 import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
 import { type SiteConfig, checkSitePolicy } from './site-config.ts';
+import { answerPlan } from './site-plan.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
 export interface ParticipantOptions {
@@ -95,6 +96,8 @@ export interface ParticipantOptions {
   readonly privacyBudget?: SiteBudget;
   /** Where this site's privacy ledger is kept (absent: memory only). */
   readonly privacyLedgerFile?: string;
+  /** SHA-256 of the data schema this site's records follow (answers dry runs). */
+  readonly dataSchemaDigest?: string;
   readonly witness?: {
     readonly logKey: string;
     readonly origin: string;
@@ -475,7 +478,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   }
 
   async function computeSecAggStage(
-    task: Exclude<Task, { kind: 'statistics' | 'train' | 'evaluate' | 'secagg-train' }>,
+    task: Exclude<Task, { kind: 'statistics' | 'train' | 'evaluate' | 'secagg-train' | 'plan' }>,
   ): Promise<{ result: TaskResult; chunks: Uint8Array[] }> {
     const key = sessionKey(task.runId, task.round, task.attempt);
     const session = sessions.get(key);
@@ -553,6 +556,21 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   }
 
   async function compute(task: Task): Promise<{ result: TaskResult; chunks: Uint8Array[] }> {
+    if (task.kind === 'plan') {
+      // A dry run: answered from this site's own policy, ledger and schema; no data is touched.
+      const answer = answerPlan({
+        institution: options.institution,
+        config: task.config,
+        cohortSize: task.cohortSize,
+        site: options.site,
+        budget: options.privacyBudget,
+        ledger: ledger.events(),
+        trainerId: trainer.id,
+        dataSchemaDigest: options.dataSchemaDigest,
+      });
+      journal('plan-answered', { runId: task.runId, go: answer.go });
+      return { result: { kind: 'plan', runId: task.runId, round: task.round, ...answer }, chunks: [] };
+    }
     enforceSitePolicy(task);
     if (task.kind === 'secagg-train') return computeSecAggTrain(task);
     if (

@@ -2,3 +2,4 @@ export * from './messages.ts';
 export * from './run-config.ts';
 export * from './run-machine.ts';
 export * from './blob-ref.ts';
+export * from './run-privacy.ts';

@@ -219,7 +219,19 @@ export const secAggUnmaskingTaskSchema = z.strictObject({
   signatures: z.array(z.strictObject({ participant: id, signature: b64(88) })).max(1000),
 });
 
+/**
+ * A dry run (`entente run plan`): the proposed run configuration, for the site to check against its own
+ * policy, budget and data schema without touching any data. `cohortSize`: institutions in the consortium.
+ */
+export const planTaskSchema = z.strictObject({
+  ...taskBase,
+  kind: z.literal('plan'),
+  config: z.unknown(),
+  cohortSize: z.number().int().min(0).max(10_000),
+});
+
 export const taskSchema = z.discriminatedUnion('kind', [
+  planTaskSchema,
   statisticsTaskSchema,
   trainTaskSchema,
   evaluateTaskSchema,
@@ -328,7 +340,20 @@ export const refusalResultSchema = z.strictObject({
   message: z.string().max(1000),
 });
 
+/** A site's answer to a dry run: go or no-go, each check it made with a sentence. */
+export const planResultSchema = z.strictObject({
+  kind: z.literal('plan'),
+  runId: id,
+  round: z.number().int().min(0),
+  go: z.boolean(),
+  reasons: z
+    .array(z.strictObject({ check: z.string().max(100), ok: z.boolean(), message: z.string().max(1000) }))
+    .max(100),
+});
+export type PlanResult = z.infer<typeof planResultSchema>;
+
 export const taskResultSchema = z.discriminatedUnion('kind', [
+  planResultSchema,
   statisticsResultSchema,
   trainResultSchema,
   evaluateResultSchema,

@@ -36,6 +36,20 @@ export const consortiumFileSchema = z.strictObject({
   log: z.strictObject({ origin: z.string(), key: z.string() }).optional(),
   /** Each institution's cosigner (witness) vkey: its identity key with the cosignature/v1 key id. */
   witnesses: z.record(z.string(), z.string()).optional(),
+  /** Founding members besides institutions and operators (auditors, observers, data stewards). */
+  members: z
+    .record(
+      z.string().regex(idPattern).max(64),
+      z.array(z.enum(['data-steward', 'auditor', 'observer'])).min(1),
+    )
+    .optional(),
+  /**
+   * true: members enroll on their own machines with one-time tokens (`entente participant enroll`);
+   * the workspace holds only the coordinator's side. false/absent: `init` made every key here (local use).
+   */
+  enrollment: z.boolean().optional(),
+  /** Validity of certificates issued at enrollment and renewal, in days (short-lived; default 7). */
+  certificateDays: z.number().int().min(1).max(397).optional(),
 });
 export type ConsortiumFile = z.infer<typeof consortiumFileSchema>;
 
@@ -65,7 +79,18 @@ export interface Workspace {
    */
   institutionSigningIdentity(id: string): SigningIdentity;
   operatorIdentity(id?: string): TlsIdentity;
+  /**
+   * The mTLS identity and the Ed25519 signing identity `init` made for any local member (institution,
+   * operator, auditor, observer, data steward). Throws UNKNOWN_PARTICIPANT / INVALID_CONFIG.
+   */
+  localMember(id: string): { tls: TlsIdentity; signing: SigningIdentity };
   coordinatorStateDir(): string;
+  /** The consortium CA certificate and key (secret; the coordinator signs enrollment CSRs with it). */
+  certificateAuthority(): { certPem: string; keyPem: string };
+  /** Roles the consortium file gives `id` before any policy is adopted ([] for a stranger). */
+  rosterRolesOf(id: string): string[];
+  /** Identity certificates `init` made in this workspace (local use), by member id. */
+  localIdentityCertificates(): Map<string, string>;
   /** The audit log's Ed25519 private key (PKCS#8 PEM, secret; coordinator/log.key). */
   logSigningKey(): string;
   endpointFile(): string;
@@ -94,6 +119,11 @@ export async function createWorkspace(
     consortium: string;
     institutions: readonly string[];
     operators?: readonly string[];
+    /** Founding auditors, observers and data stewards. */
+    members?: Readonly<Record<string, readonly ('data-steward' | 'auditor' | 'observer')[]>>;
+    /** Members enroll with tokens on their own machines: no institution or member keys are made here. */
+    enrollment?: boolean;
+    certificateDays?: number;
     now: Date;
     validityDays?: number;
   },
@@ -103,8 +133,13 @@ export async function createWorkspace(
     institutions: [...input.institutions],
     operators: [...(input.operators ?? ['operator'])],
     createdAt: input.now.toISOString(),
+    ...(input.members
+      ? { members: Object.fromEntries(Object.entries(input.members).map(([k, v]) => [k, [...v]])) }
+      : {}),
+    ...(input.enrollment ? { enrollment: true } : {}),
+    ...(input.certificateDays ? { certificateDays: input.certificateDays } : {}),
   });
-  const all = [...consortium.institutions, ...consortium.operators];
+  const all = [...consortium.institutions, ...consortium.operators, ...Object.keys(consortium.members ?? {})];
   if (new Set(all).size !== all.length) {
     throw new EntenteError(
       'INVALID_ARGUMENT',
@@ -144,9 +179,11 @@ export async function createWorkspace(
   const origin = computeLogOrigin(consortium.consortium);
   const witnesses: Record<string, string> = {};
 
+  const enrolled = consortium.enrollment === true;
   for (const [folder, ids] of [
-    ['institutions', consortium.institutions],
+    ['institutions', enrolled ? [] : consortium.institutions],
     ['operators', consortium.operators],
+    ['members', enrolled ? [] : Object.keys(consortium.members ?? {})],
   ] as const) {
     for (const id of ids) {
       mkdirSync(join(dir, folder, id), { recursive: true, mode: 0o700 });
@@ -158,14 +195,16 @@ export async function createWorkspace(
       });
       writeFileSync(join(dir, folder, id, 'client.crt'), cert.certPem);
       writeSecret(join(dir, folder, id, 'client.key'), cert.keyPem);
+      // Every member has an Ed25519 identity: it signs proposals (and, for institutions, secure
+      // aggregation messages and log cosignatures).
+      const signing = await issueIdentityCertificate(ca, {
+        commonName: id,
+        notBefore: input.now,
+        validityDays,
+      });
+      writeFileSync(join(dir, folder, id, 'identity.crt'), signing.certPem);
+      writeSecret(join(dir, folder, id, 'identity.key'), signing.keyPem);
       if (folder === 'institutions') {
-        const signing = await issueIdentityCertificate(ca, {
-          commonName: id,
-          notBefore: input.now,
-          validityDays,
-        });
-        writeFileSync(join(dir, folder, id, 'identity.crt'), signing.certPem);
-        writeSecret(join(dir, folder, id, 'identity.key'), signing.keyPem);
         witnesses[id] = formatVerifierKey(
           computeWitnessName(consortium.consortium, id),
           readEd25519PublicKey(signing.keyPem),
@@ -240,7 +279,47 @@ export function openWorkspace(dir: string): Workspace {
       };
     },
     operatorIdentity: (id) => identity('operators', id ?? consortium.operators[0]!),
+    localMember: (id) => {
+      const folder = consortium.institutions.includes(id)
+        ? 'institutions'
+        : consortium.operators.includes(id)
+          ? 'operators'
+          : consortium.members?.[id]
+            ? 'members'
+            : undefined;
+      if (folder === undefined)
+        throw new EntenteError('UNKNOWN_PARTICIPANT', `"${id}" is not in ${file}`, { field: 'member' });
+      return {
+        tls: identity(folder, id),
+        signing: {
+          certPem: read(folder, id, 'identity.crt'),
+          keyPem: read(folder, id, 'identity.key'),
+          caPem: read('ca', 'ca.crt'),
+        },
+      };
+    },
     coordinatorStateDir: () => join(dir, 'coordinator', 'state'),
+    certificateAuthority: () => ({ certPem: read('ca', 'ca.crt'), keyPem: read('ca', 'ca.key') }),
+    rosterRolesOf: (id) => {
+      const roles: string[] = [];
+      if (consortium.institutions.includes(id)) roles.push('institution');
+      if (consortium.operators.includes(id)) roles.push('coordinator-operator');
+      roles.push(...(consortium.members?.[id] ?? []));
+      return roles;
+    },
+    localIdentityCertificates: () => {
+      const out = new Map<string, string>();
+      for (const [folder, ids] of [
+        ['institutions', consortium.institutions],
+        ['operators', consortium.operators],
+        ['members', Object.keys(consortium.members ?? {})],
+      ] as const)
+        for (const id of ids) {
+          const p = join(dir, folder, id, 'identity.crt');
+          if (existsSync(p)) out.set(id, readFileSync(p, 'utf8'));
+        }
+      return out;
+    },
     logSigningKey: () => read('coordinator', 'log.key'),
     endpointFile: () => join(dir, 'coordinator', 'endpoint.json'),
     readEndpoint: () => {

@@ -9,8 +9,9 @@ import { decodeErrorBody } from './mtls-server.ts';
 
 export interface MtlsClientOptions {
   readonly baseUrl: string;
-  readonly certPem: string;
-  readonly keyPem: string;
+  /** The client certificate and key; absent only for enrollment (the caller has none yet). */
+  readonly certPem?: string | undefined;
+  readonly keyPem?: string | undefined;
   readonly caPem: string;
   /** Upper bound on any response body, in bytes. */
   readonly maxResponseBytes?: number;
@@ -35,7 +36,13 @@ export interface MtlsClient {
 
 export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
   const agent = new Agent({
-    connect: { ca: options.caPem, cert: options.certPem, key: options.keyPem, minVersion: 'TLSv1.3' },
+    connect: {
+      ca: options.caPem,
+      ...(options.certPem !== undefined && options.keyPem !== undefined
+        ? { cert: options.certPem, key: options.keyPem }
+        : {}),
+      minVersion: 'TLSv1.3',
+    },
     keepAliveTimeout: 30_000,
     connections: 8,
   });
@@ -147,4 +154,36 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
       await agent.destroy();
     },
   };
+}
+
+/**
+ * Fetches a small text resource WITHOUT verifying the server certificate. Only for enrollment's first
+ * step: reading the consortium CA certificate, whose SHA-256 the caller must then compare with the
+ * fingerprint carried by its enrollment token before trusting anything (like kubeadm's CA cert hash).
+ */
+export async function fetchUnverifiedText(
+  baseUrl: string,
+  path: string,
+  maxBytes = 64 * 1024,
+): Promise<string> {
+  const agent = new Agent({ connect: { rejectUnauthorized: false, minVersion: 'TLSv1.3' } });
+  try {
+    const res = await request(new URL(path, baseUrl), {
+      method: 'GET',
+      dispatcher: agent,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    if (res.statusCode !== 200 || bytes.length > maxBytes)
+      throw new EntenteError('UNAVAILABLE', `GET ${path}: HTTP ${res.statusCode}`, { field: 'coordinator' });
+    return bytes.toString('utf8');
+  } catch (err) {
+    if (err instanceof EntenteError) throw err;
+    throw new EntenteError('UNAVAILABLE', `coordinator unreachable (${(err as Error).message})`, {
+      field: 'coordinator',
+    });
+  } finally {
+    await agent.close();
+  }
 }

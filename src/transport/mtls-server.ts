@@ -15,6 +15,37 @@ export interface MtlsServerOptions {
   readonly jsonBodyLimit?: number;
   /** A pino logger instance for Fastify, or undefined for none. */
   readonly logger?: unknown;
+  /** Paths served without a client certificate (enrollment: the caller has none yet). */
+  readonly publicPaths?: readonly string[];
+  /**
+   * Checked on every request with a verified client certificate: the reason its serial (lower-case hex,
+   * no leading zeros) was revoked, or undefined. A revoked certificate is refused before any route runs.
+   */
+  readonly revocationReason?: (serialHex: string, commonName: string) => string | undefined;
+}
+
+/** A certificate serial as compared everywhere: lower-case hex without leading zeros. */
+export function normalizeSerial(serialHex: string): string {
+  return serialHex.toLowerCase().replace(/^0+(?=.)/, '');
+}
+
+/** Why the TLS stack did not verify the client certificate, in words (OpenSSL's codes are terse). */
+function describeAuthorizationError(socket: TLSSocket): string {
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return 'no client certificate was presented';
+  const code = String(socket.authorizationError ?? '');
+  if (code === 'CERT_HAS_EXPIRED') return `the client certificate expired at ${cert.valid_to}`;
+  if (code === 'CERT_NOT_YET_VALID') return `the client certificate is not valid before ${cert.valid_from}`;
+  if (
+    code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' ||
+    code === 'UNABLE_TO_GET_ISSUER_CERT' ||
+    code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' ||
+    code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+    code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
+    code === 'CERT_SIGNATURE_FAILURE'
+  )
+    return "the client certificate was not issued by this consortium's CA";
+  return `the client certificate was not verified (${code || 'unknown reason'})`;
 }
 
 /** The identity of the verified client certificate (its subject CN). Throws UNAUTHENTICATED. */
@@ -36,7 +67,9 @@ export function createMtlsServer(options: MtlsServerOptions): FastifyInstance {
       cert: options.certPem,
       ca: options.caPem,
       requestCert: true,
-      rejectUnauthorized: true,
+      // Verified by OpenSSL against `ca` all the same; refusing in onRequest lets the caller read why,
+      // and lets enrollment (no certificate yet) through on its public paths.
+      rejectUnauthorized: false,
       minVersion: 'TLSv1.3',
     },
     bodyLimit: options.jsonBodyLimit ?? 1024 * 1024,
@@ -48,6 +81,23 @@ export function createMtlsServer(options: MtlsServerOptions): FastifyInstance {
     forceCloseConnections: true,
     keepAliveTimeout: 65_000,
     requestTimeout: 120_000,
+  });
+
+  const publicPaths = new Set(options.publicPaths ?? []);
+  app.addHook('onRequest', async (request) => {
+    if (publicPaths.has(request.url.split('?')[0]!)) return;
+    const socket = request.raw.socket as TLSSocket;
+    if (!socket.authorized) throw new EntenteError('UNAUTHENTICATED', describeAuthorizationError(socket));
+    if (options.revocationReason) {
+      const cert = socket.getPeerCertificate();
+      const serial = normalizeSerial(cert.serialNumber ?? '');
+      const why = options.revocationReason(serial, String(cert.subject?.CN ?? ''));
+      if (why !== undefined)
+        throw new EntenteError(
+          'UNAUTHENTICATED',
+          `the client certificate (serial ${serial}) was revoked: ${why}`,
+        );
+    }
   });
 
   // Binary bodies are handed to routes as the raw stream; each route enforces its own size limit.

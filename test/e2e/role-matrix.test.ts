@@ -37,7 +37,7 @@ const ROUTES: { name: string; allowed: readonly Caller[]; call: (c: MtlsClient) 
   },
   {
     name: 'GET /v1/blobs/:sha256',
-    allowed: ['institution', 'operator'],
+    allowed: ['institution'],
     call: (c) => c.getBytes(`/v1/blobs/${sha}`, 1024),
   },
   {
