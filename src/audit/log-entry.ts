@@ -55,7 +55,7 @@ export const logEntryBodies = {
   /** A governance proposal: what is decided (its subject, in full) under which policy, and who proposed it. */
   'proposal-created': z.strictObject({
     proposal: hex64,
-    kind: z.string().max(64),
+    proposalKind: z.string().max(64),
     subjectSha256: hex64,
     policySha256: hex64,
     createdAt: z.string().max(40),

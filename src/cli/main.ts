@@ -8,13 +8,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { EntenteError, exitCodeOf } from '../core/errors.ts';
 import { startCoordinator } from '../coordinator/index.ts';
-import { loadTable, parseDataSchema } from '../data/index.ts';
+import { computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
 import { type SiteConfig, parseSiteConfig, startParticipant } from '../participant/index.ts';
 import type { SiteBudget } from '../privacy/index.ts';
 import { runDemo } from '../simulation/index.ts';
-import { computeWitnessName, createWorkspace, openWorkspace } from '../storage/index.ts';
+import { computeWitnessName, createWorkspace, openSiteDir, openWorkspace } from '../storage/index.ts';
 import { createMtlsClient } from '../transport/index.ts';
 import { registerAuditCommands } from './audit-commands.ts';
+import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
 import { createLogger } from './logger.ts';
 
@@ -71,6 +72,51 @@ function onSignals(stop: () => Promise<void>): void {
   }
 }
 
+/** Where a participant's identity, journal, ledger and witness state live: its site directory or a local workspace. */
+function participantIdentity(opts: { site?: string; workspace?: string; institution?: string }) {
+  if (opts.site) {
+    const site = openSiteDir(resolve(opts.site));
+    return {
+      institution: site.site.member,
+      coordinatorUrl: site.site.coordinator as string | (() => string),
+      identity: site.tlsIdentity(),
+      signing: site.signingIdentity(),
+      journalFile: site.journalFile(),
+      privacyLedgerFile: site.privacyLedgerFile(),
+      witness: {
+        logKey: site.site.log.key,
+        origin: site.site.log.origin,
+        witnessName: computeWitnessName(site.site.consortium, site.site.member),
+        stateFile: site.witnessStateFile(),
+      },
+    };
+  }
+  if (!opts.workspace || !opts.institution)
+    throw new EntenteError('INVALID_ARGUMENT', '--site, or --workspace with --institution, is required', {
+      field: 'site',
+    });
+  const ws = openWorkspace(resolve(opts.workspace));
+  const id = opts.institution;
+  return {
+    institution: id,
+    coordinatorUrl: (() => ws.readEndpoint()) as string | (() => string),
+    identity: ws.institutionIdentity(id),
+    signing: ws.institutionSigningIdentity(id),
+    journalFile: join(ws.dir, 'institutions', id, 'journal.jsonl'),
+    privacyLedgerFile: join(ws.dir, 'institutions', id, 'privacy-ledger.jsonl'),
+    ...(ws.consortium.log
+      ? {
+          witness: {
+            logKey: ws.consortium.log.key,
+            origin: ws.consortium.log.origin,
+            witnessName: computeWitnessName(ws.consortium.consortium, id),
+            stateFile: join(ws.dir, 'institutions', id, 'witness.json'),
+          },
+        }
+      : {}),
+  };
+}
+
 function operatorClient(workspace: string) {
   const ws = openWorkspace(workspace);
   return createMtlsClient({ baseUrl: ws.readEndpoint(), ...ws.operatorIdentity() });
@@ -92,23 +138,59 @@ export function buildProgram(): Command {
       'comma-separated institution ids, e.g. hospital-a,hospital-b,lab-c',
     )
     .option('--consortium <id>', 'consortium id', 'local')
+    .option('--operators <ids>', 'comma-separated coordinator operator ids', 'operator')
+    .option('--auditors <ids>', 'comma-separated founding auditor ids')
+    .option('--observers <ids>', 'comma-separated founding observer ids')
+    .option('--data-stewards <ids>', 'comma-separated founding data steward ids')
+    .option(
+      '--enrollment',
+      'members enroll on their own machines with one-time tokens (only the coordinator side is made here)',
+    )
+    .option('--certificate-days <n>', 'validity of certificates issued at enrollment and renewal', '7')
     .option('--json', 'print the result as JSON')
-    .action(async (dir: string, opts: { institutions: string; consortium: string; json?: boolean }) => {
-      const institutions = opts.institutions
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-      const ws = await createWorkspace(resolve(dir), {
-        consortium: opts.consortium,
-        institutions,
-        now: new Date(),
-      });
-      if (opts.json) console.log(JSON.stringify({ workspace: ws.dir, consortium: ws.consortium }));
-      else
-        console.log(
-          `created workspace ${ws.dir} for ${institutions.length} institutions: ${institutions.join(', ')}`,
-        );
-    });
+    .action(
+      async (
+        dir: string,
+        opts: {
+          institutions: string;
+          consortium: string;
+          operators: string;
+          auditors?: string;
+          observers?: string;
+          dataStewards?: string;
+          enrollment?: boolean;
+          certificateDays: string;
+          json?: boolean;
+        },
+      ) => {
+        const list = (text: string | undefined): string[] =>
+          (text ?? '')
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean);
+        const institutions = list(opts.institutions);
+        const members: Record<string, ('auditor' | 'observer' | 'data-steward')[]> = {};
+        for (const [ids, role] of [
+          [opts.auditors, 'auditor'],
+          [opts.observers, 'observer'],
+          [opts.dataStewards, 'data-steward'],
+        ] as const)
+          for (const id of list(ids)) members[id] = [...(members[id] ?? []), role];
+        const ws = await createWorkspace(resolve(dir), {
+          consortium: opts.consortium,
+          institutions,
+          operators: list(opts.operators),
+          ...(Object.keys(members).length > 0 ? { members } : {}),
+          ...(opts.enrollment ? { enrollment: true, certificateDays: Number(opts.certificateDays) } : {}),
+          now: new Date(),
+        });
+        if (opts.json) console.log(JSON.stringify({ workspace: ws.dir, consortium: ws.consortium }));
+        else
+          console.log(
+            `created workspace ${ws.dir} for ${institutions.length} institutions: ${institutions.join(', ')}${opts.enrollment ? ' (they enroll with tokens: entente enrollment token --member ID)' : ''}`,
+          );
+      },
+    );
 
   const coordinator = program.command('coordinator').description('the coordinator service');
   coordinator
@@ -135,8 +217,9 @@ export function buildProgram(): Command {
     .description(
       'start a participant: polls the coordinator for tasks and trains on local data; runs until SIGINT/SIGTERM',
     )
-    .requiredOption('--workspace <dir>', 'consortium workspace (for the certificates)')
-    .requiredOption('--institution <id>', 'this institution id (its certificate CN)')
+    .option('--site <dir>', "this institution's site directory (made by participant enroll)")
+    .option('--workspace <dir>', 'or: a local workspace made by entente init (with --institution)')
+    .option('--institution <id>', 'with --workspace: this institution id (its certificate CN)')
     .requiredOption('--data <csv>', 'local data file (CSV)')
     .requiredOption('--schema <file>', 'declared data schema (JSON or YAML)')
     .option('--coordinator <url>', 'coordinator URL (default: read from the workspace)')
@@ -153,8 +236,9 @@ export function buildProgram(): Command {
     )
     .action(
       async (opts: {
-        workspace: string;
-        institution: string;
+        site?: string;
+        workspace?: string;
+        institution?: string;
         data: string;
         schema: string;
         coordinator?: string;
@@ -162,28 +246,15 @@ export function buildProgram(): Command {
         siteConfig?: string;
         slowMs?: string;
       }) => {
-        const log = createLogger(`participant:${opts.institution}`);
-        const ws = openWorkspace(resolve(opts.workspace));
         const schema = parseDataSchema(readStructured(opts.schema));
         const data = loadTable(readFileSync(opts.data, 'utf8'), schema);
+        const where = participantIdentity(opts);
+        const log = createLogger(`participant:${where.institution}`);
         const handle = startParticipant({
-          institution: opts.institution,
-          coordinatorUrl: opts.coordinator ?? (() => ws.readEndpoint()),
-          identity: ws.institutionIdentity(opts.institution),
-          signing: ws.institutionSigningIdentity(opts.institution),
-          journalFile: join(ws.dir, 'institutions', opts.institution, 'journal.jsonl'),
-          privacyLedgerFile: join(ws.dir, 'institutions', opts.institution, 'privacy-ledger.jsonl'),
+          ...where,
+          coordinatorUrl: opts.coordinator ?? where.coordinatorUrl,
+          dataSchemaDigest: computeSchemaDigest(schema),
           ...siteOptions(opts.siteConfig),
-          ...(ws.consortium.log
-            ? {
-                witness: {
-                  logKey: ws.consortium.log.key,
-                  origin: ws.consortium.log.origin,
-                  witnessName: computeWitnessName(ws.consortium.consortium, opts.institution),
-                  stateFile: join(ws.dir, 'institutions', opts.institution, 'witness.json'),
-                },
-              }
-            : {}),
           data,
           holdoutFraction: Number(opts.holdout),
           log,
@@ -206,8 +277,35 @@ export function buildProgram(): Command {
     .action(async (file: string, opts: { workspace: string; wait?: boolean; json?: boolean }) => {
       const client = operatorClient(resolve(opts.workspace));
       try {
-        const created = await client.postJson<{ runId: string }>('/v1/runs', readStructured(file));
+        const config = readStructured(file);
+        const created = await client.postJson<{ runId: string; proposal?: string; missing?: string }>(
+          '/v1/runs',
+          config,
+        );
         let out: unknown = created.body;
+        if (created.status === 202 && created.body.proposal) {
+          // Under a policy: the run starts when its start-run proposal reaches the quorum.
+          const id = created.body.proposal;
+          console.error(
+            `run proposed: proposal ${id} needs ${created.body.missing}; members sign it with "entente proposal sign ${id}"`,
+          );
+          if (!opts.wait) {
+            console.log(opts.json ? JSON.stringify(created.body) : `proposal ${id}`);
+            return;
+          }
+          for (;;) {
+            const p = await client.getJson<{ status: string }>(`/v1/proposals/${id}`);
+            if (p.body?.status === 'approved') break;
+            await new Promise((res) => setTimeout(res, 500));
+          }
+          const runId = String((config as { id?: unknown }).id);
+          created.body.runId = runId;
+          for (;;) {
+            const r = await client.getJson(`/v1/runs/${encodeURIComponent(runId)}`).catch(() => undefined);
+            if (r?.body) break;
+            await new Promise((res) => setTimeout(res, 300));
+          }
+        }
         if (opts.wait) {
           for (;;) {
             const r = await client.getJson<{ status: string; round: number; totalRounds: number }>(
@@ -262,6 +360,7 @@ export function buildProgram(): Command {
       });
     });
 
+  registerGovernanceCommands(program, participant, run);
   registerAuditCommands(program);
   registerPrivacyCommands(program);
   return program;

@@ -208,7 +208,9 @@ function collectReport(deps: GovernanceRouteDeps): GovernanceReportData {
     ...Object.keys(ws.consortium.members ?? {}),
     ...Object.keys(governance.policy?.members ?? {}),
   ]);
-  const cp = audit.latestCheckpoint();
+  // The newest checkpoint that witnesses have cosigned (else the newest): what the log head stands on.
+  const all = audit.checkpoints();
+  const cp = [...all].reverse().find((c) => audit.cosignersOf(c.note).length > 0) ?? all.at(-1);
   const runs = store.listRuns();
   return {
     consortium: ws.consortium.consortium,
@@ -271,6 +273,16 @@ function collectReport(deps: GovernanceRouteDeps): GovernanceReportData {
       for (const row of store.listPrivacyReports(r.id)) {
         const report = JSON.parse(row.report_json) as { epsilonRun: number | null; delta: number };
         last.set(row.participant, { epsilon: report.epsilonRun, delta: report.delta });
+      }
+      if (last.size === 0) {
+        // A run without differential privacy: ε is unbounded for every institution that took part.
+        const config = JSON.parse(r.config_json) as { train?: { dp?: unknown }; clientDp?: unknown };
+        if (config.train?.dp === undefined && config.clientDp === undefined) {
+          const took = new Set(
+            store.listRounds(r.id).flatMap((x) => JSON.parse(x.contributors_json ?? '[]') as string[]),
+          );
+          return [...took].sort().map((institution) => ({ institution, run: r.id, epsilon: null, delta: 0 }));
+        }
       }
       return [...last].map(([institution, v]) => ({ institution, run: r.id, ...v }));
     }),

@@ -398,7 +398,10 @@ export class Governance {
       });
       this.deps.audit.append('proposal-created', {
         proposal: id,
-        ...proposal,
+        proposalKind: proposal.kind,
+        subjectSha256: proposal.subjectSha256,
+        policySha256: proposal.policySha256,
+        createdAt: proposal.createdAt,
         proposer,
         subject: normalized,
       });

@@ -362,3 +362,40 @@ describe('certificate requests', () => {
     );
   });
 });
+
+describe('createCertificateRequest with an existing key (renewal)', () => {
+  it('requests a certificate for the same identity key, and refuses a key of the wrong kind', async () => {
+    const first = await createCertificateRequest({ commonName: 'site-a', kind: 'identity' });
+    const again = await createCertificateRequest({
+      commonName: 'site-a',
+      kind: 'identity',
+      keyPem: first.keyPem,
+    });
+    assert.equal(again.keyPem.trim(), first.keyPem.trim());
+    const ca = await createCertificateAuthority({
+      commonName: 'renew CA',
+      notBefore: new Date(),
+      validityDays: 2,
+    });
+    const a = await issueCertificateFromRequest(ca, first.csrPem, {
+      commonName: 'site-a',
+      kind: 'identity',
+      notBefore: new Date(),
+      validityDays: 1,
+    });
+    const b = await issueCertificateFromRequest(ca, again.csrPem, {
+      commonName: 'site-a',
+      kind: 'identity',
+      notBefore: new Date(),
+      validityDays: 1,
+    });
+    const key = (pem: string) =>
+      new X509Certificate(pem).publicKey.export({ format: 'der', type: 'spki' }).toString('hex');
+    assert.equal(key(a.certPem), key(b.certPem));
+    assert.notEqual(a.serialHex, b.serialHex);
+    await assert.rejects(
+      createCertificateRequest({ commonName: 'site-a', kind: 'tls', keyPem: first.keyPem }),
+      (e: EntenteError) => e.field === 'keyPem',
+    );
+  });
+});

@@ -8,7 +8,7 @@
  * generates itself. Requested extensions and attributes are ignored: the CA decides them.
  * Time comes in as a parameter; randomness (keys, serials) from node's WebCrypto CSPRNG.
  */
-import { createPublicKey, type KeyObject, webcrypto } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, webcrypto } from 'node:crypto';
 import 'reflect-metadata'; // must precede @peculiar/x509 (its tsyringe dependency checks at load)
 import * as x509 from '@peculiar/x509';
 import { EntenteError } from '../core/errors.ts';
@@ -38,6 +38,11 @@ export interface CreateCertificateRequestParams {
   /** The institution id to be certified. */
   readonly commonName: string;
   readonly kind: CertificateRequestKind;
+  /**
+   * An existing PKCS#8 PEM private key (secret) to request a certificate for, instead of a fresh one:
+   * renewal keeps a member's long-term identity key. It must match `kind`.
+   */
+  readonly keyPem?: string | undefined;
 }
 
 /** A CSR (public, sent to the CA) and the private key it proves possession of (secret, stays on site). */
@@ -199,16 +204,39 @@ export async function createCertificateRequest(
 ): Promise<CertificateRequestAndKey> {
   const commonName = checkCommonName(params?.commonName);
   const kind = checkKind(params.kind);
-  const keys = (await subtle.generateKey(kind === 'tls' ? EC_KEY : ED25519, true, [
-    'sign',
-    'verify',
-  ])) as webcrypto.CryptoKeyPair;
+  const keys =
+    params.keyPem === undefined
+      ? ((await subtle.generateKey(kind === 'tls' ? EC_KEY : ED25519, true, [
+          'sign',
+          'verify',
+        ])) as webcrypto.CryptoKeyPair)
+      : await importKeyPair(params.keyPem, kind);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: createSubject(commonName, kind),
     keys,
     signingAlgorithm: kind === 'tls' ? ECDSA_SHA256 : ED25519,
   });
   return { csrPem: csr.toString('pem'), keyPem: await exportPrivateKeyPem(keys.privateKey) };
+}
+
+/** A key pair from an existing PKCS#8 PEM private key (the public half derived by node:crypto). */
+async function importKeyPair(keyPem: string, kind: CertificateRequestKind): Promise<webcrypto.CryptoKeyPair> {
+  const algorithm = kind === 'tls' ? EC_KEY : ED25519;
+  try {
+    const der = x509.PemConverter.decodeFirst(keyPem);
+    const privateKey = await subtle.importKey('pkcs8', der, algorithm, true, ['sign']);
+    const spki = createPublicKey(createPrivateKey(keyPem)).export({ format: 'der', type: 'spki' });
+    const publicKey = await subtle.importKey('spki', spki, algorithm, true, ['verify']);
+    return { privateKey, publicKey };
+  } catch {
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      `keyPem: not a ${kind === 'tls' ? 'P-256' : 'Ed25519'} private key`,
+      {
+        field: 'keyPem',
+      },
+    );
+  }
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   type LabeledData,
   applyStandardization,
   computeFeatureStats,
+  computeSchemaDigest,
   deriveStandardization,
   loadTable,
   parseCsv,
@@ -30,6 +31,18 @@ import { builtinTrainer, computeDpStepsPerEpoch, describeLayout, parseModelSpec 
 import { calibrateNoiseMultiplier } from '../privacy/index.ts';
 import type { BlobRef } from '../protocol/index.ts';
 import { SqliteStore, createWorkspace, openWorkspace } from '../storage/index.ts';
+import {
+  type GovernanceReportData,
+  renderGovernanceReportHtml,
+  renderGovernanceReportMarkdown,
+} from '../governance/index.ts';
+import {
+  DEMO_AUDITOR,
+  type DemoMembers,
+  approveByQuorum,
+  createDemoPolicy,
+  enrollDemoMembers,
+} from './demo-governance.ts';
 import { createMtlsClient } from '../transport/index.ts';
 import { startProcessFederation } from './process-federation.ts';
 
@@ -66,6 +79,14 @@ export interface DemoSummary {
     cosignatures: number;
     witnesses: number;
     problems: string[];
+  };
+  /** Who enrolled, and which members' signatures adopted the policy, started the run and released the model. */
+  governance: {
+    enrolled: string[];
+    policy: { version: number; approvedBy: string[] };
+    runApprovedBy: string[];
+    releaseApprovedBy: string[];
+    report: string;
   };
   /** How updates were combined: protocol, thresholds used, aborted attempts. */
   secureAggregation: { protocol: string; thresholds: number[]; completed: number; aborted: number };
@@ -170,16 +191,21 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const keep = options.workspace !== undefined;
   const dir = options.workspace ?? mkdtempSync(join(tmpdir(), 'entente-demo-'));
   mkdirSync(dir, { recursive: true });
+  // The coordinator's side only: members enroll on their own machines (here: their own site folders).
   const ws = await createWorkspace(dir, {
     consortium: 'demo',
     institutions: [...DEMO_INSTITUTIONS],
+    members: { [DEMO_AUDITOR]: ['auditor'] },
+    enrollment: true,
     now: new Date(),
   });
+  const sitesDir = join(dir, 'sites');
   const participants: DemoSummary['participants'] = {};
   const partData = new Map<string, LabeledData>();
   DEMO_INSTITUTIONS.forEach((id, k) => {
     const rows = parts[k]!.map((i) => outer.trainIndices[i]!);
-    writeRows(join(dir, 'institutions', id, 'data.csv'), table.header, table.rows, rows);
+    mkdirSync(join(sitesDir, id), { recursive: true });
+    writeRows(join(sitesDir, id, 'data.csv'), table.header, table.rows, rows);
     const local = selectRows(all, rows);
     partData.set(id, local);
     let malignant = 0;
@@ -188,18 +214,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     participants[id] = { trainRows: local.count, malignant, benign: local.count - malignant };
   });
 
-  const federation = await startProcessFederation({
-    workspace: dir,
-    participants: DEMO_INSTITUTIONS.map((id) => ({
-      institution: id,
-      args: ['--data', join(dir, 'institutions', id, 'data.csv'), '--schema', schemaPath],
-    })),
-  });
+  const federation = await startProcessFederation({ workspace: dir, participants: [] });
   const client = createMtlsClient({
     baseUrl: federation.url,
     ...ws.operatorIdentity(),
     maxResponseBytes: 64 * 1024 * 1024,
   });
+  const say = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  const operatorId = ws.consortium.operators[0]!;
+  let members: DemoMembers | undefined;
+  let governance: DemoSummary['governance'];
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar(
         {
@@ -214,8 +240,59 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let finalBytes: Buffer;
   let traffic = { bytesSent: 0, bytesReceived: 0 };
   try {
-    const config = demoRunConfig(options.rounds, seed, dp);
-    await client.postJson('/v1/runs', config);
+    // 1. Enrollment with one-time tokens; keys are made in each member's own folder.
+    members = await enrollDemoMembers({
+      url: federation.url,
+      ws,
+      operator: client,
+      members: [...DEMO_INSTITUTIONS, DEMO_AUDITOR],
+      dir,
+    });
+    say(`enrolled ${[...members.sites.keys()].join(', ')} with one-time tokens (keys made on site)`);
+    // 2. The founding policy, adopted by its own adoptPolicy quorum.
+    const dataSchemaDigest = computeSchemaDigest(schema);
+    const policy = createDemoPolicy({
+      consortium: 'demo',
+      operator: operatorId,
+      institutions: DEMO_INSTITUTIONS,
+      dataSchemaDigest,
+    });
+    const adopt = (
+      await client.postJson<{ id: string; missing: string }>('/v1/proposals', {
+        kind: 'adopt-policy',
+        subject: policy,
+      })
+    ).body;
+    say(`policy v1 proposed (${adopt.id.slice(0, 12)}…), needs ${adopt.missing}`);
+    const adopted = await approveByQuorum(members, adopt.id, ['hospital-a', 'clinic-c', DEMO_AUDITOR], say);
+    for (const id of DEMO_INSTITUTIONS)
+      federation.startParticipant(
+        id,
+        ['--data', join(sitesDir, id, 'data.csv'), '--schema', schemaPath],
+        join(sitesDir, id),
+      );
+    // 3. The run, started only when the startRun quorum signed.
+    const config = { ...demoRunConfig(options.rounds, seed, dp), dataSchemaDigest };
+    const proposed = (await client.postJson<{ proposal: string; missing: string }>('/v1/runs', config)).body;
+    say(`run proposed (${proposed.proposal.slice(0, 12)}…), needs ${proposed.missing}`);
+    const approved = await approveByQuorum(
+      members,
+      proposed.proposal,
+      [operatorId, 'hospital-b', 'hospital-a'],
+      say,
+    );
+    governance = {
+      enrolled: [...members.sites.keys()],
+      policy: { version: 1, approvedBy: adopted.signers },
+      runApprovedBy: approved.signers,
+      releaseApprovedBy: [],
+      report: join(dir, 'governance-report.html'),
+    };
+    for (;;) {
+      const r = await client.getJson('/v1/runs/demo').catch(() => undefined);
+      if (r?.body) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
     bar?.start(options.rounds, 0, { phase: 'starting', acc: '-' });
     let lastReported = -1;
     for (;;) {
@@ -237,14 +314,35 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       '/v1/status',
     );
     traffic = status.body!.traffic;
-    // Fetch the final global model over the same authenticated API and check its address.
-    const parts2: Buffer[] = [];
-    for (const c of view.model.chunks) parts2.push(await client.getBytes(`/v1/blobs/${c.sha256}`, c.bytes));
-    const bytes = Buffer.concat(parts2);
+    // 4. The final model leaves the consortium only when the releaseModel quorum signed.
+    if (view.status === 'completed') {
+      const release = (
+        await client.postJson<{ id: string; missing: string }>('/v1/proposals', {
+          kind: 'release-model',
+          subject: { run: 'demo' },
+        })
+      ).body;
+      say(`release of the final model proposed, needs ${release.missing}`);
+      governance.releaseApprovedBy = (
+        await approveByQuorum(members, release.id, [DEMO_AUDITOR, 'hospital-a'], say)
+      ).signers;
+    }
+    // Fetch the released global model over the same authenticated API and check its address.
+    const bytes = await client.getBytes('/v1/runs/demo/model', view.model.bytes);
     if (sha256Hex(bytes) !== view.model.sha256) throw new Error('final model does not match its digest');
     finalBytes = bytes;
+    // The governance report, as an auditor would publish it.
+    const auditor = members.sites.get(DEMO_AUDITOR)!;
+    const auditorClient = createMtlsClient({ baseUrl: federation.url, ...auditor.tlsIdentity() });
+    try {
+      const data = (await auditorClient.getJson<GovernanceReportData>('/v1/report/governance')).body!;
+      writeFileSync(join(dir, 'governance-report.md'), renderGovernanceReportMarkdown(data));
+      writeFileSync(join(dir, 'governance-report.html'), renderGovernanceReportHtml(data));
+    } finally {
+      await auditorClient.close();
+    }
     // The witnesses cosign the final checkpoint on their own; give them a moment to reach a quorum.
-    const witnesses = Object.values(ws.consortium.witnesses ?? {}).map((k) => parseVerifierKey(k));
+    const witnesses = members.witnesses.map((k) => parseVerifierKey(k));
     const quorum = Math.floor(witnesses.length / 2) + 1;
     for (let i = 0; i < 100; i++) {
       const r = await client.getJson<{ checkpoints: { size: number; note: string }[] }>(
@@ -257,11 +355,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       await new Promise((res) => setTimeout(res, 100));
     }
   } finally {
+    await members?.close();
     await client.close();
     await federation.stop();
   }
   if (view.status !== 'completed') throw new Error(`run ended as ${view.status}`);
-  const audit = auditDemoLog(dir);
+  const audit = auditDemoLog(dir, members.witnesses);
 
   const spec = parseModelSpec({ kind: 'logistic', inputDim: 30 });
   const globalWeights = decodeSafetensors(finalBytes, { expected: describeLayout(spec) }).weights;
@@ -311,6 +410,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     wallMs: Math.round(performance.now() - started),
     federatedEvalAccuracy: lastEval,
     participants,
+    governance: governance!,
     audit,
     privacy:
       dp && options.dpEpsilon !== undefined
@@ -341,20 +441,23 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
  * What `entente audit verify --log <workspace>` does, on the demo's own log: read the coordinator's
  * store (read-only, after it stopped) and verify everything with the keys from the consortium file.
  */
-function auditDemoLog(dir: string): DemoSummary['audit'] {
+function auditDemoLog(dir: string, witnesses: readonly string[]): DemoSummary['audit'] {
   const ws = openWorkspace(dir);
   const store = new SqliteStore(join(ws.coordinatorStateDir(), 'coordinator.db'));
   try {
     const rows = store.listLogEntries();
     const checkpoints = store.listCheckpoints().map((c) => c.note);
-    const witnesses = Object.values(ws.consortium.witnesses ?? {});
     const report = verifyLog(
       {
         entries: rows.map((r) => new Uint8Array(r.body)),
         storedLeafHashes: rows.map((r) => new Uint8Array(r.leaf_hash)),
         checkpoints,
       },
-      { log: ws.consortium.log!.key, witnesses, quorum: Math.floor(witnesses.length / 2) + 1 },
+      {
+        log: ws.consortium.log!.key,
+        witnesses: [...witnesses],
+        quorum: Math.floor(witnesses.length / 2) + 1,
+      },
     );
     const newest = checkpoints.at(-1);
     const cosignatures = newest
@@ -398,6 +501,7 @@ function printSummary(s: DemoSummary, rounds: number, rows: number, testRows: nu
     `  bytes sent         ${s.bytesSent.toLocaleString('en-US')} (coordinator -> participants)`,
     `  bytes received     ${s.bytesReceived.toLocaleString('en-US')} (participants -> coordinator)`,
     `  wall time          ${(s.wallMs / 1000).toFixed(1)} s`,
+    `  governance         ${s.governance.enrolled.length} members enrolled with one-time tokens; policy v${s.governance.policy.version} adopted by ${s.governance.policy.approvedBy.join(', ')}; run approved by ${s.governance.runApprovedBy.join(', ')}; model released by ${s.governance.releaseApprovedBy.join(', ')}`,
     `  audit log          ${s.audit.ok ? 'VERIFIED' : 'FAILED'}: ${s.audit.entries} entries, ${s.audit.checkpoints} signed checkpoints, newest cosigned by ${s.audit.cosignatures} of ${s.audit.witnesses} institutions (entente audit verify --log ${'<workspace>'})`,
     ...s.audit.problems.map((p) => `    problem: ${p}`),
     ...(s.privacy

@@ -107,14 +107,15 @@ export interface ProcessFederation {
   readonly url: string;
   readonly participants: Map<string, ChildHandle>;
   startCoordinator(port?: number): Promise<string>;
-  startParticipant(institution: string, args: readonly string[]): ChildHandle;
+  /** Starts a participant from the local workspace, or from its own site directory when `site` is given. */
+  startParticipant(institution: string, args: readonly string[], site?: string): ChildHandle;
   stop(): Promise<void>;
 }
 
 export async function startProcessFederation(input: {
   workspace: string;
   port?: number;
-  participants: ReadonlyArray<{ institution: string; args: readonly string[] }>;
+  participants: ReadonlyArray<{ institution: string; args: readonly string[]; site?: string }>;
 }): Promise<ProcessFederation> {
   const participants = new Map<string, ChildHandle>();
   let coordinator: ChildHandle;
@@ -132,20 +133,17 @@ export async function startProcessFederation(input: {
     return url;
   };
   await startCoordinatorProcess();
-  const startParticipantProcess = (institution: string, args: readonly string[]): ChildHandle => {
-    const h = spawnEntente(institution, [
-      'participant',
-      'start',
-      '--workspace',
-      input.workspace,
-      '--institution',
-      institution,
-      ...args,
-    ]);
+  const startParticipantProcess = (
+    institution: string,
+    args: readonly string[],
+    site?: string,
+  ): ChildHandle => {
+    const where = site ? ['--site', site] : ['--workspace', input.workspace, '--institution', institution];
+    const h = spawnEntente(institution, ['participant', 'start', ...where, ...args]);
     participants.set(institution, h);
     return h;
   };
-  for (const p of input.participants) startParticipantProcess(p.institution, p.args);
+  for (const p of input.participants) startParticipantProcess(p.institution, p.args, p.site);
   return {
     get coordinator() {
       return coordinator;

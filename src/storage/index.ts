@@ -2,3 +2,4 @@ export * from './blob-store.ts';
 export * from './sqlite-store.ts';
 export * from './workspace.ts';
 export * from './governance-store.ts';
+export * from './site-dir.ts';

@@ -21,6 +21,11 @@ describe('demo federation', () => {
     assert.equal(s.secureAggregation.completed, 20);
     assert.ok(s.audit.ok, `audit verify: ${s.audit.problems.join('; ')}`);
     assert.equal(s.audit.cosignatures, 3, 'every institution cosigned the final checkpoint');
+    // The governance path: enrolled with tokens, policy adopted, run started and model released by quorum.
+    assert.deepEqual([...s.governance.enrolled].sort(), ['auditor', 'clinic-c', 'hospital-a', 'hospital-b']);
+    assert.ok(s.governance.policy.approvedBy.includes('auditor'), 'adoptPolicy needs the auditor');
+    assert.ok(s.governance.runApprovedBy.includes('operator'), 'startRun needs the operator');
+    assert.ok(s.governance.releaseApprovedBy.includes('auditor'), 'releaseModel needs the auditor');
     // No coordinator or participant process is left behind.
     const left = execFileSync('ps', ['-eo', 'args'])
       .toString()
