@@ -123,7 +123,8 @@ export class Governance {
 
   /** The reason a certificate serial was revoked, or undefined (checked on every request). */
   revocationReason(serial: string): string | undefined {
-    return this.revoked.get(serial);
+    // The TLS edge strips leading zeros (normalizeSerial); serials are stored in whole bytes ("0d…").
+    return this.revoked.get(serial.length % 2 === 1 ? `0${serial}` : serial);
   }
 
   /** A member's Ed25519 identity public key (enrolled, or made by `entente init`). */

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { formatVerifierKey } from '../audit/index.ts';
 import { readEd25519PublicKey } from '../crypto/signatures.ts';
 import { type Proposal, signProposal } from '../governance/index.ts';
-import { enrollMember } from '../participant/index.ts';
-import { type SiteDir, type Workspace, computeWitnessName } from '../storage/index.ts';
+import { type SiteDir, type Workspace, computeWitnessName, openSiteDir } from '../storage/index.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
+import { spawnEntente } from './process-federation.ts';
 
 export const DEMO_AUDITOR = 'auditor';
 
@@ -77,15 +77,34 @@ export async function enrollDemoMembers(input: {
   dir: string;
 }): Promise<DemoMembers> {
   const sites = new Map<string, SiteDir>();
+  const tokens = new Map<string, string>();
   for (const member of input.members) {
     const { token } = (
       await input.operator.postJson<{ token: string }>('/v1/enrollment/tokens', { member, ttlMinutes: 10 })
     ).body;
-    sites.set(
-      member,
-      await enrollMember({ coordinatorUrl: input.url, token, dir: join(input.dir, 'sites', member) }),
-    );
+    tokens.set(member, token);
   }
+  // Each member enrolls with its own `entente participant enroll` process: keys made in its folder,
+  // only CSRs and the token sent.
+  await Promise.all(
+    [...tokens].map(async ([member, token]) => {
+      const dir = join(input.dir, 'sites', member);
+      const child = spawnEntente(`enroll:${member}`, [
+        'participant',
+        'enroll',
+        '--coordinator',
+        input.url,
+        '--token',
+        token,
+        '--dir',
+        dir,
+      ]);
+      const code = await child.exited;
+      if (code !== 0)
+        throw new Error(`${member} could not enroll (exit ${code}): ${child.stderr().slice(-1000)}`);
+      sites.set(member, openSiteDir(dir));
+    }),
+  );
   const clients = new Map<string, MtlsClient>();
   const clientOf = (member: string): { client: MtlsClient; keyPem: string } => {
     const site = sites.get(member);

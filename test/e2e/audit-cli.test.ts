@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { formatVerifierKey, openNote, parseVerifierKey } from '../../src/audit/index.ts';
-import { generateEd25519KeyPem } from '../../src/crypto/signatures.ts';
+import { generateEd25519KeyPem, readEd25519PublicKey } from '../../src/crypto/signatures.ts';
+import { computeWitnessName } from '../../src/storage/index.ts';
 import { CLI_ENTRY, spawnEntente, stopChild, waitForUrl } from '../../src/simulation/index.ts';
 
 interface CliResult {
@@ -82,13 +83,19 @@ describe('entente audit (CLI)', { timeout: 120_000 }, () => {
   it('verify with --trusted-keys: the consortium keys pass, a foreign log key fails, a bad file exits 2', async () => {
     const consortium = JSON.parse(readFileSync(join(ws, 'consortium.json'), 'utf8')) as {
       log: { key: string };
-      witnesses: Record<string, string>;
+      institutions: string[];
     };
-    const good = join(base, 'trusted.json');
-    writeFileSync(
-      good,
-      JSON.stringify({ log: consortium.log.key, witnesses: Object.values(consortium.witnesses), quorum: 2 }),
+    // Witness keys as an auditor gets them from the members themselves: each institution's own
+    // identity key (made on its own machine at enrollment), in cosigner vkey form.
+    const witnesses = consortium.institutions.map((id) =>
+      formatVerifierKey(
+        computeWitnessName('demo', id),
+        readEd25519PublicKey(readFileSync(join(ws, 'sites', id, 'identity.key'), 'utf8')),
+        0x04,
+      ),
     );
+    const good = join(base, 'trusted.json');
+    writeFileSync(good, JSON.stringify({ log: consortium.log.key, witnesses, quorum: 2 }));
     const ok = await runCli(['audit', 'verify', '--log', ws, '--trusted-keys', good, '--json']);
     assert.equal(ok.code, 0, ok.stdout);
     assert.equal((JSON.parse(ok.stdout) as { keysFrom: string }).keysFrom, 'trusted-keys');
