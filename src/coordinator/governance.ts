@@ -37,6 +37,7 @@ import {
   type SqliteStore,
   type Workspace,
 } from '../storage/index.ts';
+import { normalizeSerial } from '../transport/index.ts';
 import type { AuditLog } from './audit-log.ts';
 
 export interface GovernanceDeps {
@@ -87,7 +88,7 @@ export class Governance {
     const row = deps.gov.latestPolicy();
     this.policyValue = row ? parsePolicy(JSON.parse(row.policy_json)) : undefined;
     for (const c of deps.gov.listCertificates())
-      if (c.revoked_at !== null) this.revoked.set(c.serial, c.reason ?? '');
+      if (c.revoked_at !== null) this.revoked.set(normalizeSerial(c.serial), c.reason ?? '');
     for (const [id, pem] of deps.ws.localIdentityCertificates()) {
       try {
         this.localKeys.set(id, readIdentityKey(pem));
@@ -123,8 +124,8 @@ export class Governance {
 
   /** The reason a certificate serial was revoked, or undefined (checked on every request). */
   revocationReason(serial: string): string | undefined {
-    // The TLS edge strips leading zeros (normalizeSerial); serials are stored in whole bytes ("0d…").
-    return this.revoked.get(serial.length % 2 === 1 ? `0${serial}` : serial);
+    // Serials are stored in whole bytes ("0d…"); the TLS edge may strip leading zeros: compare normalized.
+    return this.revoked.get(normalizeSerial(serial));
   }
 
   /** A member's Ed25519 identity public key (enrolled, or made by `entente init`). */
@@ -342,7 +343,7 @@ export class Governance {
   private revokeRows(member: string, serials: readonly string[], reason: string): void {
     this.deps.gov.revokeCertificates(serials, this.deps.now(), reason);
     for (const serial of serials) {
-      this.revoked.set(serial, reason);
+      this.revoked.set(normalizeSerial(serial), reason);
       this.deps.audit.append('certificate-revoked', { member, serial, reason: reason.slice(0, 2000) });
     }
   }
