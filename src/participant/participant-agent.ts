@@ -532,6 +532,18 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
 
   /** The site's own limits, checked before any data is touched. */
   function enforceSitePolicy(task: Task): void {
+    const own = options.dataSchemaDigest;
+    if (
+      own !== undefined &&
+      'dataSchemaDigest' in task &&
+      task.dataSchemaDigest &&
+      task.dataSchemaDigest !== own
+    )
+      throw new EntenteError(
+        'SITE_POLICY_REFUSED',
+        `dataSchemaDigest: the task's data schema (${task.dataSchemaDigest.slice(0, 12)}…) is not the one this site's records follow (${own.slice(0, 12)}…)`,
+        { field: 'dataSchemaDigest' },
+      );
     const site = options.site;
     if (!site) return;
     if (
