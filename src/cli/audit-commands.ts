@@ -31,6 +31,7 @@ import {
   verifyBundle,
 } from '../audit/verify-bundle.ts';
 import { EntenteError } from '../core/errors.ts';
+import { type TrailEntry, verifyGovernanceTrail } from '../governance/index.ts';
 import { type AuditInput, type LogReader, openAuditInput, readTrustedKeys } from './audit-source.ts';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -129,12 +130,42 @@ async function runVerify(opts: {
     if (input.kind === 'bundle') return verifyBundle(parseEvidenceBundle(input.bundle), trusted);
     const { entries, storedLeafHashes } = await input.reader.readEntries();
     const checkpoints = await input.reader.readCheckpoints();
-    return verifyLog({ entries, checkpoints, ...(storedLeafHashes ? { storedLeafHashes } : {}) }, trusted, {
-      strict: Boolean(opts.strict),
-    });
+    const report = verifyLog(
+      { entries, checkpoints, ...(storedLeafHashes ? { storedLeafHashes } : {}) },
+      trusted,
+      {
+        strict: Boolean(opts.strict),
+      },
+    );
+    return addGovernanceTrail(report, entries);
   });
   console.log(opts.json ? JSON.stringify(report) : formatAuditReport(report, opts.log));
   if (!report.ok) process.exitCode = 1;
+}
+
+/**
+ * Re-checks the log's governance decisions from its entries alone (signatures against enrolled identity
+ * keys, quorums of the policy in force, effects following approvals) and adds what it finds to `report`.
+ */
+function addGovernanceTrail(report: AuditReport, entries: readonly Uint8Array[]): AuditReport {
+  const parsed: LogEntry[] = [];
+  for (const [i, bytes] of entries.entries()) {
+    try {
+      parsed.push(parseLogEntry(bytes, `entry ${i}`));
+    } catch {
+      // already reported by verifyLog
+    }
+  }
+  const trail = verifyGovernanceTrail(parsed as unknown as TrailEntry[]);
+  if (trail.problems.length === 0) return { ...report, facts: [...report.facts, ...trail.facts] };
+  const first = Math.min(...trail.problems.map((p) => p.index));
+  return {
+    ...report,
+    ok: false,
+    firstBadEntry: report.firstBadEntry === null ? first : Math.min(report.firstBadEntry, first),
+    problems: [...report.problems, ...trail.problems.map((p) => `entry ${p.index}: ${p.message}`)],
+    facts: [...report.facts, ...trail.facts],
+  };
 }
 
 async function runProve(opts: {

@@ -297,6 +297,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       const view = governance.propose(id, 'start-run', request.body);
       return reply.status(202).send({ proposal: view.id, status: view.status, missing: view.missing });
     }
+    // A consortium whose members enroll is governed: no run before its policy is adopted.
+    if (ws.consortium.enrollment)
+      throw new EntenteError(
+        'CONFLICT',
+        'no policy is in force yet: adopt one (entente proposal create --kind adopt-policy) before starting runs',
+        {
+          field: 'policy',
+        },
+      );
     const out = engine.createRun(request.body);
     return reply.status(201).send(out);
   });

@@ -96,6 +96,40 @@ export class Governance {
         deps.log.warn({ member: id }, 'local identity certificate unreadable; ignored');
       }
     }
+    this.recordLocalMembers();
+  }
+
+  /**
+   * Members whose keys `entente init` made (the operator, and everyone in a local workspace) are written
+   * to the log once, like an enrollment, so that an auditor can check their approvals from the log alone.
+   */
+  private recordLocalMembers(): void {
+    const { gov, audit, store, ws } = this.deps;
+    const fresh = [...this.localKeys].filter(([id]) => gov.getMember(id) === undefined);
+    if (fresh.length === 0) return;
+    store.transaction(() => {
+      for (const [id, key] of fresh) {
+        const certPem = ws.localIdentityCertificates().get(id)!;
+        const tls = ws.localMember(id).tls.certPem;
+        const keyB64 = Buffer.from(key).toString('base64');
+        gov.upsertMember({
+          id,
+          enrolled_at: this.deps.now(),
+          identity_cert_pem: certPem,
+          identity_key_b64: keyB64,
+        });
+        audit.append('member-enrolled', {
+          member: id,
+          roles: [...this.rolesOf(id)],
+          tlsCertSha256: new X509Certificate(tls).fingerprint256.replaceAll(':', '').toLowerCase(),
+          identityCertSha256: new X509Certificate(certPem).fingerprint256.replaceAll(':', '').toLowerCase(),
+          identityKey: keyB64,
+          notAfter: new Date(new X509Certificate(tls).validTo).toISOString(),
+          renewal: false,
+        });
+      }
+    });
+    audit.publishCheckpoint();
   }
 
   /** The policy in force (undefined before the first adoption). */
@@ -593,6 +627,18 @@ export class Governance {
       });
       audit.setPolicy(logIndex, sha256);
       this.policyValue = next;
+      // Proposals made under the old policy can never be approved now: close them, recorded.
+      for (const row of gov.listProposals()) {
+        if (row.status !== 'open' || row.id === id) continue;
+        const missing = `superseded: made under an earlier policy; policy version ${next.version} is in force`;
+        gov.setProposalStatus(row.id, 'rejected', missing, now);
+        audit.append('proposal-decided', {
+          proposal: row.id,
+          outcome: 'rejected',
+          signers: gov.listSignatures(row.id).map((x) => x.signer),
+          missing,
+        });
+      }
     } else if (kind === 'release-model') {
       const s = subject as { run: string; modelSha256: string };
       audit.append('release-approved', { run: s.run, modelSha256: s.modelSha256, proposal: id });

@@ -3,3 +3,4 @@ export * from './proposal.ts';
 export * from './quorum.ts';
 export * from './report.ts';
 export * from './run-check.ts';
+export * from './verify-trail.ts';

@@ -1,0 +1,206 @@
+/**
+ * The governance trail of an audit log, re-checked from the entries alone (issue 6: "every decision
+ * leaves a verifiable trace"). An auditor replays the log's governance entries in order: members'
+ * identity keys from their enrollment entries, the policy in force from its adoption entries, each
+ * proposal's subject against its digest, each signature against the signer's key (Ed25519, RFC 8032,
+ * over the proposal's canonical bytes), and each approval against the quorum of the policy in force
+ * (quorum.ts). Effects must follow an approval: a policy adopted, a run configured, a model released or
+ * an incident resolved under a policy without the matching approved proposal is a problem. Pure: it
+ * takes plain entry objects (what src/audit's parseLogEntry returns), never throws on bad data.
+ */
+import { canonicalizeJson } from '../crypto/canonical-json.ts';
+import { sha256Hex } from '../crypto/digest.ts';
+import { computePolicyDigest, type Policy, parsePolicy } from './policy.ts';
+import { decideProposal, type Proposal, type ProposalKind, proposalKinds } from './proposal.ts';
+
+/** A log entry as parsed: its kind, index and body fields. */
+export interface TrailEntry {
+  readonly kind: string;
+  readonly index: number;
+  readonly [field: string]: unknown;
+}
+
+export interface TrailReport {
+  readonly problems: ReadonlyArray<{ readonly index: number; readonly message: string }>;
+  readonly facts: readonly string[];
+}
+
+interface OpenProposal {
+  readonly proposal: Proposal;
+  readonly subject: unknown;
+  readonly signatures: { signer: string; signature: Uint8Array }[];
+  /** The policy the decision is taken under (the first policy: itself). */
+  readonly policy: Policy | undefined;
+  approved: boolean;
+}
+
+const digestOf = (value: unknown): string => sha256Hex(new TextEncoder().encode(canonicalizeJson(value)));
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** Replays the governance entries of `entries` (in log order) and reports every inconsistency. */
+export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailReport {
+  const problems: { index: number; message: string }[] = [];
+  const bad = (index: number, message: string): void => {
+    problems.push({ index, message });
+  };
+  const keys = new Map<string, Uint8Array>();
+  const proposals = new Map<string, OpenProposal>();
+  let policy: Policy | undefined;
+  const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0 };
+
+  const approvedOf = (
+    index: number,
+    id: unknown,
+    kind: ProposalKind,
+    what: string,
+  ): OpenProposal | undefined => {
+    const p = typeof id === 'string' ? proposals.get(id) : undefined;
+    if (!p)
+      bad(index, `${what} refers to proposal ${str(id).slice(0, 12)}…, which is not in the log before it`);
+    else if (!p.approved)
+      bad(index, `${what} follows proposal ${str(id).slice(0, 12)}…, which was not approved`);
+    else if (p.proposal.kind !== kind)
+      bad(index, `${what} follows a ${p.proposal.kind} proposal, not ${kind}`);
+    else return p;
+    return undefined;
+  };
+
+  for (const e of entries) {
+    switch (e.kind) {
+      case 'member-enrolled': {
+        const key = Buffer.from(str(e.identityKey), 'base64');
+        if (key.length !== 32) bad(e.index, `member ${str(e.member)}: identity key is not 32 bytes`);
+        else keys.set(str(e.member), new Uint8Array(key));
+        break;
+      }
+      case 'proposal-created': {
+        counts.proposals++;
+        const kind = str(e.proposalKind);
+        if (!(proposalKinds as readonly string[]).includes(kind)) {
+          bad(e.index, `proposal kind "${kind.slice(0, 40)}" is unknown`);
+          break;
+        }
+        const proposal: Proposal = {
+          kind: kind as ProposalKind,
+          subjectSha256: str(e.subjectSha256),
+          policySha256: str(e.policySha256),
+          createdAt: str(e.createdAt),
+        };
+        if (digestOf(e.subject) !== proposal.subjectSha256)
+          bad(e.index, 'the proposal subject does not hash to its subjectSha256');
+        let under = policy;
+        if (under === undefined && kind === 'adopt-policy') {
+          try {
+            under = parsePolicy(e.subject);
+          } catch {
+            bad(e.index, 'the first policy proposed is not a valid policy');
+          }
+        }
+        const expected = under ? computePolicyDigest(under) : undefined;
+        if (expected !== undefined && expected !== proposal.policySha256)
+          bad(e.index, 'the proposal does not name the policy in force');
+        proposals.set(str(e.proposal), {
+          proposal,
+          subject: e.subject,
+          signatures: [],
+          policy: under,
+          approved: false,
+        });
+        break;
+      }
+      case 'proposal-signed': {
+        counts.signatures++;
+        const p = proposals.get(str(e.proposal));
+        if (!p) {
+          bad(e.index, 'a signature for a proposal that is not in the log before it');
+          break;
+        }
+        const signature = new Uint8Array(Buffer.from(str(e.signature), 'base64'));
+        const one = p.policy
+          ? decideProposal(p.policy, p.proposal, [{ signer: str(e.signer), signature }], keys)
+          : undefined;
+        if (!one || one.rejected.length > 0 || !one.signers.includes(str(e.signer)))
+          bad(
+            e.index,
+            `signature by ${str(e.signer)} does not verify with its enrolled identity key${one?.rejected[0] ? ` (${one.rejected[0].reason})` : ''}`,
+          );
+        p.signatures.push({ signer: str(e.signer), signature });
+        break;
+      }
+      case 'proposal-decided': {
+        const p = proposals.get(str(e.proposal));
+        if (!p) {
+          bad(e.index, 'a decision on a proposal that is not in the log before it');
+          break;
+        }
+        if (e.outcome !== 'approved') break;
+        counts.approvals++;
+        const decision = p.policy ? decideProposal(p.policy, p.proposal, p.signatures, keys) : undefined;
+        if (!decision?.approved)
+          bad(
+            e.index,
+            `approved without its quorum: still needs ${decision?.missing ?? 'a policy in force'}`,
+          );
+        p.approved = true;
+        break;
+      }
+      case 'policy-adopted': {
+        if (e.version === undefined) break; // the consortium file recorded at log creation (no governance)
+        counts.policies++;
+        let next: Policy;
+        try {
+          next = parsePolicy(e.policy);
+        } catch {
+          bad(e.index, 'the adopted policy is not a valid policy');
+          break;
+        }
+        if (computePolicyDigest(next) !== e.policySha256)
+          bad(e.index, 'the adopted policy does not hash to policySha256');
+        const adopt = proposals.get(str(e.proposal));
+        const kind: ProposalKind = adopt?.proposal.kind === 'admit-member' ? 'admit-member' : 'adopt-policy';
+        const p = approvedOf(e.index, e.proposal, kind, `policy version ${String(e.version)}`);
+        if (p && kind === 'adopt-policy' && digestOf(p.subject) !== digestOf(next))
+          bad(e.index, 'the adopted policy is not the one its proposal was approved for');
+        if (p && kind === 'admit-member') {
+          const s = p.subject as { member?: unknown; roles?: unknown };
+          if (digestOf(next.members[str(s.member)]?.roles ?? null) !== digestOf(s.roles ?? null))
+            bad(e.index, `the policy does not admit ${str(s.member)} with the approved roles`);
+        }
+        policy = next;
+        break;
+      }
+      case 'run-configured': {
+        if (policy === undefined) break;
+        counts.runs++;
+        const p = approvedOf(e.index, e.proposal, 'start-run', `run ${str(e.run)}`);
+        if (p && (p.subject as { id?: unknown } | null)?.id !== e.run)
+          bad(e.index, `run ${str(e.run)} is not the run its proposal approved`);
+        break;
+      }
+      case 'release-approved': {
+        const p = approvedOf(e.index, e.proposal, 'release-model', `release of run ${str(e.run)}`);
+        const s = p?.subject as { run?: unknown; modelSha256?: unknown } | undefined;
+        if (p && (s?.run !== e.run || s?.modelSha256 !== e.modelSha256))
+          bad(e.index, `the released model is not the one its proposal approved`);
+        break;
+      }
+      case 'incident-resolved': {
+        if (policy === undefined) break;
+        const p = approvedOf(e.index, e.proposal, 'resume-runs', `resolution of incident ${str(e.incident)}`);
+        const list = (p?.subject as { incidents?: unknown } | undefined)?.incidents;
+        if (p && !(Array.isArray(list) && list.includes(e.incident)))
+          bad(e.index, `incident ${str(e.incident)} is not among those its proposal resolved`);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  const facts =
+    counts.proposals === 0
+      ? ['governance: no proposals in the log']
+      : [
+          `governance: ${counts.proposals} proposals, ${counts.signatures} signatures, ${counts.approvals} approvals re-checked against the quorum in force; ${counts.policies} policy versions, ${counts.runs} runs under a policy`,
+        ];
+  return { problems, facts };
+}
