@@ -319,6 +319,8 @@ const STYLE = [
   'th,td{border:1px solid #c8c8c8;padding:0.3rem 0.5rem;text-align:left;vertical-align:top}',
   'th{background:#f0f0f0}',
   'code{font-size:0.85em;word-break:break-all}',
+  '.table-scroll{overflow-x:auto;max-width:100%}',
+  'td{overflow-wrap:anywhere}',
   'dt{font-weight:600;float:left;clear:left;margin-right:0.5rem}',
 ].join('\n');
 
@@ -354,12 +356,18 @@ export function renderGovernanceReportHtml(data: GovernanceReportData): string {
       out.push(`<p>${escapeHtml(table.empty)}</p>`, '</section>');
       return;
     }
-    out.push('<table>', `<caption>${escapeHtml(table.caption)}</caption>`, '<thead>');
+    // Wide tables scroll inside their own box on narrow screens (the page itself never does).
+    out.push(
+      `<div class="table-scroll" role="region" aria-labelledby="section-${i}" tabindex="0">`,
+      '<table>',
+      `<caption>${escapeHtml(table.caption)}</caption>`,
+      '<thead>',
+    );
     out.push(`<tr>${table.columns.map((c) => `<th scope="col">${escapeHtml(c)}</th>`).join('')}</tr>`);
     out.push('</thead>', '<tbody>');
     for (const row of table.rows)
       out.push(`<tr>${row.map((c) => `<td>${renderHtmlCell(c)}</td>`).join('')}</tr>`);
-    out.push('</tbody>', '</table>', '</section>');
+    out.push('</tbody>', '</table>', '</div>', '</section>');
   });
   out.push('</main>', '</body>', '</html>');
   return `${out.join('\n')}\n`;

@@ -34,7 +34,14 @@ interface OpenProposal {
   approved: boolean;
 }
 
-const digestOf = (value: unknown): string => sha256Hex(new TextEncoder().encode(canonicalizeJson(value)));
+/** SHA-256 of the canonical JSON of `value`; '' (never a digest) for a value JSON cannot represent. */
+const digestOf = (value: unknown): string => {
+  try {
+    return sha256Hex(new TextEncoder().encode(canonicalizeJson(value)));
+  } catch {
+    return '';
+  }
+};
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 /** Replays the governance entries of `entries` (in log order) and reports every inconsistency. */
@@ -55,7 +62,8 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
     what: string,
   ): OpenProposal | undefined => {
     const p = typeof id === 'string' ? proposals.get(id) : undefined;
-    if (!p)
+    if (typeof id !== 'string') bad(index, `${what} names no ${kind} proposal, but a policy is in force`);
+    else if (!p)
       bad(index, `${what} refers to proposal ${str(id).slice(0, 12)}…, which is not in the log before it`);
     else if (!p.approved)
       bad(index, `${what} follows proposal ${str(id).slice(0, 12)}…, which was not approved`);
@@ -135,7 +143,10 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         }
         if (e.outcome !== 'approved') break;
         counts.approvals++;
-        const decision = p.policy ? decideProposal(p.policy, p.proposal, p.signatures, keys) : undefined;
+        // Decided under the policy in force now (the first policy: under itself), so that a proposal made
+        // under a superseded policy cannot be approved by that policy's quorum.
+        const under = policy ?? p.policy;
+        const decision = under ? decideProposal(under, p.proposal, p.signatures, keys) : undefined;
         if (!decision?.approved)
           bad(
             e.index,
@@ -156,15 +167,30 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         }
         if (computePolicyDigest(next) !== e.policySha256)
           bad(e.index, 'the adopted policy does not hash to policySha256');
+        // Versions only move forward one at a time: an old approval cannot roll the policy back.
+        if (next.version !== e.version || (policy !== undefined && next.version !== policy.version + 1))
+          bad(
+            e.index,
+            `policy version ${String(e.version)} does not follow version ${policy?.version ?? '(none)'} in force`,
+          );
         const adopt = proposals.get(str(e.proposal));
         const kind: ProposalKind = adopt?.proposal.kind === 'admit-member' ? 'admit-member' : 'adopt-policy';
         const p = approvedOf(e.index, e.proposal, kind, `policy version ${String(e.version)}`);
         if (p && kind === 'adopt-policy' && digestOf(p.subject) !== digestOf(next))
           bad(e.index, 'the adopted policy is not the one its proposal was approved for');
         if (p && kind === 'admit-member') {
-          const s = p.subject as { member?: unknown; roles?: unknown };
-          if (digestOf(next.members[str(s.member)]?.roles ?? null) !== digestOf(s.roles ?? null))
-            bad(e.index, `the policy does not admit ${str(s.member)} with the approved roles`);
+          // Exactly the policy in force, one version up, with the member added in the approved roles.
+          const s = (p.subject ?? {}) as { member?: unknown; roles?: unknown };
+          const expected = policy && {
+            ...policy,
+            version: policy.version + 1,
+            members: { ...policy.members, [str(s.member)]: { roles: s.roles } },
+          };
+          if (expected === undefined || digestOf(expected) !== digestOf(next))
+            bad(
+              e.index,
+              `the policy is not the one in force with ${str(s.member)} admitted in the approved roles`,
+            );
         }
         policy = next;
         break;
