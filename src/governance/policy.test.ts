@@ -261,3 +261,17 @@ describe('docs/policy.schema.json', () => {
     assert.match(JSON.stringify(schema.$defs.QuorumRule), /"\$ref":"#\/\$defs\/QuorumRule"/);
   });
 });
+
+describe('docs/policy.example.yaml', () => {
+  it('is a valid policy (the example in the docs parses, with nested quorum rules)', async () => {
+    const { parse } = await import('yaml');
+    const text = readFileSync(
+      resolve(import.meta.dirname, '..', '..', 'docs', 'policy.example.yaml'),
+      'utf8',
+    );
+    const policy = parsePolicy(parse(text));
+    assert.equal(policy.consortium, 'hospitals-eu');
+    assert.deepEqual(policy.members['audit-office']?.roles, ['auditor']);
+    assert.ok('all' in policy.approvals.adoptPolicy);
+  });
+});
