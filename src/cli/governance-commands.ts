@@ -17,7 +17,7 @@ import {
   renderGovernanceReportMarkdown,
   signProposal,
 } from '../governance/index.ts';
-import { enrollMember, renewMember } from '../participant/index.ts';
+import { computeBuiltinTrainerDigest, enrollMember, renewMember } from '../participant/index.ts';
 import { openSiteDir, openWorkspace } from '../storage/index.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
@@ -152,6 +152,15 @@ export function registerGovernanceCommands(program: Command, participant: Comman
       const site = await renewMember({ dir: resolve(opts.dir) });
       if (opts.json) console.log(JSON.stringify({ dir: site.dir, ...site.site }));
       else console.log(`renewed ${site.site.member}: certificates valid until ${site.site.notAfter}`);
+    });
+
+  participant
+    .command('trainer-digest')
+    .description(
+      "print the SHA-256 of this installation's built-in trainer code (pin it in allowedTrainerDigests)",
+    )
+    .action(() => {
+      console.log(computeBuiltinTrainerDigest());
     });
 
   const enrollment = program.command('enrollment').description('enrollment tokens (coordinator operator)');

@@ -64,6 +64,7 @@ import { LogWitness } from './log-witness.ts';
 import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
 import { type SiteConfig, checkSitePolicy } from './site-config.ts';
 import { answerPlan } from './site-plan.ts';
+import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
 export interface ParticipantOptions {
@@ -563,6 +564,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       cohortSize: task.kind === 'secagg-train' ? task.secagg.cohort.length : undefined,
       modelKind,
       trainerId: trainer.id,
+      trainerDigest: trainer === builtinTrainer ? computeBuiltinTrainerDigest() : undefined,
       dataSchemaDigest: task.dataSchemaDigest,
     });
   }
@@ -578,6 +580,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         budget: options.privacyBudget,
         ledger: ledger.events(),
         trainerId: trainer.id,
+        trainerDigest: trainer === builtinTrainer ? computeBuiltinTrainerDigest() : undefined,
         dataSchemaDigest: options.dataSchemaDigest,
       });
       journal('plan-answered', { runId: task.runId, go: answer.go });

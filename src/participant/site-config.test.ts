@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
 import { describe, it } from 'node:test';
 import { EntenteError } from '../core/errors.ts';
 import { type TaskFacts, checkSitePolicy, parseSiteConfig } from './site-config.ts';
@@ -53,6 +54,18 @@ describe('site policy', () => {
       refusedFor({ acceptedSchemaDigests: ['ab'.repeat(32)] }, { ...task, dataSchemaDigest: undefined }),
       'site.acceptedSchemaDigests',
     );
+  });
+
+  it('refuses trainer code whose digest the site did not pin, and an unknown digest', () => {
+    const digest = computeBuiltinTrainerDigest();
+    assert.match(digest, /^[0-9a-f]{64}$/);
+    const pinned = parseSiteConfig({ allowedTrainerDigests: [digest] });
+    assert.equal(refusedFor(pinned, { ...task, trainerDigest: digest }), undefined);
+    assert.equal(
+      refusedFor({ allowedTrainerDigests: ['cd'.repeat(32)] }, { ...task, trainerDigest: digest }),
+      'site.allowedTrainerDigests',
+    );
+    assert.equal(refusedFor(pinned, { ...task, trainerDigest: undefined }), 'site.allowedTrainerDigests');
   });
 
   it('does not apply training limits to evaluation', () => {

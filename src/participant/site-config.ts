@@ -33,6 +33,11 @@ const siteConfigSchema = z.strictObject({
     .optional(),
   /** Trainer ids this site runs (default: any). */
   allowedTrainers: z.array(z.string().min(1).max(100)).min(1).optional(),
+  /** SHA-256 digests of the trainer code this site runs (`entente participant trainer-digest`). */
+  allowedTrainerDigests: z
+    .array(z.string().regex(/^[0-9a-f]{64}$/, 'must be SHA-256 hex'))
+    .min(1)
+    .optional(),
   /** Data-schema digests this site accepts; with it, a task must name one of them. */
   acceptedSchemaDigests: z
     .array(z.string().regex(/^[0-9a-f]{64}$/, 'must be SHA-256 hex'))
@@ -46,6 +51,7 @@ export interface SiteConfig {
   readonly minParticipants?: number;
   readonly allowedModels?: readonly string[];
   readonly allowedTrainers?: readonly string[];
+  readonly allowedTrainerDigests?: readonly string[];
   readonly acceptedSchemaDigests?: readonly string[];
 }
 
@@ -72,6 +78,7 @@ export function parseSiteConfig(input: unknown): SiteConfig {
     ...(c.minParticipants !== undefined ? { minParticipants: c.minParticipants } : {}),
     ...(c.allowedModels ? { allowedModels: c.allowedModels } : {}),
     ...(c.allowedTrainers ? { allowedTrainers: c.allowedTrainers } : {}),
+    ...(c.allowedTrainerDigests ? { allowedTrainerDigests: c.allowedTrainerDigests } : {}),
     ...(c.acceptedSchemaDigests ? { acceptedSchemaDigests: c.acceptedSchemaDigests } : {}),
   };
 }
@@ -83,6 +90,8 @@ export interface TaskFacts {
   readonly cohortSize?: number | undefined;
   readonly modelKind?: string | undefined;
   readonly trainerId: string;
+  /** SHA-256 of the trainer code (undefined: unknown, e.g. an external trainer). */
+  readonly trainerDigest?: string | undefined;
   readonly dataSchemaDigest?: string | undefined;
 }
 
@@ -110,6 +119,14 @@ export function checkSitePolicy(site: SiteConfig, task: TaskFacts): void {
     refuse('allowedModels', `model kind "${task.modelKind}" is not one this site trains`);
   if (site.allowedTrainers && !site.allowedTrainers.includes(task.trainerId))
     refuse('allowedTrainers', `trainer "${task.trainerId}" is not one this site runs`);
+  if (
+    site.allowedTrainerDigests &&
+    !(task.trainerDigest !== undefined && site.allowedTrainerDigests.includes(task.trainerDigest))
+  )
+    refuse(
+      'allowedTrainerDigests',
+      `this site's trainer code (${task.trainerDigest?.slice(0, 12) ?? 'unknown'}…) is not one it pinned`,
+    );
   if (
     site.acceptedSchemaDigests &&
     !(task.dataSchemaDigest && site.acceptedSchemaDigests.includes(task.dataSchemaDigest))

@@ -17,6 +17,7 @@ export interface SitePlanInput {
   readonly budget?: SiteBudget | undefined;
   readonly ledger: readonly PrivacyEvent[];
   readonly trainerId: string;
+  readonly trainerDigest?: string | undefined;
   /** SHA-256 of the data schema this site's records follow (undefined when unknown). */
   readonly dataSchemaDigest?: string | undefined;
 }
@@ -43,6 +44,7 @@ export function answerPlan(input: SitePlanInput): { go: boolean; reasons: Reason
       cohortSize: input.cohortSize,
       modelKind: String((config.model as { kind?: unknown }).kind),
       trainerId: input.trainerId,
+      trainerDigest: input.trainerDigest,
       dataSchemaDigest: config.dataSchemaDigest,
     });
     reasons.push({

@@ -197,7 +197,7 @@ describe('governance report in a browser', () => {
       assert.ok(r.caption.length > 0, 'every table has a caption');
       assert.ok(r.headers > 0, 'every table has column headers');
     }
-    const text = await page.locator('body').innerText();
+    const text = (await page.locator('body').textContent()) ?? '';
     assert.match(text, /3\.987/, 'ε with three decimals');
     assert.match(text, /unbounded \(no DP\)/);
     // The hostile reason is shown as text; nothing ran and nothing was fetched.
