@@ -1,0 +1,622 @@
+/**
+ * Tests of the governance-trail verifier (verify-trail.ts, issue 6): a realistic trail built from real
+ * Ed25519 identity keys and proposal signatures (RFC 8032) is accepted, and each single mutation an
+ * auditor must catch (missing quorum, forged or misplaced signature, edited subject, an effect without
+ * its approval, a proposal under another policy, a policy rollback) is reported at the entry it breaks.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { canonicalizeJson } from '../crypto/canonical-json.ts';
+import { sha256Hex } from '../crypto/digest.ts';
+import { generateEd25519KeyPem, readEd25519PublicKey } from '../crypto/signatures.ts';
+import { computePolicyDigest, parsePolicy } from './policy.ts';
+import { computeProposalDigest, type Proposal, type ProposalKind, signProposal } from './proposal.ts';
+import { type TrailReport, verifyGovernanceTrail } from './verify-trail.ts';
+
+/** A mutable entry: {kind, index, at, prev, ...body}. */
+type Entry = { kind: string; index: number; [field: string]: unknown };
+// biome-ignore lint/suspicious/noExplicitAny: policy inputs are mutated freely as JSON
+type Json = any;
+
+const INSTITUTIONS = ['hospital-a', 'hospital-b', 'hospital-c'] as const;
+const pems = new Map(
+  [...INSTITUTIONS, 'operator', 'hospital-d'].map((m) => [m, generateEd25519KeyPem().privateKeyPem]),
+);
+const pemOf = (member: string): string => pems.get(member)!;
+const encode = (value: unknown): Uint8Array => new TextEncoder().encode(canonicalizeJson(value));
+const digestOf = (value: unknown): string => sha256Hex(encode(value));
+const MODEL_SHA256 = 'ab'.repeat(32);
+
+function createPolicyInput(version: number): Json {
+  const institution = { roles: ['institution'] };
+  return {
+    version,
+    consortium: 'hospitals-eu',
+    members: {
+      operator: { roles: ['coordinator-operator'] },
+      'hospital-a': institution,
+      'hospital-b': institution,
+      'hospital-c': institution,
+    },
+    exchange: {
+      tensors: 'model-deltas',
+      metrics: ['accuracy'],
+      maxRounds: 10,
+      minParticipantsPerRound: 3,
+      secureAggregation: 'required',
+      differentialPrivacy: { required: false },
+      clipping: {},
+      dataSchemaDigests: ['d'.repeat(64)],
+    },
+    agreements: [],
+    approvals: {
+      adoptPolicy: { of: 2, members: [...INSTITUTIONS] },
+      admitMember: { of: 2, members: [...INSTITUTIONS] },
+      startRun: { all: [{ member: 'operator' }, { of: 2, members: [...INSTITUTIONS] }] },
+      releaseModel: { of: 2, members: [...INSTITUTIONS] },
+    },
+  };
+}
+
+/** A policy as the coordinator records it: parsed, then plain JSON. */
+const normalizePolicy = (input: unknown): Json => JSON.parse(JSON.stringify(parsePolicy(input)));
+
+/** Appends entries the way the coordinator does ({kind, index, at, prev, ...body}), signing for real. */
+class TrailBuilder {
+  readonly entries: Entry[] = [];
+  private readonly proposals = new Map<string, Proposal>();
+  private readonly signers = new Map<string, string[]>();
+
+  add(kind: string, body: Record<string, unknown>): number {
+    const index = this.entries.length;
+    const before = this.entries[index - 1];
+    // prev: the RFC 6962 leaf hash of the entry before (the verifier does not rely on it).
+    const prev = before ? sha256Hex(new Uint8Array([0]), encode(before)) : '';
+    this.entries.push({ kind, index, at: 1_736_000_000_000 + index * 60_000, prev, ...body });
+    return index;
+  }
+
+  enroll(member: string, roles: string[]): number {
+    return this.add('member-enrolled', {
+      member,
+      roles,
+      tlsCertSha256: digestOf(`tls:${member}`),
+      identityCertSha256: digestOf(`id:${member}`),
+      identityKey: Buffer.from(readEd25519PublicKey(pemOf(member))).toString('base64'),
+      notAfter: '2026-01-01T00:00:00Z',
+      renewal: false,
+    });
+  }
+
+  /** Records a proposal and returns its id. */
+  propose(kind: ProposalKind, subject: unknown, policySha256: string, proposer = 'operator'): string {
+    const minute = String(this.proposals.size).padStart(2, '0');
+    const proposal: Proposal = {
+      kind,
+      subjectSha256: digestOf(subject),
+      policySha256,
+      createdAt: `2025-01-31T12:${minute}:00Z`,
+    };
+    const id = computeProposalDigest(proposal);
+    this.proposals.set(id, proposal);
+    this.signers.set(id, []);
+    this.add('proposal-created', {
+      proposal: id,
+      proposalKind: kind,
+      subjectSha256: proposal.subjectSha256,
+      policySha256,
+      createdAt: proposal.createdAt,
+      proposer,
+      subject,
+    });
+    return id;
+  }
+
+  /** `signer`'s base64 Ed25519 signature over the signing bytes of proposal `id`. */
+  signatureOf(id: string, signer: string): string {
+    const { signature } = signProposal(this.proposals.get(id)!, signer, pemOf(signer));
+    return Buffer.from(signature).toString('base64');
+  }
+
+  sign(id: string, signer: string): number {
+    this.signers.get(id)!.push(signer);
+    return this.add('proposal-signed', { proposal: id, signer, signature: this.signatureOf(id, signer) });
+  }
+
+  decide(id: string, outcome: 'approved' | 'rejected' = 'approved'): number {
+    return this.add('proposal-decided', {
+      proposal: id,
+      outcome,
+      signers: [...this.signers.get(id)!].sort(),
+      missing: '',
+    });
+  }
+
+  adopt(policy: Json, id: string): number {
+    return this.add('policy-adopted', {
+      policySha256: computePolicyDigest(parsePolicy(policy)),
+      policy,
+      version: policy.version,
+      proposal: id,
+    });
+  }
+}
+
+interface ValidTrail {
+  readonly builder: TrailBuilder;
+  readonly entries: Entry[];
+  /** Named entry indices, e.g. 'run.sign.hospital-c', 'release.decided'. */
+  readonly at: Record<string, number>;
+  readonly ids: { policy: string; run: string; release: string; resume: string };
+  readonly policyV1: Json;
+}
+
+/**
+ * The trail of a small consortium: 3 institutions and an operator enroll; policy v1 (quorum 2 of 3) is
+ * proposed, signed by two, approved and adopted; run-1 (operator + 2 institutions) is proposed, signed,
+ * approved and configured; its model release gets one signature more than it needs; an incident is
+ * resolved by a resume-runs proposal. `startRunPolicySha256` overrides the policy the run proposal names.
+ */
+function buildValidTrail(options: { startRunPolicySha256?: string } = {}): ValidTrail {
+  const b = new TrailBuilder();
+  const at: Record<string, number> = {};
+  b.add('log-created', {
+    origin: 'entente.example/log',
+    consortium: 'hospitals-eu',
+    logKey: 'log+01020304+AQIDBA==',
+    witnesses: [],
+    quorum: 0,
+  });
+  for (const m of INSTITUTIONS) at[`enrolled.${m}`] = b.enroll(m, ['institution']);
+  at['enrolled.operator'] = b.enroll('operator', ['coordinator-operator']);
+
+  const policyV1 = normalizePolicy(createPolicyInput(1));
+  const v1Sha256 = computePolicyDigest(parsePolicy(policyV1));
+  const policy = b.propose('adopt-policy', policyV1, v1Sha256);
+  at['policy.created'] = b.entries.length - 1;
+  for (const s of ['hospital-a', 'hospital-b']) at[`policy.sign.${s}`] = b.sign(policy, s);
+  at['policy.decided'] = b.decide(policy);
+  at['policy.adopted'] = b.adopt(policyV1, policy);
+
+  const runSubject = {
+    id: 'run-1',
+    rounds: 5,
+    model: { kind: 'logistic', features: 12 },
+    strategy: 'fedavg',
+  };
+  const run = b.propose('start-run', runSubject, options.startRunPolicySha256 ?? v1Sha256);
+  at['run.created'] = b.entries.length - 1;
+  for (const s of ['operator', 'hospital-a', 'hospital-c']) at[`run.sign.${s}`] = b.sign(run, s);
+  at['run.decided'] = b.decide(run);
+  at['run.configured'] = b.add('run-configured', {
+    run: 'run-1',
+    configSha256: digestOf(runSubject),
+    config: runSubject,
+    policyIndex: at['policy.adopted'],
+    proposal: run,
+  });
+
+  const release = b.propose('release-model', { run: 'run-1', modelSha256: MODEL_SHA256 }, v1Sha256);
+  at['release.created'] = b.entries.length - 1;
+  for (const s of INSTITUTIONS) at[`release.sign.${s}`] = b.sign(release, s); // one more than needed
+  at['release.decided'] = b.decide(release);
+  at['release.approved'] = b.add('release-approved', {
+    run: 'run-1',
+    modelSha256: MODEL_SHA256,
+    proposal: release,
+  });
+
+  at['incident.raised'] = b.add('incident-raised', {
+    incident: 'inc-1',
+    raisedBy: 'hospital-b',
+    reason: 'unexpected update norm',
+  });
+  const resume = b.propose('resume-runs', { incidents: ['inc-1'] }, v1Sha256, 'hospital-b');
+  at['resume.created'] = b.entries.length - 1;
+  for (const s of ['hospital-a', 'hospital-b']) at[`resume.sign.${s}`] = b.sign(resume, s);
+  at['resume.decided'] = b.decide(resume);
+  at['incident.resolved'] = b.add('incident-resolved', {
+    incident: 'inc-1',
+    proposal: resume,
+    resolvedBy: ['hospital-a', 'hospital-b'],
+  });
+  return { builder: b, entries: b.entries, at, ids: { policy, run, release, resume }, policyV1 };
+}
+
+const at = (t: ValidTrail, name: string): number => {
+  const index = t.at[name];
+  assert.ok(index !== undefined, `no entry named ${name}`);
+  return index;
+};
+const entryAt = (t: ValidTrail, name: string): Entry => t.entries[at(t, name)]!;
+
+/** Asserts the report lists exactly these problems, in this order. */
+function assertProblems(report: TrailReport, expected: ReadonlyArray<readonly [number, RegExp]>): void {
+  const got = report.problems.map((p) => `${p.index}: ${p.message}`).join('\n');
+  assert.equal(report.problems.length, expected.length, got);
+  expected.forEach(([index, pattern], i) => {
+    const p = report.problems[i]!;
+    assert.equal(p.index, index, got);
+    assert.match(p.message, pattern, got);
+  });
+}
+
+const flipFirstBit = (base64: unknown): string => {
+  const bytes = Buffer.from(String(base64), 'base64');
+  bytes[0] = bytes[0]! ^ 1;
+  return bytes.toString('base64');
+};
+
+describe('verifyGovernanceTrail: a valid trail', () => {
+  it('has no problems and counts proposals, signatures and approvals', () => {
+    const t = buildValidTrail();
+    const report = verifyGovernanceTrail(t.entries);
+    assertProblems(report, []);
+    assert.equal(report.facts.length, 1);
+    assert.match(report.facts[0]!, /4 proposals, 10 signatures, 4 approvals/);
+    assert.match(report.facts[0]!, /1 policy versions, 1 runs under a policy/);
+  });
+
+  it('accepts an admission adopted as the policy in force plus the member, one version up', () => {
+    const t = buildValidTrail();
+    const b = t.builder;
+    b.enroll('hospital-d', ['institution']);
+    const subject = { member: 'hospital-d', roles: ['institution'] };
+    const id = b.propose('admit-member', subject, computePolicyDigest(parsePolicy(t.policyV1)));
+    b.sign(id, 'hospital-b');
+    b.sign(id, 'hospital-c');
+    b.decide(id);
+    const v2 = structuredClone(t.policyV1);
+    v2.version = 2;
+    v2.members['hospital-d'] = { roles: ['institution'] };
+    const adopted = b.adopt(normalizePolicy(v2), id);
+    assertProblems(verifyGovernanceTrail(b.entries), []);
+
+    // The same admission used to slip in another change (a start-run quorum of the operator alone).
+    const widened = structuredClone(v2);
+    widened.approvals.startRun = { member: 'operator' };
+    b.entries[adopted] = { ...b.entries[adopted]!, ...bodyOfAdoption(normalizePolicy(widened), id) };
+    assertProblems(verifyGovernanceTrail(b.entries), [
+      [adopted, /not the one in force with hospital-d admitted in the approved roles/],
+    ]);
+  });
+});
+
+function bodyOfAdoption(policy: Json, proposal: string): Record<string, unknown> {
+  return {
+    policySha256: computePolicyDigest(parsePolicy(policy)),
+    policy,
+    version: policy.version,
+    proposal,
+  };
+}
+
+describe('verifyGovernanceTrail: signatures and quorums', () => {
+  it('reports an approval with only 1 of the 2 signatures it needs', () => {
+    const t = buildValidTrail();
+    const entries = t.entries.filter((e) => e.index !== at(t, 'policy.sign.hospital-b'));
+    assertProblems(verifyGovernanceTrail(entries), [
+      [
+        at(t, 'policy.decided'),
+        /approved without its quorum: still needs 1 more of \{hospital-b, hospital-c\}/,
+      ],
+    ]);
+  });
+
+  it('reports a start-run approval without the operator', () => {
+    const t = buildValidTrail();
+    const entries = t.entries.filter((e) => e.index !== at(t, 'run.sign.operator'));
+    assertProblems(verifyGovernanceTrail(entries), [
+      [at(t, 'run.decided'), /without its quorum: still needs operator/],
+    ]);
+  });
+
+  it('reports a signature whose bytes were flipped', () => {
+    const t = buildValidTrail();
+    const e = entryAt(t, 'release.sign.hospital-b'); // the extra one: the quorum still holds
+    e.signature = flipFirstBit(e.signature);
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'release.sign.hospital-b'), /hospital-b does not verify/],
+    ]);
+  });
+
+  it('reports a flipped signature that was needed, and the approval that relied on it', () => {
+    const t = buildValidTrail();
+    const e = entryAt(t, 'resume.sign.hospital-a');
+    e.signature = flipFirstBit(e.signature);
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'resume.sign.hospital-a'), /does not verify/],
+      [at(t, 'resume.decided'), /without its quorum/],
+    ]);
+  });
+
+  it('reports signatures by a member whose enrollment is missing', () => {
+    const t = buildValidTrail();
+    const entries = t.entries.filter((e) => e.index !== at(t, 'enrolled.hospital-c'));
+    assertProblems(verifyGovernanceTrail(entries), [
+      [at(t, 'run.sign.hospital-c'), /hospital-c .*no public key is known/],
+      [at(t, 'run.decided'), /without its quorum: still needs 1 more of \{hospital-b, hospital-c\}/],
+      [at(t, 'release.sign.hospital-c'), /hospital-c .*no public key is known/],
+    ]);
+  });
+
+  it('reports a signature over another proposal', () => {
+    const t = buildValidTrail();
+    // hospital-a's valid signature on the run proposal, recorded under the release proposal.
+    entryAt(t, 'release.sign.hospital-a').signature = t.builder.signatureOf(t.ids.run, 'hospital-a');
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'release.sign.hospital-a'), /hospital-a does not verify .*for this proposal/],
+    ]);
+  });
+
+  it('reports a signature by someone enrolled but not a member of the policy in force', () => {
+    const t = buildValidTrail();
+    t.builder.enroll('hospital-d', ['observer']);
+    const index = t.builder.sign(t.ids.release, 'hospital-d');
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [index, /hospital-d .*not a member of the policy in force/],
+    ]);
+  });
+});
+
+describe('verifyGovernanceTrail: proposals', () => {
+  it('reports a proposal whose subject was edited after it was hashed', () => {
+    const t = buildValidTrail();
+    const e = entryAt(t, 'run.created');
+    e.subject = { ...(e.subject as Record<string, unknown>), rounds: 500 };
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'run.created'), /subject does not hash to its subjectSha256/],
+    ]);
+  });
+
+  it('reports a proposal that names a policy other than the one in force', () => {
+    const t = buildValidTrail({ startRunPolicySha256: 'e'.repeat(64) });
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'run.created'), /does not name the policy in force/],
+      [at(t, 'run.decided'), /without its quorum: still needs a proposal under the policy in force/],
+    ]);
+  });
+
+  it('reports an approval, after a new policy, of a proposal made under the superseded one', () => {
+    const t = buildValidTrail();
+    const b = t.builder;
+    const v1Sha256 = computePolicyDigest(parsePolicy(t.policyV1));
+    const stale = b.propose('start-run', { id: 'run-2' }, v1Sha256);
+    b.sign(stale, 'operator');
+    const v2 = structuredClone(t.policyV1);
+    v2.version = 2;
+    v2.approvals.startRun = { all: [{ member: 'operator' }, { of: 3, members: [...INSTITUTIONS] }] };
+    const change = b.propose('adopt-policy', normalizePolicy(v2), v1Sha256);
+    b.sign(change, 'hospital-a');
+    b.sign(change, 'hospital-b');
+    b.decide(change);
+    b.adopt(normalizePolicy(v2), change);
+    b.sign(stale, 'hospital-a');
+    b.sign(stale, 'hospital-c');
+    const decided = b.decide(stale);
+    assertProblems(verifyGovernanceTrail(b.entries), [
+      [decided, /without its quorum: still needs a proposal under the policy in force/],
+    ]);
+  });
+
+  it('reports an unknown proposal kind and a signature or decision on an unknown proposal', () => {
+    const t = buildValidTrail();
+    entryAt(t, 'release.created').proposalKind = 'delete-log';
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'release.created'), /proposal kind "delete-log" is unknown/],
+      [at(t, 'release.sign.hospital-a'), /not in the log before it/],
+      [at(t, 'release.sign.hospital-b'), /not in the log before it/],
+      [at(t, 'release.sign.hospital-c'), /not in the log before it/],
+      [at(t, 'release.decided'), /a decision on a proposal that is not in the log before it/],
+      [at(t, 'release.approved'), /refers to proposal .*not in the log before it/],
+    ]);
+  });
+});
+
+describe('verifyGovernanceTrail: effects follow approvals', () => {
+  it('reports a policy adopted under a proposal that was never approved', () => {
+    const t = buildValidTrail();
+    const entries = t.entries.filter((e) => e.index !== at(t, 'policy.decided'));
+    assertProblems(verifyGovernanceTrail(entries), [
+      [at(t, 'policy.adopted'), /policy version 1 follows proposal .*which was not approved/],
+    ]);
+  });
+
+  it('reports a policy adopted under a proposal that does not exist', () => {
+    const t = buildValidTrail();
+    entryAt(t, 'policy.adopted').proposal = 'f'.repeat(64);
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'policy.adopted'), /refers to proposal ffffffffffff…, which is not in the log before it/],
+    ]);
+  });
+
+  it('reports a policy adopted under an approved proposal of another kind', () => {
+    const t = buildValidTrail();
+    const v2 = structuredClone(t.policyV1);
+    v2.version = 2;
+    const index = t.builder.adopt(normalizePolicy(v2), t.ids.run);
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [index, /follows a start-run proposal, not adopt-policy/],
+    ]);
+  });
+
+  it('reports an adopted policy that differs from the approved subject', () => {
+    const t = buildValidTrail();
+    const edited = structuredClone(t.policyV1);
+    edited.exchange.maxRounds = 1000;
+    Object.assign(entryAt(t, 'policy.adopted'), bodyOfAdoption(edited, t.ids.policy));
+    const report = verifyGovernanceTrail(t.entries);
+    // What follows was proposed under the approved policy, not this one: those are reported too.
+    assert.deepEqual(report.problems[0], {
+      index: at(t, 'policy.adopted'),
+      message: 'the adopted policy is not the one its proposal was approved for',
+    });
+    assert.ok(
+      report.problems.some((p) => p.index === at(t, 'run.created') && /policy in force/.test(p.message)),
+    );
+  });
+
+  it('reports an adopted policy that does not hash to its recorded digest', () => {
+    const t = buildValidTrail();
+    const e = entryAt(t, 'policy.adopted');
+    e.policySha256 = '0'.repeat(64);
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'policy.adopted'), /does not hash to policySha256/],
+    ]);
+  });
+
+  it('reports a policy rolled back by replaying an older approval', () => {
+    const t = buildValidTrail();
+    const b = t.builder;
+    const v1Sha256 = computePolicyDigest(parsePolicy(t.policyV1));
+    const v2 = structuredClone(t.policyV1);
+    v2.version = 2;
+    v2.exchange.maxRounds = 5;
+    const change = b.propose('adopt-policy', normalizePolicy(v2), v1Sha256);
+    b.sign(change, 'hospital-b');
+    b.sign(change, 'hospital-c');
+    b.decide(change);
+    b.adopt(normalizePolicy(v2), change);
+    assertProblems(verifyGovernanceTrail(b.entries), []);
+    const rollback = b.adopt(t.policyV1, t.ids.policy);
+    assertProblems(verifyGovernanceTrail(b.entries), [
+      [rollback, /policy version 1 does not follow version 2 in force/],
+    ]);
+  });
+
+  it('reports a run configured under a policy without a proposal, or with one of another kind', () => {
+    const t = buildValidTrail();
+    delete entryAt(t, 'run.configured').proposal;
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'run.configured'), /run run-1 names no start-run proposal, but a policy is in force/],
+    ]);
+    entryAt(t, 'run.configured').proposal = t.ids.policy;
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'run.configured'), /run run-1 follows a adopt-policy proposal, not start-run/],
+    ]);
+  });
+
+  it('reports a run configured under the approval of another run', () => {
+    const t = buildValidTrail();
+    entryAt(t, 'run.configured').run = 'run-9';
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'run.configured'), /run run-9 is not the run its proposal approved/],
+    ]);
+  });
+
+  it('reports a release of another model than the approved one', () => {
+    const t = buildValidTrail();
+    entryAt(t, 'release.approved').modelSha256 = 'cd'.repeat(32);
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'release.approved'), /released model is not the one its proposal approved/],
+    ]);
+  });
+
+  it('reports an incident resolved without a proposal while a policy is in force', () => {
+    const t = buildValidTrail();
+    entryAt(t, 'incident.resolved').proposal = null;
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'incident.resolved'), /incident inc-1 names no resume-runs proposal/],
+    ]);
+    entryAt(t, 'incident.resolved').proposal = t.ids.resume;
+    entryAt(t, 'incident.resolved').incident = 'inc-2';
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'incident.resolved'), /incident inc-2 is not among those its proposal resolved/],
+    ]);
+  });
+});
+
+describe('verifyGovernanceTrail: legacy logs and hostile input', () => {
+  it('accepts a consortium-file policy and runs without proposals before any governance policy', () => {
+    const b = new TrailBuilder();
+    b.add('log-created', {
+      origin: 'entente.example/log',
+      consortium: 'local',
+      logKey: 'log+01020304+AQIDBA==',
+      witnesses: [],
+      quorum: 0,
+    });
+    const file = { consortium: 'local', participants: ['a', 'b', 'c'] };
+    b.add('policy-adopted', { policySha256: digestOf(file), policy: file });
+    b.add('run-configured', { run: 'run-0', configSha256: digestOf({}), config: {}, policyIndex: 1 });
+    b.add('incident-raised', { incident: 'inc-0', raisedBy: 'operator', reason: 'test' });
+    b.add('incident-resolved', { incident: 'inc-0', proposal: null, resolvedBy: ['operator'] });
+    const legacy = verifyGovernanceTrail(b.entries);
+    assertProblems(legacy, []);
+    assert.deepEqual(legacy.facts, ['governance: no proposals in the log']);
+
+    // Governance adopted later: the legacy prefix stays valid, and the governed part is checked.
+    const t = buildValidTrail();
+    const entries: Entry[] = [...b.entries, ...t.entries.slice(1).map((e) => ({ ...e, index: e.index + 4 }))];
+    assertProblems(verifyGovernanceTrail(entries), []);
+    entries.push({ kind: 'run-configured', index: 99, at: 0, prev: '', run: 'run-x', policyIndex: 0 });
+    assertProblems(verifyGovernanceTrail(entries), [[99, /run run-x names no start-run proposal/]]);
+  });
+
+  it('does not throw on a subject that JSON cannot represent or an admission with a null subject', () => {
+    const t = buildValidTrail();
+    delete entryAt(t, 'run.created').subject;
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [at(t, 'run.created'), /does not hash/],
+      [at(t, 'run.configured'), /is not the run its proposal approved/],
+    ]);
+
+    const b = buildValidTrail().builder;
+    const id = b.propose('admit-member', null, computePolicyDigest(parsePolicy(createPolicyInput(1))));
+    b.sign(id, 'hospital-a');
+    b.sign(id, 'hospital-b');
+    b.decide(id);
+    const v2 = normalizePolicy({ ...createPolicyInput(1), version: 2 });
+    const adopted = b.adopt(v2, id);
+    assertProblems(verifyGovernanceTrail(b.entries), [[adopted, /not the one in force with +admitted/]]);
+  });
+
+  it('property: dropping one signature leaves the trail valid or yields one missing quorum', () => {
+    const t = buildValidTrail();
+    const decisionOf = new Map(
+      t.entries.filter((e) => e.kind === 'proposal-decided').map((e) => [e.proposal, e.index]),
+    );
+    const signatures = t.entries.filter((e) => e.kind === 'proposal-signed');
+    const unneeded = (e: Entry): boolean => e.proposal === t.ids.release; // 3 signatures, 2 needed
+    assert.ok(signatures.some(unneeded) && !signatures.every(unneeded));
+    fc.assert(
+      fc.property(fc.constantFrom(...signatures), (dropped) => {
+        const report = verifyGovernanceTrail(t.entries.filter((e) => e !== dropped));
+        if (unneeded(dropped)) assertProblems(report, []);
+        else assertProblems(report, [[decisionOf.get(dropped.proposal)!, /without its quorum/]]);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('property: never throws on dropped entries or fields replaced by arbitrary JSON', () => {
+    const t = buildValidTrail();
+    const n = t.entries.length;
+    // An edit replaces (or, when undefined, removes) one of the entry's fields other than its index.
+    const edit = fc.record({
+      entry: fc.nat(n - 1),
+      field: fc.nat(),
+      value: fc.option(fc.jsonValue({ maxDepth: 2 }), { nil: undefined, freq: 3 }),
+    });
+    fc.assert(
+      fc.property(fc.subarray([...t.entries.keys()]), fc.array(edit, { maxLength: 3 }), (drop, edits) => {
+        const entries = structuredClone(t.entries);
+        for (const { entry, field, value } of edits) {
+          const e = entries[entry]!;
+          const fields = Object.keys(e).filter((k) => k !== 'index');
+          e[fields[field % fields.length]!] = value;
+        }
+        const kept = entries.filter((_, i) => !drop.includes(i));
+        const report = verifyGovernanceTrail(kept);
+        const indices = new Set(kept.map((e) => e.index));
+        for (const p of report.problems) {
+          assert.ok(indices.has(p.index));
+          assert.ok(p.message.length > 0);
+        }
+        assert.equal(report.facts.length, 1);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
