@@ -83,6 +83,8 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
       signing: site.signingIdentity(),
       journalFile: site.journalFile(),
       privacyLedgerFile: site.privacyLedgerFile(),
+      // An enrolled site takes part only in runs the log shows approved by the policy's quorum.
+      requireApprovedRuns: true,
       witness: {
         logKey: site.site.log.key,
         origin: site.site.log.origin,

@@ -152,6 +152,12 @@ export class LogWitness {
     return (await this.o.client().getBytes('/v1/log/checkpoint', 64 * 1024)).toString('utf8');
   }
 
+  /** Observes the newest checkpoint (verified like any other) and returns this site's view. */
+  async refresh(): Promise<{ size: number; root: string }> {
+    await this.observe(await this.fetchCheckpoint());
+    return this.view;
+  }
+
   /** Fetches entry `index` and checks its inclusion in the current view; returns the parsed entry. */
   async fetchIncluded(index: number): Promise<ReturnType<typeof parseLogEntry>> {
     const { size, root } = this.state;

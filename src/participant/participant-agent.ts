@@ -64,6 +64,7 @@ import { LogWitness } from './log-witness.ts';
 import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
 import { type SiteConfig, checkSitePolicy } from './site-config.ts';
 import { answerPlan } from './site-plan.ts';
+import { createRunApprovalCheck } from './run-approval.ts';
 import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
@@ -97,6 +98,11 @@ export interface ParticipantOptions {
   readonly privacyBudget?: SiteBudget;
   /** Where this site's privacy ledger is kept (absent: memory only). */
   readonly privacyLedgerFile?: string;
+  /**
+   * Governed consortium (an enrolled site): take part in a run only when the audit log, which this site
+   * verifies itself, shows it approved by the start-run quorum of the policy in force.
+   */
+  readonly requireApprovedRuns?: boolean;
   /** SHA-256 of the data schema this site's records follow (answers dry runs). */
   readonly dataSchemaDigest?: string;
   readonly witness?: {
@@ -179,6 +185,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         })
       : undefined;
   const ledger = openPrivacyLedgerFile(options.privacyLedgerFile);
+  const checkRunApproved = witness
+    ? createRunApprovalCheck({ witness, client: () => currentClient() })
+    : undefined;
   const noiseBits = createCryptoRandomBits();
   /** DP noise from node:crypto through the discrete-Gaussian lattice sampler (privacy/secure-gaussian.ts). */
   const secureNoise: DpNoiseSource = (out, std) => {
@@ -587,6 +596,24 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       return { result: { kind: 'plan', runId: task.runId, round: task.round, ...answer }, chunks: [] };
     }
     enforceSitePolicy(task);
+    if (
+      options.requireApprovedRuns &&
+      (task.kind === 'statistics' ||
+        task.kind === 'train' ||
+        task.kind === 'evaluate' ||
+        task.kind === 'secagg-train')
+    ) {
+      if (!checkRunApproved)
+        throw new EntenteError(
+          'PROTOCOL_VIOLATION',
+          'governance: this site needs the audit log to check runs',
+          {
+            field: 'run',
+          },
+        );
+      // Before any data is touched: the log must show this run approved by the policy's quorum.
+      await checkRunApproved(task.runId);
+    }
     if (task.kind === 'secagg-train') return computeSecAggTrain(task);
     if (
       task.kind === 'secagg-share-keys' ||

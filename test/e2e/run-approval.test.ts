@@ -1,0 +1,120 @@
+/**
+ * Institutions enforce the consortium's rules on their own side: a coordinator that starts a run without
+ * the start-run quorum (here: the run engine called directly, as a malicious coordinator would) gets
+ * nothing from enrolled sites. Each site reads the audit log itself, replays the governance trail, finds
+ * no approved proposal for the run and refuses before touching its data (PROTOCOL_VIOLATION, journaled
+ * and reported), and after that it takes part in no later run of that coordinator, approved or not.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createSeededRng } from '../../src/crypto/index.ts';
+import { computeSchemaDigest, parseCsv, parseDataSchema, partitionIid } from '../../src/data/index.ts';
+import {
+  type ChildHandle,
+  DATASET_DIR,
+  demoRunConfig,
+  spawnEntente,
+  stopChild,
+} from '../../src/simulation/index.ts';
+import { SCHEMA_PATH, waitFor } from './fixtures.ts';
+import { type GovernedConsortium, OPERATOR, startGovernedConsortium } from './governance-fixtures.ts';
+
+const INSTITUTIONS = ['alpha', 'beta', 'gamma'] as const;
+const SCHEMA_DIGEST = computeSchemaDigest(parseDataSchema(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8'))));
+
+describe('sites refuse runs the log does not show approved', () => {
+  let gov: GovernedConsortium;
+  const children: ChildHandle[] = [];
+  before(async () => {
+    gov = await startGovernedConsortium({ institutions: INSTITUTIONS, dataSchemaDigest: SCHEMA_DIGEST });
+    const table = parseCsv(readFileSync(join(DATASET_DIR, 'breast-cancer.csv'), 'utf8'));
+    const parts = partitionIid(table.rows.length, INSTITUTIONS.length, createSeededRng('e2e/partition'));
+    INSTITUTIONS.forEach((id, k) => {
+      const site = gov.sites.get(id)!;
+      const csv = join(site.dir, 'data.csv');
+      writeFileSync(
+        csv,
+        `${[table.header.join(','), ...parts[k]!.map((i) => table.rows[i]!.join(','))].join('\n')}\n`,
+      );
+      children.push(
+        spawnEntente(id, [
+          'participant',
+          'start',
+          '--site',
+          site.dir,
+          '--data',
+          csv,
+          '--schema',
+          SCHEMA_PATH,
+        ]),
+      );
+    });
+  });
+  after(async () => {
+    await Promise.all(children.map((c) => stopChild(c)));
+    await gov?.close();
+  });
+
+  const journal = (id: string): { event: string; code?: string; message?: string; taskId?: string }[] => {
+    try {
+      return readFileSync(join(gov.sites.get(id)!.dir, 'journal.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { event: string; code?: string; message?: string });
+    } catch {
+      return [];
+    }
+  };
+
+  it('a run started without the quorum is refused by every site before any data is touched', {
+    timeout: 60_000,
+  }, async () => {
+    // A malicious coordinator: the engine starts a run directly, with no start-run proposal.
+    gov.coordinator.engine.createRun({
+      ...demoRunConfig(2, 'rogue'),
+      id: 'rogue-run',
+      dataSchemaDigest: SCHEMA_DIGEST,
+    });
+    for (const id of INSTITUTIONS) {
+      const refusal = await waitFor(
+        `${id} refusing rogue-run`,
+        async () => journal(id).find((e) => e.event === 'task-refused' && e.taskId?.includes('rogue-run')),
+        30_000,
+      );
+      assert.equal(refusal.code, 'PROTOCOL_VIOLATION');
+      assert.match(refusal.message ?? '', /governance: .*(no start-run proposal|names no approved)/);
+    }
+    // Nothing was trained: no round of the rogue run produced a model.
+    const run = (await gov.operator.getJson<{ rounds: { modelOut: string | null }[] }>('/v1/runs/rogue-run'))
+      .body!;
+    assert.equal(run.rounds.filter((r) => r.modelOut !== null).length, 0);
+  });
+
+  it('after that, the sites take part in no later run: the log shows the coordinator broke the rules', {
+    timeout: 60_000,
+  }, async () => {
+    // Even a run the quorum approved is refused: the trail the sites replay has a run without approval,
+    // so this coordinator is not trusted again until the consortium deals with it (a new log).
+    const posted = await gov.operator.postJson<{ proposal: string }>('/v1/runs', {
+      ...demoRunConfig(2, 'approved'),
+      id: 'approved-run',
+      dataSchemaDigest: SCHEMA_DIGEST,
+    });
+    assert.equal(posted.status, 202);
+    await gov.sign(OPERATOR, posted.body.proposal);
+    await gov.sign('alpha', posted.body.proposal);
+    assert.equal((await gov.sign('beta', posted.body.proposal)).status, 'approved');
+    for (const id of INSTITUTIONS) {
+      const refusal = await waitFor(
+        `${id} refusing approved-run`,
+        async () => journal(id).find((e) => e.event === 'task-refused' && e.taskId?.includes('approved-run')),
+        30_000,
+      );
+      assert.equal(refusal.code, 'PROTOCOL_VIOLATION');
+      assert.match(refusal.message ?? '', /run rogue-run names no start-run proposal/);
+    }
+  });
+});
