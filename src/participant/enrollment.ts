@@ -10,7 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
 import { createCertificateRequest, parseEnrollmentToken } from '../crypto/index.ts';
 import { type SiteDir, openSiteDir, writeSiteDir } from '../storage/index.ts';
-import { createMtlsClient, fetchUnverifiedText } from '../transport/index.ts';
+import { type MtlsClient, createMtlsClient, fetchUnverifiedText } from '../transport/index.ts';
 
 interface IssuedBody {
   member: string;
@@ -21,6 +21,15 @@ interface IssuedBody {
   caPem: string;
   notAfter: string;
   log: { origin: string; key: string };
+}
+
+/** Sends the CSRs (with the token, for enrollment) and returns what the CA issued; closes `client`. */
+async function requestCertificates(client: MtlsClient, path: string, body: unknown): Promise<IssuedBody> {
+  try {
+    return (await client.postJson<IssuedBody>(path, body)).body;
+  } finally {
+    await client.close();
+  }
 }
 
 /** Enrolls this machine as `token`'s member; writes `dir`. Throws naming what failed (token, CA, CSR). */
@@ -47,19 +56,15 @@ export async function enrollMember(input: {
     );
   const tls = await createCertificateRequest({ commonName: token.member, kind: 'tls' });
   const identity = await createCertificateRequest({ commonName: token.member, kind: 'identity' });
-  const client = createMtlsClient({ baseUrl: input.coordinatorUrl, caPem });
-  let issued: IssuedBody;
-  try {
-    issued = (
-      await client.postJson<IssuedBody>('/v1/enroll', {
-        token: input.token.trim(),
-        tlsCsr: tls.csrPem,
-        identityCsr: identity.csrPem,
-      })
-    ).body;
-  } finally {
-    await client.close();
-  }
+  const issued = await requestCertificates(
+    createMtlsClient({ baseUrl: input.coordinatorUrl, caPem }),
+    '/v1/enroll',
+    {
+      token: input.token.trim(),
+      tlsCsr: tls.csrPem,
+      identityCsr: identity.csrPem,
+    },
+  );
   return writeSiteDir(input.dir, {
     site: {
       member: issued.member,
@@ -87,18 +92,14 @@ export async function renewMember(input: { dir: string; coordinatorUrl?: string 
     kind: 'identity',
     keyPem: signing.keyPem,
   });
-  const client = createMtlsClient({ baseUrl, ...site.tlsIdentity() });
-  let issued: IssuedBody;
-  try {
-    issued = (
-      await client.postJson<IssuedBody>('/v1/certificates/renew', {
-        tlsCsr: tls.csrPem,
-        identityCsr: identity.csrPem,
-      })
-    ).body;
-  } finally {
-    await client.close();
-  }
+  const issued = await requestCertificates(
+    createMtlsClient({ baseUrl, ...site.tlsIdentity() }),
+    '/v1/certificates/renew',
+    {
+      tlsCsr: tls.csrPem,
+      identityCsr: identity.csrPem,
+    },
+  );
   return writeSiteDir(input.dir, {
     site: { ...site.site, roles: issued.roles, notAfter: issued.notAfter },
     caPem: signing.caPem,

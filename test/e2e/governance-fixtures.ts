@@ -3,15 +3,19 @@
  * side is made), an in-process coordinator over real mutual TLS, members enrolled with one-time tokens
  * into their own site folders, and (unless `adopt: false`) policy v1 adopted by its quorum.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { type RunningCoordinator, startCoordinator } from '../../src/coordinator/index.ts';
+import { createSeededRng } from '../../src/crypto/index.ts';
+import { parseCsv, partitionIid } from '../../src/data/index.ts';
+import { type ChildHandle, DATASET_DIR, spawnEntente } from '../../src/simulation/index.ts';
 import { type Proposal, signProposal } from '../../src/governance/index.ts';
 import { enrollMember } from '../../src/participant/index.ts';
 import { type SiteDir, type Workspace, createWorkspace } from '../../src/storage/index.ts';
 import { type MtlsClient, createMtlsClient } from '../../src/transport/index.ts';
+import { SCHEMA_PATH } from './fixtures.ts';
 
 export interface ProposalView {
   id: string;
@@ -184,4 +188,36 @@ export async function startGovernedConsortium(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Writes an IID split of the breast cancer data as `<site>/data.csv` for each of `ids`; returns the paths. */
+export function writeSiteData(
+  sites: ReadonlyMap<string, SiteDir>,
+  ids: readonly string[],
+): Map<string, string> {
+  const table = parseCsv(readFileSync(join(DATASET_DIR, 'breast-cancer.csv'), 'utf8'));
+  const parts = partitionIid(table.rows.length, ids.length, createSeededRng('e2e/partition'));
+  const out = new Map<string, string>();
+  ids.forEach((id, k) => {
+    const path = join(sites.get(id)!.dir, 'data.csv');
+    const lines = [table.header.join(','), ...parts[k]!.map((i) => table.rows[i]!.join(','))];
+    writeFileSync(path, `${lines.join('\n')}\n`);
+    out.set(id, path);
+  });
+  return out;
+}
+
+/** Starts one participant process from its site folder (`participant start --site`). */
+export function startSite(site: SiteDir, csv: string, extra: readonly string[] = []): ChildHandle {
+  return spawnEntente(site.site.member, [
+    'participant',
+    'start',
+    '--site',
+    site.dir,
+    '--data',
+    csv,
+    '--schema',
+    SCHEMA_PATH,
+    ...extra,
+  ]);
 }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,10 +19,10 @@ import {
   verifyCosignatures,
 } from '../../src/audit/index.ts';
 import { EntenteError } from '../../src/core/index.ts';
-import { createSeededRng, issueCertificate } from '../../src/crypto/index.ts';
-import { computeSchemaDigest, parseCsv, parseDataSchema, partitionIid } from '../../src/data/index.ts';
+import { issueCertificate } from '../../src/crypto/index.ts';
+import { computeSchemaDigest, parseDataSchema } from '../../src/data/index.ts';
 import { computePolicyDigest, parsePolicy, signProposal } from '../../src/governance/index.ts';
-import { DATASET_DIR, demoRunConfig } from '../../src/simulation/index.ts';
+import { demoRunConfig } from '../../src/simulation/index.ts';
 import { type ChildHandle, spawnEntente, stopChild } from '../../src/simulation/process-federation.ts';
 import { type MtlsClient, createMtlsClient } from '../../src/transport/index.ts';
 import { SCHEMA_PATH, waitFor, waitForRunCompleted } from './fixtures.ts';
@@ -31,6 +31,8 @@ import {
   OPERATOR,
   type ProposalView,
   startGovernedConsortium,
+  startSite,
+  writeSiteData,
 } from './governance-fixtures.ts';
 
 const INSTITUTIONS = ['alpha', 'beta', 'gamma'] as const;
@@ -167,12 +169,7 @@ describe('governance flow: proposals, quorums, policies, runs and releases', { t
       caPem: ca.certPem,
     });
     // Each institution's own data (an IID split of the vendored data set) in its own site folder.
-    const table = parseCsv(readFileSync(join(DATASET_DIR, 'breast-cancer.csv'), 'utf8'));
-    const parts = partitionIid(table.rows.length, INSTITUTIONS.length, createSeededRng('gov-flow/partition'));
-    INSTITUTIONS.forEach((id, k) => {
-      const lines = [table.header.join(','), ...parts[k]!.map((i) => table.rows[i]!.join(','))];
-      writeFileSync(join(gov.sites.get(id)!.dir, 'data.csv'), `${lines.join('\n')}\n`);
-    });
+    writeSiteData(gov.sites, INSTITUTIONS);
     outDir = mkdtempSync(join(tmpdir(), 'entente-gov-report-'));
   });
 
@@ -362,18 +359,7 @@ describe('governance flow: proposals, quorums, policies, runs and releases', { t
     // The three institutions' participants, from their own site folders (newlab stays offline).
     for (const id of INSTITUTIONS) {
       const site = gov.sites.get(id)!;
-      participants.push(
-        spawnEntente(id, [
-          'participant',
-          'start',
-          '--site',
-          site.dir,
-          '--data',
-          join(site.dir, 'data.csv'),
-          '--schema',
-          SCHEMA_PATH,
-        ]),
-      );
+      participants.push(startSite(site, join(site.dir, 'data.csv')));
     }
     const before = (await listProposals()).length;
     await expectError(

@@ -14,22 +14,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseLogEntry } from '../../src/audit/index.ts';
 import { EntenteError } from '../../src/core/index.ts';
-import { createSeededRng } from '../../src/crypto/index.ts';
-import { computeSchemaDigest, parseCsv, parseDataSchema, partitionIid } from '../../src/data/index.ts';
+import { computeSchemaDigest, parseDataSchema } from '../../src/data/index.ts';
 import { parseRunConfig, projectRunEpsilon } from '../../src/protocol/index.ts';
-import {
-  type ChildHandle,
-  DATASET_DIR,
-  demoRunConfig,
-  spawnEntente,
-  stopChild,
-} from '../../src/simulation/index.ts';
-import type { SiteDir } from '../../src/storage/index.ts';
+import { type ChildHandle, demoRunConfig, spawnEntente, stopChild } from '../../src/simulation/index.ts';
 import { SCHEMA_PATH, waitFor, waitForAllAvailable, waitForRunCompleted } from './fixtures.ts';
 import {
   type GovernedConsortium,
   type ProposalView,
   startGovernedConsortium,
+  startSite,
+  writeSiteData,
 } from './governance-fixtures.ts';
 
 const INSTITUTIONS = ['alpha', 'beta', 'gamma'] as const;
@@ -44,35 +38,6 @@ interface PlanOut {
   go: boolean;
   reasons: string[];
   checks: { check: string; ok: boolean; message: string }[];
-}
-
-/** Writes an IID split of the breast cancer data as `<site>/data.csv` for each site; returns the paths. */
-function writeSiteData(sites: ReadonlyMap<string, SiteDir>): Map<string, string> {
-  const table = parseCsv(readFileSync(join(DATASET_DIR, 'breast-cancer.csv'), 'utf8'));
-  const parts = partitionIid(table.rows.length, INSTITUTIONS.length, createSeededRng('e2e/partition'));
-  const out = new Map<string, string>();
-  INSTITUTIONS.forEach((id, k) => {
-    const path = join(sites.get(id)!.dir, 'data.csv');
-    const lines = [table.header.join(','), ...parts[k]!.map((i) => table.rows[i]!.join(','))];
-    writeFileSync(path, `${lines.join('\n')}\n`);
-    out.set(id, path);
-  });
-  return out;
-}
-
-/** Starts one participant process from its site folder. */
-function startSite(site: SiteDir, csv: string, extra: readonly string[] = []): ChildHandle {
-  return spawnEntente(site.site.member, [
-    'participant',
-    'start',
-    '--site',
-    site.dir,
-    '--data',
-    csv,
-    '--schema',
-    SCHEMA_PATH,
-    ...extra,
-  ]);
 }
 
 /** Runs one `entente` CLI command to its end; returns its exit code and everything it printed. */
@@ -127,7 +92,7 @@ describe('an incident pauses a run until the resumeAfterIncident quorum resumes 
   const children: ChildHandle[] = [];
   before(async () => {
     c = await startGovernedConsortium({ dataSchemaDigest: SCHEMA_DIGEST });
-    const data = writeSiteData(c.sites);
+    const data = writeSiteData(c.sites, INSTITUTIONS);
     // alpha holds back each training result a little (a simulation option), so that rounds are slow
     // enough for the CLI to raise the incident well before the run's last round.
     for (const id of INSTITUTIONS)
@@ -267,7 +232,7 @@ describe('entente run plan: a dry run against the policy and every site', () => 
   const files = { bad: '', good: '' };
   before(async () => {
     c = await startGovernedConsortium({ dataSchemaDigest: SCHEMA_DIGEST });
-    const data = writeSiteData(c.sites);
+    const data = writeSiteData(c.sites, INSTITUTIONS);
     const budget = join(c.dir, 'gamma-site.yaml');
     writeFileSync(budget, 'privacy:\n  perRun: { epsilon: 1, delta: 1.0e-5 }\n');
     for (const id of INSTITUTIONS)

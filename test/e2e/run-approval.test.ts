@@ -6,20 +6,19 @@
  * and reported), and after that it takes part in no later run of that coordinator, approved or not.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createSeededRng } from '../../src/crypto/index.ts';
-import { computeSchemaDigest, parseCsv, parseDataSchema, partitionIid } from '../../src/data/index.ts';
-import {
-  type ChildHandle,
-  DATASET_DIR,
-  demoRunConfig,
-  spawnEntente,
-  stopChild,
-} from '../../src/simulation/index.ts';
+import { computeSchemaDigest, parseDataSchema } from '../../src/data/index.ts';
+import { type ChildHandle, demoRunConfig, stopChild } from '../../src/simulation/index.ts';
 import { SCHEMA_PATH, waitFor } from './fixtures.ts';
-import { type GovernedConsortium, OPERATOR, startGovernedConsortium } from './governance-fixtures.ts';
+import {
+  type GovernedConsortium,
+  OPERATOR,
+  startGovernedConsortium,
+  startSite,
+  writeSiteData,
+} from './governance-fixtures.ts';
 
 const INSTITUTIONS = ['alpha', 'beta', 'gamma'] as const;
 const SCHEMA_DIGEST = computeSchemaDigest(parseDataSchema(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8'))));
@@ -29,28 +28,8 @@ describe('sites refuse runs the log does not show approved', () => {
   const children: ChildHandle[] = [];
   before(async () => {
     gov = await startGovernedConsortium({ institutions: INSTITUTIONS, dataSchemaDigest: SCHEMA_DIGEST });
-    const table = parseCsv(readFileSync(join(DATASET_DIR, 'breast-cancer.csv'), 'utf8'));
-    const parts = partitionIid(table.rows.length, INSTITUTIONS.length, createSeededRng('e2e/partition'));
-    INSTITUTIONS.forEach((id, k) => {
-      const site = gov.sites.get(id)!;
-      const csv = join(site.dir, 'data.csv');
-      writeFileSync(
-        csv,
-        `${[table.header.join(','), ...parts[k]!.map((i) => table.rows[i]!.join(','))].join('\n')}\n`,
-      );
-      children.push(
-        spawnEntente(id, [
-          'participant',
-          'start',
-          '--site',
-          site.dir,
-          '--data',
-          csv,
-          '--schema',
-          SCHEMA_PATH,
-        ]),
-      );
-    });
+    const data = writeSiteData(gov.sites, INSTITUTIONS);
+    for (const id of INSTITUTIONS) children.push(startSite(gov.sites.get(id)!, data.get(id)!));
   });
   after(async () => {
     await Promise.all(children.map((c) => stopChild(c)));
