@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { EntenteError, exitCodeOf } from '../core/errors.ts';
 import { startCoordinator } from '../coordinator/index.ts';
 import { computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
-import { type SiteConfig, parseSiteConfig, startParticipant } from '../participant/index.ts';
+import { type SiteConfig, parseSiteConfig, renewIfDue, startParticipant } from '../participant/index.ts';
 import type { SiteBudget } from '../privacy/index.ts';
 import { runDemo } from '../simulation/index.ts';
 import { computeWitnessName, createWorkspace, openSiteDir, openWorkspace } from '../storage/index.ts';
@@ -79,7 +79,7 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
     return {
       institution: site.site.member,
       coordinatorUrl: site.site.coordinator as string | (() => string),
-      identity: site.tlsIdentity(),
+      identity: () => site.tlsIdentity(),
       signing: site.signingIdentity(),
       journalFile: site.journalFile(),
       privacyLedgerFile: site.privacyLedgerFile(),
@@ -117,6 +117,23 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
         }
       : {}),
   };
+}
+
+/** Checks now and every 10 minutes whether the site's certificates are due for renewal. */
+function startAutoRenewal(dir: string, log: ReturnType<typeof createLogger>): NodeJS.Timeout {
+  const check = (): void => {
+    renewIfDue({ dir, now: Date.now() })
+      .then((renewed) => {
+        if (renewed) log.info({ notAfter: openSiteDir(dir).site.notAfter }, 'certificates renewed');
+      })
+      .catch((err: unknown) =>
+        log.warn({ code: (err as EntenteError).code }, `renewal failed: ${(err as Error).message}`),
+      );
+  };
+  check();
+  const timer = setInterval(check, 10 * 60_000);
+  timer.unref();
+  return timer;
 }
 
 function operatorClient(workspace: string) {
@@ -263,7 +280,12 @@ export function buildProgram(): Command {
           ...(opts.slowMs ? { slowMs: parseSlowMs(opts.slowMs) } : {}),
         });
         log.info({ rows: data.count, features: data.dim }, 'local data loaded');
-        onSignals(() => handle.stop());
+        // An enrolled site renews its short-lived certificates itself, well before they expire.
+        const renewal = opts.site ? startAutoRenewal(resolve(opts.site), log) : undefined;
+        onSignals(async () => {
+          if (renewal) clearInterval(renewal);
+          await handle.stop();
+        });
         await handle.done;
       },
     );

@@ -107,3 +107,16 @@ export async function renewMember(input: { dir: string; coordinatorUrl?: string 
     identity: { certPem: issued.identityCertPem, keyPem: signing.keyPem },
   });
 }
+
+/**
+ * Renews the member's certificates in `dir` when less than a third of their validity is left at `now`
+ * (as ACME clients do), so a running participant never reaches expiry. Returns whether it renewed.
+ */
+export async function renewIfDue(input: { dir: string; now: number }): Promise<boolean> {
+  const cert = new X509Certificate(openSiteDir(input.dir).tlsIdentity().certPem);
+  const from = Date.parse(cert.validFrom);
+  const to = Date.parse(cert.validTo);
+  if (input.now < to - (to - from) / 3) return false;
+  await renewMember({ dir: input.dir });
+  return true;
+}

@@ -71,7 +71,8 @@ import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 export interface ParticipantOptions {
   readonly institution: string;
   readonly coordinatorUrl: string | (() => string);
-  readonly identity: TlsIdentity;
+  /** Its mTLS identity, or a function returning the current one (re-read after a renewal). */
+  readonly identity: TlsIdentity | (() => TlsIdentity);
   /** All of this institution's records; a held-out part is kept for federated evaluation. */
   readonly data: LabeledData;
   readonly holdoutFraction?: number;
@@ -286,17 +287,21 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     await witness.checkModel({ index: task.modelLog.index, run: task.runId, modelSha256: task.model.sha256 });
   }
 
+  let clientCert = '';
   const currentClient = (): MtlsClient => {
     const url =
       typeof options.coordinatorUrl === 'function' ? options.coordinatorUrl() : options.coordinatorUrl;
-    if (!client || url !== clientUrl) {
+    const identity = typeof options.identity === 'function' ? options.identity() : options.identity;
+    // A new URL, or a renewed certificate (participant rotate): connect afresh with it.
+    if (!client || url !== clientUrl || identity.certPem !== clientCert) {
       if (client) {
         trafficBase.sent += client.traffic.sent;
         trafficBase.received += client.traffic.received;
         void client.close();
       }
-      client = createMtlsClient({ baseUrl: url, ...options.identity, maxResponseBytes: 8 * 1024 * 1024 });
+      client = createMtlsClient({ baseUrl: url, ...identity, maxResponseBytes: 8 * 1024 * 1024 });
       clientUrl = url;
+      clientCert = identity.certPem;
     }
     return client;
   };

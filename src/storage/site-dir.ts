@@ -10,7 +10,7 @@
  *
  * Keys are written to a temporary file and renamed, so a crash never leaves half a key.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
@@ -32,6 +32,7 @@ export type SiteFile = z.infer<typeof siteFileSchema>;
 export interface SiteDir {
   readonly dir: string;
   readonly site: SiteFile;
+  /** The mTLS identity as the files hold it now (re-read after a renewal). */
   tlsIdentity(): TlsIdentity;
   signingIdentity(): SigningIdentity;
   journalFile(): string;
@@ -90,10 +91,20 @@ export function openSiteDir(dir: string): SiteDir {
       field: 'site',
     });
   }
+  let tlsCache: { mtime: number; identity: TlsIdentity } | undefined;
   return {
     dir,
     site,
-    tlsIdentity: () => ({ certPem: read('client.crt'), keyPem: read('client.key'), caPem: read('ca.crt') }),
+    tlsIdentity: () => {
+      // Re-read only when the certificate file changed (a renewal rewrites it).
+      const mtime = statSync(join(dir, 'client.crt'), { throwIfNoEntry: false })?.mtimeMs ?? -1;
+      if (!tlsCache || tlsCache.mtime !== mtime)
+        tlsCache = {
+          mtime,
+          identity: { certPem: read('client.crt'), keyPem: read('client.key'), caPem: read('ca.crt') },
+        };
+      return tlsCache.identity;
+    },
     signingIdentity: () => ({
       certPem: read('identity.crt'),
       keyPem: read('identity.key'),

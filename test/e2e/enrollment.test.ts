@@ -32,7 +32,7 @@ import {
   readCertificateSerial,
   readEd25519PublicKey,
 } from '../../src/crypto/index.ts';
-import { enrollMember } from '../../src/participant/index.ts';
+import { enrollMember, renewIfDue } from '../../src/participant/index.ts';
 import { spawnEntente, stopChild } from '../../src/simulation/index.ts';
 import { type SiteDir, computeWitnessName, openSiteDir } from '../../src/storage/index.ts';
 import { type MtlsClient, createMtlsClient } from '../../src/transport/index.ts';
@@ -668,6 +668,27 @@ describe('on-site enrollment over mutual TLS', () => {
     }
     const ca = new X509Certificate(caPem);
     assert.ok(Date.parse(ca.validTo) - Date.parse(ca.validFrom) > 30 * DAY_MS, 'the CA itself is long-lived');
+  });
+
+  it('renews by itself when less than a third of the validity is left, not before', async () => {
+    const site = sites.get('beta')!;
+    const beforePem = site.tlsIdentity().certPem;
+    const before = new X509Certificate(beforePem);
+    const to = Date.parse(before.validTo);
+    const from = Date.parse(before.validFrom);
+    // Half the validity left: nothing to do.
+    assert.equal(await renewIfDue({ dir: site.dir, now: from + (to - from) / 2 }), false);
+    assert.equal(site.tlsIdentity().certPem, beforePem);
+    // A day before expiry (2/3 gone): renewed, and the site reads the new certificate at once.
+    assert.equal(await renewIfDue({ dir: site.dir, now: to - DAY_MS }), true);
+    const after = new X509Certificate(openSiteDir(site.dir).tlsIdentity().certPem);
+    assert.notEqual(after.serialNumber, before.serialNumber);
+    assert.notEqual(
+      site.tlsIdentity().certPem,
+      before.toString(),
+      'a cached site re-reads a renewed certificate',
+    );
+    assert.equal((await clientWith(openSiteDir(site.dir).tlsIdentity()).getJson('/v1/summary')).status, 200);
   });
 
   it('logs every enrollment and witness, and the log verifies once the institutions cosign', async () => {
