@@ -47,6 +47,22 @@ export function signEd25519(privateKeyPem: string, message: Uint8Array): Uint8Ar
   return new Uint8Array(sign(null, message, key));
 }
 
+/** Public KeyObjects by raw key (public data; a KeyObject is immutable): parsing the SPKI costs as
+ *  much as a verification, and the same few keys verify many messages. */
+const publicKeyCache = new Map<string, KeyObject>();
+const MAX_CACHED_KEYS = 4096;
+
+function loadPublicKey(raw: Uint8Array): KeyObject {
+  const id = Buffer.from(raw).toString('base64');
+  let key = publicKeyCache.get(id);
+  if (key === undefined) {
+    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+    if (publicKeyCache.size >= MAX_CACHED_KEYS) publicKeyCache.delete(publicKeyCache.keys().next().value!);
+    publicKeyCache.set(id, key);
+  }
+  return key;
+}
+
 /** Strict RFC 8032 verification of `signature` over `message` by the 32-byte raw `publicKey`.
  *  Returns false for any wrong length, undecodable key or invalid signature; never throws. */
 export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
@@ -54,12 +70,7 @@ export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signat
     if (!(publicKey instanceof Uint8Array) || publicKey.length !== ED25519_PUBLIC_KEY_BYTES) return false;
     if (!(signature instanceof Uint8Array) || signature.length !== ED25519_SIGNATURE_BYTES) return false;
     if (!(message instanceof Uint8Array)) return false;
-    const key = createPublicKey({
-      key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]),
-      format: 'der',
-      type: 'spki',
-    });
-    return verify(null, message, key, signature);
+    return verify(null, message, loadPublicKey(publicKey), signature);
   } catch {
     return false;
   }

@@ -239,8 +239,15 @@ export function parsePolicy(input: unknown): Policy {
 
 /** SHA-256 (lower-case hex) of the RFC 8785 canonical JSON of a parsed policy: its identity. */
 export function computePolicyDigest(policy: Policy): string {
-  return sha256Hex(new TextEncoder().encode(canonicalizeJson(policy)));
+  // A parsed policy is deeply frozen, so its digest never changes: computed once per object.
+  const cached = Object.isFrozen(policy) ? digestCache.get(policy) : undefined;
+  if (cached !== undefined) return cached;
+  const digest = sha256Hex(new TextEncoder().encode(canonicalizeJson(policy)));
+  if (Object.isFrozen(policy)) digestCache.set(policy, digest);
+  return digest;
 }
+
+const digestCache = new WeakMap<Policy, string>();
 
 /** The published JSON Schema (2020-12) of the policy file; docs/policy.schema.json is this, verbatim.
  *  Cross-field rules (role coverage, member references, satisfiability) are checked only by parsePolicy. */

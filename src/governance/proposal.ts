@@ -94,6 +94,11 @@ export function encodeProposalSigningBytes(proposal: Proposal, signer: string): 
   const p = parseProposal(proposal);
   if (!memberIdSchema.safeParse(signer).success)
     throw new EntenteError('INVALID_ARGUMENT', 'signer: not a member id', { field: 'signer' });
+  return encodeSigningFields(p, signer);
+}
+
+/** The signing bytes of an already validated proposal and signer id. */
+function encodeSigningFields(p: Proposal, signer: string): Uint8Array {
   return encodeCanonicalFields([
     PROPOSAL_SIGNING_CONTEXT,
     p.kind,
@@ -127,7 +132,8 @@ function checkSignature(
 ): string | undefined {
   const key = keys.get(signer);
   if (key === undefined) return 'no public key is known for this signer';
-  if (!verifyEd25519(key, encodeProposalSigningBytes(proposal, signer), signature))
+  // Both were validated by the caller (verifyProposalSignatures): no second parse per signature.
+  if (!verifyEd25519(key, encodeSigningFields(proposal, signer), signature))
     return 'signature does not verify for this proposal and signer';
   if (counted.has(signer)) return 'duplicate: this signer is already counted';
   return undefined;
