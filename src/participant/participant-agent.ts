@@ -464,6 +464,10 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       identityKeyPem: signing.keyPem,
       identityCertPem: signing.certPem,
       caCertPem: signing.caPem,
+      // An enrolled site also refuses a peer whose identity certificate the log says was revoked.
+      ...(options.requireApprovedRuns && checkRunApproved
+        ? { isRevoked: (serial: string) => checkRunApproved.isRevoked(serial) }
+        : {}),
       input: vector,
       now: () => new Date(),
     });
@@ -617,7 +621,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
           },
         );
       // Before any data is touched: the log must show this run approved by the policy's quorum.
-      await checkRunApproved(task.runId);
+      await checkRunApproved.check(task.runId);
     }
     if (task.kind === 'secagg-train') return computeSecAggTrain(task);
     if (

@@ -1,15 +1,17 @@
 /**
  * A participant enforcing the consortium's rules on its own side (issue 6): before it touches its data
- * for a run, it reads the whole audit log up to the newest checkpoint it verified, checks that the
- * entries hash to that checkpoint's root (RFC 6962), replays the governance trail (signatures against
- * enrolled identity keys, quorums of the policy in force: src/governance/verify-trail.ts), and requires
- * the run's `run-configured` entry to follow an approved start-run proposal. A coordinator that starts a
- * run without its quorum, or forges an approval, gets a refusal (PROTOCOL_VIOLATION, journaled).
+ * for a run, it reads the audit log up to the newest checkpoint it verified, checks that the entries hash
+ * to that checkpoint's root (RFC 6962), replays the governance trail (signatures against enrolled
+ * identity keys, quorums of the policy in force: src/governance/verify-trail.ts), and requires the run's
+ * `run-configured` entry to follow an approved start-run proposal. A coordinator that starts a run
+ * without its quorum, or forges an approval, gets a refusal (PROTOCOL_VIOLATION, journaled). The entries
+ * are fetched incrementally and kept; the certificate serials the log says were revoked are collected so
+ * that secure aggregation refuses a peer whose identity certificate was revoked.
  */
-import { MerkleTree, hashLeaf, parseLogEntry, type LogEntry } from '../audit/index.ts';
+import { type LogEntry, MerkleTree, hashLeaf, parseLogEntry } from '../audit/index.ts';
 import { EntenteError } from '../core/errors.ts';
 import { type TrailEntry, verifyGovernanceTrail } from '../governance/index.ts';
-import type { MtlsClient } from '../transport/index.ts';
+import { type MtlsClient, normalizeSerial } from '../transport/index.ts';
 import type { LogWitness } from './log-witness.ts';
 
 const BATCH = 10_000;
@@ -18,14 +20,28 @@ function refuse(message: string): never {
   throw new EntenteError('PROTOCOL_VIOLATION', `governance: ${message}`, { field: 'run' });
 }
 
-/** Checks runs once each; `check(run)` throws PROTOCOL_VIOLATION when the log does not show its approval. */
-export function createRunApprovalCheck(input: { witness: LogWitness; client: () => MtlsClient }) {
+export interface RunApprovalCheck {
+  /** Throws PROTOCOL_VIOLATION unless the verified log shows `run` approved by its quorum. */
+  check(run: string): Promise<void>;
+  /** True when the log (as last read) says certificate `serialHex` was revoked. */
+  isRevoked(serialHex: string): boolean;
+}
+
+export function createRunApprovalCheck(input: {
+  witness: LogWitness;
+  client: () => MtlsClient;
+}): RunApprovalCheck {
   const approved = new Set<string>();
-  return async function check(run: string): Promise<void> {
-    if (approved.has(run)) return;
+  const revoked = new Set<string>();
+  const entries: LogEntry[] = [];
+  const tree = new MerkleTree();
+  let trailOkAt = -1;
+
+  /** Reads the entries added since the last call and checks the whole log against the verified root. */
+  async function sync(): Promise<void> {
     const { size, root } = await input.witness.refresh();
-    const bodies: Uint8Array[] = [];
-    for (let start = 0; start < size; start += BATCH) {
+    if (size < entries.length) refuse(`the verified checkpoint (${size}) is older than entries already read`);
+    for (let start = entries.length; start < size; start += BATCH) {
       const end = Math.min(size, start + BATCH);
       const r = await input
         .client()
@@ -34,29 +50,42 @@ export function createRunApprovalCheck(input: { witness: LogWitness; client: () 
       if (got.length !== end - start) refuse(`the log served ${got.length} of entries ${start}..${end - 1}`);
       for (const [k, e] of got.entries()) {
         if (e.index !== start + k) refuse(`the log served entry ${e.index} where ${start + k} belongs`);
-        bodies.push(new Uint8Array(Buffer.from(e.body, 'base64')));
+        const bytes = new Uint8Array(Buffer.from(e.body, 'base64'));
+        tree.appendLeafHash(hashLeaf(bytes));
+        let entry: LogEntry;
+        try {
+          entry = parseLogEntry(bytes, `entry ${start + k}`);
+        } catch (err) {
+          return refuse(`an entry of the log is malformed (${(err as Error).message})`);
+        }
+        entries.push(entry);
+        if (entry.kind === 'certificate-revoked') revoked.add(normalizeSerial(entry.serial));
       }
     }
-    const tree = new MerkleTree();
-    for (const b of bodies) tree.appendLeafHash(hashLeaf(b));
     if (size === 0 || Buffer.from(tree.root()).toString('base64') !== root)
       refuse(`the entries served do not hash to the checkpoint of size ${size} this site verified`);
-    let entries: LogEntry[];
-    try {
-      entries = bodies.map((b, i) => parseLogEntry(b, `entry ${i}`));
-    } catch (err) {
-      return refuse(`an entry of the log is malformed (${(err as Error).message})`);
-    }
-    const trail = verifyGovernanceTrail(entries as unknown as TrailEntry[]);
-    if (trail.problems.length > 0) refuse(`entry ${trail.problems[0]!.index}: ${trail.problems[0]!.message}`);
-    const configured = entries.find((e) => e.kind === 'run-configured' && e.run === run);
-    if (!configured) refuse(`run ${run} is not configured in the log this site verified`);
-    const governed = entries.some(
-      (e) => e.kind === 'policy-adopted' && e.version !== undefined && e.index < configured.index,
-    );
-    if (!governed) refuse(`run ${run} was configured before any consortium policy was adopted`);
-    if (configured.kind !== 'run-configured' || configured.proposal === undefined)
-      refuse(`run ${run} names no approved start-run proposal`);
-    approved.add(run);
+  }
+
+  return {
+    isRevoked: (serialHex) => revoked.has(normalizeSerial(serialHex)),
+    async check(run: string): Promise<void> {
+      await sync();
+      if (approved.has(run)) return;
+      if (trailOkAt !== entries.length) {
+        const trail = verifyGovernanceTrail(entries as unknown as TrailEntry[]);
+        if (trail.problems.length > 0)
+          refuse(`entry ${trail.problems[0]!.index}: ${trail.problems[0]!.message}`);
+        trailOkAt = entries.length;
+      }
+      const configured = entries.find((e) => e.kind === 'run-configured' && e.run === run);
+      if (!configured) refuse(`run ${run} is not configured in the log this site verified`);
+      const governed = entries.some(
+        (e) => e.kind === 'policy-adopted' && e.version !== undefined && e.index < configured.index,
+      );
+      if (!governed) refuse(`run ${run} was configured before any consortium policy was adopted`);
+      if (configured.kind !== 'run-configured' || configured.proposal === undefined)
+        refuse(`run ${run} names no approved start-run proposal`);
+      approved.add(run);
+    },
   };
 }

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
 import { encodeCanonicalFields } from '../crypto/canonical-bytes.ts';
+import { readCertificateSerial } from '../crypto/certificate-request.ts';
 import { verifyIdentityCertificate } from '../crypto/pki.ts';
 import { signEd25519, verifyEd25519 } from '../crypto/signatures.ts';
 import {
@@ -75,6 +76,8 @@ export interface ParticipantSessionInput {
   readonly identityKeyPem: string;
   readonly identityCertPem: string;
   readonly caCertPem: string;
+  /** Certificate serials (hex) known to be revoked: a peer presenting one is refused. */
+  readonly isRevoked?: ((serialHex: string) => boolean) | undefined;
   /** The quantized input x_u laid out as context.segments (weight channel last). Taken over, not copied. */
   readonly input: RingVector;
   readonly now: () => Date;
@@ -134,6 +137,7 @@ export async function verifyAdvert(
   caCertPem: string,
   at: Date,
   field: string,
+  isRevoked?: (serialHex: string) => boolean,
 ): Promise<Uint8Array> {
   if (!ctx.cohort.includes(advert.participant)) violation(`${field}.participant`, 'is not in the cohort');
   if (advert.configDigest !== computeConfigDigest(ctx))
@@ -143,6 +147,8 @@ export async function verifyAdvert(
     at,
   });
   if (!verdict.ok) violation(`${field}.certificate`, verdict.reason);
+  if (isRevoked?.(readCertificateSerial(advert.certificate)))
+    violation(`${field}.certificate`, `${advert.participant}'s identity certificate was revoked`);
   fromBase64(advert.encryptionKey, `${field}.encryptionKey`, 32);
   fromBase64(advert.maskingKey, `${field}.maskingKey`, 32);
   if (!/^[0-9a-f]{64}$/.test(advert.selfSeedCommitment))
@@ -174,6 +180,7 @@ export class ParticipantSession {
   private readonly identityKeyPem: string;
   private readonly identityCertPem: string;
   private readonly caCertPem: string;
+  private readonly isRevoked: ((serialHex: string) => boolean) | undefined;
   private readonly now: () => Date;
   private input: RingVector | undefined;
   private readonly encryptionPair: X25519KeyPair;
@@ -208,6 +215,7 @@ export class ParticipantSession {
     this.identityKeyPem = input.identityKeyPem;
     this.identityCertPem = input.identityCertPem;
     this.caCertPem = input.caCertPem;
+    this.isRevoked = input.isRevoked;
     this.now = input.now;
     this.input = input.input;
     this.encryptionPair = generateX25519KeyPair();
@@ -262,7 +270,7 @@ export class ParticipantSession {
     const keys = new Set<string>();
     const at = this.now();
     for (const [i, advert] of adverts.entries()) {
-      const identityKey = await verifyAdvert(ctx, advert, this.caCertPem, at, `adverts.${i}`);
+      const identityKey = await verifyAdvert(ctx, advert, this.caCertPem, at, `adverts.${i}`, this.isRevoked);
       for (const k of [advert.encryptionKey, advert.maskingKey]) {
         if (keys.has(k)) violation(`adverts.${i}`, 'reuses a public key already used in this round');
         keys.add(k);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { EntenteError } from '../core/errors.ts';
+import { readCertificateSerial } from '../crypto/certificate-request.ts';
 import { signEd25519 } from '../crypto/signatures.ts';
 import type { RingVector } from './mask-stream.ts';
 import { ParticipantSession, type SealedShare } from './participant-session.ts';
@@ -408,4 +409,30 @@ test('the server refuses a wrong masked-input signature and a stage answered twi
     /signature/,
   );
   server.acceptMaskedInput('h1', '11'.repeat(32), out.sign('11'.repeat(32)));
+});
+
+test('a peer whose identity certificate is revoked is refused at ShareKeys (enrolled sites read revocations from the log)', async () => {
+  const tc = await consortium();
+  const ctx = createTestContext({ cohort: IDS.slice(0, 4), threshold: 3, tensorLengths: [6] });
+  const revokedSerial = readCertificateSerial(tc.identities.get('h3')!.certPem);
+  const ident = tc.identities.get('h1')!;
+  const honest = createParticipants(tc, ctx, () => 1);
+  const list = [...honest.adverts.values()];
+  // h1's own advert in the list must be its new session's: rebuild the list around it.
+  const own = ParticipantSession.create({
+    context: ctx,
+    self: 'h1',
+    identityKeyPem: ident.keyPem,
+    identityCertPem: ident.certPem,
+    caCertPem: tc.caCertPem,
+    isRevoked: (serial) => serial === revokedSerial,
+    input: new Uint32Array(countVectorWords(ctx)),
+    now: TEST_NOW,
+  });
+  const withOwn = list.map((a) => (a.participant === 'h1' ? own.advert : a));
+  await assertViolationAsync(() => own.session.shareKeys(withOwn), /h3's identity certificate was revoked/);
+  // Without the revocation the same adverts are accepted.
+  const plain = createParticipants(tc, ctx, () => 1);
+  const out = await plain.sessions.get('h1')!.shareKeys([...plain.adverts.values()]);
+  assert.ok(out.shares.length > 0);
 });
