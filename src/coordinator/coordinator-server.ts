@@ -124,7 +124,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     onMembershipChange: () => engineRef?.tick(),
   });
   institutions = () => governance.institutions();
-  for (const [id, key] of Object.entries(governance.enrolledWitnesses())) audit.addWitness(id, key);
+  for (const [id, key] of Object.entries(governance.enrollment.enrolledWitnesses()))
+    audit.addWitness(id, key);
   const engine = new RunEngine({
     audit,
     isPaused: () => governance.isPaused(),
@@ -147,7 +148,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     ...identity,
     logger: log.child({ component: 'http' }, { level: 'warn' }),
     publicPaths,
-    revocationReason: (serial) => governance.revocationReason(serial),
+    revocationReason: (serial) => governance.enrollment.revocationReason(serial),
   });
 
   /** The caller's member id, after checking that one of its roles may call `route` (least privilege). */

@@ -73,26 +73,26 @@ export function registerGovernanceRoutes(app: FastifyInstance, deps: GovernanceR
   );
   app.post('/v1/enroll', async (request) => {
     const body = parseMessage(enrollBody, request.body, 'enroll');
-    return governance.enroll(body);
+    return governance.enrollment.enroll(body);
   });
 
   app.post('/v1/enrollment/tokens', async (request) => {
     guard(request, 'POST /v1/enrollment/tokens');
     const body = parseMessage(tokenBody, request.body, 'token');
-    return { member: body.member, ...governance.createToken(body.member, body.ttlMinutes) };
+    return { member: body.member, ...governance.enrollment.createToken(body.member, body.ttlMinutes) };
   });
   app.post('/v1/certificates/renew', async (request) => {
     const id = guard(request, 'POST /v1/certificates/renew');
-    return governance.renew(id, parseMessage(renewBody, request.body, 'renew'));
+    return governance.enrollment.renew(id, parseMessage(renewBody, request.body, 'renew'));
   });
   app.post('/v1/certificates/revoke', async (request) => {
     const id = guard(request, 'POST /v1/certificates/revoke');
     const body = parseMessage(revokeBody, request.body, 'revoke');
-    return { revoked: governance.revoke(id, body, body.reason) };
+    return { revoked: governance.enrollment.revoke(id, body, body.reason) };
   });
   app.get('/v1/certificates/revoked', async (request) => {
     guard(request, 'GET /v1/certificates/revoked');
-    return { revoked: governance.revocationList() };
+    return { revoked: governance.enrollment.revocationList() };
   });
 
   // ---- Proposals ----
