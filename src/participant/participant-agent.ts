@@ -65,6 +65,7 @@ import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
 import { type SiteConfig, checkSitePolicy } from './site-config.ts';
 import { answerPlan } from './site-plan.ts';
 import { createRunApprovalCheck } from './run-approval.ts';
+import { checkTaskConformance } from './task-conformance.ts';
 import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
@@ -622,6 +623,8 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         );
       // Before any data is touched: the log must show this run approved by the policy's quorum.
       await checkRunApproved.check(task.runId);
+      // And the task must carry the settings the quorum approved, not others.
+      checkTaskConformance(task, checkRunApproved.approvedConfig(task.runId)!);
     }
     if (task.kind === 'secagg-train') return computeSecAggTrain(task);
     if (

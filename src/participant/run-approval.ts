@@ -11,6 +11,7 @@
 import { type LogEntry, MerkleTree, hashLeaf, parseLogEntry } from '../audit/index.ts';
 import { EntenteError } from '../core/errors.ts';
 import { type TrailEntry, verifyGovernanceTrail } from '../governance/index.ts';
+import { type RunConfig, parseRunConfig } from '../protocol/index.ts';
 import { type MtlsClient, normalizeSerial } from '../transport/index.ts';
 import type { LogWitness } from './log-witness.ts';
 
@@ -25,13 +26,15 @@ export interface RunApprovalCheck {
   check(run: string): Promise<void>;
   /** True when the log (as last read) says certificate `serialHex` was revoked. */
   isRevoked(serialHex: string): boolean;
+  /** The run configuration the log records for an approved `run` (after `check(run)`). */
+  approvedConfig(run: string): RunConfig | undefined;
 }
 
 export function createRunApprovalCheck(input: {
   witness: LogWitness;
   client: () => MtlsClient;
 }): RunApprovalCheck {
-  const approved = new Set<string>();
+  const approved = new Map<string, RunConfig>();
   const revoked = new Set<string>();
   const entries: LogEntry[] = [];
   const tree = new MerkleTree();
@@ -68,6 +71,7 @@ export function createRunApprovalCheck(input: {
 
   return {
     isRevoked: (serialHex) => revoked.has(normalizeSerial(serialHex)),
+    approvedConfig: (run) => approved.get(run),
     async check(run: string): Promise<void> {
       await sync();
       if (approved.has(run)) return;
@@ -85,7 +89,13 @@ export function createRunApprovalCheck(input: {
       if (!governed) refuse(`run ${run} was configured before any consortium policy was adopted`);
       if (configured.kind !== 'run-configured' || configured.proposal === undefined)
         refuse(`run ${run} names no approved start-run proposal`);
-      approved.add(run);
+      let config: RunConfig;
+      try {
+        config = parseRunConfig(configured.config);
+      } catch (err) {
+        return refuse(`run ${run}: the configuration in the log is not valid (${(err as Error).message})`);
+      }
+      approved.set(run, config);
     },
   };
 }
