@@ -35,7 +35,9 @@ function computeNaiveDft(re: number[], im: number[], inverse: boolean): [number[
 
 const probabilityVector = (maxLength: number) =>
   fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 1, maxLength }).map((xs) => {
-    const total = xs.reduce((a, b) => a + b, 0) || 1;
+    const total = xs.reduce((a, b) => a + b, 0);
+    // All zeros is not a probability vector: put the whole mass on the first point instead.
+    if (!(total > 0)) return Float64Array.from(xs, (_, i) => (i === 0 ? 1 : 0));
     return Float64Array.from(xs, (x) => x / total);
   });
 
