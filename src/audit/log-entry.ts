@@ -65,7 +65,7 @@ export const logEntryBodies = {
   'proposal-signed': z.strictObject({ proposal: hex64, signer: id, signature: z.string().max(200) }),
   'proposal-decided': z.strictObject({
     proposal: hex64,
-    outcome: z.enum(['approved', 'rejected']),
+    outcome: z.enum(['approved', 'rejected', 'expired']),
     signers: z.array(id),
     missing: text,
   }),

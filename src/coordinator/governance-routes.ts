@@ -108,6 +108,7 @@ export function registerGovernanceRoutes(app: FastifyInstance, deps: GovernanceR
   app.get('/v1/proposals/:id', async (request) => {
     guard(request, 'GET /v1/proposals/:id');
     const { id } = parseMessage(idParam, request.params, 'path');
+    governance.expireDue();
     return governance.describeProposal(id);
   });
   app.post('/v1/proposals/:id/signatures', async (request) => {
@@ -246,7 +247,7 @@ function collectReport(deps: GovernanceRouteDeps): GovernanceReportData {
       kind: p.proposal.kind,
       subjectSha256: p.proposal.subjectSha256,
       createdAt: p.proposal.createdAt,
-      status: p.status as 'open' | 'approved' | 'rejected',
+      status: p.status as 'open' | 'approved' | 'rejected' | 'expired',
       signers: [...p.signers],
       decidedAt: iso(p.decidedAt),
       missing: p.missing,

@@ -18,6 +18,7 @@ import {
   type Proposal,
   type ProposalKind,
   computePolicyDigest,
+  DEFAULT_PROPOSAL_TTL_HOURS,
   computeProposalDigest,
   decideProposal,
   parsePolicy,
@@ -109,6 +110,7 @@ export class Governance {
    * anyone else. Throws INVALID_ARGUMENT / INVALID_CONFIG / POLICY_REFUSED naming the field.
    */
   propose(proposer: string, kind: unknown, subject: unknown): ProposalView {
+    this.expireDue();
     if (typeof kind !== 'string' || !(proposalKinds as readonly string[]).includes(kind))
       throw new EntenteError('INVALID_ARGUMENT', `kind: must be one of ${proposalKinds.join(', ')}`, {
         field: 'kind',
@@ -256,6 +258,7 @@ export class Governance {
    * signer (CONFLICT) or one on a decided proposal (CONFLICT). Applies the proposal when the quorum is met.
    */
   sign(signer: string, id: string, signatureB64: unknown): ProposalView {
+    this.expireDue();
     const row = this.deps.gov.getProposal(id);
     if (!row)
       throw new EntenteError('NOT_FOUND', `proposal: no proposal ${id.slice(0, 16)}…`, { field: 'proposal' });
@@ -386,7 +389,33 @@ export class Governance {
   }
 
   listProposals(): ProposalView[] {
+    this.expireDue();
     return this.deps.gov.listProposals().map((r) => this.describeProposal(r.id));
+  }
+
+  /**
+   * Open proposals older than the policy's proposalTtlHours (default one week) expire, recorded in the
+   * log: a stale proposal cannot be approved by signatures gathered much later.
+   */
+  expireDue(): void {
+    const ttlMs = (this.policyValue?.proposalTtlHours ?? DEFAULT_PROPOSAL_TTL_HOURS) * 3_600_000;
+    const now = this.deps.now();
+    const { gov, audit, store } = this.deps;
+    const due = gov.listProposals().filter((r) => r.status === 'open' && now - r.created_at > ttlMs);
+    if (due.length === 0) return;
+    store.transaction(() => {
+      for (const row of due) {
+        const missing = `expired: open for more than ${ttlMs / 3_600_000} h without reaching its quorum`;
+        gov.setProposalStatus(row.id, 'expired', missing, now);
+        audit.append('proposal-decided', {
+          proposal: row.id,
+          outcome: 'expired',
+          signers: gov.listSignatures(row.id).map((x) => x.signer),
+          missing,
+        });
+      }
+    });
+    audit.publishCheckpoint();
   }
 
   // ---- Incidents --------------------------------------------------------------------------------

@@ -103,8 +103,17 @@ const policySchema = z
         });
       }),
     approvals: approvalsSchema,
+    proposalTtlHours: z
+      .int()
+      .min(1)
+      .max(8_760)
+      .optional()
+      .describe('hours an open proposal may gather signatures before it expires (default 168: one week)'),
   })
   .meta({ title: 'Entente consortium policy' });
+
+/** How long an open proposal gathers signatures when the policy does not say. */
+export const DEFAULT_PROPOSAL_TTL_HOURS = 168;
 
 export interface PolicyMember {
   readonly roles: readonly MemberRole[];
@@ -143,6 +152,8 @@ export interface Policy {
     /** Resuming runs after an incident; absent = the adoptPolicy rule applies. */
     readonly resumeAfterIncident?: QuorumRule | undefined;
   };
+  /** Hours an open proposal gathers signatures before it expires (absent: DEFAULT_PROPOSAL_TTL_HOURS). */
+  readonly proposalTtlHours?: number | undefined;
 }
 
 interface PolicyIssue {

@@ -354,8 +354,24 @@ describe('verifyGovernanceTrail: signatures and quorums', () => {
     const t = buildValidTrail();
     t.builder.enroll('hospital-d', ['observer']);
     const index = t.builder.sign(t.ids.release, 'hospital-d');
+    // Appended after the release was decided, so that is reported too.
     assertProblems(verifyGovernanceTrail(t.entries), [
+      [index, /recorded after the proposal was decided/],
       [index, /hospital-d .*not a member of the policy in force/],
+    ]);
+  });
+
+  it('reports a proposal decided twice (an expired proposal approved later)', () => {
+    const t = buildValidTrail();
+    const decided = entryAt(t, 'release.decided');
+    const index = t.entries.length;
+    t.entries.push({ ...decided, index, outcome: 'approved' });
+    const expired = { ...decided, outcome: 'expired' };
+    t.entries[decided.index] = expired as typeof decided;
+    const release = t.entries.find((e) => e.kind === 'release-approved')!.index;
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [release, /which was not approved/],
+      [index, /already decided/],
     ]);
   });
 });

@@ -32,6 +32,8 @@ interface OpenProposal {
   /** The policy the decision is taken under (the first policy: itself). */
   readonly policy: Policy | undefined;
   approved: boolean;
+  /** Decided (approved, rejected or expired): nothing may be added to it afterwards. */
+  decided: boolean;
 }
 
 /** SHA-256 of the canonical JSON of `value`; '' (never a digest) for a value JSON cannot represent. */
@@ -113,6 +115,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           signatures: [],
           policy: under,
           approved: false,
+          decided: false,
         });
         break;
       }
@@ -123,6 +126,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           bad(e.index, 'a signature for a proposal that is not in the log before it');
           break;
         }
+        if (p.decided) bad(e.index, 'a signature recorded after the proposal was decided');
         const signature = new Uint8Array(Buffer.from(str(e.signature), 'base64'));
         const one = p.policy
           ? decideProposal(p.policy, p.proposal, [{ signer: str(e.signer), signature }], keys)
@@ -141,6 +145,8 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           bad(e.index, 'a decision on a proposal that is not in the log before it');
           break;
         }
+        if (p.decided) bad(e.index, 'the proposal was already decided (approved, rejected or expired)');
+        p.decided = true;
         if (e.outcome !== 'approved') break;
         counts.approvals++;
         // Decided under the policy in force now (the first policy: under itself), so that a proposal made
