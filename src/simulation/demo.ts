@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
-import { parseVerifierKey, verifyCosignatures, verifyLog } from '../audit/index.ts';
+import { parseVerifierKey, verifyCosignatures } from '../audit/index.ts';
 import { decodeSafetensors } from '../core/safetensors.ts';
 import { sha256Hex } from '../crypto/digest.ts';
 import { createSeededRng } from '../crypto/seeded-rng.ts';
@@ -30,7 +30,7 @@ import {
 import { builtinTrainer, computeDpStepsPerEpoch, describeLayout, parseModelSpec } from '../models/index.ts';
 import { calibrateNoiseMultiplier } from '../privacy/index.ts';
 import type { BlobRef } from '../protocol/index.ts';
-import { SqliteStore, createWorkspace, openWorkspace } from '../storage/index.ts';
+import { createWorkspace } from '../storage/index.ts';
 import {
   type GovernanceReportData,
   renderGovernanceReportHtml,
@@ -44,6 +44,7 @@ import {
   enrollDemoMembers,
 } from './demo-governance.ts';
 import { createMtlsClient } from '../transport/index.ts';
+import { type DemoSummary, auditDemoLog, printSummary } from './demo-summary.ts';
 import { startProcessFederation } from './process-federation.ts';
 
 export const DATASET_DIR = fileURLToPath(new URL('../../datasets/breast-cancer/', import.meta.url));
@@ -60,44 +61,6 @@ export interface DemoOptions {
 
 /** DP settings of the demo: Poisson rate and clip; the noise is calibrated to the target ε. */
 export const DEMO_DP = { samplingRate: 0.05, clipNorm: 1, delta: 1e-5 } as const;
-
-export interface DemoSummary {
-  globalAccuracy: number;
-  localOnlyAccuracy: Record<string, number>;
-  meanLocalOnlyAccuracy: number;
-  rounds: number;
-  bytesSent: number;
-  bytesReceived: number;
-  wallMs: number;
-  federatedEvalAccuracy: number | null;
-  participants: Record<string, { trainRows: number; malignant: number; benign: number }>;
-  /** `entente audit verify` on the demo's own log, after the coordinator stopped. */
-  audit: {
-    ok: boolean;
-    entries: number;
-    checkpoints: number;
-    cosignatures: number;
-    witnesses: number;
-    problems: string[];
-  };
-  /** Who enrolled, and which members' signatures adopted the policy, started the run and released the model. */
-  governance: {
-    enrolled: string[];
-    policy: { version: number; approvedBy: string[] };
-    runApprovedBy: string[];
-    releaseApprovedBy: string[];
-    report: string;
-  };
-  /** How updates were combined: protocol, thresholds used, aborted attempts. */
-  secureAggregation: { protocol: string; thresholds: number[]; completed: number; aborted: number };
-  /** With --dp: the noise multiplier used and ε spent per institution (from each site's own ledger). */
-  privacy: {
-    noiseMultiplier: number;
-    targetEpsilon: number;
-    delta: number;
-    epsilonSpent: Record<string, number | null>;
-  } | null;
-}
 
 interface RunView {
   status: string;
@@ -416,6 +379,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       dp && options.dpEpsilon !== undefined
         ? {
             noiseMultiplier: dp.noiseMultiplier,
+            samplingRate: DEMO_DP.samplingRate,
+            clipNorm: DEMO_DP.clipNorm,
             targetEpsilon: options.dpEpsilon,
             delta: DEMO_DP.delta,
             epsilonSpent: Object.fromEntries(
@@ -435,84 +400,4 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   if (!keep) rmSync(dir, { recursive: true, force: true });
   else console.error(`workspace kept in ${dir}`);
   return summary;
-}
-
-/**
- * What `entente audit verify --log <workspace>` does, on the demo's own log: read the coordinator's
- * store (read-only, after it stopped) and verify everything with the keys from the consortium file.
- */
-function auditDemoLog(dir: string, witnesses: readonly string[]): DemoSummary['audit'] {
-  const ws = openWorkspace(dir);
-  const store = new SqliteStore(join(ws.coordinatorStateDir(), 'coordinator.db'));
-  try {
-    const rows = store.listLogEntries();
-    const checkpoints = store.listCheckpoints().map((c) => c.note);
-    const report = verifyLog(
-      {
-        entries: rows.map((r) => new Uint8Array(r.body)),
-        storedLeafHashes: rows.map((r) => new Uint8Array(r.leaf_hash)),
-        checkpoints,
-      },
-      {
-        log: ws.consortium.log!.key,
-        witnesses: [...witnesses],
-        quorum: Math.floor(witnesses.length / 2) + 1,
-      },
-    );
-    const newest = checkpoints.at(-1);
-    const cosignatures = newest
-      ? verifyCosignatures(
-          newest,
-          witnesses.map((k) => parseVerifierKey(k)),
-        ).filter((v) => v.ok).length
-      : 0;
-    return {
-      ok: report.ok,
-      entries: report.entries,
-      checkpoints: report.checkpoints,
-      cosignatures,
-      witnesses: witnesses.length,
-      problems: [...report.problems],
-    };
-  } finally {
-    store.close();
-  }
-}
-
-function printSummary(s: DemoSummary, rounds: number, rows: number, testRows: number): void {
-  const pct = (v: number): string => (v * 100).toFixed(1).padStart(6) + '%';
-  const lines = [
-    '',
-    `Entente demo: ${rounds} rounds of FedAvg, logistic regression, UCI breast cancer (${rows} rows, ${testRows} held out as a common test set)`,
-    '',
-    '  model                          test accuracy   local rows (malignant/benign)',
-    `  federated (global)            ${pct(s.globalAccuracy)}`,
-    ...Object.entries(s.localOnlyAccuracy).map(
-      ([id, acc]) =>
-        `  ${(id + ' alone').padEnd(28)}  ${pct(acc)}        ${s.participants[id]!.trainRows} (${s.participants[id]!.malignant}/${s.participants[id]!.benign})`,
-    ),
-    `  mean of institutions alone    ${pct(s.meanLocalOnlyAccuracy)}`,
-    '',
-    `  rounds completed   ${s.rounds}`,
-    s.secureAggregation.protocol === 'secagg'
-      ? `  aggregation        secure aggregation (Bonawitz et al. 2017, full graph, ring 2^32), threshold ${s.secureAggregation.thresholds.join('/')} of 3; ${s.secureAggregation.completed} rounds unmasked as a sum only, ${s.secureAggregation.aborted} attempts aborted`
-      : '  aggregation        plain (the coordinator saw each update)',
-    `  federated eval     ${s.federatedEvalAccuracy === null ? '-' : pct(s.federatedEvalAccuracy)} (institutions' own held-out rows, weighted)`,
-    `  bytes sent         ${s.bytesSent.toLocaleString('en-US')} (coordinator -> participants)`,
-    `  bytes received     ${s.bytesReceived.toLocaleString('en-US')} (participants -> coordinator)`,
-    `  wall time          ${(s.wallMs / 1000).toFixed(1)} s`,
-    `  governance         ${s.governance.enrolled.length} members enrolled with one-time tokens; policy v${s.governance.policy.version} adopted by ${s.governance.policy.approvedBy.join(', ')}; run approved by ${s.governance.runApprovedBy.join(', ')}; model released by ${s.governance.releaseApprovedBy.join(', ')}`,
-    `  audit log          ${s.audit.ok ? 'VERIFIED' : 'FAILED'}: ${s.audit.entries} entries, ${s.audit.checkpoints} signed checkpoints, newest cosigned by ${s.audit.cosignatures} of ${s.audit.witnesses} institutions (entente audit verify --log ${'<workspace>'})`,
-    ...s.audit.problems.map((p) => `    problem: ${p}`),
-    ...(s.privacy
-      ? [
-          `  privacy            DP-SGD per institution, target ε = ${s.privacy.targetEpsilon} at δ = ${s.privacy.delta} (noise multiplier ${s.privacy.noiseMultiplier.toFixed(3)}, q = ${DEMO_DP.samplingRate}, clip ${DEMO_DP.clipNorm})`,
-          ...Object.entries(s.privacy.epsilonSpent).map(
-            ([id, e]) => `    ${id.padEnd(12)} ε spent ${e === null ? '-' : e.toFixed(3)} (its own ledger)`,
-          ),
-        ]
-      : []),
-    '',
-  ];
-  console.log(lines.join('\n'));
 }
