@@ -98,6 +98,9 @@ export async function startGovernedConsortium(
     policy?: Record<string, unknown>;
     certificateDays?: number;
     dataSchemaDigest?: string;
+    /** The coordinator's liveness window and heartbeat (shorter: a stopped site is noticed sooner). */
+    livenessMs?: number;
+    heartbeatMs?: number;
   } = {},
 ): Promise<GovernedConsortium> {
   const institutions = input.institutions ?? ['alpha', 'beta', 'gamma'];
@@ -114,7 +117,13 @@ export async function startGovernedConsortium(
     ...(input.certificateDays ? { certificateDays: input.certificateDays } : {}),
     now: new Date(),
   });
-  const coordinator = await startCoordinator({ workspaceDir: dir, port: 0, log: pino({ level: 'silent' }) });
+  const coordinator = await startCoordinator({
+    workspaceDir: dir,
+    port: 0,
+    log: pino({ level: 'silent' }),
+    ...(input.livenessMs ? { livenessMs: input.livenessMs } : {}),
+    ...(input.heartbeatMs ? { heartbeatMs: input.heartbeatMs } : {}),
+  });
   const url = coordinator.url;
   const operator = createMtlsClient({ baseUrl: url, ...ws.operatorIdentity() });
   const sites = new Map<string, SiteDir>();

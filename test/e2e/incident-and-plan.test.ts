@@ -231,7 +231,11 @@ describe('entente run plan: a dry run against the policy and every site', () => 
   const children = new Map<string, ChildHandle>();
   const files = { bad: '', good: '' };
   before(async () => {
-    c = await startGovernedConsortium({ dataSchemaDigest: SCHEMA_DIGEST });
+    c = await startGovernedConsortium({
+      dataSchemaDigest: SCHEMA_DIGEST,
+      livenessMs: 4_000,
+      heartbeatMs: 1_000,
+    });
     const data = writeSiteData(c.sites, INSTITUTIONS);
     const budget = join(c.dir, 'gamma-site.yaml');
     writeFileSync(budget, 'privacy:\n  perRun: { epsilon: 1, delta: 1.0e-5 }\n');
