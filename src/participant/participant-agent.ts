@@ -722,6 +722,23 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         30_000,
       ),
     );
+    if (
+      options.requireApprovedRuns &&
+      err.code === 'PROTOCOL_VIOLATION' &&
+      err.message.startsWith('governance:')
+    )
+      await raiseGovernanceIncident(err.message);
+  }
+
+  /** A broken rule seen in the log is raised as an incident (once per finding): new rounds pause for all. */
+  const raisedIncidents = new Set<string>();
+  async function raiseGovernanceIncident(message: string): Promise<void> {
+    const finding = message.replace(/^governance: /, '');
+    if (raisedIncidents.has(finding)) return;
+    raisedIncidents.add(finding);
+    const reason = `${options.institution} found in the audit log: ${finding}`.slice(0, 2000);
+    journal('incident-raised', { reason });
+    await withRetry(() => currentClient().postJson('/v1/incidents', { reason }, 30_000));
   }
 
   async function handle(task: Task): Promise<void> {

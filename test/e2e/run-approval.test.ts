@@ -66,6 +66,22 @@ describe('sites refuse runs the log does not show approved', () => {
       assert.equal(refusal.code, 'PROTOCOL_VIOLATION');
       assert.match(refusal.message ?? '', /governance: .*(no start-run proposal|names no approved)/);
     }
+    // Each site raised the finding as an incident: new rounds are paused for everyone, and it is logged.
+    const incidents = await waitFor(
+      'the sites to raise incidents',
+      async () => {
+        const r = (
+          await gov.operator.getJson<{ paused: boolean; incidents: { raisedBy: string; reason: string }[] }>(
+            '/v1/incidents',
+          )
+        ).body!;
+        return r.incidents.length === INSTITUTIONS.length ? r : undefined;
+      },
+      20_000,
+    );
+    assert.equal(incidents.paused, true);
+    assert.deepEqual(incidents.incidents.map((i) => i.raisedBy).sort(), [...INSTITUTIONS].sort());
+    for (const i of incidents.incidents) assert.match(i.reason, /found in the audit log: .*rogue-run/);
     // Nothing was trained: no round of the rogue run produced a model.
     const run = (await gov.operator.getJson<{ rounds: { modelOut: string | null }[] }>('/v1/runs/rogue-run'))
       .body!;
@@ -77,6 +93,12 @@ describe('sites refuse runs the log does not show approved', () => {
   }, async () => {
     // Even a run the quorum approved is refused: the trail the sites replay has a run without approval,
     // so this coordinator is not trusted again until the consortium deals with it (a new log).
+    // The consortium resumes by its quorum...
+    const resume = await gov.propose('alpha', 'resume-runs', {});
+    await gov.sign('alpha', resume.id);
+    assert.equal((await gov.sign('beta', resume.id)).status, 'approved');
+    assert.equal((await gov.operator.getJson<{ paused: boolean }>('/v1/incidents')).body!.paused, false);
+    // ...but the log still shows the rogue run, so the sites still refuse.
     const posted = await gov.operator.postJson<{ proposal: string }>('/v1/runs', {
       ...demoRunConfig(2, 'approved'),
       id: 'approved-run',
