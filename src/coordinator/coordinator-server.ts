@@ -217,6 +217,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     engine.tick();
     const deadline = Date.now() + waitMs;
     const checkpointAtStart = checkpoint ?? audit.checkpointSize;
+    // A participant that died mid-poll must not go on being "seen": stop as soon as its socket closes.
+    const socket = request.raw.socket;
+    const gone = (): boolean => request.raw.destroyed || socket.destroyed;
     for (;;) {
       if (closing) return reply.status(204).send();
       // A new checkpoint: return so the participant can witness and cosign it.
@@ -224,18 +227,21 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       const open = store.openTasksFor(id);
       if (open.length > 0) return JSON.parse(open[0]!.task_json) as unknown;
       const left = deadline - Date.now();
-      if (left <= 0 || request.raw.destroyed) return reply.status(204).send();
+      if (left <= 0 || gone()) return reply.status(204).send();
       await new Promise<void>((resolve) => {
         const set = waiters.get(id) ?? new Set();
         const wake = (): void => {
           clearTimeout(timer);
+          socket.off('close', wake);
           set.delete(wake);
           resolve();
         };
         const timer = setTimeout(wake, Math.min(left, 5_000));
+        socket.once('close', wake);
         set.add(wake);
         waiters.set(id, set);
       });
+      if (gone()) return reply.status(204).send();
       store.touchParticipant(id, Date.now());
     }
   });
