@@ -42,6 +42,8 @@ export interface CoordinatorOptions {
   readonly livenessMs?: number;
   readonly heartbeatMs?: number;
   readonly tickMs?: number;
+  /** Requests per minute one address may make to the enrollment paths (default 120). */
+  readonly publicRequestsPerMinute?: number;
 }
 
 export interface RunningCoordinator {
@@ -148,6 +150,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     ...identity,
     logger: log.child({ component: 'http' }, { level: 'warn' }),
     publicPaths,
+    ...(options.publicRequestsPerMinute ? { publicRequestsPerMinute: options.publicRequestsPerMinute } : {}),
     revocationReason: (serial) => governance.enrollment.revocationReason(serial),
   });
 

@@ -17,6 +17,8 @@ export interface MtlsServerOptions {
   readonly logger?: unknown;
   /** Paths served without a client certificate (enrollment: the caller has none yet). */
   readonly publicPaths?: readonly string[];
+  /** Requests per minute one address may make to the public paths (default 120). */
+  readonly publicRequestsPerMinute?: number;
   /**
    * Checked on every request with a verified client certificate: the reason its serial (lower-case hex,
    * no leading zeros) was revoked, or undefined. A revoked certificate is refused before any route runs.
@@ -84,8 +86,25 @@ export function createMtlsServer(options: MtlsServerOptions): FastifyInstance {
   });
 
   const publicPaths = new Set(options.publicPaths ?? []);
+  // Anyone can reach the public paths: a fixed window per address keeps them from being flooded.
+  const perMinute = options.publicRequestsPerMinute ?? 120;
+  const windows = new Map<string, { start: number; count: number }>();
   app.addHook('onRequest', async (request) => {
-    if (publicPaths.has(request.url.split('?')[0]!)) return;
+    if (publicPaths.has(request.url.split('?')[0]!)) {
+      const now = Date.now();
+      const address = request.ip;
+      const w = windows.get(address);
+      if (!w || now - w.start >= 60_000) {
+        if (windows.size > 10_000) windows.clear();
+        windows.set(address, { start: now, count: 1 });
+      } else if (++w.count > perMinute) {
+        throw new EntenteError(
+          'RATE_LIMITED',
+          `more than ${perMinute} enrollment requests a minute from this address`,
+        );
+      }
+      return;
+    }
     const socket = request.raw.socket as TLSSocket;
     if (!socket.authorized) throw new EntenteError('UNAUTHENTICATED', describeAuthorizationError(socket));
     if (options.revocationReason) {

@@ -396,3 +396,44 @@ describe('hostile and broken input', () => {
     }
   });
 });
+
+describe('the public enrollment paths are rate limited per address', () => {
+  let coordinator: RunningCoordinator | undefined;
+  let dir = '';
+  after(async () => {
+    await coordinator?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses the request after the limit with RATE_LIMITED, and members are not affected', async () => {
+    const setup = await createTestWorkspace(['alpha', 'beta', 'gamma'], 'entente-ratelimit-');
+    dir = setup.dir;
+    coordinator = await startCoordinator({
+      workspaceDir: dir,
+      port: 0,
+      log: pino({ level: 'silent' }),
+      publicRequestsPerMinute: 5,
+    });
+    const caPem = setup.ws.coordinatorIdentity().caPem;
+    const anonymous = createMtlsClient({ baseUrl: coordinator.url, caPem });
+    const member = createMtlsClient({ baseUrl: coordinator.url, ...setup.ws.institutionIdentity('alpha') });
+    try {
+      for (let i = 0; i < 5; i++)
+        assert.equal((await anonymous.getBytes('/v1/enroll/ca', 65_536)).length > 0, true);
+      await assert.rejects(anonymous.getBytes('/v1/enroll/ca', 65_536), (err: unknown) => {
+        assert.ok(err instanceof EntenteError);
+        assert.equal(err.code, 'RATE_LIMITED');
+        return true;
+      });
+      await assert.rejects(
+        anonymous.postJson('/v1/enroll', { token: 'x', tlsCsr: 'x', identityCsr: 'x' }),
+        (err: unknown) => err instanceof EntenteError && err.code === 'RATE_LIMITED',
+      );
+      // Authenticated endpoints are not counted against the public limit.
+      assert.equal((await member.postJson('/v1/heartbeat', {})).status, 200);
+    } finally {
+      await anonymous.close();
+      await member.close();
+    }
+  });
+});
