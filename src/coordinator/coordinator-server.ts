@@ -73,7 +73,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   store.setMeta('consortium', ws.consortium.consortium);
   const livenessMs = options.livenessMs ?? 15_000;
   const heartbeatMs = options.heartbeatMs ?? 5_000;
-  const traffic = { bytesReceived: 0, bytesSent: 0 };
+  const traffic = { bytesReceived: 0, bytesSent: 0, unauthenticatedRefusals: 0 };
 
   const waiters = new Map<string, Set<() => void>>();
   let closing = false;
@@ -187,7 +187,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       } catch {
         who = null;
       }
-      if (!request.url.includes('/result'))
+      // Only refusals of verified members are recorded (events and the audit log): a caller without a
+      // valid certificate could otherwise grow the log at will. Those are only counted.
+      if (who === null) traffic.unauthenticatedRefusals++;
+      else if (!request.url.includes('/result'))
         engine.recordRefusal(
           who,
           err.code,

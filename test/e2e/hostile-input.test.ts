@@ -288,8 +288,22 @@ describe('hostile and broken input', () => {
       caPem,
     });
     // Refused before any route runs, with the reason in words (not a bare TLS failure).
+    const operator = createMtlsClient({ baseUrl: coordinator.url, ...ws.operatorIdentity() });
+    type Status = { traffic: { unauthenticatedRefusals: number }; events: { message: string }[] };
+    const before = (await operator.getJson<Status>('/v1/status')).body!;
+    const entriesBefore = (await operator.getJson<{ checkpoints: { size: number }[] }>('/v1/log/checkpoints'))
+      .body!;
     const err = await expectError(a.getJson('/v1/tasks/next?waitMs=0'), 'UNAUTHENTICATED');
     assert.match(err.message, /not issued by this consortium's CA/);
+    // A caller without a valid certificate cannot write to the audit log or the event table: only counted.
+    for (let i = 0; i < 20; i++) await expectError(a.getJson('/v1/status'), 'UNAUTHENTICATED');
+    const after = (await operator.getJson<Status>('/v1/status')).body!;
+    assert.equal(after.traffic.unauthenticatedRefusals - before.traffic.unauthenticatedRefusals, 21);
+    assert.ok(!after.events.some((e) => /not issued by this consortium's CA/.test(e.message)));
+    const entriesAfter = (await operator.getJson<{ checkpoints: { size: number }[] }>('/v1/log/checkpoints'))
+      .body!;
+    assert.equal(entriesAfter.checkpoints.at(-1)?.size, entriesBefore.checkpoints.at(-1)?.size);
+    await operator.close();
     await a.close();
   });
 
