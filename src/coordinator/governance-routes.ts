@@ -4,6 +4,7 @@
  * signatures, incidents, the policy in force, dry runs, released models, summaries for observers and
  * the governance report's data. Each endpoint is guarded by routeAccess (access.ts).
  */
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
@@ -172,8 +173,19 @@ export function registerGovernanceRoutes(app: FastifyInstance, deps: GovernanceR
         field: 'runId',
       });
     }
-    const bytes = Buffer.concat(ref.chunks.map((c) => deps.blobs.read(c.sha256)));
-    return reply.type('application/octet-stream').header('x-model-sha256', ref.sha256).send(bytes);
+    // Streamed chunk by chunk: a large model is never held in memory whole.
+    const chunks = ref.chunks.map((c) => c.sha256);
+    const body = Readable.from(
+      (async function* () {
+        for (const sha of chunks)
+          for await (const piece of deps.blobs.openReadStream(sha)) yield piece as Buffer;
+      })(),
+    );
+    return reply
+      .type('application/octet-stream')
+      .header('content-length', ref.bytes)
+      .header('x-model-sha256', ref.sha256)
+      .send(body);
   });
   app.get('/v1/summary', async (request) => {
     guard(request, 'GET /v1/summary');
