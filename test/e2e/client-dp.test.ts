@@ -10,17 +10,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { type PrivacyEvent, computeLedgerEpsilon } from '../../src/privacy/index.ts';
-import { type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
+import type { ProcessFederation } from '../../src/simulation/index.ts';
 import { openWorkspace } from '../../src/storage/index.ts';
 import { createMtlsClient } from '../../src/transport/index.ts';
-import {
-  SCHEMA_PATH,
-  createTestWorkspace,
-  findFreePort,
-  waitFor,
-  waitForAllAvailable,
-  waitForRunCompleted,
-} from './fixtures.ts';
+import { waitFor, waitForRunCompleted, startTestFederation } from './fixtures.ts';
 
 const INSTITUTIONS = ['alpha', 'beta', 'gamma'];
 const ROUNDS = 4;
@@ -36,20 +29,11 @@ describe('client-level DP under secure aggregation', () => {
   it('adds distributed discrete Gaussian noise, accounts it per institution, and still learns', {
     timeout: 180_000,
   }, async () => {
-    const setup = await createTestWorkspace(INSTITUTIONS, 'entente-client-dp-');
+    const started = await startTestFederation({ institutions: INSTITUTIONS, prefix: 'entente-client-dp-' });
+    ({ federation } = started);
+    const { setup, client } = started;
     dir = setup.dir;
-    const port = await findFreePort();
-    federation = await startProcessFederation({
-      workspace: dir,
-      port,
-      participants: INSTITUTIONS.map((id) => ({
-        institution: id,
-        args: ['--data', setup.dataPath(id), '--schema', SCHEMA_PATH],
-      })),
-    });
-    const client = createMtlsClient({ baseUrl: `https://127.0.0.1:${port}`, ...setup.ws.operatorIdentity() });
     after(() => client.close());
-    await waitForAllAvailable(client);
     await client.postJson('/v1/runs', {
       id: 'cdp',
       model: { kind: 'logistic', inputDim: 30 },

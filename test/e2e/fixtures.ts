@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSeededRng } from '../../src/crypto/index.ts';
 import { parseCsv, partitionIid } from '../../src/data/index.ts';
-import { DATASET_DIR } from '../../src/simulation/index.ts';
+import { DATASET_DIR, type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
 import { type Workspace, createWorkspace } from '../../src/storage/index.ts';
-import type { MtlsClient } from '../../src/transport/index.ts';
+import { type MtlsClient, createMtlsClient } from '../../src/transport/index.ts';
 
 export const SCHEMA_PATH = join(DATASET_DIR, 'schema.json');
 
@@ -87,4 +87,51 @@ export function waitForRunCompleted<T extends { status: string }>(
     timeoutMs,
     200,
   );
+}
+
+/**
+ * A local workspace (IID splits of the breast cancer data), one coordinator and one participant process
+ * per institution on a free port, and the operator's client once every institution is available.
+ * `extraArgs(id)` adds per-institution flags (e.g. `--site-config`); `siteConfigs` writes each given
+ * site configuration into the institution's folder first and passes it. The caller stops `federation`
+ * and removes `setup.dir`.
+ */
+export async function startTestFederation(input: {
+  institutions: readonly string[];
+  prefix: string;
+  siteConfigs?: Readonly<Record<string, { name: string; text: string }>>;
+  extraArgs?: (id: string) => readonly string[];
+}): Promise<{
+  setup: Awaited<ReturnType<typeof createTestWorkspace>>;
+  federation: ProcessFederation;
+  port: number;
+  client: MtlsClient;
+}> {
+  const setup = await createTestWorkspace(input.institutions, input.prefix);
+  const siteArgs = (id: string): string[] => {
+    const site = input.siteConfigs?.[id];
+    if (!site) return [];
+    const path = join(setup.dir, 'institutions', id, site.name);
+    writeFileSync(path, site.text);
+    return ['--site-config', path];
+  };
+  const port = await findFreePort();
+  const federation = await startProcessFederation({
+    workspace: setup.dir,
+    port,
+    participants: input.institutions.map((id) => ({
+      institution: id,
+      args: [
+        '--data',
+        setup.dataPath(id),
+        '--schema',
+        SCHEMA_PATH,
+        ...siteArgs(id),
+        ...(input.extraArgs?.(id) ?? []),
+      ],
+    })),
+  });
+  const client = createMtlsClient({ baseUrl: `https://127.0.0.1:${port}`, ...setup.ws.operatorIdentity() });
+  await waitForAllAvailable(client);
+  return { setup, federation, port, client };
 }

@@ -6,20 +6,13 @@
  * and logs every privacy event.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { type PrivacyEvent, computeLedgerEpsilon } from '../../src/privacy/index.ts';
-import { type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
-import { createMtlsClient } from '../../src/transport/index.ts';
-import {
-  SCHEMA_PATH,
-  createTestWorkspace,
-  findFreePort,
-  waitForAllAvailable,
-  waitForRunCompleted,
-} from './fixtures.ts';
+import type { ProcessFederation } from '../../src/simulation/index.ts';
+import { waitForRunCompleted, startTestFederation } from './fixtures.ts';
 
 const INSTITUTIONS = ['alpha', 'beta', 'gamma', 'delta'];
 const CAPPED = 'beta';
@@ -37,8 +30,6 @@ describe('privacy budget enforced by the site', () => {
   it('takes part while its ledger allows, then refuses the round that would exceed its budget', {
     timeout: 180_000,
   }, async () => {
-    const setup = await createTestWorkspace(INSTITUTIONS, 'entente-privacy-');
-    dir = setup.dir;
     const oneRound: PrivacyEvent = {
       run: 'dp',
       round: 1,
@@ -51,26 +42,20 @@ describe('privacy budget enforced by the site', () => {
     const epsilonOne = computeLedgerEpsilon([oneRound], DELTA).epsilon;
     const epsilonTwo = computeLedgerEpsilon([oneRound, { ...oneRound, round: 2 }], DELTA).epsilon;
     const budget = (epsilonOne + epsilonTwo) / 2; // one round fits, two do not
-    const siteConfig = join(dir, 'institutions', CAPPED, 'site.json');
-    writeFileSync(siteConfig, JSON.stringify({ privacy: { perRun: { epsilon: budget, delta: DELTA } } }));
-    const port = await findFreePort();
-    federation = await startProcessFederation({
-      workspace: dir,
-      port,
-      participants: INSTITUTIONS.map((id) => ({
-        institution: id,
-        args: [
-          '--data',
-          setup.dataPath(id),
-          '--schema',
-          SCHEMA_PATH,
-          ...(id === CAPPED ? ['--site-config', siteConfig] : []),
-        ],
-      })),
+    const started = await startTestFederation({
+      institutions: INSTITUTIONS,
+      prefix: 'entente-privacy-',
+      siteConfigs: {
+        [CAPPED]: {
+          name: 'site.json',
+          text: JSON.stringify({ privacy: { perRun: { epsilon: budget, delta: DELTA } } }),
+        },
+      },
     });
-    const client = createMtlsClient({ baseUrl: `https://127.0.0.1:${port}`, ...setup.ws.operatorIdentity() });
+    ({ federation } = started);
+    const { setup, client } = started;
+    dir = setup.dir;
     after(() => client.close());
-    await waitForAllAvailable(client);
     await client.postJson('/v1/runs', {
       id: 'dp',
       model: { kind: 'logistic', inputDim: 30 },

@@ -4,19 +4,12 @@
  * touching its data, and the run goes on with the others.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
-import { createMtlsClient } from '../../src/transport/index.ts';
-import {
-  SCHEMA_PATH,
-  createTestWorkspace,
-  findFreePort,
-  waitForAllAvailable,
-  waitForRunCompleted,
-} from './fixtures.ts';
+import type { ProcessFederation } from '../../src/simulation/index.ts';
+import { waitForRunCompleted, startTestFederation } from './fixtures.ts';
 
 const INSTITUTIONS = ['alpha', 'beta', 'gamma', 'delta'];
 const STRICT = 'delta';
@@ -32,28 +25,17 @@ describe('site policy enforced by the site', () => {
   it('refuses tasks that break its limits, and the run goes on without it', {
     timeout: 120_000,
   }, async () => {
-    const setup = await createTestWorkspace(INSTITUTIONS, 'entente-site-');
-    dir = setup.dir;
-    const siteConfig = join(dir, 'institutions', STRICT, 'site.yaml');
-    writeFileSync(siteConfig, 'allowedModels: [mlp]\nrequireSecureAggregation: true\n');
-    const port = await findFreePort();
-    federation = await startProcessFederation({
-      workspace: dir,
-      port,
-      participants: INSTITUTIONS.map((id) => ({
-        institution: id,
-        args: [
-          '--data',
-          setup.dataPath(id),
-          '--schema',
-          SCHEMA_PATH,
-          ...(id === STRICT ? ['--site-config', siteConfig] : []),
-        ],
-      })),
+    const started = await startTestFederation({
+      institutions: INSTITUTIONS,
+      prefix: 'entente-site-',
+      siteConfigs: {
+        [STRICT]: { name: 'site.yaml', text: 'allowedModels: [mlp]\nrequireSecureAggregation: true\n' },
+      },
     });
-    const client = createMtlsClient({ baseUrl: `https://127.0.0.1:${port}`, ...setup.ws.operatorIdentity() });
+    ({ federation } = started);
+    const { setup, client } = started;
+    dir = setup.dir;
     after(() => client.close());
-    await waitForAllAvailable(client);
     await client.postJson('/v1/runs', {
       id: 'site',
       model: { kind: 'logistic', inputDim: 30 },
