@@ -4,11 +4,11 @@
  * governance report. A member acts either from its site directory (`--site`, after enrolling) or, in a
  * local workspace made by `entente init`, as one of its members (`--workspace W --as ID`).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { EntenteError } from '../core/errors.ts';
+import { readStructuredFile } from './read-file.ts';
 import { canonicalizeJson, sha256Hex } from '../crypto/index.ts';
 import {
   type GovernanceReportData,
@@ -56,20 +56,6 @@ function addMemberOptions(cmd: Command): Command {
     .option('--site <dir>', "this member's site directory (made by participant enroll)")
     .option('--workspace <dir>', 'a local workspace made by entente init')
     .option('--as <member>', 'with --workspace: act as this member (default: the first operator)');
-}
-
-export function readStructuredFile(path: string, field: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new EntenteError('INVALID_ARGUMENT', `${field}: cannot read ${path}`, { field });
-  }
-  try {
-    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new EntenteError('INVALID_CONFIG', `${path} is not valid: ${(err as Error).message}`, { field });
-  }
 }
 
 async function withMember<T>(

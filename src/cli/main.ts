@@ -5,7 +5,6 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { EntenteError, exitCodeOf } from '../core/errors.ts';
 import { startCoordinator } from '../coordinator/index.ts';
 import { computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
@@ -15,6 +14,7 @@ import { runDemo } from '../simulation/index.ts';
 import { computeWitnessName, createWorkspace, openSiteDir, openWorkspace } from '../storage/index.ts';
 import { createMtlsClient } from '../transport/index.ts';
 import { registerAuditCommands } from './audit-commands.ts';
+import { readStructuredFile } from './read-file.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
 import { createLogger } from './logger.ts';
@@ -37,28 +37,8 @@ function parseSlowMs(text: string): number | Record<string, number> {
 /** A participant's `--site-config`: its own limits and privacy budget. */
 function siteOptions(path: string | undefined): { site?: SiteConfig; privacyBudget?: SiteBudget } {
   if (!path) return {};
-  const site = parseSiteConfig(readStructured(path));
+  const site = parseSiteConfig(readStructuredFile(path, 'site-config'));
   return { site, ...(site.privacyBudget ? { privacyBudget: site.privacyBudget } : {}) };
-}
-
-function readStructured(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new EntenteError('INVALID_ARGUMENT', `cannot read ${path}`, { field: 'file' });
-  }
-  try {
-    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new EntenteError(
-      'INVALID_CONFIG',
-      `${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`,
-      {
-        field: 'file',
-      },
-    );
-  }
 }
 
 function onSignals(stop: () => Promise<void>): void {
@@ -265,7 +245,7 @@ export function buildProgram(): Command {
         siteConfig?: string;
         slowMs?: string;
       }) => {
-        const schema = parseDataSchema(readStructured(opts.schema));
+        const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
         const data = loadTable(readFileSync(opts.data, 'utf8'), schema);
         const where = participantIdentity(opts);
         const log = createLogger(`participant:${where.institution}`);
@@ -301,7 +281,7 @@ export function buildProgram(): Command {
     .action(async (file: string, opts: { workspace: string; wait?: boolean; json?: boolean }) => {
       const client = operatorClient(resolve(opts.workspace));
       try {
-        const config = readStructured(file);
+        const config = readStructuredFile(file, 'config');
         const created = await client.postJson<{ runId: string; proposal?: string; missing?: string }>(
           '/v1/runs',
           config,

@@ -1,15 +1,7 @@
-/**
- * `entente privacy epsilon|calibrate`: the privacy accountants on the command line (src/privacy).
- * `epsilon` prints the ε of `steps` Poisson-subsampled Gaussian steps (RDP: Mironov et al. 2019 with the
- * dp_accounting conversion; PLD: dp_accounting's privacy-loss-distribution accountant); `calibrate`
- * prints the smallest noise multiplier meeting a target ε. `--sampling-rate 1` means no sampling.
- * Flag values are checked here and rejected with INVALID_ARGUMENT (exit 2, mapped in main.ts).
- */
-import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import { computeClientDpRho, parseRunConfig, projectRunEpsilon } from '../protocol/index.ts';
 import { EntenteError } from '../core/errors.ts';
+import { readStructuredFile } from './read-file.ts';
 import { calibrateNoiseMultiplier, computeGaussianEpsilon } from '../privacy/calibrate.ts';
 import { computeRdp, DEFAULT_RDP_ORDERS } from '../privacy/rdp.ts';
 import { convertRdpToEpsilon } from '../privacy/rdp-conversion.ts';
@@ -171,7 +163,7 @@ export function registerPrivacyCommands(program: Command): Command {
     .option('--json', 'print one JSON object')
     .action((file: string, opts: { delta: string; institutions?: string; json?: boolean }) => {
       const delta = parseDelta(opts.delta);
-      const config = parseRunConfig(readRunConfig(file));
+      const config = parseRunConfig(readStructuredFile(file, 'run-config'));
       const dp = config.train.dp;
       const cdp = config.clientDp;
       const cdpRho = computeClientDpRho(config);
@@ -214,20 +206,4 @@ export function registerPrivacyCommands(program: Command): Command {
         console.log(`  after round ${String(r.round).padStart(4)}  ε = ${r.epsilon!.toFixed(4)}`);
     });
   return privacy;
-}
-
-function readRunConfig(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new EntenteError('INVALID_ARGUMENT', `cannot read ${path}`, { field: 'run-config' });
-  }
-  try {
-    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new EntenteError('INVALID_CONFIG', `${path} is not valid: ${(err as Error).message}`, {
-      field: 'run-config',
-    });
-  }
 }
