@@ -44,6 +44,8 @@ export interface CoordinatorOptions {
   readonly tickMs?: number;
   /** Requests per minute one address may make to the enrollment paths (default 120). */
   readonly publicRequestsPerMinute?: number;
+  /** Requests per minute all addresses together may make to the enrollment paths (default 1200). */
+  readonly publicRequestsPerMinuteTotal?: number;
 }
 
 export interface RunningCoordinator {
@@ -151,6 +153,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     logger: log.child({ component: 'http' }, { level: 'warn' }),
     publicPaths,
     ...(options.publicRequestsPerMinute ? { publicRequestsPerMinute: options.publicRequestsPerMinute } : {}),
+    ...(options.publicRequestsPerMinuteTotal
+      ? { publicRequestsPerMinuteTotal: options.publicRequestsPerMinuteTotal }
+      : {}),
     revocationReason: (serial) => governance.enrollment.revocationReason(serial),
   });
 

@@ -6,6 +6,7 @@
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { EntenteError, httpStatusOf, isErrorCode } from '../core/errors.ts';
+import { RequestLimiter } from './request-limiter.ts';
 
 export interface MtlsServerOptions {
   readonly certPem: string;
@@ -19,6 +20,8 @@ export interface MtlsServerOptions {
   readonly publicPaths?: readonly string[];
   /** Requests per minute one address may make to the public paths (default 120). */
   readonly publicRequestsPerMinute?: number;
+  /** Requests per minute all addresses together may make to the public paths (default 1200). */
+  readonly publicRequestsPerMinuteTotal?: number;
   /**
    * Checked on every request with a verified client certificate: the reason its serial (lower-case hex,
    * no leading zeros) was revoked, or undefined. A revoked certificate is refused before any route runs.
@@ -86,23 +89,24 @@ export function createMtlsServer(options: MtlsServerOptions): FastifyInstance {
   });
 
   const publicPaths = new Set(options.publicPaths ?? []);
-  // Anyone can reach the public paths: a fixed window per address keeps them from being flooded.
+  // Anyone can reach the public paths: a fixed window per address and one over all addresses keep
+  // them from being flooded, from one address or from many.
   const perMinute = options.publicRequestsPerMinute ?? 120;
-  const windows = new Map<string, { start: number; count: number }>();
+  const perMinuteTotal = options.publicRequestsPerMinuteTotal ?? 1200;
+  const limiter = new RequestLimiter({ perKey: perMinute, total: perMinuteTotal, windowMs: 60_000 });
   app.addHook('onRequest', async (request) => {
     if (publicPaths.has(request.url.split('?')[0]!)) {
-      const now = Date.now();
-      const address = request.ip;
-      const w = windows.get(address);
-      if (!w || now - w.start >= 60_000) {
-        if (windows.size > 10_000) windows.clear();
-        windows.set(address, { start: now, count: 1 });
-      } else if (++w.count > perMinute) {
+      const verdict = limiter.check(request.ip, Date.now());
+      if (verdict === 'per-key')
         throw new EntenteError(
           'RATE_LIMITED',
           `more than ${perMinute} enrollment requests a minute from this address`,
         );
-      }
+      if (verdict !== null)
+        throw new EntenteError(
+          'RATE_LIMITED',
+          `more than ${perMinuteTotal} enrollment requests a minute from all addresses together`,
+        );
       return;
     }
     const socket = request.raw.socket as TLSSocket;
