@@ -151,6 +151,19 @@ export const logEntryBodies = {
     code: z.string().max(64),
     message: text,
   }),
+  /**
+   * A member's refusals of one window beyond those recorded in full as `refused`: the count of each
+   * code (all refusals of the window), so a flood of bad requests adds a bounded number of entries.
+   */
+  'refusals-summarized': z.strictObject({
+    participant: id,
+    from: z.number().int().min(0),
+    to: z.number().int().min(0),
+    counts: z
+      .record(z.string().max(64), z.number().int().min(1))
+      .refine((c) => Object.keys(c).length <= 100, 'at most 100 codes'),
+    recordedInFull: z.number().int().min(0),
+  }),
   /** A participant's privacy event for a round and the ε its own ledger reports (DP accounting). */
   'privacy-spent': z.strictObject({
     ...runRound,

@@ -445,6 +445,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const ticker = setInterval(() => {
     try {
       engine.tick();
+      engine.flushRefusalSummaries();
     } catch (err) {
       log.error({ err }, 'tick failed');
     }
@@ -458,6 +459,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       closing = true;
       for (const p of [...waiters.keys()]) notify(p);
       await app.close();
+      engine.flushRefusalSummaries(Date.now(), true);
       store.close();
       rmSync(ws.endpointFile(), { force: true });
     },

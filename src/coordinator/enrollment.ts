@@ -7,6 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { formatVerifierKey } from '../audit/index.ts';
+import { safeCallerText } from '../core/caller-text.ts';
 import { EntenteError } from '../core/errors.ts';
 import {
   type CertificateAndKey,
@@ -312,7 +313,9 @@ export class Enrollment {
         field: target.serial === undefined ? 'member' : 'serial',
       });
     const serials = rows.map((c) => c.serial);
-    this.deps.store.transaction(() => this.revokeRows(target.member, serials, `${reason} (by ${by})`));
+    // The reason is quoted in the revocation list and the log: escaped and bounded.
+    const said = `${safeCallerText(reason, 1500)} (by ${by})`;
+    this.deps.store.transaction(() => this.revokeRows(target.member, serials, said));
     this.deps.audit.publishCheckpoint();
     return serials;
   }

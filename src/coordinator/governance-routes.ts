@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
-import type { GovernanceReportData } from '../governance/index.ts';
+import { type GovernanceReportData, memberIdSchema } from '../governance/index.ts';
 import { parseMessage } from '../protocol/index.ts';
 import type { BlobStore, SqliteStore, Workspace } from '../storage/index.ts';
 import type { RouteName } from './access.ts';
@@ -34,11 +34,11 @@ const pem = z.string().min(1).max(16_384);
 const enrollBody = z.strictObject({ token: z.string().min(1).max(1024), tlsCsr: pem, identityCsr: pem });
 const renewBody = z.strictObject({ tlsCsr: pem, identityCsr: pem });
 const tokenBody = z.strictObject({
-  member: z.string().min(1).max(64),
+  member: memberIdSchema,
   ttlMinutes: z.number().int().min(1).max(10_080).default(60),
 });
 const revokeBody = z.strictObject({
-  member: z.string().min(1).max(64),
+  member: memberIdSchema,
   serial: z
     .string()
     .regex(/^[0-9a-f]{1,64}$/)

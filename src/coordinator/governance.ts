@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { safeCallerText } from '../core/caller-text.ts';
 import { EntenteError } from '../core/errors.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { sha256Hex } from '../crypto/digest.ts';
@@ -425,9 +426,11 @@ export class Governance {
     if (typeof reason !== 'string' || reason.trim().length === 0 || reason.length > 2000)
       throw new EntenteError('INVALID_ARGUMENT', 'reason: must be 1 to 2000 characters', { field: 'reason' });
     const id = `inc-${new Date(this.deps.now()).toISOString().slice(0, 10)}-${randomBytes(4).toString('hex')}`;
+    // Quoted later to operators and auditors: control characters escaped, bounded (the log's text limit).
+    const said = safeCallerText(reason, 1900);
     this.deps.store.transaction(() => {
-      this.deps.gov.insertIncident({ id, raised_by: by, reason, raised_at: this.deps.now() });
-      this.deps.audit.append('incident-raised', { incident: id, raisedBy: by, reason });
+      this.deps.gov.insertIncident({ id, raised_by: by, reason: said, raised_at: this.deps.now() });
+      this.deps.audit.append('incident-raised', { incident: id, raisedBy: by, reason: said });
     });
     this.deps.audit.publishCheckpoint();
     this.deps.log.warn({ incident: id, by }, 'incident raised: new rounds are paused');

@@ -13,6 +13,7 @@ import {
   createStrategy,
   createWeightedSum,
 } from '../aggregation/index.ts';
+import { safeCallerText } from '../core/caller-text.ts';
 import { EntenteError } from '../core/errors.ts';
 import { createSafetensorsReader, decodeSafetensors, encodeSafetensors } from '../core/safetensors.ts';
 import type { Tensor, TensorLayout, Weights } from '../core/tensor.ts';
@@ -52,6 +53,7 @@ import {
 import { createProvenanceStatement } from '../audit/index.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import type { AuditLog } from './audit-log.ts';
+import { RefusalSummarizer } from './refusal-summary.ts';
 import { SECAGG_TASK_KINDS, SecAggRound } from './secagg-round.ts';
 
 /** Recorded in every model's provenance statement. */
@@ -75,6 +77,10 @@ export interface RunEngineDeps {
   readonly audit: AuditLog;
   /** Called after a checkpoint is published (wakes participants so they can cosign it). */
   readonly onCheckpoint: () => void;
+  /** A member's refusals are summarized in the audit log per window of this length (default 60 s). */
+  readonly refusalWindowMs?: number;
+  /** Refusals per member and window appended in full before the rest are only counted (default 3). */
+  readonly refusalsInFullPerWindow?: number;
 }
 
 interface LiveRun {
@@ -117,9 +123,14 @@ interface StoredStrategy {
 export class RunEngine {
   private readonly runs = new Map<string, LiveRun>();
   private readonly deps: RunEngineDeps;
+  private readonly refusals: RefusalSummarizer;
 
   constructor(deps: RunEngineDeps) {
     this.deps = deps;
+    this.refusals = new RefusalSummarizer({
+      windowMs: deps.refusalWindowMs ?? 60_000,
+      fullPerWindow: deps.refusalsInFullPerWindow ?? 3,
+    });
     for (const row of deps.store.listRuns()) {
       if (row.status !== 'running') continue;
       const config = parseRunConfig(JSON.parse(row.config_json));
@@ -1153,25 +1164,46 @@ export class RunEngine {
     code: string | null,
     message: string,
   ): void {
+    // Messages quote what callers sent: bounded and with control characters escaped everywhere.
+    const safe = safeCallerText(message, 1000);
+    const now = this.deps.now();
+    // The audit log is permanent: a member's refusals enter it in bounded number per window.
     if (kind.endsWith('-refused') && code !== null) {
-      this.deps.audit.append('refused', {
-        run: runId,
-        round,
-        participant,
-        code,
-        message: message.slice(0, 2000),
-      });
+      this.flushRefusalSummaries(now);
+      const inFull = participant === null || this.refusals.note(participant, code, now);
+      if (inFull)
+        this.deps.audit.append('refused', { run: runId, round, participant, code, message: safe });
     }
     this.deps.store.recordEvent({
-      at: this.deps.now(),
+      at: now,
       kind,
       participant,
       run_id: runId,
       round,
       code,
-      message,
+      message: safe,
     });
-    this.deps.log.warn({ run: runId, round, participant, code }, message);
+    this.deps.log.warn({ run: runId, round, participant, code }, safe);
+  }
+
+  /**
+   * Appends one `refusals-summarized` entry per member whose refusal window ended by `now` (every open
+   * window when `all`, e.g. on shutdown) and had more refusals than were recorded in full.
+   */
+  flushRefusalSummaries(now = this.deps.now(), all = false): void {
+    const due = this.refusals.due(now, all);
+    if (due.length === 0) return;
+    this.deps.store.transaction(() => {
+      for (const s of due)
+        this.deps.audit.append('refusals-summarized', {
+          participant: s.participant,
+          from: s.from,
+          to: s.to,
+          counts: { ...s.counts },
+          recordedInFull: s.recordedInFull,
+        });
+    });
+    this.publishCheckpoint();
   }
 
   /** Records a refusal that happened before a result reached the engine (transport, validation). */

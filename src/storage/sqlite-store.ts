@@ -7,6 +7,9 @@
  */
 import Database from 'better-sqlite3';
 
+/** Rows the events table keeps (the newest). */
+export const MAX_EVENTS = 100_000;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS participants (
@@ -335,13 +338,19 @@ export class SqliteStore {
       .all(runId) as { participant: string; stats_json: string }[];
   }
 
+  /**
+   * Records an event. The events table is the operator's recent history, not the audit log: only the
+   * newest `MAX_EVENTS` rows are kept, so no caller can grow it without bound.
+   */
   recordEvent(e: Omit<EventRow, 'id'>): void {
-    this.db
+    const { lastInsertRowid } = this.db
       .prepare(
         `INSERT INTO events (at, kind, participant, run_id, round, code, message)
          VALUES (@at, @kind, @participant, @run_id, @round, @code, @message)`,
       )
       .run(e);
+    const oldest = Number(lastInsertRowid) - MAX_EVENTS;
+    if (oldest > 0) this.db.prepare('DELETE FROM events WHERE id <= ?').run(oldest);
   }
 
   insertSecAggAttempt(row: SecAggAttemptRow): void {

@@ -5,6 +5,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { safeCallerText } from '../core/caller-text.ts';
 import { EntenteError, httpStatusOf, isErrorCode } from '../core/errors.ts';
 import { RequestLimiter } from './request-limiter.ts';
 
@@ -162,8 +163,11 @@ export function createMtlsServer(options: MtlsServerOptions): FastifyInstance {
         request.log.error({ err }, 'unhandled error');
       }
     }
-    const body: { error: { code: string; message: string; field?: string } } = { error: { code, message } };
-    if (field !== undefined) body.error.field = field;
+    // Messages and fields may quote what the caller sent: bounded, control characters escaped.
+    const body: { error: { code: string; message: string; field?: string } } = {
+      error: { code, message: safeCallerText(message, 1000) },
+    };
+    if (field !== undefined) body.error.field = safeCallerText(field, 200);
     void reply.status(httpStatusOf(code)).send(body);
   });
 
