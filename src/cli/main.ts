@@ -197,18 +197,61 @@ export function buildProgram(): Command {
     .description('start the coordinator (HTTPS with mutual TLS); runs until SIGINT/SIGTERM')
     .requiredOption('--workspace <dir>', 'consortium workspace')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port (0 = any free port)', '0')
-    .action(async (opts: { workspace: string; host: string; port: string }) => {
-      const log = createLogger('coordinator');
-      const running = await startCoordinator({
-        workspaceDir: resolve(opts.workspace),
-        host: opts.host,
-        port: Number(opts.port),
-        log,
-      });
-      console.log(JSON.stringify({ url: running.url, pid: process.pid }));
-      onSignals(() => running.close());
-    });
+    .option(
+      '--port <port>',
+      'port (0 = any free port; default: the port this workspace was served on before, so enrolled sites find it again, or any free port the first time)',
+    )
+    .option('--max-polls-per-member <n>', 'long polls one member may hold open at once', '4')
+    .option(
+      '--member-storage-mb <n>',
+      'MiB of uploaded chunks a member may have stored that are not part of an accepted result of its own',
+      '1024',
+    )
+    .option(
+      '--refusal-window-ms <ms>',
+      "a member's refusals are summarized in the audit log per window",
+      '60000',
+    )
+    .option(
+      '--gc-interval-ms <ms>',
+      'how often unreferenced chunks and stale temporary uploads are removed',
+      '600000',
+    )
+    .action(
+      async (opts: {
+        workspace: string;
+        host: string;
+        port?: string;
+        maxPollsPerMember: string;
+        memberStorageMb: string;
+        refusalWindowMs: string;
+        gcIntervalMs: string;
+      }) => {
+        const log = createLogger('coordinator');
+        const positive = (value: string, field: string, min = 1): number => {
+          const n = Number(value);
+          if (!Number.isFinite(n) || n < min)
+            throw new EntenteError('INVALID_ARGUMENT', `${field}: must be a number of at least ${min}`, {
+              field,
+            });
+          return n;
+        };
+        const running = await startCoordinator({
+          workspaceDir: resolve(opts.workspace),
+          host: opts.host,
+          ...(opts.port === undefined ? {} : { port: positive(opts.port, '--port', 0) }),
+          maxPollsPerMember: positive(opts.maxPollsPerMember, '--max-polls-per-member'),
+          memberStorageBytes: Math.round(
+            positive(opts.memberStorageMb, '--member-storage-mb', 0.001) * 1024 * 1024,
+          ),
+          refusalWindowMs: positive(opts.refusalWindowMs, '--refusal-window-ms', 100),
+          gcIntervalMs: positive(opts.gcIntervalMs, '--gc-interval-ms', 100),
+          log,
+        });
+        console.log(JSON.stringify({ url: running.url, pid: process.pid }));
+        onSignals(() => running.close());
+      },
+    );
 
   const participant = program.command('participant').description("an institution's participant agent");
   participant

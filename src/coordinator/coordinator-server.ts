@@ -3,10 +3,10 @@
  * HTTPS server, owns the timers (deadline ticks) and the long-poll waiters. Every endpoint checks the
  * caller's role (from its verified certificate) before doing anything.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
@@ -46,7 +46,25 @@ export interface CoordinatorOptions {
   readonly publicRequestsPerMinute?: number;
   /** Requests per minute all addresses together may make to the enrollment paths (default 1200). */
   readonly publicRequestsPerMinuteTotal?: number;
+  /** Long polls (GET /v1/tasks/next) one member may hold open at once (default 4). */
+  readonly maxPollsPerMember?: number;
+  /**
+   * Bytes of uploaded chunks one member may have stored that are not (yet) part of an accepted result
+   * of its own (default 1 GiB).
+   */
+  readonly memberStorageBytes?: number;
+  /** A member's refusals are summarized in the audit log per window of this length (default 60 s). */
+  readonly refusalWindowMs?: number;
+  /** Unreferenced chunks younger than this are kept (their result may be on its way; default 1 h). */
+  readonly chunkGraceMs?: number;
+  /** How often unreferenced chunks and stale temporary uploads are removed (default 10 min). */
+  readonly gcIntervalMs?: number;
 }
+
+export const DEFAULT_MAX_POLLS_PER_MEMBER = 4;
+export const DEFAULT_MEMBER_STORAGE_BYTES = 1024 * 1024 * 1024;
+/** A temporary upload file older than this belongs to no live request (requests time out at 120 s). */
+const TEMPORARY_UPLOAD_MAX_AGE_MS = 10 * 60_000;
 
 export interface RunningCoordinator {
   readonly url: string;
@@ -72,6 +90,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   mkdirSync(stateDir, { recursive: true });
   const store = new SqliteStore(join(stateDir, 'coordinator.db'));
   const blobs = new BlobStore(join(stateDir, 'blobs'));
+  if (blobs.removedAtOpen > 0)
+    log.warn({ removed: blobs.removedAtOpen }, 'removed temporary upload files left by an earlier crash');
   store.setMeta('consortium', ws.consortium.consortium);
   const livenessMs = options.livenessMs ?? 15_000;
   const heartbeatMs = options.heartbeatMs ?? 5_000;
@@ -144,7 +164,32 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     notify,
     consortium: ws.consortium.consortium,
     caCertPem: ws.coordinatorIdentity().caPem,
+    ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
   });
+  const maxPolls = options.maxPollsPerMember ?? DEFAULT_MAX_POLLS_PER_MEMBER;
+  const quota = options.memberStorageBytes ?? DEFAULT_MEMBER_STORAGE_BYTES;
+  const openPolls = new Map<string, number>();
+  /** Bytes of uploads in progress per member (counted against its quota until they end). */
+  const uploading = new Map<string, number>();
+
+  /**
+   * Removes temporary upload files no request can still own and the chunks nothing in the store
+   * refers to (never one younger than the grace period: its result may still be on its way).
+   */
+  const collectGarbage = (): void => {
+    const now = Date.now();
+    const stale = blobs.removeTemporaryFiles(TEMPORARY_UPLOAD_MAX_AGE_MS, now);
+    const referenced = store.referencedDigests();
+    const { removed, bytes } = blobs.collectGarbage(
+      (sha) => referenced.has(sha),
+      options.chunkGraceMs ?? 3_600_000,
+      now,
+    );
+    store.forgetChunkUploads(removed);
+    if (stale > 0 || removed.length > 0)
+      log.info({ temporaryFiles: stale, chunks: removed.length, bytes }, 'removed unreferenced blobs');
+  };
+  collectGarbage();
 
   engineRef = engine;
   const identity = ws.coordinatorIdentity();
@@ -223,6 +268,25 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   app.get('/v1/tasks/next', async (request, reply) => {
     const id = guard(request, 'GET /v1/tasks/next');
+    // Each open poll holds a socket, a timer and a wake-up: one member may only hold a few.
+    const polls = openPolls.get(id) ?? 0;
+    if (polls >= maxPolls)
+      throw new EntenteError(
+        'RATE_LIMITED',
+        `more than ${maxPolls} open polls of GET /v1/tasks/next from this member: wait for one to return`,
+        { field: 'waitMs' },
+      );
+    openPolls.set(id, polls + 1);
+    try {
+      return await poll(request, reply, id);
+    } finally {
+      const left = (openPolls.get(id) ?? 1) - 1;
+      if (left > 0) openPolls.set(id, left);
+      else openPolls.delete(id);
+    }
+  });
+
+  const poll = async (request: FastifyRequest, reply: FastifyReply, id: string): Promise<unknown> => {
     const { waitMs, checkpoint } = parseMessage(waitQuery, request.query, 'query');
     store.touchParticipant(id, Date.now());
     engine.tick();
@@ -255,10 +319,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       if (gone()) return reply.status(204).send();
       store.touchParticipant(id, Date.now());
     }
-  });
+  };
 
   app.put('/v1/blobs/:sha256', async (request) => {
-    guard(request, 'PUT /v1/blobs/:sha256');
+    const id = guard(request, 'PUT /v1/blobs/:sha256');
     const { sha256 } = parseMessage(sha256Param, request.params, 'path');
     const declared = request.headers['content-length'];
     if (declared !== undefined && Number(declared) > MAX_CHUNK_BYTES) {
@@ -273,15 +337,34 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       });
     }
     if (blobs.has(sha256)) {
+      // Already stored (and charged to whoever stored it): the garbage collector waits again.
+      blobs.touch(sha256, Date.now());
       body.resume();
       return { stored: true, sha256 };
     }
-    await blobs.putStream(
-      sha256,
-      body,
-      MAX_CHUNK_BYTES,
-      declared !== undefined ? Number(declared) : undefined,
-    );
+    const incoming = declared !== undefined ? Number(declared) : MAX_CHUNK_BYTES;
+    const inFlight = uploading.get(id) ?? 0;
+    const used = store.chunkUploadBytes(id) + inFlight;
+    if (used + incoming > quota)
+      throw new EntenteError(
+        'QUOTA_EXCEEDED',
+        `memberStorageBytes: this member has ${used} bytes of uploaded chunks that are not part of an accepted result; another ${incoming} would exceed its quota of ${quota} bytes`,
+        { field: 'memberStorageBytes' },
+      );
+    uploading.set(id, inFlight + incoming);
+    try {
+      await blobs.putStream(
+        sha256,
+        body,
+        MAX_CHUNK_BYTES,
+        declared !== undefined ? Number(declared) : undefined,
+      );
+      store.recordChunkUpload(sha256, id, blobs.sizeOf(sha256) ?? incoming, Date.now());
+    } finally {
+      const left = (uploading.get(id) ?? incoming) - incoming;
+      if (left > 0) uploading.set(id, left);
+      else uploading.delete(id);
+    }
     return { stored: true, sha256 };
   });
 
@@ -438,10 +521,42 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     notify,
   });
 
-  const address = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  // Enrolled sites keep the URL they enrolled with: without an explicit port the coordinator comes
+  // back on the port it was served on before (kept in the state directory), or fails naming it.
+  const portFile = join(stateDir, 'port.json');
+  const remembered = options.port === undefined ? readRememberedPort(portFile) : undefined;
+  const port = options.port ?? remembered ?? 0;
+  let address: string;
+  try {
+    address = await app.listen({ host: options.host ?? '127.0.0.1', port });
+  } catch (err) {
+    await app.close().catch(() => {});
+    store.close();
+    if ((err as { code?: unknown }).code === 'EADDRINUSE')
+      throw new EntenteError(
+        'PORT_IN_USE',
+        remembered !== undefined
+          ? `port: ${port} is in use by another process; it is the port this workspace's coordinator was served on before, which enrolled sites use; free it, or pass --port (sites must then be given the new URL)`
+          : `port: ${port} is in use by another process`,
+        { field: 'port', cause: err },
+      );
+    throw err;
+  }
   const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::1]', '127.0.0.1');
+  const bound = Number(new URL(url).port);
+  writeFileSync(portFile, `${JSON.stringify({ port: bound })}\n`);
   writeFileSync(ws.endpointFile(), JSON.stringify({ url, pid: process.pid }) + '\n');
   log.info({ url }, 'coordinator listening');
+  const collector = setInterval(
+    () => {
+      try {
+        collectGarbage();
+      } catch (err) {
+        log.error({ err }, 'garbage collection failed');
+      }
+    },
+    options.gcIntervalMs ?? 10 * 60_000,
+  );
   const ticker = setInterval(() => {
     try {
       engine.tick();
@@ -456,6 +571,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     engine,
     async close() {
       clearInterval(ticker);
+      clearInterval(collector);
       closing = true;
       for (const p of [...waiters.keys()]) notify(p);
       await app.close();
@@ -464,4 +580,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       rmSync(ws.endpointFile(), { force: true });
     },
   };
+}
+
+/** The port a previous start of this workspace's coordinator was served on, if recorded. */
+function readRememberedPort(path: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const port = (JSON.parse(text) as { port?: unknown }).port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535)
+    throw new EntenteError('INVALID_CONFIG', `${path}: port must be an integer from 1 to 65535`, {
+      field: 'port',
+    });
+  return port;
 }

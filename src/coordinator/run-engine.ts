@@ -799,6 +799,11 @@ export class RunEngine {
             train_loss: result.trainLoss,
             received_at: at,
           });
+          // Its chunks are now the run's: they no longer count against the member's upload quota.
+          store.releaseChunkUploads(
+            participant,
+            result.update.chunks.map((c) => c.sha256),
+          );
           // Plain updates are not signed (only secure aggregation signs commitments): signature ''.
           this.deps.audit.append('update-committed', {
             run: task.run_id,
@@ -907,7 +912,6 @@ export class RunEngine {
         this.abortSecAgg(runId, live, 'no unmasked sum is available');
         return;
       }
-      live.secaggResult = undefined;
       const currentRef = (JSON.parse(row.model_json) as StoredModel).ref;
       const current = this.loadWeights(currentRef, live.layout);
       const sstate = this.loadStrategyState(row.strategy_json);
@@ -919,8 +923,10 @@ export class RunEngine {
         contributions: result.contributors.length,
         state: sstate,
       });
+      // A full disk (STORAGE_FULL) throws here, before anything changed: the next tick tries again.
       const newRef = this.storeWeights(out.weights, { run: runId, round: String(round) });
       const strategyJson = JSON.stringify(this.storeStrategyState(out.state));
+      live.secaggResult = undefined;
       this.step(runId, { type: 'phase-closed' }, () => {
         store.updateRun(runId, {
           strategy_json: strategyJson,
@@ -1171,8 +1177,7 @@ export class RunEngine {
     if (kind.endsWith('-refused') && code !== null) {
       this.flushRefusalSummaries(now);
       const inFull = participant === null || this.refusals.note(participant, code, now);
-      if (inFull)
-        this.deps.audit.append('refused', { run: runId, round, participant, code, message: safe });
+      if (inFull) this.deps.audit.append('refused', { run: runId, round, participant, code, message: safe });
     }
     this.deps.store.recordEvent({
       at: now,

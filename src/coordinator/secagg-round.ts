@@ -190,6 +190,11 @@ export class SecAggRound {
         field: 'maskedInput.sha256',
       });
     this.session.acceptMaskedInput(participant, ref.sha256, signature);
+    // Folded into the sum: its chunks no longer count against the member's upload quota.
+    this.deps.store.releaseChunkUploads(
+      participant,
+      ref.chunks.map((c) => c.sha256),
+    );
     this.deps.audit.append('update-committed', {
       run: this.ctx.runId,
       round: this.ctx.round,

@@ -5,8 +5,9 @@
  * lone surrogates) are escaped as \uXXXX, and the text is cut to a bound with a note of what was cut.
  */
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters being escaped.
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\\]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSAFE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters being escaped.
+  /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\\]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**
  * `text` with unsafe characters escaped, cut so that the escaped text has at most `maxChars`

@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS privacy_reports (
   run_id TEXT NOT NULL, round INTEGER NOT NULL, participant TEXT NOT NULL, report_json TEXT NOT NULL,
   received_at INTEGER NOT NULL, PRIMARY KEY (run_id, round, participant)
 );
+CREATE TABLE IF NOT EXISTS chunk_uploads (
+  sha256 TEXT PRIMARY KEY, member TEXT NOT NULL, bytes INTEGER NOT NULL, at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunk_uploads_member ON chunk_uploads (member);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, participant TEXT,
   run_id TEXT, round INTEGER, code TEXT, message TEXT NOT NULL
@@ -351,6 +355,71 @@ export class SqliteStore {
       .run(e);
     const oldest = Number(lastInsertRowid) - MAX_EVENTS;
     if (oldest > 0) this.db.prepare('DELETE FROM events WHERE id <= ?').run(oldest);
+  }
+
+  // ---- Uploaded chunks: who stored them, for each member's quota ----------------------------------
+
+  /** Records that `member` stored a new chunk (a chunk already stored is not charged again). */
+  recordChunkUpload(sha256: string, member: string, bytes: number, at: number): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO chunk_uploads (sha256, member, bytes, at) VALUES (?, ?, ?, ?)')
+      .run(sha256, member, bytes, at);
+  }
+
+  /** Bytes of the chunks `member` uploaded that still count against its quota. */
+  chunkUploadBytes(member: string): number {
+    const row = this.db
+      .prepare('SELECT COALESCE(SUM(bytes), 0) AS n FROM chunk_uploads WHERE member = ?')
+      .get(member) as { n: number };
+    return row.n;
+  }
+
+  /** The chunks of an accepted result of `member`: they no longer count against its quota. */
+  releaseChunkUploads(member: string, sha256s: readonly string[]): void {
+    const del = this.db.prepare('DELETE FROM chunk_uploads WHERE member = ? AND sha256 = ?');
+    for (const sha of sha256s) del.run(member, sha);
+  }
+
+  /** Chunks removed from the blob store: nobody is charged for them any more. */
+  forgetChunkUploads(sha256s: readonly string[]): void {
+    const del = this.db.prepare('DELETE FROM chunk_uploads WHERE sha256 = ?');
+    this.transaction(() => {
+      for (const sha of sha256s) del.run(sha);
+    });
+  }
+
+  /**
+   * Every SHA-256 hex digest that appears anywhere in the store (any table, any column, text or
+   * bytes), except the upload ledger itself: the chunks the garbage collector must keep. Deliberately
+   * conservative: a digest quoted in any row keeps its chunk.
+   */
+  referencedDigests(): Set<string> {
+    const out = new Set<string>();
+    // Maximal runs of hex digits: a digest is a run of 64; in a longer run (up to 1024) every window
+    // counts, so a digest glued to other hex digits is still seen.
+    const hex = /[0-9a-f]{64,}/g;
+    const tables = this.db
+      .prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN ('chunk_uploads', 'sqlite_sequence')",
+      )
+      .all() as { name: string }[];
+    for (const { name } of tables) {
+      const rows = this.db
+        .prepare(`SELECT * FROM "${name.replaceAll('"', '""')}"`)
+        .raw()
+        .iterate() as Iterable<unknown[]>;
+      for (const row of rows)
+        for (const v of row) {
+          const text = typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('latin1') : null;
+          if (text === null || text.length < 64) continue;
+          for (const m of text.matchAll(hex)) {
+            const run = m[0];
+            if (run.length > 1024) continue;
+            for (let i = 0; i + 64 <= run.length; i++) out.add(run.slice(i, i + 64));
+          }
+        }
+    }
+    return out;
   }
 
   insertSecAggAttempt(row: SecAggAttemptRow): void {

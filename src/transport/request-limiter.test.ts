@@ -5,7 +5,10 @@ import { RequestLimiter } from './request-limiter.ts';
 describe('RequestLimiter', () => {
   it('admits perKey requests per window from one key, then refuses until the window ends', () => {
     const l = new RequestLimiter({ perKey: 3, total: 100, windowMs: 1000 });
-    assert.deepEqual([0, 1, 2, 3].map((t) => l.check('a', t)), [null, null, null, 'per-key']);
+    assert.deepEqual(
+      [0, 1, 2, 3].map((t) => l.check('a', t)),
+      [null, null, null, 'per-key'],
+    );
     assert.equal(l.check('b', 10), null, 'another key has its own window');
     assert.equal(l.check('a', 999), 'per-key');
     assert.equal(l.check('a', 1000), null, 'a new window');
