@@ -570,6 +570,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     url,
     engine,
     async close() {
+      if (closing) return;
       clearInterval(ticker);
       clearInterval(collector);
       closing = true;

@@ -115,6 +115,8 @@ export interface ProcessFederation {
 export async function startProcessFederation(input: {
   workspace: string;
   port?: number;
+  /** Extra flags for `coordinator start` (limits, windows), on every (re)start. */
+  coordinatorArgs?: readonly string[];
   participants: ReadonlyArray<{ institution: string; args: readonly string[]; site?: string }>;
 }): Promise<ProcessFederation> {
   const participants = new Map<string, ChildHandle>();
@@ -128,6 +130,7 @@ export async function startProcessFederation(input: {
       input.workspace,
       '--port',
       String(port),
+      ...(input.coordinatorArgs ?? []),
     ]);
     url = await waitForUrl(coordinator);
     return url;

@@ -93,7 +93,8 @@ export function waitForRunCompleted<T extends { status: string }>(
  * A local workspace (IID splits of the breast cancer data), one coordinator and one participant process
  * per institution on a free port, and the operator's client once every institution is available.
  * `extraArgs(id)` adds per-institution flags (e.g. `--site-config`); `siteConfigs` writes each given
- * site configuration into the institution's folder first and passes it. The caller stops `federation`
+ * site configuration into the institution's folder first and passes it; `coordinatorArgs` are added to
+ * `coordinator start`. The caller stops `federation`
  * and removes `setup.dir`.
  */
 export async function startTestFederation(input: {
@@ -101,6 +102,8 @@ export async function startTestFederation(input: {
   prefix: string;
   siteConfigs?: Readonly<Record<string, { name: string; text: string }>>;
   extraArgs?: (id: string) => readonly string[];
+  /** Extra flags for `coordinator start`. */
+  coordinatorArgs?: readonly string[];
 }): Promise<{
   setup: Awaited<ReturnType<typeof createTestWorkspace>>;
   federation: ProcessFederation;
@@ -119,6 +122,7 @@ export async function startTestFederation(input: {
   const federation = await startProcessFederation({
     workspace: setup.dir,
     port,
+    ...(input.coordinatorArgs ? { coordinatorArgs: input.coordinatorArgs } : {}),
     participants: input.institutions.map((id) => ({
       institution: id,
       args: [
