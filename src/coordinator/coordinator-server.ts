@@ -504,6 +504,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       }),
       runs: store.listRuns().map((r) => ({ id: r.id, status: r.status })),
       traffic,
+      /** Long polls each member holds open now. */
+      openPolls: Object.fromEntries(openPolls),
       events: store.listEvents(50),
     };
   });

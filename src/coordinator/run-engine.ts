@@ -1208,7 +1208,8 @@ export class RunEngine {
           recordedInFull: s.recordedInFull,
         });
     });
-    this.publishCheckpoint();
+    // No checkpoint of its own: like every refusal, a summary is covered by the next checkpoint (a
+    // flood of refusals must not wake every member's poll either).
   }
 
   /** Records a refusal that happened before a result reached the engine (transport, validation). */
