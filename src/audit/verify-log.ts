@@ -121,7 +121,7 @@ export function verifyLog(
   }
 
   // Checkpoints.
-  const parsed: { size: number; root: Uint8Array; note: string; cosigned: number }[] = [];
+  const parsed: { size: number; root: Uint8Array; note: string; cosigned: number; quorum: number }[] = [];
   for (const [k, note] of source.checkpoints.entries()) {
     if (!logKey) break;
     const opened = openNote(note, [logKey]);
@@ -137,9 +137,13 @@ export function verifyLog(
       continue;
     }
     if (cp.origin !== origin) bad(null, `checkpoint ${k}: origin "${cp.origin}" is not this log's`);
-    const cosigned = new Set(verifyCosignatures(note, witnesses).flatMap((v) => (v.ok ? [v.witness] : [])))
+    // Cosignatures are checked with the witness keys (and quorum) the log stated when the checkpoint was
+    // made: a later key change (rotation, recovery) must not invalidate earlier cosignatures.
+    const atTime = trusted ? undefined : collectWitnesses(entries.filter((e) => e.index < cp.size));
+    const keysAtTime = atTime ? atTime.keys.map((k) => parseVerifierKey(k)) : witnesses;
+    const cosigned = new Set(verifyCosignatures(note, keysAtTime).flatMap((v) => (v.ok ? [v.witness] : [])))
       .size;
-    parsed.push({ size: cp.size, root: cp.rootHash, note, cosigned });
+    parsed.push({ size: cp.size, root: cp.rootHash, note, cosigned, quorum: atTime?.quorum ?? quorum });
   }
   parsed.sort((a, b) => a.size - b.size);
   for (const [k, cp] of parsed.entries()) {
@@ -163,8 +167,8 @@ export function verifyLog(
       continue;
     }
     const last = k === parsed.length - 1;
-    if (cp.cosigned < quorum && !(last && !options.strict))
-      bad(null, `checkpoint of size ${cp.size} has ${cp.cosigned} cosignatures, quorum is ${quorum}`);
+    if (cp.cosigned < cp.quorum && !(last && !options.strict))
+      bad(null, `checkpoint of size ${cp.size} has ${cp.cosigned} cosignatures, quorum is ${cp.quorum}`);
     const previous = parsed[k - 1];
     if (previous && previous.size <= cp.size) {
       const proof = tree.consistencyProof(previous.size, cp.size);
@@ -180,7 +184,7 @@ export function verifyLog(
   }
   const newest = parsed.at(-1);
   facts.push(
-    `${parsed.length} checkpoints verified${newest ? `; newest covers ${newest.size} entries with ${newest.cosigned}/${witnesses.length} cosignatures${newest.cosigned < quorum ? ' (awaiting cosignatures)' : ''}` : ''}`,
+    `${parsed.length} checkpoints verified${newest ? `; newest covers ${newest.size} entries with ${newest.cosigned}/${witnesses.length} cosignatures${newest.cosigned < newest.quorum ? ' (awaiting cosignatures)' : ''}` : ''}`,
   );
   if (newest && newest.size < tree.size)
     facts.push(`${tree.size - newest.size} entries after the newest checkpoint are not yet committed`);

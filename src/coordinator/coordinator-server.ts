@@ -141,7 +141,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     available,
     notify,
     consortium: ws.consortium.consortium,
-    caCertPem: ws.coordinatorIdentity().caPem,
+    pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
   });
 
   engineRef = engine;
