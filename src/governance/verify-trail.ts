@@ -101,9 +101,8 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
       case 'log-created': {
         consortium = str(e.consortium);
         // A workspace made by `entente init`: its institutions' keys are pinned from the start.
-        for (const w of Array.isArray(e.witnesses)
-          ? (e.witnesses as { institution?: unknown; key?: unknown }[])
-          : []) {
+        for (const item of Array.isArray(e.witnesses) ? (e.witnesses as unknown[]) : []) {
+          const w = (item !== null && typeof item === 'object' ? item : {}) as Record<string, unknown>;
           const key = readVerifierKeyBytes(str(w.key));
           if (key) keys.set(str(w.institution), key);
           genesisMembers.add(str(w.institution));
