@@ -5,7 +5,9 @@
  * RFC 9162 consistency proof from its own view; a second checkpoint for a size it already saw with a
  * different root is a split view: it records an incident and stops. Before cosigning it checks that
  * each update commitment it made is in the log by the time the log closes that round (inclusion
- * proofs). Before training it checks that the model it was given is the one the log recorded.
+ * proofs). A cosignature the coordinator refuses is given up and the site moves on to the next
+ * checkpoint, never retrying the same one in a loop. Before training it checks that the model it was
+ * given is the one the log recorded.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
