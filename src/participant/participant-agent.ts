@@ -832,12 +832,16 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         .postJson('/v1/heartbeat', {}, 5_000)
         .catch(() => {});
     }, info.heartbeatMs);
+    /** False after a failed attempt: the next poll is then not woken by the checkpoint that failed. */
+    let witnessOk = true;
     /** Witnesses the newest checkpoint; a split view or rollback stops this site for good. */
     const witnessLog = async (): Promise<void> => {
       if (!witness || signal.aborted) return;
       try {
         await witness.cosignPending();
+        witnessOk = true;
       } catch (err) {
+        witnessOk = false;
         if (witness.halted) {
           log.error(
             { code: 'PROTOCOL_VIOLATION' },
@@ -850,7 +854,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
           { code: (err as EntenteError).code },
           `could not witness the audit log: ${(err as Error).message}`,
         );
-        await sleep(1_000, signal); // do not spin: the next poll would return at once
+        await sleep(1_000, signal); // a short pause before polling again
       }
     };
     try {
@@ -859,7 +863,11 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         let task: Task | undefined;
         try {
           const waitMs = options.pollWaitMs ?? 20_000;
-          const seen = witness ? `&checkpoint=${witness.cosignedSize}` : '';
+          // The newest checkpoint this site is done with (cosigned or refused): only a newer one, when
+          // there is no task, ends the wait. After a failed attempt the coordinator's current one counts
+          // as seen (the parameter is left out), so the site retries when a newer one appears or after
+          // its next task, never in a loop on the same one.
+          const seen = witness && witnessOk ? `&checkpoint=${witness.witnessedSize}` : '';
           const r = await currentClient().getJson(`/v1/tasks/next?waitMs=${waitMs}${seen}`, waitMs + 10_000);
           failures = 0;
           if (r.status === 204 || r.body === null) continue;
