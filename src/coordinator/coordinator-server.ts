@@ -4,6 +4,7 @@
  * caller's role (from its verified certificate) before doing anything.
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -88,6 +89,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const log = options.log;
   const stateDir = ws.coordinatorStateDir();
   mkdirSync(stateDir, { recursive: true });
+  // Enrolled sites keep the URL they enrolled with: without an explicit port the coordinator comes
+  // back on the port it was served on before (kept in the state directory), or fails naming it. The
+  // port is checked before the state is opened: a second coordinator of this workspace (holding the
+  // port) must not touch the first one's uploads.
+  const host = options.host ?? '127.0.0.1';
+  const portFile = join(stateDir, 'port.json');
+  const remembered = options.port === undefined ? readRememberedPort(portFile) : undefined;
+  const port = options.port ?? remembered ?? 0;
+  if (port !== 0) await assertPortFree(host, port, remembered !== undefined);
   const store = new SqliteStore(join(stateDir, 'coordinator.db'));
   const blobs = new BlobStore(join(stateDir, 'blobs'));
   if (blobs.removedAtOpen > 0)
@@ -526,25 +536,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     notify,
   });
 
-  // Enrolled sites keep the URL they enrolled with: without an explicit port the coordinator comes
-  // back on the port it was served on before (kept in the state directory), or fails naming it.
-  const portFile = join(stateDir, 'port.json');
-  const remembered = options.port === undefined ? readRememberedPort(portFile) : undefined;
-  const port = options.port ?? remembered ?? 0;
   let address: string;
   try {
-    address = await app.listen({ host: options.host ?? '127.0.0.1', port });
+    address = await app.listen({ host, port });
   } catch (err) {
     await app.close().catch(() => {});
     store.close();
     if ((err as { code?: unknown }).code === 'EADDRINUSE')
-      throw new EntenteError(
-        'PORT_IN_USE',
-        remembered !== undefined
-          ? `port: ${port} is in use by another process; it is the port this workspace's coordinator was served on before, which enrolled sites use; free it, or pass --port (sites must then be given the new URL)`
-          : `port: ${port} is in use by another process`,
-        { field: 'port', cause: err },
-      );
+      throw portInUse(port, remembered !== undefined, err);
     throw err;
   }
   const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::1]', '127.0.0.1');
@@ -602,4 +601,25 @@ function readRememberedPort(path: string): number | undefined {
       field: 'port',
     });
   return port;
+}
+
+function portInUse(port: number, remembered: boolean, cause: unknown): EntenteError {
+  return new EntenteError(
+    'PORT_IN_USE',
+    remembered
+      ? `port: ${port} is in use by another process; it is the port this workspace's coordinator was served on before, which enrolled sites use; free it, or pass --port (sites must then be given the new URL)`
+      : `port: ${port} is in use by another process`,
+    { field: 'port', cause },
+  );
+}
+
+/** Throws PORT_IN_USE when `port` cannot be bound on `host` now. */
+async function assertPortFree(host: string, port: number, remembered: boolean): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? portInUse(port, remembered, err) : err),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
