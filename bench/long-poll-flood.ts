@@ -3,7 +3,8 @@
  * (`GET /v1/tasks/next`, each on its own TLS connection) against an in-process coordinator, compared
  * with no flood. With the per-member cap, all but a few polls are refused at once. Prints one JSON
  * document on stdout: median and max status latency (ms) without and with the flood, how many polls
- * were refused, how many were held. `--polls N` (default 1000).
+ * were refused, how many were held and how many were still open when the status was measured.
+ * `--polls N` (default 1000).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
@@ -62,9 +63,12 @@ const requests = Array.from({ length: POLLS }, () => {
   return req;
 });
 const t0 = performance.now();
-while (answered < POLLS - 4 && performance.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 50));
+// Measured while the flood is open: once all but the few held polls are answered, or after 15 s
+// (without a cap nothing is answered until the polls' own 60 s wait ends).
+while (answered < POLLS - 4 && performance.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 50));
 const floodSeconds = (performance.now() - t0) / 1000;
 const flooded = await statusLatencies(20);
+const stillOpen = POLLS - answered;
 for (const r of requests) r.destroy();
 await operator.close();
 await coordinator.close();
@@ -75,7 +79,8 @@ console.log(
       polls: POLLS,
       refused,
       held: POLLS - answered,
-      secondsToAnswerTheFlood: +floodSeconds.toFixed(1),
+      secondsWaited: +floodSeconds.toFixed(1),
+      openWhileMeasured: stillOpen,
       statusWithoutFlood: quiet,
       statusDuringFlood: flooded,
     },
