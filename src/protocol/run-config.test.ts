@@ -47,6 +47,13 @@ describe('run configuration', () => {
     );
     assert.match(fieldOf({ ...valid, train: { optimizer: 'adam', momentum: 0.9 } }) ?? '', /momentum/);
   });
+
+  it('refuses a seed with control or direction-changing characters (it is echoed in the log)', () => {
+    assert.equal(fieldOf({ ...valid, seed: 'a\nb' }), 'run.seed');
+    assert.equal(fieldOf({ ...valid, seed: 'x\u001b[2J' }), 'run.seed');
+    assert.equal(fieldOf({ ...valid, seed: 'abc\u202e' }), 'run.seed');
+    assert.equal(parseRunConfig({ ...valid, seed: 'trial 2026/ü' }).seed, 'trial 2026/ü');
+  });
 });
 
 describe('secure aggregation settings', () => {

@@ -32,7 +32,13 @@ const runConfigInputSchema = z.strictObject({
   standardize: z.enum(['federated', 'none']).default('none'),
   evaluate: z.boolean().default(true),
   roundTimeoutMs: z.number().int().min(100).max(86_400_000).default(120_000),
-  seed: z.string().min(1).max(200).default('entente'),
+  seed: z
+    .string()
+    .min(1)
+    .max(200)
+    // Echoed in the audit log and in messages: no control or direction-changing characters.
+    .regex(/^[^\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]*$/u, 'must not contain control characters')
+    .default('entente'),
   dataSchemaDigest: z
     .string()
     .regex(/^[0-9a-f]{64}$/)
