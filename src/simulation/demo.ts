@@ -163,6 +163,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     now: new Date(),
   });
   const sitesDir = join(dir, 'sites');
+  ensurePrivateDir(sitesDir);
   const participants: DemoSummary['participants'] = {};
   const partData = new Map<string, LabeledData>();
   DEMO_INSTITUTIONS.forEach((id, k) => {
