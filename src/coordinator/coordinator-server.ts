@@ -318,7 +318,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       governed: governance.policy !== undefined,
       releasedModelOf: (runId: string) => governance.releasedModel(runId),
     };
-    if (!mayReadBlob(reader, store.blobReferences(sha256), context)) throw blobNotAvailable(sha256);
+    if (!mayReadBlob(reader, store.blobReferences(sha256, { participant: id }), context))
+      throw blobNotAvailable(sha256);
     let bytes: Buffer;
     try {
       bytes = blobs.read(sha256);

@@ -72,6 +72,15 @@ describe('sqlite store: blob references and damage', () => {
     assert.deepEqual(kinds(h('9')), ['upload:gamma']);
     assert.deepEqual(kinds(h('7')), []);
     assert.equal(store.listBlobReferences().length, 6);
+    // Narrowed to one participant: its own rows, and the runs' models (which are no one's in particular).
+    const of = (c: string, participant: string) =>
+      store
+        .blobReferences(c, { participant })
+        .map((r) => `${r.kind}:${'participant' in r ? r.participant : ''}`);
+    assert.deepEqual(of(h('a'), 'beta'), ['task-model:beta']);
+    assert.deepEqual(of(h('c'), 'beta'), []);
+    assert.deepEqual(of(h('9'), 'alpha'), []);
+    assert.deepEqual(of(h('d'), 'alpha'), ['run-model:']);
     assert.deepEqual(store.quickCheck(), []);
     store.close();
     assert.equal(statSync(path).mode & 0o777, 0o600);

@@ -584,16 +584,21 @@ export class SqliteStore {
       .run(sha256, participant, at);
   }
 
-  /** Every row that refers to chunk `chunk` (any order). */
-  blobReferences(chunk: string): BlobReference[] {
+  /**
+   * Every row that refers to chunk `chunk`; with `participant`, only the rows of that participant's
+   * tasks, updates and uploads (plus the runs' models and strategy state), which is all an access
+   * decision for that participant needs and keeps the lookup to its own tasks (indexed).
+   */
+  blobReferences(chunk: string, options: { participant?: string } = {}): BlobReference[] {
     const hasChunk = (col: string, path: string): string =>
       `EXISTS (SELECT 1 FROM json_each(${col}, '${path}') c WHERE json_extract(c.value, '$.sha256') = @chunk)`;
+    const mine = options.participant === undefined ? '' : 'participant = @participant AND ';
     return this.collectReferences(
-      `AND ${hasChunk('task_json', '$.model.chunks')}`,
-      `WHERE ${hasChunk('blob_json', '$.chunks')}`,
+      `AND ${mine}${hasChunk('task_json', '$.model.chunks')}`,
+      `WHERE ${mine}${hasChunk('blob_json', '$.chunks')}`,
       `WHERE ${hasChunk('model_json', '$.ref.chunks')} OR ${hasChunk('strategy_json', '$.tensors.chunks')}`,
-      'WHERE sha256 = @chunk',
-      { chunk },
+      `WHERE ${mine}sha256 = @chunk`,
+      options.participant === undefined ? { chunk } : { chunk, participant: options.participant },
     );
   }
 
