@@ -61,7 +61,7 @@ const taskParam = z.strictObject({ taskId: z.string().min(1).max(200) });
 const runParam = z.strictObject({ runId: z.string().min(1).max(64) });
 const waitQuery = z.object({
   waitMs: z.coerce.number().int().min(0).max(60_000).default(25_000),
-  /** The newest checkpoint size the participant has witnessed: a newer one ends the wait at once. */
+  /** The newest checkpoint size the participant has witnessed: a newer one ends a wait without tasks. */
   checkpoint: z.coerce.number().int().min(-1).optional(),
 });
 
@@ -169,7 +169,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     available,
     notify,
     consortium: ws.consortium.consortium,
-    caCertPem: ws.coordinatorIdentity().caPem,
+    pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
   });
 
   engineRef = engine;
@@ -257,10 +257,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     const gone = (): boolean => request.raw.destroyed || socket.destroyed;
     for (;;) {
       if (closing) return reply.status(204).send();
-      // A new checkpoint: return so the participant can witness and cosign it.
-      if (audit.checkpointSize !== checkpointAtStart) return reply.status(204).send();
+      // Tasks first: witnessing never starves a site's work (it cosigns before its next poll anyway).
       const open = store.openTasksFor(id);
       if (open.length > 0) return JSON.parse(open[0]!.task_json) as unknown;
+      // A checkpoint newer than the newest one the participant has witnessed (cosigned or given up
+      // on): return so it can witness it. Only a newer one: a site is not woken again for the same one.
+      if (audit.checkpointSize > checkpointAtStart) return reply.status(204).send();
       const left = deadline - Date.now();
       if (left <= 0 || gone()) return reply.status(204).send();
       await new Promise<void>((resolve) => {
@@ -432,8 +434,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   app.post('/v1/log/cosignatures', async (request) => {
     const id = guard(request, 'POST /v1/log/cosignatures');
     const { size, line } = parseMessage(cosignBody, request.body, 'cosignature');
-    audit.addCosignature(id, size, line);
-    return { accepted: true };
+    // Verified against the caller's own witness key only; a repeat is accepted and changes nothing.
+    const { added } = audit.addCosignature(id, size, line);
+    return { accepted: true, added };
   });
 
   app.get('/v1/runs/:runId', async (request) => {

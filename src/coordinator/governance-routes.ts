@@ -32,7 +32,16 @@ export interface GovernanceRouteDeps {
 }
 
 const pem = z.string().min(1).max(16_384);
-const enrollBody = z.strictObject({ token: z.string().min(1).max(1024), tlsCsr: pem, identityCsr: pem });
+const enrollBody = z.strictObject({
+  token: z.string().min(1).max(1024),
+  tlsCsr: pem,
+  identityCsr: pem,
+  /** Re-enrollment with a new identity key: the rotation statement signed by the key pinned until now. */
+  rotationSignature: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{86}==$/, 'must be a base64 Ed25519 signature')
+    .optional(),
+});
 const renewBody = z.strictObject({ tlsCsr: pem, identityCsr: pem });
 const tokenBody = z.strictObject({
   member: z.string().min(1).max(64),

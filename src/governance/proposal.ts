@@ -24,6 +24,7 @@ export const proposalKinds = [
   'start-run',
   'release-model',
   'resume-runs',
+  'replace-identity-key',
 ] as const;
 export type ProposalKind = (typeof proposalKinds)[number];
 
@@ -181,6 +182,8 @@ export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRu
     case 'adopt-policy':
       return approvals.adoptPolicy;
     case 'admit-member':
+    case 'replace-identity-key':
+      // Replacing a member's key without its old key is as weighty as admitting it anew.
       return approvals.admitMember;
     case 'start-run':
       return approvals.startRun;

@@ -529,6 +529,13 @@ export class SqliteStore {
       .run(size, note, createdAt);
   }
 
+  /** The stored checkpoint of `size`, if any. */
+  checkpointOf(size: number): { size: number; note: string; created_at: number } | undefined {
+    return this.db.prepare('SELECT size, note, created_at FROM log_checkpoints WHERE size = ?').get(size) as
+      | { size: number; note: string; created_at: number }
+      | undefined;
+  }
+
   listCheckpoints(): { size: number; note: string; created_at: number }[] {
     return this.db.prepare('SELECT size, note, created_at FROM log_checkpoints ORDER BY size').all() as {
       size: number;

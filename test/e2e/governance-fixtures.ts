@@ -141,7 +141,7 @@ export async function startGovernedConsortium(
   };
   const enroll = async (member: string): Promise<SiteDir> => {
     const { token } = (await operator.postJson<{ token: string }>('/v1/enrollment/tokens', { member })).body;
-    const site = await enrollMember({ coordinatorUrl: url, token, dir: join(dir, 'sites', member) });
+    const { site } = await enrollMember({ coordinatorUrl: url, token, dir: join(dir, 'sites', member) });
     sites.set(member, site);
     return site;
   };

@@ -58,6 +58,8 @@ export interface CoordinatorDouble {
   logModel(run: string, modelSha256: string): number;
   /** Publishes a second, different checkpoint for the current size (a split view). */
   forkCheckpoint(): void;
+  /** Appends any entry (kind and body) to the double's log and publishes a checkpoint; returns its index. */
+  appendLogEntry(entry: Record<string, unknown>): number;
   /** Cosignature lines posted by witnesses. */
   readonly cosignatures: readonly { participant: string; size: number; line: string }[];
   /** Queues `task` for `participant`; it is served until that participant posts a result for it. */
@@ -119,7 +121,11 @@ export async function startCoordinatorDouble(input: {
     origin,
     consortium: ws.consortium.consortium,
     logKey: ws.consortium.log?.key ?? '',
-    witnesses: [],
+    // As the real coordinator does: the workspace's institutions, their identity keys pinned from the start.
+    witnesses: Object.entries(ws.consortium.witnesses ?? {}).map(([institution, key]) => ({
+      institution,
+      key,
+    })),
     quorum: 0,
   });
 
@@ -268,6 +274,9 @@ export async function startCoordinatorDouble(input: {
     results,
     registrations,
     cosignatures,
+    appendLogEntry(entry) {
+      return appendEntry(entry);
+    },
     forkCheckpoint() {
       // Same size, another root, genuinely signed by the log key: a split view.
       const size = tree.size;
