@@ -236,3 +236,29 @@ export function decideProposal(
   const result = evaluateQuorum(selectApprovalRule(policy, proposal.kind), new Set(signers));
   return { approved: result.satisfied, missing: result.missing, signers, rejected };
 }
+
+/**
+ * Decides the *first* policy of a consortium (its genesis, decided under its own rules): approved only
+ * when its adoptPolicy rule is met and every member it lists has signed it. Each founding member thereby
+ * consents to the roster it will be federated with, and proves that the identity key the log pinned for it
+ * is its own; without this, whoever controls enrollment before the first policy (the operator) could
+ * found a consortium of members it made up around one honest institution. Never throws.
+ */
+export function decideFirstPolicy(
+  policy: Policy,
+  proposal: Proposal,
+  signatures: readonly ProposalSignature[],
+  keys: ReadonlyMap<string, Uint8Array>,
+): ProposalDecision {
+  const decision = decideProposal(policy, proposal, signatures, keys);
+  const absent = Object.keys(policy.members)
+    .filter((m) => !decision.signers.includes(m))
+    .sort();
+  if (absent.length === 0) return decision;
+  const founders = `the signature of every founding member (missing: ${absent.slice(0, 10).join(', ')})`;
+  return {
+    ...decision,
+    approved: false,
+    missing: decision.missing === '' ? founders : `${decision.missing}; ${founders}`,
+  };
+}

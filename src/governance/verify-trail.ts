@@ -19,7 +19,13 @@ import {
   verifyKeyRotation,
 } from './identity-key.ts';
 import { computePolicyDigest, type Policy, parsePolicy } from './policy.ts';
-import { decideProposal, type Proposal, type ProposalKind, proposalKinds } from './proposal.ts';
+import {
+  decideFirstPolicy,
+  decideProposal,
+  type Proposal,
+  type ProposalKind,
+  proposalKinds,
+} from './proposal.ts';
 
 /** A log entry as parsed: its kind, index and body fields. */
 export interface TrailEntry {
@@ -230,7 +236,8 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         // Decided under the policy in force now (the first policy: under itself), so that a proposal made
         // under a superseded policy cannot be approved by that policy's quorum.
         const under = policy ?? p.policy;
-        const decision = under ? decideProposal(under, p.proposal, p.signatures, keys) : undefined;
+        const decide = policy === undefined ? decideFirstPolicy : decideProposal;
+        const decision = under ? decide(under, p.proposal, p.signatures, keys) : undefined;
         if (!decision?.approved)
           bad(
             e.index,

@@ -213,7 +213,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       dir,
     });
     say(`enrolled ${[...members.sites.keys()].join(', ')} with one-time tokens (keys made on site)`);
-    // 2. The founding policy, adopted by its own adoptPolicy quorum.
+    // 2. The founding policy, adopted once every member it lists has signed it.
     const dataSchemaDigest = computeSchemaDigest(schema);
     const policy = createDemoPolicy({
       consortium: 'demo',
@@ -228,7 +228,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       })
     ).body;
     say(`policy v1 proposed (${adopt.id.slice(0, 12)}…), needs ${adopt.missing}`);
-    const adopted = await approveByQuorum(members, adopt.id, ['hospital-a', 'clinic-c', DEMO_AUDITOR], say);
+    // A founding policy needs every member it lists (each consents to the roster and its pinned keys).
+    const adopted = await approveByQuorum(
+      members,
+      adopt.id,
+      [...DEMO_INSTITUTIONS, DEMO_AUDITOR, operatorId],
+      say,
+    );
     for (const id of DEMO_INSTITUTIONS)
       federation.startParticipant(
         id,

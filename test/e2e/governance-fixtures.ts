@@ -93,7 +93,7 @@ export async function startGovernedConsortium(
     auditors?: readonly string[];
     observers?: readonly string[];
     stewards?: readonly string[];
-    /** Adopt the policy (default true): signed by the first two institutions. */
+    /** Adopt the policy (default true): signed by every member it lists (a founding policy needs all). */
     adopt?: boolean;
     policy?: Record<string, unknown>;
     certificateDays?: number;
@@ -173,10 +173,12 @@ export async function startGovernedConsortium(
       ...(input.dataSchemaDigest ? { dataSchemaDigest: input.dataSchemaDigest } : {}),
     });
   if (input.adopt !== false) {
+    // A founding policy needs the signature of every member it lists (each consents to the roster).
     const p = await propose(OPERATOR, 'adopt-policy', policy);
-    await sign(institutions[0]!, p.id);
-    const done = await sign(institutions[1]!, p.id);
-    if (done.status !== 'approved') throw new Error(`policy not adopted: needs ${done.missing}`);
+    let done: ProposalView | undefined;
+    for (const member of Object.keys(policy.members as Record<string, unknown>))
+      if (member === OPERATOR || sites.has(member)) done = await sign(member, p.id);
+    if (done?.status !== 'approved') throw new Error(`policy not adopted: needs ${done?.missing}`);
   }
   return {
     dir,
