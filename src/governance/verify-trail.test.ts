@@ -256,8 +256,9 @@ describe('verifyGovernanceTrail: a valid trail', () => {
     const t = buildValidTrail();
     const report = verifyGovernanceTrail(t.entries);
     assertProblems(report, []);
-    assert.equal(report.facts.length, 1);
+    assert.equal(report.facts.length, 2);
     assert.match(report.facts[0]!, /4 proposals, 12 signatures, 4 approvals/);
+    assert.equal(report.facts[1], 'identity keys: 4 pinned, 0 changed by rotation or recovery');
     assert.match(report.facts[0]!, /1 policy versions, 1 runs under a policy/);
   });
 
@@ -573,7 +574,7 @@ describe('verifyGovernanceTrail: legacy logs and hostile input', () => {
     b.add('incident-resolved', { incident: 'inc-0', proposal: null, resolvedBy: ['operator'] });
     const legacy = verifyGovernanceTrail(b.entries);
     assertProblems(legacy, []);
-    assert.deepEqual(legacy.facts, ['governance: no proposals in the log']);
+    assert.equal(legacy.facts[0], 'governance: no proposals in the log');
 
     // Governance adopted later: the legacy prefix stays valid, and the governed part is checked.
     const t = buildValidTrail();
@@ -643,7 +644,7 @@ describe('verifyGovernanceTrail: legacy logs and hostile input', () => {
           assert.ok(indices.has(p.index));
           assert.ok(p.message.length > 0);
         }
-        assert.equal(report.facts.length, 1);
+        assert.equal(report.facts.length, 2);
       }),
       { numRuns: 200 },
     );

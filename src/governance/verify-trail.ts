@@ -82,7 +82,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
   const genesisMembers = new Set<string>();
   const proposals = new Map<string, OpenProposal>();
   let policy: Policy | undefined;
-  const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0 };
+  const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0, keyChanges: 0 };
 
   const approvedOf = (
     index: number,
@@ -156,6 +156,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         }
         keys.set(member, next);
         identity.presented.delete(member);
+        counts.keyChanges++;
         break;
       }
       case 'witness-added': {
@@ -320,5 +321,8 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           `governance: ${counts.proposals} proposals, ${counts.signatures} signatures, ${counts.approvals} approvals re-checked against the quorum in force; ${counts.policies} policy versions, ${counts.runs} runs under a policy`,
         ];
   const members = policy ? new Set(Object.keys(policy.members)) : genesisMembers;
+  facts.push(
+    `identity keys: ${keys.size} pinned, ${counts.keyChanges} changed by rotation or recovery${identity.presented.size > 0 ? `; presented but not authorized (count for nothing): ${[...identity.presented.keys()].sort().slice(0, 10).join(', ')}` : ''}`,
+  );
   return { problems, facts, identityKeys: keys, presentedKeys: identity.presented, members };
 }
