@@ -173,11 +173,12 @@ export async function startGovernedConsortium(
       ...(input.dataSchemaDigest ? { dataSchemaDigest: input.dataSchemaDigest } : {}),
     });
   if (input.adopt !== false) {
-    // A founding policy needs the signature of every member it lists (each consents to the roster).
+    // A founding policy needs the signature of every member it lists but observers (each consents to the roster).
     const p = await propose(OPERATOR, 'adopt-policy', policy);
     let done: ProposalView | undefined;
-    for (const member of Object.keys(policy.members as Record<string, unknown>))
-      if (member === OPERATOR || sites.has(member)) done = await sign(member, p.id);
+    for (const [member, { roles }] of Object.entries(policy.members as Record<string, { roles: string[] }>))
+      if ((member === OPERATOR || sites.has(member)) && roles.some((r) => r !== 'observer'))
+        done = await sign(member, p.id);
     if (done?.status !== 'approved') throw new Error(`policy not adopted: needs ${done?.missing}`);
   }
   return {
