@@ -217,12 +217,17 @@ export function registerGovernanceCommands(program: Command, participant: Comman
   addMemberOptions(
     proposal
       .command('create')
-      .description('propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs')
+      .description(
+        'propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs, replace-identity-key',
+      )
       .requiredOption(
         '--kind <kind>',
-        'adopt-policy | admit-member | start-run | release-model | resume-runs',
+        'adopt-policy | admit-member | start-run | release-model | resume-runs | replace-identity-key',
       )
-      .option('--subject <file>', 'YAML/JSON: the policy, {member, roles}, the run config, or {run}')
+      .option(
+        '--subject <file>',
+        'YAML/JSON: the policy, {member, roles}, the run config, {run}, or {member} (its presented key)',
+      )
       .option('--sign', 'also sign it as the proposer')
       .option('--json', 'print JSON'),
   ).action(

@@ -3,7 +3,7 @@
  * HTTPS server, owns the timers (deadline ticks) and the long-poll waiters. Every endpoint checks the
  * caller's role (from its verified certificate) before doing anything.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -24,11 +24,13 @@ import {
   GovernanceStore,
   SqliteStore,
   computeLogOrigin,
+  ensurePrivateDir,
   openWorkspace,
 } from '../storage/index.ts';
 import { createMtlsServer, readPeerIdentity } from '../transport/index.ts';
 import { type RouteName, publicPaths, routeAccess } from './access.ts';
 import { AuditLog } from './audit-log.ts';
+import { blobNotAvailable, mayReadBlob } from './blob-access.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
 import { checkRunConfigAgainstPolicy } from './run-plan.ts';
@@ -88,7 +90,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const ws = openWorkspace(options.workspaceDir);
   const log = options.log;
   const stateDir = ws.coordinatorStateDir();
-  mkdirSync(stateDir, { recursive: true });
+  ensurePrivateDir(stateDir);
   // Enrolled sites keep the URL they enrolled with: without an explicit port the coordinator comes
   // back on the port it was served on before (kept in the state directory), or fails naming it. The
   // port is checked before the state is opened: a second coordinator of this workspace (holding the
@@ -99,7 +101,33 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const port = options.port ?? remembered ?? 0;
   if (port !== 0) await assertPortFree(host, port, remembered !== undefined);
   const store = new SqliteStore(join(stateDir, 'coordinator.db'));
-  const blobs = new BlobStore(join(stateDir, 'blobs'));
+  // A damaged database is found here, before anything reads or extends it: refuse to start.
+  try {
+    store.assertSound();
+  } catch (err) {
+    store.close();
+    log.error({ code: (err as EntenteError).code }, (err as Error).message);
+    throw err;
+  }
+  const blobs = new BlobStore(join(stateDir, 'blobs'), {
+    onCorrupt: (sha256, path) => {
+      const message = `stored chunk ${sha256} does not hash to its address (${path}): refused, not served`;
+      log.error({ sha256, path, code: 'STORE_CORRUPT' }, message);
+      try {
+        store.recordEvent({
+          at: Date.now(),
+          kind: 'store-corrupt',
+          participant: null,
+          run_id: null,
+          round: null,
+          code: 'STORE_CORRUPT',
+          message,
+        });
+      } catch (err) {
+        log.error({ err }, 'could not record the store-corrupt event');
+      }
+    },
+  });
   if (blobs.removedAtOpen > 0)
     log.warn({ removed: blobs.removedAtOpen }, 'removed temporary upload files left by an earlier crash');
   store.setMeta('consortium', ws.consortium.consortium);
@@ -240,7 +268,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     traffic.bytesSent += Number(reply.getHeader('content-length') ?? 0) || 0;
   });
   app.addHook('onError', async (request, _reply, err) => {
-    if (err instanceof EntenteError && err.code !== 'UNKNOWN_PARTICIPANT') {
+    // STORE_CORRUPT is the coordinator's own fault, logged where it is found: not the caller's refusal.
+    if (err instanceof EntenteError && err.code !== 'UNKNOWN_PARTICIPANT' && err.code !== 'STORE_CORRUPT') {
       let who: string | null = null;
       try {
         who = readPeerIdentity(request);
@@ -348,12 +377,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         field: 'body',
       });
     }
-    if (blobs.has(sha256)) {
-      // Already stored (and charged to whoever stored it): the garbage collector waits again.
-      blobs.touch(sha256, Date.now());
-      body.resume();
-      return { stored: true, sha256 };
-    }
+    // The quota is checked before anything is received, whether or not the address is stored already
+    // (the answer must not tell which chunks exist): bytes of this member's uploads that no accepted
+    // result of its own uses yet, plus those in progress, plus this one.
     const incoming = declared !== undefined ? Number(declared) : MAX_CHUNK_BYTES;
     const inFlight = uploading.get(id) ?? 0;
     const used = store.chunkUploadBytes(id) + inFlight;
@@ -365,13 +391,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
     uploading.set(id, inFlight + incoming);
     try {
+      // Received and checked even when the address is stored already: a caller learns nothing about
+      // which chunks exist, and only one who holds the bytes becomes their uploader.
       await blobs.putStream(
         sha256,
         body,
         MAX_CHUNK_BYTES,
         declared !== undefined ? Number(declared) : undefined,
       );
-      store.recordChunkUpload(sha256, id, blobs.sizeOf(sha256) ?? incoming, Date.now());
+      const at = Date.now();
+      store.recordUpload(sha256, id, at);
+      // Charged to the first member that stored it (a chunk is stored once).
+      store.recordChunkUpload(sha256, id, blobs.sizeOf(sha256) ?? incoming, at);
     } finally {
       const left = (uploading.get(id) ?? incoming) - incoming;
       if (left > 0) uploading.set(id, left);
@@ -380,11 +411,26 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     return { stored: true, sha256 };
   });
 
+  // A chunk is served only to a caller entitled by a row that refers to it (blob-access.ts), and only
+  // after its bytes hashed to its address again; any other caller gets the answer for an unknown chunk.
   app.get('/v1/blobs/:sha256', async (request, reply) => {
-    guard(request, 'GET /v1/blobs/:sha256');
+    const id = guard(request, 'GET /v1/blobs/:sha256');
     const { sha256 } = parseMessage(sha256Param, request.params, 'path');
-    const stream = blobs.openReadStream(sha256);
-    return reply.type('application/octet-stream').header('content-length', blobs.sizeOf(sha256)).send(stream);
+    const reader = { id, roles: governance.rolesOf(id) };
+    const context = {
+      governed: governance.policy !== undefined,
+      releasedModelOf: (runId: string) => governance.releasedModel(runId),
+    };
+    if (!mayReadBlob(reader, store.blobReferences(sha256, { participant: id }), context))
+      throw blobNotAvailable(sha256);
+    let bytes: Buffer;
+    try {
+      bytes = blobs.read(sha256);
+    } catch (err) {
+      if (err instanceof EntenteError && err.code === 'NOT_FOUND') throw blobNotAvailable(sha256);
+      throw err;
+    }
+    return reply.type('application/octet-stream').header('content-length', bytes.length).send(bytes);
   });
 
   app.post('/v1/tasks/:taskId/result', async (request) => {

@@ -16,7 +16,7 @@ import {
   parseEnrollmentToken,
   verifyIdentityCertificate,
 } from '../crypto/index.ts';
-import { type MemberRole, verifyKeyRotation } from '../governance/index.ts';
+import { isSameKey, type MemberRole, verifyKeyRotation } from '../governance/index.ts';
 import {
   computeWitnessName,
   type GovernanceStore,
@@ -192,8 +192,13 @@ export class Enrollment {
         throw new EntenteError('UNAUTHENTICATED', 'token: this enrollment token was already used', {
           field: 'token',
         });
-      if (renewal) {
-        // Re-enrollment (lost keys): the member's earlier certificates stop working at once.
+      const presentedOnly =
+        renewal && rotation === undefined && !isSameKey(this.pinnedKeyOf(row.member), issued.identityKey);
+      if (renewal && !presentedOnly) {
+        // Re-enrollment by the member itself (its pinned key, or a rotation signed with it): the
+        // member's earlier certificates stop working at once. A new key without a rotation is only
+        // presented: whoever holds the token does not get to lock the member out (the operator revokes
+        // explicitly, logged, when a member reports its keys lost).
         const old = this.deps.gov.listCertificates(row.member).filter((c) => c.revoked_at === null);
         this.revokeRows(
           row.member,

@@ -21,6 +21,7 @@ import {
   computePolicyDigest,
   DEFAULT_PROPOSAL_TTL_HOURS,
   computeProposalDigest,
+  decideFirstPolicy,
   decideProposal,
   parsePolicy,
   parseProposal,
@@ -263,9 +264,10 @@ export class Governance {
     subject: unknown,
     signatures: readonly { signer: string; signature: string }[],
   ) {
-    // The first policy is decided under its own rules; every later decision under the policy in force.
+    // The first policy is decided under its own rules and needs every founding member's signature;
+    // every later decision is taken under the policy in force.
     const policy = this.policyValue ?? parsePolicy(subject);
-    return decideProposal(
+    return (this.policyValue === undefined ? decideFirstPolicy : decideProposal)(
       policy,
       proposal,
       signatures.map((s) => ({

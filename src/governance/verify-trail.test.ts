@@ -176,7 +176,9 @@ function buildValidTrail(options: { startRunPolicySha256?: string } = {}): Valid
   const v1Sha256 = computePolicyDigest(parsePolicy(policyV1));
   const policy = b.propose('adopt-policy', policyV1, v1Sha256);
   at['policy.created'] = b.entries.length - 1;
-  for (const s of ['hospital-a', 'hospital-b']) at[`policy.sign.${s}`] = b.sign(policy, s);
+  // The founding policy needs every member it lists (its own quorum is 2 of 3 institutions).
+  for (const s of ['hospital-a', 'hospital-b', 'hospital-c', 'operator'])
+    at[`policy.sign.${s}`] = b.sign(policy, s);
   at['policy.decided'] = b.decide(policy);
   at['policy.adopted'] = b.adopt(policyV1, policy);
 
@@ -254,8 +256,9 @@ describe('verifyGovernanceTrail: a valid trail', () => {
     const t = buildValidTrail();
     const report = verifyGovernanceTrail(t.entries);
     assertProblems(report, []);
-    assert.equal(report.facts.length, 1);
-    assert.match(report.facts[0]!, /4 proposals, 10 signatures, 4 approvals/);
+    assert.equal(report.facts.length, 2);
+    assert.match(report.facts[0]!, /4 proposals, 12 signatures, 4 approvals/);
+    assert.equal(report.facts[1], 'identity keys: 4 pinned, 0 changed by rotation or recovery');
     assert.match(report.facts[0]!, /1 policy versions, 1 runs under a policy/);
   });
 
@@ -294,14 +297,22 @@ function bodyOfAdoption(policy: Json, proposal: string): Record<string, unknown>
 }
 
 describe('verifyGovernanceTrail: signatures and quorums', () => {
-  it('reports an approval with only 1 of the 2 signatures it needs', () => {
+  it('reports a founding policy approved without every founding member (its own quorum met)', () => {
     const t = buildValidTrail();
-    const entries = t.entries.filter((e) => e.index !== at(t, 'policy.sign.hospital-b'));
+    const entries = t.entries.filter((e) => e.index !== at(t, 'policy.sign.hospital-c'));
     assertProblems(verifyGovernanceTrail(entries), [
       [
         at(t, 'policy.decided'),
-        /approved without its quorum: still needs 1 more of \{hospital-b, hospital-c\}/,
+        /approved without its quorum: still needs the signature of every founding member \(missing: hospital-c\)/,
       ],
+    ]);
+  });
+
+  it('reports an approval with only 1 of the 2 signatures it needs', () => {
+    const t = buildValidTrail();
+    const entries = t.entries.filter((e) => e.index !== at(t, 'run.sign.hospital-c'));
+    assertProblems(verifyGovernanceTrail(entries), [
+      [at(t, 'run.decided'), /approved without its quorum: still needs 1 more of \{hospital-b, hospital-c\}/],
     ]);
   });
 
@@ -336,6 +347,8 @@ describe('verifyGovernanceTrail: signatures and quorums', () => {
     const t = buildValidTrail();
     const entries = t.entries.filter((e) => e.index !== at(t, 'enrolled.hospital-c'));
     assertProblems(verifyGovernanceTrail(entries), [
+      [at(t, 'policy.sign.hospital-c'), /hospital-c .*no public key is known/],
+      [at(t, 'policy.decided'), /every founding member \(missing: hospital-c\)/],
       [at(t, 'run.sign.hospital-c'), /hospital-c .*no public key is known/],
       [at(t, 'run.decided'), /without its quorum: still needs 1 more of \{hospital-b, hospital-c\}/],
       [at(t, 'release.sign.hospital-c'), /hospital-c .*no public key is known/],
@@ -561,7 +574,7 @@ describe('verifyGovernanceTrail: legacy logs and hostile input', () => {
     b.add('incident-resolved', { incident: 'inc-0', proposal: null, resolvedBy: ['operator'] });
     const legacy = verifyGovernanceTrail(b.entries);
     assertProblems(legacy, []);
-    assert.deepEqual(legacy.facts, ['governance: no proposals in the log']);
+    assert.equal(legacy.facts[0], 'governance: no proposals in the log');
 
     // Governance adopted later: the legacy prefix stays valid, and the governed part is checked.
     const t = buildValidTrail();
@@ -631,7 +644,7 @@ describe('verifyGovernanceTrail: legacy logs and hostile input', () => {
           assert.ok(indices.has(p.index));
           assert.ok(p.message.length > 0);
         }
-        assert.equal(report.facts.length, 1);
+        assert.equal(report.facts.length, 2);
       }),
       { numRuns: 200 },
     );

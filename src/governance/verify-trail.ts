@@ -19,7 +19,13 @@ import {
   verifyKeyRotation,
 } from './identity-key.ts';
 import { computePolicyDigest, type Policy, parsePolicy } from './policy.ts';
-import { decideProposal, type Proposal, type ProposalKind, proposalKinds } from './proposal.ts';
+import {
+  decideFirstPolicy,
+  decideProposal,
+  type Proposal,
+  type ProposalKind,
+  proposalKinds,
+} from './proposal.ts';
 
 /** A log entry as parsed: its kind, index and body fields. */
 export interface TrailEntry {
@@ -76,7 +82,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
   const genesisMembers = new Set<string>();
   const proposals = new Map<string, OpenProposal>();
   let policy: Policy | undefined;
-  const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0 };
+  const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0, keyChanges: 0 };
 
   const approvedOf = (
     index: number,
@@ -150,6 +156,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         }
         keys.set(member, next);
         identity.presented.delete(member);
+        counts.keyChanges++;
         break;
       }
       case 'witness-added': {
@@ -230,7 +237,8 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         // Decided under the policy in force now (the first policy: under itself), so that a proposal made
         // under a superseded policy cannot be approved by that policy's quorum.
         const under = policy ?? p.policy;
-        const decision = under ? decideProposal(under, p.proposal, p.signatures, keys) : undefined;
+        const decide = policy === undefined ? decideFirstPolicy : decideProposal;
+        const decision = under ? decide(under, p.proposal, p.signatures, keys) : undefined;
         if (!decision?.approved)
           bad(
             e.index,
@@ -313,5 +321,8 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           `governance: ${counts.proposals} proposals, ${counts.signatures} signatures, ${counts.approvals} approvals re-checked against the quorum in force; ${counts.policies} policy versions, ${counts.runs} runs under a policy`,
         ];
   const members = policy ? new Set(Object.keys(policy.members)) : genesisMembers;
+  facts.push(
+    `identity keys: ${keys.size} pinned, ${counts.keyChanges} changed by rotation or recovery${identity.presented.size > 0 ? `; presented but not authorized (count for nothing): ${[...identity.presented.keys()].sort().slice(0, 10).join(', ')}` : ''}`,
+  );
   return { problems, facts, identityKeys: keys, presentedKeys: identity.presented, members };
 }

@@ -267,7 +267,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
 
   const journal = (event: string, fields: Record<string, unknown>): void => {
     if (options.journalFile)
-      appendFileSync(options.journalFile, `${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
+      appendFileSync(options.journalFile, `${JSON.stringify({ event, at: Date.now(), ...fields })}\n`, {
+        mode: 0o600,
+      });
   };
 
   /**

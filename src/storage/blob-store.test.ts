@@ -1,78 +1,89 @@
+/** Tests for the chunk store's integrity at rest: every read re-hashes, a damaged chunk is never returned. */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { after, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { EntenteError } from '../core/errors.ts';
 import { BlobStore } from './blob-store.ts';
 
-const dirs: string[] = [];
-const fresh = (): string => {
-  const d = mkdtempSync(join(tmpdir(), 'entente-blobs-'));
-  dirs.push(d);
-  return d;
-};
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-const diskFull = (): never => {
-  throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+const code = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof EntenteError, String(err));
+    return err.code;
+  }
+  return 'none';
 };
 
-describe('BlobStore', () => {
-  it('removes temporary files left by a crash when it opens, and old ones on demand', () => {
-    const root = fresh();
-    new BlobStore(root);
-    for (let i = 0; i < 20; i++) writeFileSync(join(root, 'tmp', `left-${i}`), 'partial');
-    const reopened = new BlobStore(root);
-    assert.equal(reopened.removedAtOpen, 20);
-    assert.deepEqual(readdirSync(join(root, 'tmp')), []);
-    writeFileSync(join(root, 'tmp', 'old'), 'x');
-    writeFileSync(join(root, 'tmp', 'new'), 'x');
-    const old = new Date(Date.now() - 3_600_000);
-    utimesSync(join(root, 'tmp', 'old'), old, old);
-    assert.equal(reopened.removeTemporaryFiles(600_000, Date.now()), 1);
-    assert.deepEqual(readdirSync(join(root, 'tmp')), ['new']);
+describe('blob store integrity', () => {
+  let dir: string;
+  let corrupt: string[];
+  let store: BlobStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'entente-blobs-'));
+    corrupt = [];
+    store = new BlobStore(join(dir, 'blobs'), { onCorrupt: (s) => corrupt.push(s) });
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a flipped byte on disk is refused with STORE_CORRUPT by read, verify and readPieces, and reported', () => {
+    const bytes = new Uint8Array(3000).map((_, i) => i % 251);
+    const address = store.put(bytes);
+    assert.deepEqual(new Uint8Array(store.read(address)), bytes);
+    const path = store.pathOf(address);
+    const onDisk = readFileSync(path);
+    onDisk[1234]! ^= 0x01;
+    writeFileSync(path, onDisk);
+    assert.equal(
+      code(() => store.read(address)),
+      'STORE_CORRUPT',
+    );
+    assert.equal(
+      code(() => store.verify(address)),
+      'STORE_CORRUPT',
+    );
+    assert.equal(
+      code(() => store.readPieces([address], () => {}, 512)),
+      'STORE_CORRUPT',
+    );
+    assert.deepEqual(corrupt, [address, address, address]);
+    assert.equal(
+      code(() => store.read('f'.repeat(64))),
+      'NOT_FOUND',
+    );
   });
 
-  it('collects unreferenced chunks older than the grace period, never referenced or young ones', () => {
-    const root = fresh();
-    const store = new BlobStore(root);
-    const kept = store.put(new Uint8Array([1, 2, 3]));
-    const garbage = store.put(new Uint8Array([4, 5, 6]));
-    const young = store.put(new Uint8Array([7, 8, 9]));
-    const now = Date.now();
-    const old = new Date(now - 7_200_000);
-    for (const s of [kept, garbage]) utimesSync(store.pathOf(s), old, old);
-    const out = store.collectGarbage((s) => s === kept, 3_600_000, now);
-    assert.deepEqual(out, { removed: [garbage], bytes: 3 });
-    assert.ok(store.has(kept) && store.has(young) && !store.has(garbage));
-    // A re-upload of an old chunk makes it young again.
-    utimesSync(store.pathOf(young), old, old);
-    store.touch(young, now);
-    assert.deepEqual(store.collectGarbage((s) => s === kept, 3_600_000, now).removed, []);
-  });
-
-  it('reports a full disk as STORAGE_FULL and leaves no temporary file (stream and put)', async () => {
-    const root = fresh();
-    const store = new BlobStore(root, { write: diskFull });
-    const body = new Uint8Array(1000).fill(7);
+  it('a stored address accepts only its own bytes again, and a verified re-upload repairs a damaged copy', async () => {
+    const bytes = Buffer.from('the chunk');
+    const address = store.put(bytes);
     await assert.rejects(
-      store.putStream(sha(body), Readable.from([Buffer.from(body)]), 4096, body.length),
-      (err: unknown) => err instanceof EntenteError && err.code === 'STORAGE_FULL',
+      store.putStream(address, Readable.from([Buffer.from('not the chunk')]), 1024),
+      (err: unknown) => err instanceof EntenteError && err.code === 'DIGEST_MISMATCH',
     );
-    assert.throws(
-      () => store.put(body),
-      (err: unknown) => err instanceof EntenteError && err.code === 'STORAGE_FULL',
+    writeFileSync(store.pathOf(address), 'tHe chunk');
+    assert.equal(
+      code(() => store.read(address)),
+      'STORE_CORRUPT',
     );
-    assert.equal(store.countTemporaryFiles(), 0);
-    assert.equal(store.has(sha(body)), false);
-    // Once there is room again, the same chunk is stored.
-    const healthy = new BlobStore(root);
-    await healthy.putStream(sha(body), Readable.from([Buffer.from(body)]), 4096, body.length);
-    assert.ok(existsSync(healthy.pathOf(sha(body))));
+    await store.putStream(address, Readable.from([bytes]), 1024, bytes.length);
+    assert.equal(sha(store.read(address)), address);
+  });
+
+  it('lists every chunk with its size, and its directories are 0700', () => {
+    const a = store.put(Buffer.from('a'));
+    const b = store.put(Buffer.from('bb'));
+    assert.deepEqual(
+      store.list(),
+      [
+        { sha256: a, bytes: 1 },
+        { sha256: b, bytes: 2 },
+      ].sort((x, y) => (x.sha256 < y.sha256 ? -1 : 1)),
+    );
+    assert.equal(statSync(join(dir, 'blobs')).mode & 0o777, 0o700);
   });
 });
