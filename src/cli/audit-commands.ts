@@ -378,10 +378,10 @@ function runCheckProof(file: string): void {
   const verdict = checkProofFile(text);
   if (verdict.status === 'valid') console.log(`valid ${verdict.kind} proof`);
   else if (verdict.status === 'invalid') failVerification(`invalid ${verdict.kind} proof: ${verdict.reason}`);
-  else {
-    console.error(`entente audit: malformed proof file: ${verdict.reason}`);
-    process.exitCode = 2;
-  }
+  else
+    throw new EntenteError('INVALID_ARGUMENT', `malformed proof file ${file}: ${verdict.reason}`, {
+      field: 'file',
+    });
 }
 
 /** Adds `entente audit …` to the program. */

@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EntenteError } from '../core/errors.ts';
+import { parseHttpsUrl, parseInteger } from './parse-options.ts';
 import { readStructuredFile } from './read-file.ts';
 import { canonicalizeJson, sha256Hex } from '../crypto/index.ts';
 import {
@@ -113,7 +114,9 @@ export function registerGovernanceCommands(program: Command, participant: Comman
   participant
     .command('enroll')
     .description('enroll this machine: keys are made here, only CSRs and the one-time token are sent')
-    .requiredOption('--coordinator <url>', 'the coordinator URL (https://host:port)')
+    .requiredOption('--coordinator <url>', 'the coordinator URL (https://host:port)', (v: string) =>
+      parseHttpsUrl(v, '--coordinator'),
+    )
     .requiredOption('--token <token>', 'the one-time enrollment token the consortium operator gave you')
     .requiredOption('--dir <dir>', 'site directory to create (keys are written with mode 0600)')
     .option(
@@ -168,15 +171,20 @@ export function registerGovernanceCommands(program: Command, participant: Comman
       .command('token')
       .description('create a one-time enrollment token for a member of the policy in force (shown once)')
       .requiredOption('--member <id>', 'member id')
-      .option('--ttl-minutes <n>', 'minutes the token stays valid', '60')
+      .option(
+        '--ttl-minutes <n>',
+        'minutes the token stays valid',
+        (v: string) => parseInteger(v, '--ttl-minutes', 1, 7 * 24 * 60),
+        60,
+      )
       .option('--json', 'print JSON'),
-  ).action(async (opts: MemberOptions & { member: string; ttlMinutes: string; json?: boolean }) => {
+  ).action(async (opts: MemberOptions & { member: string; ttlMinutes: number; json?: boolean }) => {
     await withMember(opts, async ({ client }) => {
       const r = await client.postJson<{ member: string; token: string; expiresAt: string }>(
         '/v1/enrollment/tokens',
         {
           member: opts.member,
-          ttlMinutes: Number(opts.ttlMinutes),
+          ttlMinutes: opts.ttlMinutes,
         },
       );
       if (opts.json) console.log(JSON.stringify(r.body));
@@ -326,9 +334,14 @@ export function registerGovernanceCommands(program: Command, participant: Comman
         'dry run: check a proposed run against the policy and every site before any data is touched',
       )
       .argument('<config>', 'run configuration (YAML or JSON)')
-      .option('--wait-ms <ms>', 'how long sites have to answer', '15000')
+      .option(
+        '--wait-ms <ms>',
+        'how long sites have to answer',
+        (v: string) => parseInteger(v, '--wait-ms', 0, 120_000),
+        15_000,
+      )
       .option('--json', 'print {"go":bool,"reasons":[…]}'),
-  ).action(async (file: string, opts: MemberOptions & { waitMs: string; json?: boolean }) => {
+  ).action(async (file: string, opts: MemberOptions & { waitMs: number; json?: boolean }) => {
     const config = readStructuredFile(file, 'config');
     const out = await withMember(
       opts,
@@ -338,7 +351,7 @@ export function registerGovernanceCommands(program: Command, participant: Comman
             go: boolean;
             reasons: string[];
             checks: { check: string; ok: boolean; message: string }[];
-          }>('/v1/runs/plan', { config, waitMs: Number(opts.waitMs) }, Number(opts.waitMs) + 30_000)
+          }>('/v1/runs/plan', { config, waitMs: opts.waitMs }, opts.waitMs + 30_000)
         ).body,
     );
     if (opts.json) console.log(JSON.stringify(out));

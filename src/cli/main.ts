@@ -2,7 +2,6 @@
  * The `entente` command line (commander 14). Commands call the apps; exit codes come from the one
  * error registry (core/errors.ts) and are mapped only here.
  */
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { EntenteError, exitCodeOf } from '../core/errors.ts';
@@ -18,6 +17,7 @@ import { readStructuredFile } from './read-file.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
 import { createLogger } from './logger.ts';
+import { parseDecimal, parseHttpsUrl, parseInteger, parseOpenFraction, parsePort, readTextFile } from './parse-options.ts';
 
 /** `--slow-ms 1500` (every task) or `--slow-ms secagg-masked-input=4000,train=100` (per task kind). */
 function parseSlowMs(text: string): number | Record<string, number> {
@@ -125,8 +125,13 @@ export function buildProgram(): Command {
   const program = new Command('entente')
     .description('Secure collaborative model improvement across institutions without sharing raw data')
     .version('0.1.0')
-    .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // Usage errors print like every other failure: `entente: INVALID_ARGUMENT: …` (inherited by every
+    // command added below), then a pointer to the command's help instead of the whole help text.
+    .configureOutput({
+      outputError: (text, write) => write(`entente: INVALID_ARGUMENT: ${text.replace(/^error: /, '')}`),
+    })
+    .showHelpAfterError('(add --help for usage)');
 
   program
     .command('init')
@@ -145,7 +150,12 @@ export function buildProgram(): Command {
       '--enrollment',
       'members enroll on their own machines with one-time tokens (only the coordinator side is made here)',
     )
-    .option('--certificate-days <n>', 'validity of certificates issued at enrollment and renewal', '7')
+    .option(
+      '--certificate-days <n>',
+      'validity of certificates issued at enrollment and renewal',
+      (v: string) => parseInteger(v, '--certificate-days', 1, 3650),
+      7,
+    )
     .option('--json', 'print the result as JSON')
     .action(
       async (
@@ -158,7 +168,7 @@ export function buildProgram(): Command {
           observers?: string;
           dataStewards?: string;
           enrollment?: boolean;
-          certificateDays: string;
+          certificateDays: number;
           json?: boolean;
         },
       ) => {
@@ -180,7 +190,7 @@ export function buildProgram(): Command {
           institutions,
           operators: list(opts.operators),
           ...(Object.keys(members).length > 0 ? { members } : {}),
-          ...(opts.enrollment ? { enrollment: true, certificateDays: Number(opts.certificateDays) } : {}),
+          ...(opts.enrollment ? { enrollment: true, certificateDays: opts.certificateDays } : {}),
           now: new Date(),
         });
         if (opts.json) console.log(JSON.stringify({ workspace: ws.dir, consortium: ws.consortium }));
@@ -200,6 +210,7 @@ export function buildProgram(): Command {
     .option(
       '--port <port>',
       'port (0 = any free port; default: the port this workspace was served on before, so enrolled sites find it again, or any free port the first time)',
+      (v: string) => parsePort(v),
     )
     .option('--max-polls-per-member <n>', 'long polls one member may hold open at once', '4')
     .option(
@@ -221,25 +232,18 @@ export function buildProgram(): Command {
       async (opts: {
         workspace: string;
         host: string;
-        port?: string;
+        port?: number;
         maxPollsPerMember: string;
         memberStorageMb: string;
         refusalWindowMs: string;
         gcIntervalMs: string;
       }) => {
         const log = createLogger('coordinator');
-        const positive = (value: string, field: string, min = 1): number => {
-          const n = Number(value);
-          if (!Number.isFinite(n) || n < min)
-            throw new EntenteError('INVALID_ARGUMENT', `${field}: must be a number of at least ${min}`, {
-              field,
-            });
-          return n;
-        };
+        const positive = (value: string, field: string, min = 1): number => parseDecimal(value, field, min);
         const running = await startCoordinator({
           workspaceDir: resolve(opts.workspace),
           host: opts.host,
-          ...(opts.port === undefined ? {} : { port: positive(opts.port, '--port', 0) }),
+          ...(opts.port === undefined ? {} : { port: opts.port }),
           maxPollsPerMember: positive(opts.maxPollsPerMember, '--max-polls-per-member'),
           memberStorageBytes: Math.round(
             positive(opts.memberStorageMb, '--member-storage-mb', 0.001) * 1024 * 1024,
@@ -264,8 +268,15 @@ export function buildProgram(): Command {
     .option('--institution <id>', 'with --workspace: this institution id (its certificate CN)')
     .requiredOption('--data <csv>', 'local data file (CSV)')
     .requiredOption('--schema <file>', 'declared data schema (JSON or YAML)')
-    .option('--coordinator <url>', 'coordinator URL (default: read from the workspace)')
-    .option('--holdout <fraction>', 'fraction of local rows held out for federated evaluation', '0.2')
+    .option('--coordinator <url>', 'coordinator URL (default: read from the workspace)', (v: string) =>
+      parseHttpsUrl(v, '--coordinator'),
+    )
+    .option(
+      '--holdout <fraction>',
+      'fraction of local rows held out for federated evaluation',
+      (v: string) => parseOpenFraction(v, '--holdout'),
+      0.2,
+    )
     .option(
       '--site-config <file>',
       "this site's own limits (YAML/JSON), e.g. privacy.perRun / privacy.total {epsilon, delta}",
@@ -284,12 +295,12 @@ export function buildProgram(): Command {
         data: string;
         schema: string;
         coordinator?: string;
-        holdout: string;
+        holdout: number;
         siteConfig?: string;
         slowMs?: string;
       }) => {
         const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
-        const data = loadTable(readFileSync(opts.data, 'utf8'), schema);
+        const data = loadTable(readTextFile(opts.data, '--data'), schema);
         const where = participantIdentity(opts);
         const log = createLogger(`participant:${where.institution}`);
         const handle = startParticipant({
@@ -298,7 +309,7 @@ export function buildProgram(): Command {
           dataSchemaDigest: computeSchemaDigest(schema),
           ...siteOptions(opts.siteConfig),
           data,
-          holdoutFraction: Number(opts.holdout),
+          holdoutFraction: opts.holdout,
           log,
           ...(opts.slowMs ? { slowMs: parseSlowMs(opts.slowMs) } : {}),
         });
@@ -391,16 +402,14 @@ export function buildProgram(): Command {
   program
     .command('demo')
     .description('run the local demo federation: 1 coordinator + 3 participants on breast cancer data')
-    .option('--rounds <n>', 'training rounds', '20')
+    .option('--rounds <n>', 'training rounds', (v: string) => parseInteger(v, '--rounds', 1, 10_000), 20)
     .option('--workspace <dir>', 'keep the workspace in this directory (default: a temporary one, removed)')
     .option('--json', 'also print the summary as one JSON object on the last line')
     .option('--dp <epsilon>', 'sample-level DP-SGD with this target ε per institution (δ = 1e-5)')
-    .action(async (opts: { rounds: string; workspace?: string; json?: boolean; dp?: string }) => {
-      const dpEpsilon = opts.dp === undefined ? undefined : Number(opts.dp);
-      if (dpEpsilon !== undefined && !(dpEpsilon > 0))
-        throw new EntenteError('INVALID_ARGUMENT', '--dp: must be a positive ε', { field: 'dp' });
+    .action(async (opts: { rounds: number; workspace?: string; json?: boolean; dp?: string }) => {
+      const dpEpsilon = opts.dp === undefined ? undefined : parseDecimal(opts.dp, '--dp', Number.MIN_VALUE);
       await runDemo({
-        rounds: Number(opts.rounds),
+        rounds: opts.rounds,
         json: Boolean(opts.json),
         ...(dpEpsilon !== undefined ? { dpEpsilon } : {}),
         ...(opts.workspace ? { workspace: resolve(opts.workspace) } : {}),
@@ -432,13 +441,18 @@ buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {
     if (err instanceof CommanderError) {
-      // Usage errors exit 2 (INVALID_ARGUMENT); --help and --version exit 0.
+      // Usage errors exit 2 (INVALID_ARGUMENT; commander has printed the message); --help and --version
+      // exit 0. A command group given without its subcommand shows its help, then says so.
+      if (err.code === 'commander.help')
+        console.error('entente: INVALID_ARGUMENT: missing command (one of those listed above)');
       process.exit(err.exitCode === 0 ? 0 : exitCodeOf('INVALID_ARGUMENT'));
     }
     if (err instanceof EntenteError) {
       console.error(`entente: ${err.code}: ${err.message}`);
       process.exit(exitCodeOf(err.code));
     }
-    console.error(`entente: ${(err as Error).stack ?? String(err)}`);
-    process.exit(1);
+    // Anything else is a bug, not a usage mistake: one line, the stack only on request.
+    console.error(`entente: INTERNAL: ${err instanceof Error ? err.message : String(err)}`);
+    if (process.env.ENTENTE_DEBUG) console.error((err as Error).stack);
+    process.exit(exitCodeOf('INTERNAL'));
   });

@@ -17,6 +17,8 @@ export function readStructuredFile(path: string, field: string): unknown {
   try {
     return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new EntenteError('INVALID_CONFIG', `${path} is not valid: ${(err as Error).message}`, { field });
+    // The parser's first line names the line and column; the excerpt of the file that follows is left out.
+    const first = (err as Error).message.split('\n')[0]!.trim();
+    throw new EntenteError('INVALID_CONFIG', `${field}: ${path} is not valid: ${first}`, { field });
   }
 }

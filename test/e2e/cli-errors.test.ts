@@ -1,0 +1,311 @@
+/**
+ * Every way a first-day user can get a command wrong ends in one line `entente: CODE: message` and the
+ * exit code the README's "Exit codes" table documents for that code: missing and unreadable files,
+ * malformed numbers, out-of-range and taken ports, unknown options and commands, coordinator URLs that
+ * are malformed or unreachable, bad YAML, data that does not fit its schema. The CLI runs as a separate
+ * process; a stack trace (`    at ` lines), an `Error:` prefix or an undocumented exit code fails.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type Server, createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type ErrorCode, errorCodes } from '../../src/core/errors.ts';
+import { SCHEMA_PATH, createTestWorkspace, findFreePort } from './fixtures.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const CLI = join(ROOT, 'src', 'cli', 'main.ts');
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** At most two CLI processes at a time (each spends most of its time loading the program). */
+let running = 0;
+const queue: (() => void)[] = [];
+async function runCli(args: readonly string[]): Promise<CliResult> {
+  if (running >= 2) await new Promise<void>((r) => queue.push(r));
+  running++;
+  try {
+    return await new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', CLI, ...args],
+        { cwd: ROOT, timeout: 120_000, env: { ...process.env, ENTENTE_LOG_LEVEL: 'warn', ENTENTE_DEBUG: '' } },
+        (err, stdout, stderr) =>
+          resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+      );
+    });
+  } finally {
+    running--;
+    queue.shift()?.();
+  }
+}
+
+/** The README's "Exit codes" table: code → exit. */
+function readDocumentedExitCodes(): Map<string, number> {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Exit codes'));
+  const table = section.slice(0, section.indexOf('\n\n', section.indexOf('| exit |')));
+  const out = new Map<string, number>();
+  for (const line of table.split('\n')) {
+    const m = /^\| (\d+) \| (.*) \|$/.exec(line);
+    if (!m) continue;
+    for (const code of m[2]!.matchAll(/`([A-Z_]+)`/g)) out.set(code[1]!, Number(m[1]));
+  }
+  return out;
+}
+
+/** A failure as documented: one `entente: CODE: ` line, the documented exit code, no stack trace. */
+function assertCleanFailure(r: CliResult, code: ErrorCode, label: string): void {
+  const context = `${label}\nexit ${r.code}\nstderr:\n${r.stderr}`;
+  assert.doesNotMatch(r.stderr, /^\s+at /m, `a stack trace: ${context}`);
+  assert.doesNotMatch(r.stderr, /\b[A-Za-z]*Error:/, `an Error: prefix: ${context}`);
+  assert.match(r.stderr, new RegExp(`^entente: ${code}: \\S`, 'm'), `expected ${code}: ${context}`);
+  assert.equal(r.code, errorCodes[code].exit, `exit code: ${context}`);
+  assert.equal(readDocumentedExitCodes().get(code), r.code, `exit ${r.code} undocumented for ${code}`);
+}
+
+const LEAF_COMMANDS = [
+  ['init'],
+  ['coordinator', 'start'],
+  ['participant', 'start'],
+  ['participant', 'enroll'],
+  ['participant', 'rotate'],
+  ['participant', 'trainer-digest'],
+  ['run', 'start'],
+  ['run', 'plan'],
+  ['run', 'release'],
+  ['status'],
+  ['metrics'],
+  ['model', 'export'],
+  ['model', 'predict'],
+  ['demo'],
+  ['doctor'],
+  ['enrollment', 'token'],
+  ['certificate', 'revoke'],
+  ['proposal', 'create'],
+  ['proposal', 'sign'],
+  ['proposal', 'show'],
+  ['proposal', 'list'],
+  ['incident', 'raise'],
+  ['incident', 'list'],
+  ['incident', 'resume'],
+  ['report', 'governance'],
+  ['audit', 'verify'],
+  ['audit', 'prove'],
+  ['audit', 'export-bundle'],
+  ['audit', 'check-proof'],
+  ['audit', 'checkpoint'],
+  ['audit', 'vkey'],
+  ['privacy', 'epsilon'],
+  ['privacy', 'calibrate'],
+  ['privacy', 'plan'],
+] as const;
+
+describe('CLI errors: entente: CODE: message and the documented exit code', { timeout: 900_000 }, () => {
+  let dir: string;
+  let deadUrl: string;
+  let taken: Server;
+  let takenPort: number;
+  const files: Record<string, string> = {};
+
+  before(async () => {
+    // A workspace whose recorded coordinator is gone: its endpoint names a port nobody listens on.
+    const setup = await createTestWorkspace(['hospital-a', 'hospital-b'], 'entente-cli-errors-');
+    dir = setup.dir;
+    deadUrl = `https://127.0.0.1:${await findFreePort()}`;
+    writeFileSync(setup.ws.endpointFile(), `${JSON.stringify({ url: deadUrl, pid: 1 })}\n`);
+    takenPort = await findFreePort();
+    taken = createServer();
+    await new Promise<void>((r) => taken.listen(takenPort, '127.0.0.1', r));
+    const put = (name: string, text: string): string => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      files[name] = path;
+      return path;
+    };
+    put('bad.yaml', 'id: run-1\nrounds: [1, 2\nmodel: {kind: logistic\n');
+    put('bad.json', '{"id": "run-1",');
+    put('run.yaml', 'id: run-1\nrounds: 2\nmodel: {kind: logistic, inputDim: 30}\n');
+    put('bad-schema.json', '{"features": 3}');
+    put('bad-data.csv', 'x,y\n1,2\n');
+    put('bad-proof.json', '{"leafIdx": "one"}');
+    put('data.csv', readFileSync(setup.dataPath('hospital-a'), 'utf8'));
+    mkdirSync(join(dir, 'a-directory'));
+  });
+  after(async () => {
+    await new Promise<void>((r) => taken.close(() => r()));
+  });
+
+  it('the README table agrees with the error registry for every code', () => {
+    const documented = readDocumentedExitCodes();
+    for (const [code, { exit }] of Object.entries(errorCodes))
+      assert.equal(documented.get(code), exit, `README exit code of ${code}`);
+  });
+
+  it('an unknown option on every command is INVALID_ARGUMENT (exit 2), not commander noise', async () => {
+    await Promise.all(
+      LEAF_COMMANDS.map(async (cmd) => {
+        const r = await runCli([...cmd, '--no-such-option']);
+        assertCleanFailure(r, 'INVALID_ARGUMENT', cmd.join(' '));
+        // Commander names a missing required option or argument first, else the unknown option.
+        assert.match(r.stderr, /unknown option '--no-such-option'|not specified|missing required argument/);
+      }),
+    );
+  });
+
+  it('bad values at every edge name the mistake', async () => {
+    const ws = (): string[] => ['--workspace', dir];
+    const participant = (...extra: string[]): string[] => [
+      'participant',
+      'start',
+      ...ws(),
+      '--institution',
+      'hospital-a',
+      ...extra,
+    ];
+    const cases: { args: string[]; code: ErrorCode; says?: RegExp }[] = [
+      // Unknown commands, missing arguments and options.
+      { args: ['no-such-command'], code: 'INVALID_ARGUMENT', says: /unknown command/ },
+      { args: ['run'], code: 'INVALID_ARGUMENT', says: /missing command/ },
+      { args: ['proposal', 'sign', ...ws()], code: 'INVALID_ARGUMENT', says: /missing required argument/ },
+      { args: ['participant', 'start', ...ws()], code: 'INVALID_ARGUMENT', says: /--data/ },
+      // Files: missing, a directory, malformed.
+      {
+        args: participant('--data', join(dir, 'missing.csv'), '--schema', SCHEMA_PATH),
+        code: 'INVALID_ARGUMENT',
+        says: /--data: .*no such file/,
+      },
+      {
+        args: participant('--data', join(dir, 'a-directory'), '--schema', SCHEMA_PATH),
+        code: 'INVALID_ARGUMENT',
+        says: /--data: .*directory/,
+      },
+      {
+        args: participant('--data', files['data.csv']!, '--schema', join(dir, 'missing.json')),
+        code: 'INVALID_ARGUMENT',
+        says: /schema/,
+      },
+      {
+        args: participant('--data', files['data.csv']!, '--schema', files['bad-schema.json']!),
+        code: 'INVALID_CONFIG',
+      },
+      {
+        args: participant('--data', files['bad-data.csv']!, '--schema', SCHEMA_PATH),
+        code: 'INVALID_DATA',
+      },
+      {
+        args: participant('--data', files['data.csv']!, '--schema', SCHEMA_PATH, '--site-config', files['bad.yaml']!),
+        code: 'INVALID_CONFIG',
+      },
+      // Malformed and out-of-range numbers.
+      {
+        args: participant('--data', files['data.csv']!, '--schema', SCHEMA_PATH, '--holdout', 'abc'),
+        code: 'INVALID_ARGUMENT',
+        says: /--holdout/,
+      },
+      {
+        args: participant('--data', files['data.csv']!, '--schema', SCHEMA_PATH, '--holdout', '1.5'),
+        code: 'INVALID_ARGUMENT',
+        says: /--holdout/,
+      },
+      { args: ['coordinator', 'start', ...ws(), '--port', '99999'], code: 'INVALID_ARGUMENT', says: /--port/ },
+      { args: ['coordinator', 'start', ...ws(), '--port', 'http'], code: 'INVALID_ARGUMENT', says: /--port/ },
+      { args: ['coordinator', 'start', ...ws(), '--port', '-1'], code: 'INVALID_ARGUMENT', says: /--port/ },
+      {
+        args: ['coordinator', 'start', ...ws(), '--max-polls-per-member', '0x10'],
+        code: 'INVALID_ARGUMENT',
+        says: /--max-polls-per-member/,
+      },
+      { args: ['demo', '--rounds', 'ten'], code: 'INVALID_ARGUMENT', says: /--rounds/ },
+      { args: ['demo', '--dp', '-1'], code: 'INVALID_ARGUMENT', says: /--dp/ },
+      {
+        args: ['init', join(dir, 'new-ws'), '--institutions', 'a,b', '--certificate-days', 'week'],
+        code: 'INVALID_ARGUMENT',
+        says: /--certificate-days/,
+      },
+      {
+        args: ['enrollment', 'token', ...ws(), '--member', 'hospital-a', '--ttl-minutes', 'soon'],
+        code: 'INVALID_ARGUMENT',
+        says: /--ttl-minutes/,
+      },
+      {
+        args: ['run', 'plan', files['run.yaml']!, ...ws(), '--wait-ms', '1e400'],
+        code: 'INVALID_ARGUMENT',
+        says: /--wait-ms/,
+      },
+      { args: ['audit', 'prove', '--log', dir, '--entry', 'first'], code: 'INVALID_ARGUMENT', says: /--entry/ },
+      {
+        args: ['privacy', 'epsilon', '--accountant', 'rdp', '--noise-multiplier', '1', '--sampling-rate', '0.1'],
+        code: 'INVALID_ARGUMENT',
+        says: /--steps/,
+      },
+      // A port that is taken.
+      {
+        args: ['coordinator', 'start', ...ws(), '--port', String(takenPort)],
+        code: 'PORT_IN_USE',
+      },
+      // Coordinator URLs: malformed, unreachable.
+      {
+        args: participant('--data', files['data.csv']!, '--schema', SCHEMA_PATH, '--coordinator', 'localhost:8443'),
+        code: 'INVALID_ARGUMENT',
+        says: /--coordinator/,
+      },
+      {
+        args: ['participant', 'enroll', '--coordinator', 'not a url', '--token', 'x', '--dir', join(dir, 'site')],
+        code: 'INVALID_ARGUMENT',
+        says: /--coordinator/,
+      },
+      { args: ['status', ...ws()], code: 'UNAVAILABLE' },
+      { args: ['run', 'start', files['run.yaml']!, ...ws()], code: 'UNAVAILABLE' },
+      { args: ['proposal', 'list', ...ws()], code: 'UNAVAILABLE' },
+      { args: ['metrics', 'run-1', ...ws()], code: 'UNAVAILABLE' },
+      { args: ['model', 'export', 'run-1', ...ws(), '--out', join(dir, 'm.safetensors')], code: 'UNAVAILABLE' },
+      { args: ['audit', 'verify', '--log', deadUrl, ...ws()], code: 'UNAVAILABLE' },
+      { args: ['status', '--workspace', join(dir, 'missing-ws')], code: 'INVALID_CONFIG' },
+      { args: ['doctor', '--workspace', join(dir, 'missing-ws')], code: 'INVALID_CONFIG' },
+      { args: ['participant', 'rotate', '--dir', join(dir, 'missing-site')], code: 'INVALID_CONFIG' },
+      { args: ['proposal', 'list', ...ws(), '--as', 'stranger'], code: 'UNKNOWN_PARTICIPANT', says: /stranger/ },
+      // Bad YAML / JSON.
+      { args: ['run', 'start', files['bad.yaml']!, ...ws()], code: 'INVALID_CONFIG', says: /line/ },
+      { args: ['run', 'start', files['bad.json']!, ...ws()], code: 'INVALID_CONFIG' },
+      { args: ['run', 'start', join(dir, 'missing.yaml'), ...ws()], code: 'INVALID_ARGUMENT' },
+      { args: ['privacy', 'plan', files['bad.yaml']!], code: 'INVALID_CONFIG' },
+      { args: ['proposal', 'create', ...ws(), '--kind', 'start-run', '--subject', files['bad.yaml']!], code: 'INVALID_CONFIG' },
+      { args: ['audit', 'check-proof', join(dir, 'missing-proof.json')], code: 'INVALID_ARGUMENT' },
+      { args: ['audit', 'check-proof', files['bad-proof.json']!], code: 'INVALID_ARGUMENT', says: /malformed/ },
+      { args: ['audit', 'verify', '--log', join(dir, 'missing-log')], code: 'INVALID_ARGUMENT' },
+      {
+        args: ['audit', 'verify', '--log', dir, '--trusted-keys', files['bad.json']!],
+        code: 'INVALID_CONFIG',
+      },
+      // Model files and data for prediction.
+      {
+        args: ['model', 'predict', '--model', join(dir, 'missing.safetensors'), '--data', files['data.csv']!, '--schema', SCHEMA_PATH],
+        code: 'INVALID_ARGUMENT',
+        says: /--model/,
+      },
+      {
+        args: ['model', 'predict', '--model', files['data.csv']!, '--data', files['data.csv']!, '--schema', SCHEMA_PATH],
+        code: 'MALFORMED_BODY',
+      },
+    ];
+    const failures: string[] = [];
+    await Promise.all(
+      cases.map(async ({ args, code, says }) => {
+        const r = await runCli(args);
+        try {
+          assertCleanFailure(r, code, args.join(' '));
+          if (says) assert.match(r.stderr, says, `${args.join(' ')}: ${r.stderr}`);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }),
+    );
+    assert.deepEqual(failures, []);
+  });
+});
