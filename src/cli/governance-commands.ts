@@ -52,7 +52,8 @@ export function openMember(opts: MemberOptions): { id: string; client: MtlsClien
   };
 }
 
-function addMemberOptions(cmd: Command): Command {
+/** Adds --site, --workspace and --as (who acts) to `cmd`. */
+export function addMemberOptions(cmd: Command): Command {
   return cmd
     .option('--site <dir>', "this member's site directory (made by participant enroll)")
     .option('--workspace <dir>', 'a local workspace made by entente init')

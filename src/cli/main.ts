@@ -15,9 +15,19 @@ import { createMtlsClient } from '../transport/index.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { readStructuredFile } from './read-file.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
+import { registerModelCommands } from './model-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
 import { createLogger } from './logger.ts';
-import { parseDecimal, parseHttpsUrl, parseInteger, parseOpenFraction, parsePort, readTextFile } from './parse-options.ts';
+import { followRun } from './run-progress.ts';
+import { type RunView, type StatusView, formatRunStatus, formatStatus } from './run-view.ts';
+import {
+  parseDecimal,
+  parseHttpsUrl,
+  parseInteger,
+  parseOpenFraction,
+  parsePort,
+  readTextFile,
+} from './parse-options.ts';
 
 /** `--slow-ms 1500` (every task) or `--slow-ms secagg-masked-input=4000,train=100` (per task kind). */
 function parseSlowMs(text: string): number | Record<string, number> {
@@ -365,18 +375,17 @@ export function buildProgram(): Command {
           }
         }
         if (opts.wait) {
-          for (;;) {
-            const r = await client.getJson<{ status: string; round: number; totalRounds: number }>(
-              `/v1/runs/${created.body.runId}`,
-            );
-            if (r.body?.status !== 'running') {
-              out = r.body;
-              break;
-            }
-            await new Promise((res) => setTimeout(res, 500));
+          // Progress: on stdout (a bar on a terminal, a plain line per round otherwise); with --json,
+          // stdout carries only the final JSON and the bar goes to a terminal's stderr.
+          const stream = opts.json ? (process.stderr.isTTY ? process.stderr : undefined) : process.stdout;
+          const view = await followRun(client, created.body.runId, { stream });
+          out = view;
+          if (!opts.json) {
+            console.log(formatRunStatus(view));
+            return;
           }
         }
-        console.log(opts.json ? JSON.stringify(out) : `run ${created.body.runId}: ${JSON.stringify(out)}`);
+        console.log(opts.json ? JSON.stringify(out) : `run ${created.body.runId} started`);
       } finally {
         await client.close();
       }
@@ -393,7 +402,7 @@ export function buildProgram(): Command {
       try {
         const r = await client.getJson(opts.run ? `/v1/runs/${encodeURIComponent(opts.run)}` : '/v1/status');
         if (opts.json) console.log(JSON.stringify(r.body));
-        else console.log(JSON.stringify(r.body, null, 2));
+        else console.log(opts.run ? formatRunStatus(r.body as RunView) : formatStatus(r.body as StatusView));
       } finally {
         await client.close();
       }
@@ -434,6 +443,7 @@ export function buildProgram(): Command {
   registerGovernanceCommands(program, participant, run);
   registerAuditCommands(program);
   registerPrivacyCommands(program);
+  registerModelCommands(program);
   return program;
 }
 

@@ -14,7 +14,12 @@ function invalid(flag: string, rule: string): never {
 }
 
 /** A decimal number (no hex, no `Infinity`, no empty text) within [min, max]. */
-export function parseDecimal(text: string, flag: string, min: number, max = Number.POSITIVE_INFINITY): number {
+export function parseDecimal(
+  text: string,
+  flag: string,
+  min: number,
+  max = Number.POSITIVE_INFINITY,
+): number {
   const value = Number(text);
   if (!DECIMAL.test(text.trim()) || !Number.isFinite(value) || value < min || value > max)
     invalid(flag, max === Number.POSITIVE_INFINITY ? `a number ≥ ${min}` : `a number in [${min}, ${max}]`);
@@ -49,21 +54,32 @@ export function parseHttpsUrl(text: string, flag: string): string {
   } catch {
     invalid(flag, 'an https URL such as https://host:port');
   }
-  if (url.protocol !== 'https:' || url.hostname === '') invalid(flag, 'an https URL such as https://host:port');
+  if (url.protocol !== 'https:' || url.hostname === '')
+    invalid(flag, 'an https URL such as https://host:port');
   return text;
 }
 
 /** The text of a file named on the command line; INVALID_ARGUMENT naming the flag when it cannot be read. */
 export function readTextFile(path: string, flag: string): string {
+  return readFile(path, flag).toString('utf8');
+}
+
+/** The bytes of a file named on the command line; INVALID_ARGUMENT naming the flag when it cannot be read. */
+export function readBinaryFile(path: string, flag: string): Buffer {
+  return readFile(path, flag);
+}
+
+function readFile(path: string, flag: string): Buffer {
   const field = flag.replace(/^--/, '');
   try {
     if (statSync(path).isDirectory())
       throw new EntenteError('INVALID_ARGUMENT', `${flag}: ${path} is a directory, not a file`, { field });
-    return readFileSync(path, 'utf8');
+    return readFileSync(path);
   } catch (err) {
     if (err instanceof EntenteError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : 'cannot be read';
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : 'cannot be read';
     throw new EntenteError('INVALID_ARGUMENT', `${flag}: ${path}: ${why}`, { field });
   }
 }

@@ -1302,8 +1302,23 @@ export class RunEngine {
     const row = this.deps.store.getRun(runId);
     if (!row) throw new EntenteError('NOT_FOUND', `run "${runId}" does not exist`, { field: 'runId' });
     const state = JSON.parse(row.state_json) as RunState;
+    const cohorts = this.deps.store.countTaskParticipants(runId);
+    const cohortOf = (round: number, kind: string): number =>
+      cohorts.find((c) => c.round === round && c.kind === kind)?.participants ?? 0;
+    // The largest ε (for this run) any institution reported after each round, when DP is on.
+    const epsilonByRound = new Map<number, number>();
+    for (const r of this.deps.store.listPrivacyReports(runId)) {
+      const e = (JSON.parse(r.report_json) as PrivacyReport).epsilonRun;
+      if (e !== null && Number.isFinite(e))
+        epsilonByRound.set(r.round, Math.max(e, epsilonByRound.get(r.round) ?? 0));
+    }
     const rounds = this.deps.store.listRounds(runId).map((r) => ({
       round: r.round,
+      /** Participants given a train (or secure-aggregation train) and an evaluate task this round. */
+      trainCohort: cohortOf(r.round, 'train') || cohortOf(r.round, 'secagg-train'),
+      evalCohort: cohortOf(r.round, 'evaluate'),
+      evaluators: this.deps.store.listEvaluations(runId, r.round).length,
+      epsilon: epsilonByRound.get(r.round) ?? null,
       contributors: r.contributors_json ? (JSON.parse(r.contributors_json) as string[]) : [],
       trainExamples: r.train_examples,
       trainLoss: r.train_loss,

@@ -424,6 +424,15 @@ export class SqliteStore {
       .run(row);
   }
 
+  /** How many participants were given a task of each kind in each round of a run (the cohorts). */
+  countTaskParticipants(runId: string): { round: number; kind: string; participants: number }[] {
+    return this.db
+      .prepare(
+        'SELECT round, kind, COUNT(DISTINCT participant) AS participants FROM tasks WHERE run_id = ? GROUP BY round, kind ORDER BY round, kind',
+      )
+      .all(runId) as { round: number; kind: string; participants: number }[];
+  }
+
   listEvaluations(runId: string, round: number): EvaluationRow[] {
     return this.db
       .prepare(

@@ -34,7 +34,11 @@ async function runCli(args: readonly string[]): Promise<CliResult> {
       execFile(
         process.execPath,
         ['--import', 'tsx', CLI, ...args],
-        { cwd: ROOT, timeout: 120_000, env: { ...process.env, ENTENTE_LOG_LEVEL: 'warn', ENTENTE_DEBUG: '' } },
+        {
+          cwd: ROOT,
+          timeout: 120_000,
+          env: { ...process.env, ENTENTE_LOG_LEVEL: 'warn', ENTENTE_DEBUG: '' },
+        },
         (err, stdout, stderr) =>
           resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
       );
@@ -199,7 +203,14 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
         code: 'INVALID_DATA',
       },
       {
-        args: participant('--data', files['data.csv']!, '--schema', SCHEMA_PATH, '--site-config', files['bad.yaml']!),
+        args: participant(
+          '--data',
+          files['data.csv']!,
+          '--schema',
+          SCHEMA_PATH,
+          '--site-config',
+          files['bad.yaml']!,
+        ),
         code: 'INVALID_CONFIG',
       },
       // Malformed and out-of-range numbers.
@@ -213,7 +224,11 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
         code: 'INVALID_ARGUMENT',
         says: /--holdout/,
       },
-      { args: ['coordinator', 'start', ...ws(), '--port', '99999'], code: 'INVALID_ARGUMENT', says: /--port/ },
+      {
+        args: ['coordinator', 'start', ...ws(), '--port', '99999'],
+        code: 'INVALID_ARGUMENT',
+        says: /--port/,
+      },
       { args: ['coordinator', 'start', ...ws(), '--port', 'http'], code: 'INVALID_ARGUMENT', says: /--port/ },
       { args: ['coordinator', 'start', ...ws(), '--port', '-1'], code: 'INVALID_ARGUMENT', says: /--port/ },
       {
@@ -238,9 +253,22 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
         code: 'INVALID_ARGUMENT',
         says: /--wait-ms/,
       },
-      { args: ['audit', 'prove', '--log', dir, '--entry', 'first'], code: 'INVALID_ARGUMENT', says: /--entry/ },
       {
-        args: ['privacy', 'epsilon', '--accountant', 'rdp', '--noise-multiplier', '1', '--sampling-rate', '0.1'],
+        args: ['audit', 'prove', '--log', dir, '--entry', 'first'],
+        code: 'INVALID_ARGUMENT',
+        says: /--entry/,
+      },
+      {
+        args: [
+          'privacy',
+          'epsilon',
+          '--accountant',
+          'rdp',
+          '--noise-multiplier',
+          '1',
+          '--sampling-rate',
+          '0.1',
+        ],
         code: 'INVALID_ARGUMENT',
         says: /--steps/,
       },
@@ -251,12 +279,28 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       },
       // Coordinator URLs: malformed, unreachable.
       {
-        args: participant('--data', files['data.csv']!, '--schema', SCHEMA_PATH, '--coordinator', 'localhost:8443'),
+        args: participant(
+          '--data',
+          files['data.csv']!,
+          '--schema',
+          SCHEMA_PATH,
+          '--coordinator',
+          'localhost:8443',
+        ),
         code: 'INVALID_ARGUMENT',
         says: /--coordinator/,
       },
       {
-        args: ['participant', 'enroll', '--coordinator', 'not a url', '--token', 'x', '--dir', join(dir, 'site')],
+        args: [
+          'participant',
+          'enroll',
+          '--coordinator',
+          'not a url',
+          '--token',
+          'x',
+          '--dir',
+          join(dir, 'site'),
+        ],
         code: 'INVALID_ARGUMENT',
         says: /--coordinator/,
       },
@@ -264,20 +308,34 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       { args: ['run', 'start', files['run.yaml']!, ...ws()], code: 'UNAVAILABLE' },
       { args: ['proposal', 'list', ...ws()], code: 'UNAVAILABLE' },
       { args: ['metrics', 'run-1', ...ws()], code: 'UNAVAILABLE' },
-      { args: ['model', 'export', 'run-1', ...ws(), '--out', join(dir, 'm.safetensors')], code: 'UNAVAILABLE' },
+      {
+        args: ['model', 'export', 'run-1', ...ws(), '--out', join(dir, 'm.safetensors')],
+        code: 'UNAVAILABLE',
+      },
       { args: ['audit', 'verify', '--log', deadUrl, ...ws()], code: 'UNAVAILABLE' },
       { args: ['status', '--workspace', join(dir, 'missing-ws')], code: 'INVALID_CONFIG' },
       { args: ['doctor', '--workspace', join(dir, 'missing-ws')], code: 'INVALID_CONFIG' },
       { args: ['participant', 'rotate', '--dir', join(dir, 'missing-site')], code: 'INVALID_CONFIG' },
-      { args: ['proposal', 'list', ...ws(), '--as', 'stranger'], code: 'UNKNOWN_PARTICIPANT', says: /stranger/ },
+      {
+        args: ['proposal', 'list', ...ws(), '--as', 'stranger'],
+        code: 'UNKNOWN_PARTICIPANT',
+        says: /stranger/,
+      },
       // Bad YAML / JSON.
       { args: ['run', 'start', files['bad.yaml']!, ...ws()], code: 'INVALID_CONFIG', says: /line/ },
       { args: ['run', 'start', files['bad.json']!, ...ws()], code: 'INVALID_CONFIG' },
       { args: ['run', 'start', join(dir, 'missing.yaml'), ...ws()], code: 'INVALID_ARGUMENT' },
       { args: ['privacy', 'plan', files['bad.yaml']!], code: 'INVALID_CONFIG' },
-      { args: ['proposal', 'create', ...ws(), '--kind', 'start-run', '--subject', files['bad.yaml']!], code: 'INVALID_CONFIG' },
+      {
+        args: ['proposal', 'create', ...ws(), '--kind', 'start-run', '--subject', files['bad.yaml']!],
+        code: 'INVALID_CONFIG',
+      },
       { args: ['audit', 'check-proof', join(dir, 'missing-proof.json')], code: 'INVALID_ARGUMENT' },
-      { args: ['audit', 'check-proof', files['bad-proof.json']!], code: 'INVALID_ARGUMENT', says: /malformed/ },
+      {
+        args: ['audit', 'check-proof', files['bad-proof.json']!],
+        code: 'INVALID_ARGUMENT',
+        says: /malformed/,
+      },
       { args: ['audit', 'verify', '--log', join(dir, 'missing-log')], code: 'INVALID_ARGUMENT' },
       {
         args: ['audit', 'verify', '--log', dir, '--trusted-keys', files['bad.json']!],
@@ -285,12 +343,30 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       },
       // Model files and data for prediction.
       {
-        args: ['model', 'predict', '--model', join(dir, 'missing.safetensors'), '--data', files['data.csv']!, '--schema', SCHEMA_PATH],
+        args: [
+          'model',
+          'predict',
+          '--model',
+          join(dir, 'missing.safetensors'),
+          '--data',
+          files['data.csv']!,
+          '--schema',
+          SCHEMA_PATH,
+        ],
         code: 'INVALID_ARGUMENT',
         says: /--model/,
       },
       {
-        args: ['model', 'predict', '--model', files['data.csv']!, '--data', files['data.csv']!, '--schema', SCHEMA_PATH],
+        args: [
+          'model',
+          'predict',
+          '--model',
+          files['data.csv']!,
+          '--data',
+          files['data.csv']!,
+          '--schema',
+          SCHEMA_PATH,
+        ],
         code: 'MALFORMED_BODY',
       },
     ];

@@ -1,0 +1,296 @@
+/**
+ * `entente metrics <run>` (per-round metrics as a table, CSV or JSON), `entente model export <run>`
+ * (the released final model exactly as the coordinator stores it, in safetensors, plus a JSON model
+ * card next to it: run, rounds, model spec, the standardization the model expects, final metrics and
+ * the audit-log entry that records the model's SHA-256) and `entente model predict` (raw CSV rows in,
+ * predictions out: the card's standardization is applied, so no hand work is needed).
+ *
+ * The model is fetched through GET /v1/runs/:runId/model, so the coordinator's access rules decide
+ * (under a policy, only after a release-model quorum). The file's bytes are not re-encoded: their
+ * SHA-256 is the one the audit log's model-released entry names, and the card says which entry.
+ */
+import { writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { parseLogEntry } from '../audit/index.ts';
+import { EntenteError } from '../core/errors.ts';
+import { decodeSafetensors } from '../core/safetensors.ts';
+import { sha256Hex } from '../crypto/index.ts';
+import {
+  type DataSchema,
+  applyStandardization,
+  computeSchemaDigest,
+  loadTable,
+  parseCsv,
+  parseDataSchema,
+} from '../data/index.ts';
+import {
+  MAX_PARAMETERS,
+  type ModelSpec,
+  countClasses,
+  describeLayout,
+  parseModelSpec,
+  predictClasses,
+  predictProbabilities,
+} from '../models/index.ts';
+import type { MtlsClient } from '../transport/index.ts';
+import { type MemberOptions, addMemberOptions, openMember } from './governance-commands.ts';
+import { readBinaryFile, readTextFile } from './parse-options.ts';
+import { readStructuredFile } from './read-file.ts';
+import { type RunView, collectRoundMetrics, formatMetricsCsv, formatMetricsTable } from './run-view.ts';
+
+export const MODEL_CARD_FORMAT = 'entente-model-card/1';
+
+const modelCardSchema = z.object({
+  format: z.literal(MODEL_CARD_FORMAT),
+  run: z.string(),
+  rounds: z.number().int().min(0),
+  modelSpec: z.unknown(),
+  model: z.object({ file: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int() }),
+  standardization: z.object({ mean: z.array(z.number()), std: z.array(z.number().positive()) }).nullable(),
+  dataSchemaDigest: z.string().nullable(),
+  finalMetrics: z.unknown(),
+  auditLog: z.object({ entry: z.number().int().min(0), round: z.number().int(), modelSha256: z.string() }),
+  exportedAt: z.string(),
+});
+export type ModelCard = z.infer<typeof modelCardSchema>;
+
+/** The card's path for a model file: `model.safetensors` → `model.card.json`. */
+export function modelCardPath(modelFile: string): string {
+  return `${modelFile.replace(/\.safetensors$/i, '')}.card.json`;
+}
+
+async function withMember<T>(opts: MemberOptions, fn: (client: MtlsClient) => Promise<T>): Promise<T> {
+  const m = openMember(opts);
+  try {
+    return await fn(m.client);
+  } finally {
+    await m.client.close();
+  }
+}
+
+async function readRunView(client: MtlsClient, runId: string): Promise<RunView> {
+  return (await client.getJson<RunView>(`/v1/runs/${encodeURIComponent(runId)}`)).body!;
+}
+
+/** The audit log's model-released entry of `runId` naming `sha256`, read page by page. */
+async function findModelEntry(client: MtlsClient, runId: string, sha256: string) {
+  const page = 10_000;
+  for (let start = 0; ; start += page) {
+    const r = (
+      await client.getJson<{ entries: { index: number; body: string }[] }>(
+        `/v1/log/entries?start=${start}&end=${start + page}`,
+      )
+    ).body!;
+    for (const e of r.entries) {
+      const entry = parseLogEntry(Buffer.from(e.body, 'base64'), `entry ${e.index}`);
+      if (entry.kind === 'model-released' && entry.run === runId && entry.modelSha256 === sha256)
+        return { entry: entry.index, round: entry.round, modelSha256: entry.modelSha256 };
+    }
+    if (r.entries.length < page) return undefined;
+  }
+}
+
+const quoteCsv = (cell: string): string => (/[",\r\n]/.test(cell) ? `"${cell.replaceAll('"', '""')}"` : cell);
+
+/**
+ * Rows of `text` under `schema`. A file without the label column (rows to predict, not to evaluate) gets
+ * a placeholder label so the schema's checks of every feature still apply; `labelled` says which.
+ */
+function loadRows(text: string, schema: DataSchema) {
+  const table = parseCsv(text);
+  if (table.header.includes(schema.label.name)) return { data: loadTable(text, schema), labelled: true };
+  const placeholder = schema.label.classes[0]!;
+  const lines = [
+    [...table.header, schema.label.name].map(quoteCsv).join(','),
+    ...table.rows.map((row) => [...row, placeholder].map(quoteCsv).join(',')),
+  ];
+  return { data: loadTable(`${lines.join('\n')}\n`, schema), labelled: false };
+}
+
+/** Adds `metrics` and `model export|predict` to the program. */
+export function registerModelCommands(program: Command): void {
+  addMemberOptions(
+    program
+      .command('metrics')
+      .description(
+        'per-round metrics of a run: round, phase, cohort, survivors, loss, accuracy, ε, wall time',
+      )
+      .argument('<runId>', 'run id')
+      .option('--csv', 'print CSV (header line, one row per round and phase)')
+      .option('--json', 'print a JSON array'),
+  ).action(async (runId: string, opts: MemberOptions & { csv?: boolean; json?: boolean }) => {
+    if (opts.csv && opts.json)
+      throw new EntenteError('INVALID_ARGUMENT', '--csv and --json: choose one', { field: 'csv' });
+    const view = await withMember(opts, (client) => readRunView(client, runId));
+    const rows = collectRoundMetrics(view);
+    if (opts.json) console.log(JSON.stringify(rows));
+    else if (opts.csv) process.stdout.write(formatMetricsCsv(rows));
+    else console.log(rows.length === 0 ? `run ${runId}: no round finished yet` : formatMetricsTable(rows));
+  });
+
+  const model = program.command('model').description('final models: export and predict');
+  addMemberOptions(
+    model
+      .command('export')
+      .description(
+        "write a completed run's final model (safetensors, as released) and its model card (<file>.card.json)",
+      )
+      .argument('<runId>', 'run id')
+      .requiredOption('--out <file>', 'model file to write, e.g. model.safetensors')
+      .option('--json', 'print the model card as JSON'),
+  ).action(async (runId: string, opts: MemberOptions & { out: string; json?: boolean }) => {
+    const card = await withMember(opts, async (client) => {
+      // The model route applies the access rules (release under a policy) before anything else is read.
+      const bytes = await client.getBytes(
+        `/v1/runs/${encodeURIComponent(runId)}/model`,
+        MAX_PARAMETERS * 4 + 1024 * 1024,
+      );
+      const view = await readRunView(client, runId);
+      const sha256 = sha256Hex(bytes);
+      const last = view.rounds.at(-1);
+      if (sha256 !== view.model?.sha256 || (last && last.modelOut !== sha256))
+        throw new EntenteError(
+          'DIGEST_MISMATCH',
+          `run "${runId}": the model served is not the run's final model`,
+          {
+            field: 'model',
+          },
+        );
+      const logged = await findModelEntry(client, runId, sha256);
+      if (!logged)
+        throw new EntenteError(
+          'DIGEST_MISMATCH',
+          `run "${runId}": no model-released entry of the audit log names the model served`,
+          { field: 'model' },
+        );
+      const spec: ModelSpec = parseModelSpec(view.config.model);
+      decodeSafetensors(bytes, { expected: describeLayout(spec) });
+      const metrics = collectRoundMetrics(view);
+      const lastEvaluation = metrics.filter((m) => m.phase === 'evaluate' && m.accuracy !== null).at(-1);
+      const lastTrain = metrics.filter((m) => m.phase === 'train').at(-1);
+      const card: ModelCard = {
+        format: MODEL_CARD_FORMAT,
+        run: runId,
+        rounds: view.rounds.length,
+        modelSpec: spec,
+        model: { file: basename(opts.out), sha256, bytes: bytes.length },
+        standardization: view.standardization,
+        dataSchemaDigest: view.config.dataSchemaDigest ?? null,
+        finalMetrics: {
+          round: last?.round ?? 0,
+          trainLoss: lastTrain?.loss ?? null,
+          evaluation: lastEvaluation
+            ? {
+                round: lastEvaluation.round,
+                examples: lastEvaluation.examples,
+                loss: lastEvaluation.loss,
+                accuracy: lastEvaluation.accuracy,
+              }
+            : null,
+        },
+        auditLog: logged,
+        exportedAt: new Date().toISOString(),
+      };
+      writeFileSync(opts.out, bytes);
+      writeFileSync(modelCardPath(opts.out), `${JSON.stringify(card, null, 2)}\n`);
+      return card;
+    });
+    if (opts.json) console.log(JSON.stringify(card));
+    else
+      console.log(
+        `wrote ${opts.out} (${card.model.bytes} bytes, sha256 ${card.model.sha256}, audit-log entry ${card.auditLog.entry}) and ${modelCardPath(opts.out)}`,
+      );
+  });
+
+  model
+    .command('predict')
+    .description(
+      'predict the class of each row of a CSV with an exported model (its card standardizes the rows)',
+    )
+    .requiredOption('--model <file>', 'model file written by entente model export')
+    .requiredOption(
+      '--data <csv>',
+      "rows to predict (CSV with the schema's feature columns; a label column is optional)",
+    )
+    .requiredOption('--schema <file>', 'the data schema the run was trained with (JSON or YAML)')
+    .option('--card <file>', 'model card (default: <model>.card.json next to the model)')
+    .option('--out <csv>', 'write predictions here (default: stdout)')
+    .option('--json', 'print a JSON summary (rows, accuracy when labelled)')
+    .action(
+      (opts: {
+        model: string;
+        data: string;
+        schema: string;
+        card?: string;
+        out?: string;
+        json?: boolean;
+      }) => {
+        const bytes = readBinaryFile(opts.model, '--model');
+        const cardFile = opts.card ?? modelCardPath(opts.model);
+        const parsed = modelCardSchema.safeParse(readStructuredFile(cardFile, 'card'));
+        if (!parsed.success)
+          throw new EntenteError(
+            'INVALID_CONFIG',
+            `card: ${cardFile} is not an entente model card (${parsed.error.issues[0]!.path.join('.') || 'format'})`,
+            { field: 'card' },
+          );
+        const card = parsed.data;
+        if (sha256Hex(bytes) !== card.model.sha256)
+          throw new EntenteError(
+            'DIGEST_MISMATCH',
+            `--model: the file is not the model its card ${cardFile} describes`,
+            {
+              field: 'model',
+            },
+          );
+        const spec = parseModelSpec(card.modelSpec);
+        const { weights } = decodeSafetensors(bytes, { expected: describeLayout(spec) });
+        const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
+        if (card.dataSchemaDigest !== null && computeSchemaDigest(schema) !== card.dataSchemaDigest)
+          throw new EntenteError('INVALID_CONFIG', '--schema: not the data schema the run was trained with', {
+            field: 'schema',
+          });
+        const names = schema.label.classes;
+        const k = countClasses(spec);
+        if (names.length !== k)
+          throw new EntenteError(
+            'INVALID_CONFIG',
+            `--schema: declares ${names.length} classes, the model has ${k}`,
+            {
+              field: 'schema',
+            },
+          );
+        const { data: raw, labelled } = loadRows(readTextFile(opts.data, '--data'), schema);
+        const data = card.standardization
+          ? applyStandardization(raw, {
+              mean: Float64Array.from(card.standardization.mean),
+              std: Float64Array.from(card.standardization.std),
+            })
+          : raw;
+        const classes = predictClasses(spec, weights, data.x);
+        const probabilities = predictProbabilities(spec, weights, data.x);
+        const lines = [['prediction', ...names.map((c) => `p_${c}`)].map(quoteCsv).join(',')];
+        let correct = 0;
+        for (let i = 0; i < data.count; i++) {
+          const p =
+            k === 2 && probabilities.length === data.count
+              ? [1 - probabilities[i]!, probabilities[i]!]
+              : Array.from(probabilities.subarray(i * k, (i + 1) * k));
+          lines.push([names[classes[i]!]!, ...p.map((v) => String(v))].map(quoteCsv).join(','));
+          if (classes[i] === data.y[i]) correct++;
+        }
+        const csv = `${lines.join('\n')}\n`;
+        if (opts.out) writeFileSync(opts.out, csv);
+        else if (!opts.json) process.stdout.write(csv);
+        const accuracy = labelled ? correct / data.count : null;
+        if (opts.json)
+          console.log(JSON.stringify({ rows: data.count, accuracy, ...(opts.out ? { out: opts.out } : {}) }));
+        else if (accuracy !== null)
+          console.error(
+            `accuracy ${accuracy.toFixed(4)} on ${data.count} labelled rows (${correct} correct)`,
+          );
+      },
+    );
+}
