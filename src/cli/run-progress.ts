@@ -4,7 +4,7 @@
  * loss/accuracy, ε, elapsed) and prints a permanent line as each round finishes (cli-progress); on a
  * pipe or file it prints only the plain line per finished round, never redrawing.
  */
-import { MultiBar } from 'cli-progress';
+import { SingleBar } from 'cli-progress';
 import type { MtlsClient } from '../transport/index.ts';
 import { type RunView, collectRoundMetrics, formatRoundLine, isRoundFinished } from './run-view.ts';
 
@@ -21,11 +21,14 @@ export async function followRun(client: MtlsClient, runId: string, options: Foll
   const path = `/v1/runs/${encodeURIComponent(runId)}`;
   const stream = options.stream;
   const printed = new Set<number>();
-  let multi: MultiBar | undefined;
-  let bar: ReturnType<MultiBar['create']> | undefined;
+  let bar: SingleBar | undefined;
   const emit = (line: string): void => {
-    if (multi) multi.log(`${line}\n`);
-    else stream?.write(`${line}\n`);
+    // Over the bar's line: the bar is drawn again below it at its next render.
+    if (bar) {
+      stream!.cursorTo(0);
+      stream!.clearLine(0);
+    }
+    stream?.write(`${line}\n`);
   };
   try {
     for (;;) {
@@ -50,21 +53,21 @@ export async function followRun(client: MtlsClient, runId: string, options: Foll
           epsilon: epsilon === undefined || epsilon === null ? '-' : epsilon.toFixed(3),
           elapsed: `${((Date.now() - view.createdAt) / 1000).toFixed(0)}s`,
         };
-        if (!multi) {
-          multi = new MultiBar({
+        if (!bar) {
+          bar = new SingleBar({
             stream,
             hideCursor: true,
             clearOnComplete: false,
             format:
               '{bar} {value}/{total} rounds | round {round} {phase} | cohort {cohort} survivors {survivors} | loss {loss} accuracy {accuracy} | ε {epsilon} | {elapsed}',
           });
-          bar = multi.create(view.totalRounds, printed.size, payload);
-        } else bar!.update(printed.size, payload);
+          bar.start(view.totalRounds, printed.size, payload);
+        } else bar.update(printed.size, payload);
       }
       if (view.status !== 'running') return view;
       await new Promise((res) => setTimeout(res, options.pollMs ?? 500));
     }
   } finally {
-    multi?.stop();
+    bar?.stop();
   }
 }

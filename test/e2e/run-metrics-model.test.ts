@@ -98,7 +98,7 @@ describe('first day on the CLI: progress, status, metrics, model export and pred
     assert.equal(view.rounds.length, ROUNDS);
     assert.ok(!started.stdout.includes('\r'), 'no carriage return on a pipe');
     assert.ok(!started.stdout.includes('\u001b['), 'no terminal escapes on a pipe');
-    const lines = started.stdout.split('\n').filter((l) => l.startsWith('round '));
+    const lines = started.stdout.split('\n').filter((l) => /^round \d+\/\d+ \|/.test(l));
     assert.equal(lines.length, ROUNDS, started.stdout);
     const metrics = collectRoundMetrics(view);
     for (const [i, line] of lines.entries()) {
