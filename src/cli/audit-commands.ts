@@ -6,7 +6,7 @@
  * Exit codes: 0 verified, 1 verification failed (the first bad entry is named), 2 usage or malformed
  * input; other failures map from the error registry in main.ts.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
   type AuditReport,
@@ -33,6 +33,7 @@ import {
 import { EntenteError } from '../core/errors.ts';
 import { type TrailEntry, verifyGovernanceTrail } from '../governance/index.ts';
 import { type AuditInput, type LogReader, openAuditInput, readTrustedKeys } from './audit-source.ts';
+import { writeOutputFile } from './parse-options.ts';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
@@ -251,7 +252,7 @@ async function runExportBundle(opts: { log: string; out: string; workspace?: str
       });
     const result = await createBundle(input.reader);
     if (typeof result === 'string') return failVerification(result);
-    writeFileSync(opts.out, `${JSON.stringify(result.bundle, null, 2)}\n`);
+    writeOutputFile(opts.out, `${JSON.stringify(result.bundle, null, 2)}\n`, '--out');
     console.log(
       `wrote ${opts.out}: checkpoint of size ${result.size} with ${result.cosigned}/${result.bundle.witnesses.length} cosignatures, policy entry ${result.bundle.policy.index}, ${result.bundle.models.length} model versions`,
     );

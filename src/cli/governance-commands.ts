@@ -4,11 +4,10 @@
  * governance report. A member acts either from its site directory (`--site`, after enrolling) or, in a
  * local workspace made by `entente init`, as one of its members (`--workspace W --as ID`).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EntenteError } from '../core/errors.ts';
-import { parseHttpsUrl, parseInteger } from './parse-options.ts';
+import { makeOutputDir, parseHttpsUrl, parseInteger, writeOutputFile } from './parse-options.ts';
 import { readStructuredFile } from './read-file.ts';
 import { canonicalizeJson, sha256Hex } from '../crypto/index.ts';
 import {
@@ -396,9 +395,9 @@ export function registerGovernanceCommands(program: Command, participant: Comman
       async ({ client }) => (await client.getJson<GovernanceReportData>('/v1/report/governance')).body!,
     );
     const dir = resolve(opts.out);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'governance-report.md'), renderGovernanceReportMarkdown(data));
-    writeFileSync(join(dir, 'governance-report.html'), renderGovernanceReportHtml(data));
+    makeOutputDir(dir, '--out');
+    writeOutputFile(join(dir, 'governance-report.md'), renderGovernanceReportMarkdown(data), '--out');
+    writeOutputFile(join(dir, 'governance-report.html'), renderGovernanceReportHtml(data), '--out');
     console.log(`wrote ${join(dir, 'governance-report.md')} and ${join(dir, 'governance-report.html')}`);
   });
 }

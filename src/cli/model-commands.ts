@@ -9,7 +9,6 @@
  * (under a policy, only after a release-model quorum). The file's bytes are not re-encoded: their
  * SHA-256 is the one the audit log's model-released entry names, and the card says which entry.
  */
-import { writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -36,7 +35,7 @@ import {
 } from '../models/index.ts';
 import type { MtlsClient } from '../transport/index.ts';
 import { type MemberOptions, addMemberOptions, openMember } from './governance-commands.ts';
-import { readBinaryFile, readTextFile } from './parse-options.ts';
+import { readBinaryFile, readTextFile, writeOutputFile } from './parse-options.ts';
 import { readStructuredFile } from './read-file.ts';
 import { type RunView, collectRoundMetrics, formatMetricsCsv, formatMetricsTable } from './run-view.ts';
 
@@ -193,8 +192,8 @@ export function registerModelCommands(program: Command): void {
         auditLog: logged,
         exportedAt: new Date().toISOString(),
       };
-      writeFileSync(opts.out, bytes);
-      writeFileSync(modelCardPath(opts.out), `${JSON.stringify(card, null, 2)}\n`);
+      writeOutputFile(opts.out, bytes, '--out');
+      writeOutputFile(modelCardPath(opts.out), `${JSON.stringify(card, null, 2)}\n`, '--out');
       return card;
     });
     if (opts.json) console.log(JSON.stringify(card));
@@ -282,7 +281,7 @@ export function registerModelCommands(program: Command): void {
           if (classes[i] === data.y[i]) correct++;
         }
         const csv = `${lines.join('\n')}\n`;
-        if (opts.out) writeFileSync(opts.out, csv);
+        if (opts.out) writeOutputFile(opts.out, csv, '--out');
         else if (!opts.json) process.stdout.write(csv);
         const accuracy = labelled ? correct / data.count : null;
         if (opts.json)

@@ -4,7 +4,7 @@
  * naming the flag (never echoing the value), so no malformed number reaches an app as NaN and no
  * out-of-range port reaches `listen`. They fit commander's `argParser` signature (value, previous).
  */
-import { readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { EntenteError } from '../core/errors.ts';
 
 const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
@@ -67,6 +67,39 @@ export function readTextFile(path: string, flag: string): string {
 /** The bytes of a file named on the command line; INVALID_ARGUMENT naming the flag when it cannot be read. */
 export function readBinaryFile(path: string, flag: string): Buffer {
   return readFile(path, flag);
+}
+
+/** Writes a file named on the command line; INVALID_ARGUMENT naming the flag when it cannot be written. */
+export function writeOutputFile(path: string, data: string | Uint8Array, flag: string): void {
+  try {
+    writeFileSync(path, data);
+  } catch (err) {
+    throw cannotWrite(path, flag, err);
+  }
+}
+
+/** Creates a directory named on the command line (and its parents); INVALID_ARGUMENT when it cannot. */
+export function makeOutputDir(path: string, flag: string): void {
+  try {
+    mkdirSync(path, { recursive: true });
+  } catch (err) {
+    throw cannotWrite(path, flag, err);
+  }
+}
+
+function cannotWrite(path: string, flag: string, err: unknown): EntenteError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOENT'
+      ? 'its directory does not exist'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : code === 'ENOSPC'
+            ? 'the disk is full'
+            : 'cannot be written';
+  return new EntenteError('INVALID_ARGUMENT', `${flag}: ${path}: ${why}`, { field: flag.replace(/^--/, '') });
 }
 
 function readFile(path: string, flag: string): Buffer {

@@ -588,9 +588,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   } catch (err) {
     await app.close().catch(() => {});
     store.close();
-    if ((err as { code?: unknown }).code === 'EADDRINUSE')
-      throw portInUse(port, remembered !== undefined, err);
-    throw err;
+    throw listenError(err, port, remembered !== undefined);
   }
   const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::1]', '127.0.0.1');
   const bound = Number(new URL(url).port);
@@ -659,13 +657,35 @@ function portInUse(port: number, remembered: boolean, cause: unknown): EntenteEr
   );
 }
 
+/**
+ * Why the coordinator cannot listen, as an error code: a taken port (PORT_IN_USE), a port that needs
+ * privileges or a host that is not an address of this machine (INVALID_ARGUMENT); anything else as is.
+ */
+function listenError(err: unknown, port: number, remembered: boolean): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'EADDRINUSE') return portInUse(port, remembered, err);
+  if (code === 'EACCES')
+    return new EntenteError(
+      'INVALID_ARGUMENT',
+      `port: ${port} needs privileges here; choose one above 1023, or 0`,
+      {
+        field: 'port',
+        cause: err,
+      },
+    );
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return new EntenteError('INVALID_ARGUMENT', 'host: not an address of this machine', {
+      field: 'host',
+      cause: err,
+    });
+  return err;
+}
+
 /** Throws PORT_IN_USE when `port` cannot be bound on `host` now. */
 async function assertPortFree(host: string, port: number, remembered: boolean): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const probe = createNetServer();
-    probe.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? portInUse(port, remembered, err) : err),
-    );
+    probe.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, port, remembered)));
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
 }

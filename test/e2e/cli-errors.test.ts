@@ -12,6 +12,9 @@ import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ErrorCode, errorCodes } from '../../src/core/errors.ts';
+import { encodeSafetensors } from '../../src/core/safetensors.ts';
+import { createSeededRng, sha256Hex } from '../../src/crypto/index.ts';
+import { initializeWeights } from '../../src/models/index.ts';
 import { SCHEMA_PATH, createTestWorkspace, findFreePort } from './fixtures.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -140,6 +143,29 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
     put('bad-proof.json', '{"leafIdx": "one"}');
     put('data.csv', readFileSync(setup.dataPath('hospital-a'), 'utf8'));
     mkdirSync(join(dir, 'a-directory'));
+    // A model file and its card, and cards that do not fit.
+    const model = encodeSafetensors(
+      initializeWeights({ kind: 'logistic', inputDim: 30 }, createSeededRng('cli-errors')),
+    );
+    writeFileSync(join(dir, 'model.safetensors'), model);
+    files['model.safetensors'] = join(dir, 'model.safetensors');
+    const card = (sha256: string, bytes: number) =>
+      JSON.stringify({
+        format: 'entente-model-card/1',
+        run: 'run-1',
+        rounds: 1,
+        modelSpec: { kind: 'logistic', inputDim: 30 },
+        model: { file: 'model.safetensors', sha256, bytes },
+        standardization: null,
+        dataSchemaDigest: null,
+        finalMetrics: null,
+        auditLog: { entry: 1, round: 1, modelSha256: sha256 },
+        exportedAt: '2026-01-01T00:00:00.000Z',
+      });
+    put('model.card.json', card(sha256Hex(model), model.length));
+    put('other.card.json', card('0'.repeat(64), model.length));
+    const csvBytes = readFileSync(files['data.csv']!);
+    put('csv-as-model.card.json', card(sha256Hex(csvBytes), csvBytes.length));
   });
   after(async () => {
     await new Promise<void>((r) => taken.close(() => r()));
@@ -272,6 +298,12 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
         code: 'INVALID_ARGUMENT',
         says: /--steps/,
       },
+      // A host that is not this machine's (TEST-NET-3).
+      {
+        args: ['coordinator', 'start', ...ws(), '--host', '203.0.113.1', '--port', '0'],
+        code: 'INVALID_ARGUMENT',
+        says: /host/,
+      },
       // A port that is taken.
       {
         args: ['coordinator', 'start', ...ws(), '--port', String(takenPort)],
@@ -358,16 +390,44 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       },
       {
         args: [
-          'model',
-          'predict',
-          '--model',
-          files['data.csv']!,
-          '--data',
-          files['data.csv']!,
-          '--schema',
-          SCHEMA_PATH,
+          ...['model', 'predict', '--model', files['data.csv']!, '--data', files['data.csv']!],
+          ...['--schema', SCHEMA_PATH, '--card', files['csv-as-model.card.json']!],
         ],
         code: 'MALFORMED_BODY',
+      },
+      {
+        args: [
+          ...['model', 'predict', '--model', files['model.safetensors']!, '--data', files['data.csv']!],
+          ...['--schema', SCHEMA_PATH, '--card', files['other.card.json']!],
+        ],
+        code: 'DIGEST_MISMATCH',
+      },
+      {
+        args: [
+          ...['model', 'predict', '--model', files['model.safetensors']!, '--data', files['data.csv']!],
+          ...['--schema', SCHEMA_PATH, '--card', files['bad.json']!],
+        ],
+        code: 'INVALID_CONFIG',
+      },
+      {
+        args: [
+          ...['model', 'predict', '--model', files['model.safetensors']!, '--data', files['bad-data.csv']!],
+          ...['--schema', SCHEMA_PATH],
+        ],
+        code: 'INVALID_DATA',
+      },
+      {
+        args: [
+          ...['model', 'predict', '--model', files['model.safetensors']!, '--data', files['data.csv']!],
+          ...['--schema', SCHEMA_PATH, '--out', join(dir, 'no-such-dir', 'p.csv')],
+        ],
+        code: 'INVALID_ARGUMENT',
+        says: /--out: .*directory does not exist/,
+      },
+      {
+        args: ['metrics', 'run-1', ...ws(), '--csv', '--json'],
+        code: 'INVALID_ARGUMENT',
+        says: /--csv and --json/,
       },
     ];
     const failures: string[] = [];
