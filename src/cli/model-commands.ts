@@ -146,7 +146,15 @@ export function registerModelCommands(program: Command): void {
         `/v1/runs/${encodeURIComponent(runId)}/model`,
         MAX_PARAMETERS * 4 + 1024 * 1024,
       );
-      const view = await readRunView(client, runId);
+      const view = await readRunView(client, runId).catch((err: unknown) => {
+        if (err instanceof EntenteError && err.code === 'FORBIDDEN')
+          throw new EntenteError(
+            'FORBIDDEN',
+            `run "${runId}": the model card needs the run's record (its spec and standardization), which only an operator or a data steward may read`,
+            { field: 'runId' },
+          );
+        throw err;
+      });
       const sha256 = sha256Hex(bytes);
       const last = view.rounds.at(-1);
       if (sha256 !== view.model?.sha256 || (last && last.modelOut !== sha256))
