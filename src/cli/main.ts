@@ -233,6 +233,12 @@ export function buildProgram(): Command {
         'simulation: delay each result, MS or KIND=MS,... (a slow institution)',
       ).hideHelp(),
     )
+    .addOption(
+      new Option(
+        '--batch-journal <file>',
+        'tests only: record the rows of every DP-SGD batch drawn (reveals which records were sampled)',
+      ).hideHelp(),
+    )
     .action(
       async (opts: {
         site?: string;
@@ -244,6 +250,7 @@ export function buildProgram(): Command {
         holdout: string;
         siteConfig?: string;
         slowMs?: string;
+        batchJournal?: string;
       }) => {
         const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
         const data = loadTable(readFileSync(opts.data, 'utf8'), schema);
@@ -258,6 +265,7 @@ export function buildProgram(): Command {
           holdoutFraction: Number(opts.holdout),
           log,
           ...(opts.slowMs ? { slowMs: parseSlowMs(opts.slowMs) } : {}),
+          ...(opts.batchJournal ? { batchJournalFile: resolve(opts.batchJournal) } : {}),
         });
         log.info({ rows: data.count, features: data.dim }, 'local data loaded');
         // An enrolled site renews its short-lived certificates itself, well before they expire.

@@ -67,6 +67,7 @@ import { answerPlan } from './site-plan.ts';
 import { createRunApprovalCheck } from './run-approval.ts';
 import { checkTaskConformance } from './task-conformance.ts';
 import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
+import { chooseTrainingRandomness } from './training-randomness.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
 export interface ParticipantOptions {
@@ -107,6 +108,12 @@ export interface ParticipantOptions {
   readonly requireApprovedRuns?: boolean;
   /** SHA-256 of the data schema this site's records follow (answers dry runs). */
   readonly dataSchemaDigest?: string;
+  /**
+   * Test instrumentation only: append the rows of every DP-SGD batch this site draws to this JSON-lines
+   * file. It reveals which records were sampled, which is exactly what DP-SGD keeps secret: never set
+   * it for real data.
+   */
+  readonly batchJournalFile?: string;
   readonly witness?: {
     readonly logKey: string;
     readonly origin: string;
@@ -264,6 +271,38 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     };
   }
 
+  /**
+   * Local training with the randomness training-randomness.ts chooses: reproducible from the task seed
+   * only without differential privacy; otherwise from a CSPRNG of this site alone.
+   */
+  function trainWithPrivateRandomness(
+    task: TrainTask | SecAggTrainTask,
+    spec: ReturnType<typeof parseModelSpec>,
+    weights: Tensor[],
+    data: LabeledData,
+  ): ReturnType<Trainer['train']> {
+    const batches: number[][] = [];
+    const record = options.batchJournalFile ? (rows: Int32Array) => batches.push([...rows]) : undefined;
+    const { rng, sources } = chooseTrainingRandomness(
+      { seed: task.seed, train: task.train, clientDp: 'clientDp' in task ? task.clientDp : undefined },
+      secureNoise,
+      record,
+    );
+    const out = trainer.train(spec, weights, data, { ...task.train }, rng, sources);
+    if (options.batchJournalFile && batches.length > 0) {
+      const line = {
+        run: task.runId,
+        round: task.round,
+        attempt: 'attempt' in task ? task.attempt : 0,
+        seed: task.seed,
+        count: data.count,
+        batches,
+      };
+      appendFileSync(options.batchJournalFile, `${JSON.stringify(line)}\n`);
+    }
+    return out;
+  }
+
   const journal = (event: string, fields: Record<string, unknown>): void => {
     if (options.journalFile)
       appendFileSync(options.journalFile, `${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
@@ -417,9 +456,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
           neighbouring: 'add-remove-institution',
         })
       : planPrivacy(task);
-    const out = trainer.train(spec, base, data, { ...task.train }, createSeededRng(task.seed), {
-      noise: secureNoise,
-    });
+    const out = trainWithPrivateRandomness(task, spec, base, data);
     const privacy = spendPrivacy(privacyEvent);
     // Client-level DP: every institution counts once (weight 1) and its whole update is clipped to C.
     const weight = clientNoise ? 1 : Math.min(out.numExamples, context.maxWeight);
@@ -671,9 +708,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     await checkModelInLog(task);
     const train = std ? applyStandardization(split.train, std) : split.train;
     const privacyEvent = planPrivacy(task);
-    const out = trainer.train(spec, weights, train, { ...task.train }, createSeededRng(task.seed), {
-      noise: secureNoise,
-    });
+    const out = trainWithPrivateRandomness(task, spec, weights, train);
     const privacy = spendPrivacy(privacyEvent);
     const bytes = encodeSafetensors(out.weights, {
       run: task.runId,

@@ -92,7 +92,7 @@ export function waitForRunCompleted<T extends { status: string }>(
 /**
  * A local workspace (IID splits of the breast cancer data), one coordinator and one participant process
  * per institution on a free port, and the operator's client once every institution is available.
- * `extraArgs(id)` adds per-institution flags (e.g. `--site-config`); `siteConfigs` writes each given
+ * `extraArgs(id, workspaceDir)` adds per-institution flags (e.g. `--site-config`); `siteConfigs` writes each given
  * site configuration into the institution's folder first and passes it. The caller stops `federation`
  * and removes `setup.dir`.
  */
@@ -100,7 +100,7 @@ export async function startTestFederation(input: {
   institutions: readonly string[];
   prefix: string;
   siteConfigs?: Readonly<Record<string, { name: string; text: string }>>;
-  extraArgs?: (id: string) => readonly string[];
+  extraArgs?: (id: string, workspaceDir: string) => readonly string[];
 }): Promise<{
   setup: Awaited<ReturnType<typeof createTestWorkspace>>;
   federation: ProcessFederation;
@@ -127,7 +127,7 @@ export async function startTestFederation(input: {
         '--schema',
         SCHEMA_PATH,
         ...siteArgs(id),
-        ...(input.extraArgs?.(id) ?? []),
+        ...(input.extraArgs?.(id, setup.dir) ?? []),
       ],
     })),
   });
