@@ -63,6 +63,7 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
       signing: site.signingIdentity(),
       journalFile: site.journalFile(),
       privacyLedgerFile: site.privacyLedgerFile(),
+      unmaskedRoundsFile: site.unmaskedRoundsFile(),
       // An enrolled site takes part only in runs the log shows approved by the policy's quorum.
       requireApprovedRuns: true,
       witness: {
@@ -86,6 +87,7 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
     signing: ws.institutionSigningIdentity(id),
     journalFile: join(ws.dir, 'institutions', id, 'journal.jsonl'),
     privacyLedgerFile: join(ws.dir, 'institutions', id, 'privacy-ledger.jsonl'),
+    unmaskedRoundsFile: join(ws.dir, 'institutions', id, 'unmasked-rounds.jsonl'),
     ...(ws.consortium.log
       ? {
           witness: {
