@@ -654,7 +654,6 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       // Durably noted before the shares leave: no other attempt of this round will be served.
       unmasked.record(task.runId, task.round, task.attempt);
       updateCache.delete(`${task.runId}/${task.round}`);
-      journal('round-unmasked', { runId: task.runId, round: task.round, attempt: task.attempt });
       return {
         result: {
           ...base,
