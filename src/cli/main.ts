@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { EntenteError, exitCodeOf } from '../core/errors.ts';
+import { EntenteError, exitCodeOf, isErrorCode } from '../core/errors.ts';
 import { startCoordinator } from '../coordinator/index.ts';
 import { computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
 import { type SiteConfig, parseSiteConfig, renewIfDue, startParticipant } from '../participant/index.ts';
@@ -333,6 +333,13 @@ export function buildProgram(): Command {
           }
         }
         console.log(opts.json ? JSON.stringify(out) : `run ${created.body.runId}: ${JSON.stringify(out)}`);
+        // A run that failed (e.g. a round's secure-aggregation attempts exhausted) exits with its code.
+        const failure = (out as { status?: string; failure?: { code?: unknown; message?: string } } | null)
+          ?.failure;
+        if ((out as { status?: string } | null)?.status === 'failed' && failure && isErrorCode(failure.code))
+          throw new EntenteError(failure.code, `run ${created.body.runId}: ${failure.message ?? 'failed'}`, {
+            field: 'run',
+          });
       } finally {
         await client.close();
       }

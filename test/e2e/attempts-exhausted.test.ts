@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -32,6 +32,18 @@ type View = {
   secureAggregation: { round: number; attempt: number; outcome: string; reason: string; charges: Charge[] }[];
 };
 
+function runCli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', CLI_ENTRY, ...args],
+      { env: { ...process.env, ENTENTE_LOG_LEVEL: 'warn' }, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
 describe('a run whose secure-aggregation attempts keep aborting', () => {
   let federation: ProcessFederation | undefined;
   let dir = '';
@@ -43,17 +55,17 @@ describe('a run whose secure-aggregation attempts keep aborting', () => {
   it('stops after maxAttemptsPerRound with a visible reason, each charged attempt in the ledgers', {
     timeout: 240_000,
   }, async () => {
-    const started = await startTestFederation({
+    const federated = await startTestFederation({
       institutions: INSTITUTIONS,
       prefix: 'entente-attempts-',
       // Always too late for ShareKeys: every attempt aborts after the keys were advertised.
       extraArgs: (id) => (id === DROPPER ? ['--slow-ms', `secagg-share-keys=${3 * STAGE_TIMEOUT_MS}`] : []),
     });
-    ({ federation } = started);
-    const { client } = started;
-    dir = started.setup.dir;
+    ({ federation } = federated);
+    const { client } = federated;
+    dir = federated.setup.dir;
     after(() => client.close());
-    await client.postJson('/v1/runs', {
+    const config = {
       id: 'stop',
       model: { kind: 'logistic', inputDim: 30 },
       strategy: { name: 'fedavg', minTrainParticipants: 3, minEvaluateParticipants: 3 },
@@ -72,7 +84,11 @@ describe('a run whose secure-aggregation attempts keep aborting', () => {
       maxAttemptsPerRound: MAX_ATTEMPTS,
       seed: 'attempts',
       secureAggregation: { protocol: 'secagg', stageTimeoutMs: STAGE_TIMEOUT_MS, maxWeight: 1000 },
-    });
+    };
+    const configPath = join(dir, 'run.json');
+    writeFileSync(configPath, JSON.stringify(config));
+    // The operator waits for the run with the CLI: it ends with the run's code.
+    const started = runCli(['run', 'start', configPath, '--workspace', dir, '--wait', '--json']);
     const view = await waitFor(
       'the run to stop',
       async () => {
@@ -151,16 +167,13 @@ describe('a run whose secure-aggregation attempts keep aborting', () => {
     assert.equal(failed.length, 1);
     assert.equal(failed[0]!.code, 'ATTEMPTS_EXHAUSTED');
 
+    const waited = await started;
+    assert.equal(waited.code, 5, waited.stderr);
+    assert.match(waited.stderr, /entente: ATTEMPTS_EXHAUSTED: run stop: round 1: secure aggregation aborted/);
     // `entente status --run` shows the same.
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(
-        process.execPath,
-        ['--import', 'tsx', CLI_ENTRY, 'status', '--workspace', dir, '--run', 'stop', '--json'],
-        { env: { ...process.env, ENTENTE_LOG_LEVEL: 'warn' } },
-        (err, stdout) => (err ? reject(err) : resolve(stdout)),
-      ),
-    );
-    const shown = JSON.parse(out) as View;
+    const status = await runCli(['status', '--workspace', dir, '--run', 'stop', '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    const shown = JSON.parse(status.stdout) as View;
     assert.equal(shown.status, 'failed');
     assert.equal(shown.failure?.code, 'ATTEMPTS_EXHAUSTED');
     assert.deepEqual(shown.attemptsPerRound, view.attemptsPerRound);
