@@ -30,7 +30,7 @@ import {
   WEIGHT_SEGMENT,
   writeIntegerWord,
 } from '../src/secagg/index.ts';
-import { createTestConsortium, TEST_NOW, type TestConsortium } from '../src/secagg/test-fixtures.ts';
+import { createTestConsortium, type TestConsortium } from '../src/secagg/test-fixtures.ts';
 
 /** Measured by the issue author on this machine class: the popular Python framework's masking step. */
 const PYTHON_REFERENCE = {
@@ -172,7 +172,7 @@ async function runRound(
   const sum = new Uint32Array(words);
   const expected = new Uint32Array(words);
   const base = { runId: ctx.runId, round: ctx.round, attempt: ctx.attempt };
-  const server = new ServerSession({ context: ctx, caCertPem: tc.caCertPem, now: TEST_NOW });
+  const server = new ServerSession({ context: ctx, pinnedKeyOf: tc.pinnedKeyOf });
   const sessions = new Map<string, ParticipantSession>();
   const spent = new Map<string, Record<string, number>>();
   const bytes = new Map<string, Record<string, number>>();
@@ -208,10 +208,8 @@ async function runRound(
         context: ctx,
         self: id,
         identityKeyPem: ident.keyPem,
-        identityCertPem: ident.certPem,
-        caCertPem: tc.caCertPem,
+        pinnedKeyOf: tc.pinnedKeyOf,
         input,
-        now: TEST_NOW,
       }),
     );
     sessions.set(id, session);

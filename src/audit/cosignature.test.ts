@@ -4,13 +4,15 @@ import fc from 'fast-check';
 import { EntenteError } from '../core/errors.ts';
 import { generateEd25519KeyPem, verifyEd25519 } from '../crypto/signatures.ts';
 import { formatCheckpoint } from './checkpoint.ts';
-import { createCosignatureLine, verifyCosignatures } from './cosignature.ts';
+import { addCosignatureLine, createCosignatureLine, verifyCosignatures } from './cosignature.ts';
 import {
   appendSignatureLines,
   computeNoteKeyId,
   createEd25519NoteSigner,
   formatVerifierKey,
+  MAX_NOTE_SIGNATURES,
   openNote,
+  parseNote,
   parseVerifierKey,
   signNote,
 } from './signed-note.ts';
@@ -163,5 +165,150 @@ describe('cosignature/v1', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('a log accepting cosignatures (addCosignatureLine)', () => {
+  const carol = generateEd25519KeyPem();
+  const carolKey = parseVerifierKey(formatVerifierKey('witness.carol', carol.publicKey, 0x04));
+  const witnesses = [aliceKey, bobKey, carolKey];
+  const lineBy = (name: string, pem: string, time = TIME, text = text8) =>
+    createCosignatureLine({
+      witnessName: name,
+      privateKeyPem: pem,
+      checkpointText: text,
+      timestampSeconds: time,
+    });
+  const add = (note: string, line: string, witness = aliceKey) =>
+    addCosignatureLine({ note, line, witness, witnesses, logKey });
+  const refused = (code: string, pattern: RegExp) => (e: unknown) =>
+    e instanceof EntenteError && e.code === code && e.field === 'line' && pattern.test(e.message);
+  const lineCount = (note: string) => parseNote(note).signatures.length;
+
+  it("keeps one verified line per witness; the log's signature and the quorum stay valid", () => {
+    const a = add(note8, aliceLine);
+    assert.equal(a.added, true);
+    const b = add(a.note, lineBy('witness.bob', bob.privateKeyPem), bobKey);
+    assert.equal(b.added, true);
+    assert.equal(lineCount(b.note), 3);
+    assert.equal(openNote(b.note, [logKey]).ok, true);
+    assert.equal(verifyCosignatures(b.note, witnesses).filter((v) => v.ok).length, 2);
+  });
+
+  it('a repeated cosignature by the same witness (same or another time) adds and replaces nothing', () => {
+    const once = add(note8, aliceLine).note;
+    for (const line of [
+      aliceLine,
+      `${aliceLine}\n`,
+      lineBy('witness.alice', alice.privateKeyPem, TIME + 60),
+    ]) {
+      const again = add(once, line);
+      assert.equal(again.added, false);
+      assert.equal(again.note, once, 'the note is byte for byte the same');
+    }
+  });
+
+  it("refuses a line by any key but the caller's, and lines that do not verify, naming the field", () => {
+    const once = add(note8, aliceLine).note;
+    // Another witness's valid line posted by alice.
+    assert.throws(
+      () => add(once, lineBy('witness.bob', bob.privateKeyPem)),
+      refused('PROTOCOL_VIOLATION', /witness\.alice/),
+    );
+    // An unknown key.
+    const mallory = generateEd25519KeyPem();
+    assert.throws(
+      () => add(once, lineBy('junk.1', mallory.privateKeyPem)),
+      refused('PROTOCOL_VIOLATION', /not a cosignature by/),
+    );
+    // Alice's name and key id, a flipped signature bit.
+    const raw = Buffer.from(aliceLine.split(' ')[2]!, 'base64');
+    raw[50]! ^= 1;
+    assert.throws(
+      () => add(note8, `\u2014 witness.alice ${raw.toString('base64')}`),
+      refused('PROTOCOL_VIOLATION', /does not verify/),
+    );
+    // Alice's valid cosignature of another checkpoint.
+    assert.throws(
+      () => add(note8, lineBy('witness.alice', alice.privateKeyPem, TIME, checkpointText(9))),
+      refused('PROTOCOL_VIOLATION', /does not verify/),
+    );
+    // The log's own signature line, and malformed or multi-line input.
+    const logLine = note8.slice(note8.indexOf('\n\n') + 2, -1);
+    assert.throws(() => add(note8, logLine), refused('PROTOCOL_VIOLATION', /not a cosignature by/));
+    for (const junk of [
+      '',
+      'hello',
+      '\u2014 witness.alice !!!',
+      `${aliceLine}\n${aliceLine}`,
+      `${aliceLine}\u0007`,
+    ])
+      assert.throws(() => add(note8, junk), refused('INVALID_MESSAGE', /line/));
+    assert.throws(
+      () =>
+        addCosignatureLine({
+          note: note8,
+          line: aliceLine,
+          witness: { ...aliceKey, algorithm: 0x01 },
+          witnesses,
+          logKey,
+        }),
+      (e: unknown) => e instanceof EntenteError && e.code === 'INVALID_ARGUMENT' && e.field === 'witness',
+    );
+  });
+
+  it('a flood of lines never grows the note past one line per witness (1 + 3 lines here)', () => {
+    let note = note8;
+    const mallory = generateEd25519KeyPem();
+    for (let k = 0; k < 150; k++) {
+      for (const line of [
+        lineBy('witness.alice', alice.privateKeyPem, TIME + k),
+        lineBy(`junk.${k}`, mallory.privateKeyPem),
+      ]) {
+        try {
+          note = add(note, line).note;
+        } catch (e) {
+          assert.ok(e instanceof EntenteError && e.field === 'line');
+        }
+      }
+    }
+    assert.equal(lineCount(note), 2);
+    note = add(note, lineBy('witness.bob', bob.privateKeyPem), bobKey).note;
+    note = add(note, lineBy('witness.carol', carol.privateKeyPem), carolKey).note;
+    assert.equal(lineCount(note), 4);
+    assert.equal(verifyCosignatures(note, witnesses).filter((v) => v.ok).length, 3);
+  });
+
+  it('repairs a note flooded to its cap before: junk dropped, honest witnesses accepted again', () => {
+    const mallory = generateEd25519KeyPem();
+    const junk = Array.from({ length: MAX_NOTE_SIGNATURES - 2 }, (_, k) =>
+      k % 2 === 0
+        ? lineBy(`junk.${k}`, mallory.privateKeyPem)
+        : lineBy('witness.alice', alice.privateKeyPem, TIME + k),
+    );
+    const flooded = appendSignatureLines(note8, [aliceLine, ...junk]);
+    assert.equal(lineCount(flooded), MAX_NOTE_SIGNATURES);
+    assert.throws(
+      () => appendSignatureLines(flooded, [lineBy('witness.bob', bob.privateKeyPem)]),
+      /more than 100/,
+    );
+    const repaired = add(flooded, lineBy('witness.bob', bob.privateKeyPem), bobKey);
+    assert.equal(repaired.added, true);
+    assert.equal(lineCount(repaired.note), 3, 'the log line, one line by alice, one by bob');
+    assert.equal(openNote(repaired.note, [logKey]).ok, true);
+    assert.deepEqual(
+      verifyCosignatures(repaired.note, witnesses).map((v) => v.ok),
+      [true, true],
+    );
+    // A forged line under bob's name and key id (the poisoning a flood could add) is dropped too.
+    const raw = Buffer.from(lineBy('witness.bob', bob.privateKeyPem).split(' ')[2]!, 'base64');
+    raw[60]! ^= 1;
+    const poisoned = appendSignatureLines(add(note8, aliceLine).note, [
+      `\u2014 witness.bob ${raw.toString('base64')}`,
+    ]);
+    assert.equal(verifyCosignatures(poisoned, [bobKey])[0]!.ok, false);
+    const fixed = add(poisoned, lineBy('witness.bob', bob.privateKeyPem), bobKey);
+    assert.equal(fixed.added, true);
+    assert.equal(verifyCosignatures(fixed.note, [bobKey])[0]!.ok, true);
   });
 });

@@ -3,12 +3,20 @@
  * checkpoint, consistent with all it saw before, at a time. It signs with Ed25519
  * "cosignature/v1\ntime <unix seconds>\n" + <checkpoint note text>, and the note line is
  * "— <witness> <base64(key id || 8-byte big-endian time || 64-byte signature)>", where the key id uses
- * algorithm byte 0x04 (signed-note.ts computeNoteKeyId).
+ * algorithm byte 0x04 (signed-note.ts computeNoteKeyId). A log that collects cosignatures keeps at most
+ * one verified line per known witness key on each checkpoint (addCosignatureLine).
  */
 import { EntenteError } from '../core/errors.ts';
 import { readEd25519PublicKey, signEd25519, verifyEd25519 } from '../crypto/signatures.ts';
 import { parseCheckpoint } from './checkpoint.ts';
-import { computeNoteKeyId, type NoteSignature, type NoteVerifierKey, parseNote } from './signed-note.ts';
+import {
+  MAX_NOTE_SIGNATURES,
+  type NoteSignature,
+  type NoteVerifierKey,
+  computeNoteKeyId,
+  parseNote,
+  parseNoteSignatureLine,
+} from './signed-note.ts';
 
 export type CosignatureVerdict =
   | { ok: true; witness: string; timestampSeconds: number }
@@ -119,4 +127,77 @@ export function verifyCosignatures(
     );
   }
   return verdicts;
+}
+
+const sameKey = (key: NoteVerifierKey, sig: NoteSignature): boolean =>
+  sig.name === key.name &&
+  sig.keyId.length === key.keyId.length &&
+  sig.keyId.every((b, i) => b === key.keyId[i]);
+
+/**
+ * Adds `witness`'s cosignature `line` to a checkpoint `note` the log stores, under the rule that a
+ * checkpoint carries at most one cosignature per known witness key, each verified. The posted line must
+ * be a single line by `witness` (its name and key id) that verifies over the note's checkpoint text.
+ * The returned note holds the note's first line by `logKey` (its own signature, as stored) and, for each
+ * key of `witnesses`, the first of its lines that verifies; every other line (unknown keys, lines that
+ * do not verify, repeats) is dropped. A witness that already has a line keeps it: `added` is false and
+ * the posted line replaces nothing and adds nothing. Throws INVALID_MESSAGE (field 'line') for a
+ * malformed line; PROTOCOL_VIOLATION (field 'line') for a line by another key or one that does not
+ * verify; INVALID_ARGUMENT (field 'witness') for a key that is not a cosignature/v1 key; CONFLICT (field
+ * 'note') if the note would exceed MAX_NOTE_SIGNATURES lines; INVALID_MESSAGE (field 'note') for a
+ * malformed stored note.
+ */
+export function addCosignatureLine(input: {
+  note: string;
+  line: string;
+  witness: NoteVerifierKey;
+  witnesses: readonly NoteVerifierKey[];
+  logKey: NoteVerifierKey;
+}): { note: string; added: boolean } {
+  const { witness, logKey } = input;
+  if (witness.algorithm !== COSIGNATURE_ALGORITHM)
+    throw new EntenteError('INVALID_ARGUMENT', 'witness: not a cosignature/v1 key', { field: 'witness' });
+  const { text, signatures, lines } = parseNote(input.note);
+  parseCheckpoint(text);
+  const line = typeof input.line === 'string' ? input.line.replace(/\n$/, '') : input.line;
+  const posted = parseNoteSignatureLine(line, 'line');
+  if (!sameKey(witness, posted))
+    throw new EntenteError(
+      'PROTOCOL_VIOLATION',
+      `line: not a cosignature by the caller's witness key ${witness.name}`,
+      { field: 'line' },
+    );
+  const check = verifyCosignatureLine(witness, text, posted);
+  if ('reason' in check)
+    throw new EntenteError('PROTOCOL_VIOLATION', `line: ${check.reason} over this checkpoint`, {
+      field: 'line',
+    });
+  // One slot per distinct witness key (name and key id); the caller's key is always one of them.
+  const keyIdOf = (k: { name: string; keyId: Uint8Array }): string =>
+    `${k.name} ${Buffer.from(k.keyId).toString('hex')}`;
+  const known = new Map<string, NoteVerifierKey>([[keyIdOf(witness), witness]]);
+  for (const k of input.witnesses)
+    if (k.algorithm === COSIGNATURE_ALGORITHM && !known.has(keyIdOf(k))) known.set(keyIdOf(k), k);
+  const kept: string[] = [];
+  const done = new Set<string>();
+  let logLine = false;
+  for (const [k, sig] of signatures.entries()) {
+    if (!logLine && logKey.algorithm === 0x01 && sameKey(logKey, sig)) {
+      logLine = true;
+      kept.push(lines[k]!);
+      continue;
+    }
+    const id = keyIdOf(sig);
+    const key = known.get(id);
+    if (key === undefined || done.has(id) || 'reason' in verifyCosignatureLine(key, text, sig)) continue;
+    done.add(id);
+    kept.push(lines[k]!);
+  }
+  const already = done.has(keyIdOf(witness));
+  if (!already) kept.push(line);
+  if (kept.length > MAX_NOTE_SIGNATURES)
+    throw new EntenteError('CONFLICT', `note: would hold more than ${MAX_NOTE_SIGNATURES} signatures`, {
+      field: 'note',
+    });
+  return { note: `${text}\n${kept.map((l) => `${l}\n`).join('')}`, added: !already };
 }

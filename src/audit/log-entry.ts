@@ -45,6 +45,19 @@ export const logEntryBodies = {
     notAfter: z.string().max(40),
     renewal: z.boolean(),
   }),
+  /**
+   * A member's pinned identity key replaced: by a rotation statement signed with the key pinned until now
+   * (`signature`), or by an approved replace-identity-key proposal (`proposal`, recovery of a lost key).
+   * Until such an entry, a different key a member presents (re-enrollment) counts for nothing.
+   */
+  'identity-key-changed': z.strictObject({
+    member: id,
+    previousKey: z.string().max(100),
+    key: z.string().max(100),
+    via: z.enum(['rotation', 'recovery']),
+    signature: z.string().max(200).optional(),
+    proposal: hex64.optional(),
+  }),
   'certificate-revoked': z.strictObject({ member: id, serial: z.string().max(64), reason: text }),
   /** A new log witness (an institution's identity key as a cosigner vkey) and the quorum from now on. */
   'witness-added': z.strictObject({

@@ -180,10 +180,19 @@ function parseSignatureLine(line: string, field: string): NoteSignature {
   return { name, keyId: decoded.slice(0, KEY_ID_BYTES), signature: decoded.slice(KEY_ID_BYTES) };
 }
 
-/** Splits a note into its text and signature lines without verifying anything. Throws INVALID_MESSAGE
+/** Parses one signature line (without its final "\n") without verifying it. Throws INVALID_MESSAGE
+ *  (field `field`) when it is not a single well-formed line "— <name> <base64(key id || signature)>". */
+export function parseNoteSignatureLine(line: string, field = 'line'): NoteSignature {
+  if (typeof line !== 'string' || line.includes('\n') || FORBIDDEN_TEXT_CHAR.test(line))
+    throw invalid(field, 'must be a single signature line');
+  return parseSignatureLine(line, field);
+}
+
+/** Splits a note into its text and signature lines without verifying anything; `lines` are the raw
+ *  signature lines (without "\n"), in the same order as `signatures`. Throws INVALID_MESSAGE
  *  (field 'note') for a control character or lone surrogate, a missing blank line, no signature line, a
  *  malformed line (including a missing final "\n"), or more than MAX_NOTE_SIGNATURES signatures. */
-export function parseNote(note: string): { text: string; signatures: NoteSignature[] } {
+export function parseNote(note: string): { text: string; signatures: NoteSignature[]; lines: string[] } {
   if (typeof note !== 'string') throw invalid('note', 'must be a string');
   if (FORBIDDEN_TEXT_CHAR.test(note)) throw invalid('note', 'control character or invalid UTF-8 in note');
   const split = note.lastIndexOf('\n\n');
@@ -195,7 +204,7 @@ export function parseNote(note: string): { text: string; signatures: NoteSignatu
   const lines = block.slice(0, -1).split('\n');
   if (lines.length > MAX_NOTE_SIGNATURES)
     throw invalid('note', `more than ${MAX_NOTE_SIGNATURES} signatures`);
-  return { text, signatures: lines.map((line) => parseSignatureLine(line, 'note')) };
+  return { text, signatures: lines.map((line) => parseSignatureLine(line, 'note')), lines };
 }
 
 /**

@@ -219,3 +219,51 @@ describe('audit verify', () => {
     assert.match(r3.problems.join('\n'), /already used in entry 4/);
   });
 });
+
+describe('audit verify: witness keys over time', () => {
+  /** Witness a's key replaced (rotation) at entry 4; checkpoints before it cosigned with the old key. */
+  function rotatedLog(newKeyCosignsOld: boolean, oldKeyCosignsNew: boolean) {
+    const next = pem();
+    const a = witnesses[0]!;
+    const nextVkey = formatVerifierKey(a.name, readEd25519PublicKey(next), 0x04);
+    const bodies = honestBodies();
+    bodies.splice(4, 0, { kind: 'witness-added', institution: 'a', key: nextVkey, quorum: 2 });
+    const log = buildLog(bodies, [2, 4, 10], 0);
+    const signer = createEd25519NoteSigner(ORIGIN, logKey);
+    const checkpoints = [2, 4, 10].map((size) => {
+      const text = formatCheckpoint({ origin: ORIGIN, size, rootHash: log.tree.root(size), extensions: [] });
+      const before = size <= 4;
+      const aKey = before ? (newKeyCosignsOld ? next : a.key) : oldKeyCosignsNew ? a.key : next;
+      const lines = [
+        { name: a.name, key: aKey },
+        { name: witnesses[1]!.name, key: before ? witnesses[1]!.key : pem() },
+      ].map((w) =>
+        createCosignatureLine({
+          witnessName: w.name,
+          privateKeyPem: w.key,
+          checkpointText: text,
+          timestampSeconds: 1_800_000_000,
+        }),
+      );
+      return appendSignatureLines(signNote(text, [signer]), lines);
+    });
+    return { ...log, checkpoints };
+  }
+
+  it('a rotation does not invalidate cosignatures made before it with the old key', () => {
+    // Checkpoints 2 and 4: a (old key) and b; checkpoint 10: only a's new key verifies (b's line is junk),
+    // and it is the newest, still gathering cosignatures.
+    const r = verifyLog(rotatedLog(false, false));
+    assert.deepEqual(r.problems, []);
+  });
+
+  it('a replaced key cosigns nothing newer than its replacement, and the new key nothing older', () => {
+    const stale = verifyLog(rotatedLog(false, true), undefined, { strict: true });
+    assert.ok(
+      stale.problems.some((p) => /checkpoint of size 10 has 0 cosignatures/.test(p)),
+      stale.problems.join('; '),
+    );
+    // The new key may cosign older checkpoints (a witness catching up attests what it verified later).
+    assert.deepEqual(verifyLog(rotatedLog(true, false)).problems, []);
+  });
+});

@@ -102,6 +102,7 @@ export function verifyLog(
   let logKey: NoteVerifierKey | undefined;
   let witnesses: NoteVerifierKey[] = [];
   let quorum = 0;
+  let history: { key: NoteVerifierKey; until: number }[] = [];
   let origin = '';
   const keysFrom = trusted ? 'trusted-keys' : 'log';
   try {
@@ -112,6 +113,7 @@ export function verifyLog(
     if (trusted && trusted.log !== genesis.logKey) bad(0, 'names a different log key than the trusted one');
     const stated = collectWitnesses(entries);
     witnesses = (trusted?.witnesses ?? stated.keys).map((k) => parseVerifierKey(k));
+    if (!trusted) history = collectWitnessHistory(entries);
     quorum = trusted?.quorum ?? stated.quorum;
     facts.push(
       `log ${origin}; ${witnesses.length} witnesses, quorum ${quorum}; keys from ${keysFrom === 'log' ? "the log's first entry (trust on first use)" : 'the trusted keys file'}`,
@@ -121,7 +123,7 @@ export function verifyLog(
   }
 
   // Checkpoints.
-  const parsed: { size: number; root: Uint8Array; note: string; cosigned: number }[] = [];
+  const parsed: { size: number; root: Uint8Array; note: string; cosigned: number; quorum: number }[] = [];
   for (const [k, note] of source.checkpoints.entries()) {
     if (!logKey) break;
     const opened = openNote(note, [logKey]);
@@ -137,9 +139,13 @@ export function verifyLog(
       continue;
     }
     if (cp.origin !== origin) bad(null, `checkpoint ${k}: origin "${cp.origin}" is not this log's`);
-    const cosigned = new Set(verifyCosignatures(note, witnesses).flatMap((v) => (v.ok ? [v.witness] : [])))
+    // A witness's key counts for the checkpoints that do not yet include the entry replacing it (a
+    // rotation or recovery): a later key change never invalidates earlier cosignatures, and a replaced
+    // key cosigns nothing newer. Trusted keys, when given, count for every checkpoint.
+    const keysAtTime = trusted ? witnesses : history.filter((h) => cp.size <= h.until).map((h) => h.key);
+    const cosigned = new Set(verifyCosignatures(note, keysAtTime).flatMap((v) => (v.ok ? [v.witness] : [])))
       .size;
-    parsed.push({ size: cp.size, root: cp.rootHash, note, cosigned });
+    parsed.push({ size: cp.size, root: cp.rootHash, note, cosigned, quorum });
   }
   parsed.sort((a, b) => a.size - b.size);
   for (const [k, cp] of parsed.entries()) {
@@ -163,8 +169,8 @@ export function verifyLog(
       continue;
     }
     const last = k === parsed.length - 1;
-    if (cp.cosigned < quorum && !(last && !options.strict))
-      bad(null, `checkpoint of size ${cp.size} has ${cp.cosigned} cosignatures, quorum is ${quorum}`);
+    if (cp.cosigned < cp.quorum && !(last && !options.strict))
+      bad(null, `checkpoint of size ${cp.size} has ${cp.cosigned} cosignatures, quorum is ${cp.quorum}`);
     const previous = parsed[k - 1];
     if (previous && previous.size <= cp.size) {
       const proof = tree.consistencyProof(previous.size, cp.size);
@@ -180,7 +186,7 @@ export function verifyLog(
   }
   const newest = parsed.at(-1);
   facts.push(
-    `${parsed.length} checkpoints verified${newest ? `; newest covers ${newest.size} entries with ${newest.cosigned}/${witnesses.length} cosignatures${newest.cosigned < quorum ? ' (awaiting cosignatures)' : ''}` : ''}`,
+    `${parsed.length} checkpoints verified${newest ? `; newest covers ${newest.size} entries with ${newest.cosigned}/${witnesses.length} cosignatures${newest.cosigned < newest.quorum ? ' (awaiting cosignatures)' : ''}` : ''}`,
   );
   if (newest && newest.size < tree.size)
     facts.push(`${tree.size - newest.size} entries after the newest checkpoint are not yet committed`);
@@ -196,6 +202,24 @@ export function verifyLog(
     keysFrom,
     runs,
   };
+}
+
+/** Every witness key the log stated, with the last checkpoint size it may cosign (Infinity: current). */
+function collectWitnessHistory(entries: readonly LogEntry[]): { key: NoteVerifierKey; until: number }[] {
+  const history: { institution: string; key: NoteVerifierKey; until: number }[] = [];
+  const add = (institution: string, vkey: string, at: number): void => {
+    for (const h of history) if (h.institution === institution && h.until === Infinity) h.until = at;
+    try {
+      history.push({ institution, key: parseVerifierKey(vkey), until: Infinity });
+    } catch {
+      // An unparsable key verifies nothing; the entry schema already bounds it.
+    }
+  };
+  for (const e of entries) {
+    if (e.kind === 'log-created') for (const w of e.witnesses) add(w.institution, w.key, e.index);
+    else if (e.kind === 'witness-added') add(e.institution, e.key, e.index);
+  }
+  return history.map(({ key, until }) => ({ key, until }));
 }
 
 function checkSemantics(

@@ -116,19 +116,32 @@ export function registerGovernanceCommands(program: Command, participant: Comman
     .requiredOption('--coordinator <url>', 'the coordinator URL (https://host:port)')
     .requiredOption('--token <token>', 'the one-time enrollment token the consortium operator gave you')
     .requiredOption('--dir <dir>', 'site directory to create (keys are written with mode 0600)')
+    .option(
+      '--rotate-from <dir>',
+      "this member's earlier site directory: its identity key signs the move to the new key (else the new key needs a replace-identity-key quorum)",
+    )
     .option('--json', 'print JSON')
-    .action(async (opts: { coordinator: string; token: string; dir: string; json?: boolean }) => {
-      const site = await enrollMember({
-        coordinatorUrl: opts.coordinator,
-        token: opts.token,
-        dir: resolve(opts.dir),
-      });
-      if (opts.json) console.log(JSON.stringify({ dir: site.dir, ...site.site }));
-      else
-        console.log(
-          `enrolled ${site.site.member} in ${site.site.consortium} as ${site.site.roles.join(', ')}; certificates valid until ${site.site.notAfter}; site directory ${site.dir}`,
-        );
-    });
+    .action(
+      async (opts: {
+        coordinator: string;
+        token: string;
+        dir: string;
+        rotateFrom?: string;
+        json?: boolean;
+      }) => {
+        const { site, identityKey } = await enrollMember({
+          coordinatorUrl: opts.coordinator,
+          token: opts.token,
+          dir: resolve(opts.dir),
+          rotateFrom: opts.rotateFrom === undefined ? undefined : resolve(opts.rotateFrom),
+        });
+        if (opts.json) console.log(JSON.stringify({ dir: site.dir, ...site.site, identityKey }));
+        else
+          console.log(
+            `enrolled ${site.site.member} in ${site.site.consortium} as ${site.site.roles.join(', ')}; certificates valid until ${site.site.notAfter}; site directory ${site.dir}; identity key ${identityKey}`,
+          );
+      },
+    );
   participant
     .command('rotate')
     .description("renew this member's certificates (a new TLS key; the identity key is kept)")
@@ -204,12 +217,17 @@ export function registerGovernanceCommands(program: Command, participant: Comman
   addMemberOptions(
     proposal
       .command('create')
-      .description('propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs')
+      .description(
+        'propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs, replace-identity-key',
+      )
       .requiredOption(
         '--kind <kind>',
-        'adopt-policy | admit-member | start-run | release-model | resume-runs',
+        'adopt-policy | admit-member | start-run | release-model | resume-runs | replace-identity-key',
       )
-      .option('--subject <file>', 'YAML/JSON: the policy, {member, roles}, the run config, or {run}')
+      .option(
+        '--subject <file>',
+        'YAML/JSON: the policy, {member, roles}, the run config, {run}, or {member} (its presented key)',
+      )
       .option('--sign', 'also sign it as the proposer')
       .option('--json', 'print JSON'),
   ).action(

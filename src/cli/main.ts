@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { EntenteError, exitCodeOf, isErrorCode } from '../core/errors.ts';
-import { startCoordinator } from '../coordinator/index.ts';
+import { formatDoctorSummary, runDoctor, startCoordinator } from '../coordinator/index.ts';
 import { computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
 import { type SiteConfig, parseSiteConfig, renewIfDue, startParticipant } from '../participant/index.ts';
 import type { SiteBudget } from '../privacy/index.ts';
@@ -379,6 +379,21 @@ export function buildProgram(): Command {
         ...(dpEpsilon !== undefined ? { dpEpsilon } : {}),
         ...(opts.workspace ? { workspace: resolve(opts.workspace) } : {}),
       });
+    });
+
+  program
+    .command('doctor')
+    .description(
+      "check the coordinator's store, blobs and audit log against each other (offline, read-only); exits non-zero naming each mismatch",
+    )
+    .requiredOption('--workspace <dir>', 'consortium workspace')
+    .option('--json', 'print the report as JSON')
+    .action((opts: { workspace: string; json?: boolean }) => {
+      const report = runDoctor(resolve(opts.workspace));
+      if (opts.json) console.log(JSON.stringify(report));
+      else if (report.ok) console.log(formatDoctorSummary(report));
+      for (const p of report.problems) console.error(`entente: ${p.code}: ${p.message}`);
+      if (!report.ok) process.exitCode = exitCodeOf(report.problems[0]!.code);
     });
 
   registerGovernanceCommands(program, participant, run);

@@ -2,7 +2,8 @@
  * The coordinator's side of the audit log: appends canonical entries (audit/log-entry.ts) to the store
  * in the caller's transaction and to an in-memory RFC 6962 tree rebuilt from the stored leaf hashes at
  * start, signs C2SP checkpoints with the log key, collects witnesses' cosignatures (each verified
- * against the institution's witness key from consortium.json before it is kept), and answers proofs.
+ * against the caller's own witness key before it is kept, at most one per witness and checkpoint), and
+ * answers proofs.
  * It never decides what is true: the auditor (`entente audit verify`) and the witnesses check it.
  */
 import { createHash } from 'node:crypto';
@@ -13,7 +14,7 @@ import {
   type LogEntryKind,
   MerkleTree,
   type NoteVerifierKey,
-  appendSignatureLines,
+  addCosignatureLine,
   createEd25519NoteSigner,
   encodeLogEntry,
   formatCheckpoint,
@@ -54,6 +55,7 @@ export class AuditLog {
   readonly origin: string;
   readonly verifierKey: string;
   private readonly witnessKeys: Map<string, NoteVerifierKey>;
+  private readonly logKey: NoteVerifierKey;
   private prevHex = '';
   private policyIndexValue = -1;
   private policySha256Value: string | null = null;
@@ -68,6 +70,7 @@ export class AuditLog {
     this.signer = createEd25519NoteSigner(options.origin, options.logKeyPem);
     const publicKey = readEd25519PublicKey(options.logKeyPem);
     this.verifierKey = `${options.origin}+${Buffer.from(this.signer.keyId).toString('hex')}+${Buffer.concat([Uint8Array.of(1), publicKey]).toString('base64')}`;
+    this.logKey = parseVerifierKey(this.verifierKey);
     this.witnessKeys = new Map(Object.entries(options.witnesses).map(([id, k]) => [id, parseVerifierKey(k)]));
     const leaves = options.store.listLeafHashes();
     this.tree = MerkleTree.fromLeafHashes(leaves);
@@ -233,28 +236,32 @@ export class AuditLog {
   }
 
   /**
-   * Adds a witness's cosignature line to the stored checkpoint of `size`, after verifying it with that
-   * institution's witness key. Throws FORBIDDEN / NOT_FOUND / PROTOCOL_VIOLATION naming the problem.
+   * Adds the cosignature `line` of witness `institution` (the authenticated caller) to the stored
+   * checkpoint of `size`. The line must be by that institution's witness key and verify over that
+   * checkpoint; a checkpoint keeps at most one line per known witness key (addCosignatureLine), so a
+   * repeated cosignature changes nothing (`added` false) and the note never grows past one line per
+   * witness. Throws FORBIDDEN (field 'institution') for a caller that is not a witness, NOT_FOUND
+   * ('size'), INVALID_MESSAGE or PROTOCOL_VIOLATION ('line') for a line that is malformed, by another
+   * key, or does not verify.
    */
-  addCosignature(institution: string, size: number, line: string): void {
+  addCosignature(institution: string, size: number, line: string): { added: boolean } {
     const key = this.witnessKeys.get(institution);
     if (!key)
-      throw new EntenteError('FORBIDDEN', `${institution} is not a witness of this log`, {
+      throw new EntenteError('FORBIDDEN', `institution: ${institution} is not a witness of this log`, {
         field: 'institution',
       });
-    const cp = this.store.listCheckpoints().find((c) => c.size === size);
-    if (!cp) throw new EntenteError('NOT_FOUND', `no checkpoint of size ${size}`, { field: 'size' });
-    const note = appendSignatureLines(cp.note, [line]);
-    const verdicts = verifyCosignatures(note, [key]);
-    if (!verdicts.some((v) => v.ok))
-      throw new EntenteError(
-        'PROTOCOL_VIOLATION',
-        'cosignature: does not verify with the witness key for this checkpoint',
-        {
-          field: 'cosignature',
-        },
-      );
-    this.store.putCheckpoint(size, note, cp.created_at);
+    const cp = this.store.checkpointOf(size);
+    if (!cp) throw new EntenteError('NOT_FOUND', `size: no checkpoint of size ${size}`, { field: 'size' });
+    const out = addCosignatureLine({
+      note: cp.note,
+      line,
+      witness: key,
+      witnesses: [...this.witnessKeys.values()],
+      logKey: this.logKey,
+    });
+    // Also written when nothing was added but lines that do not verify were dropped.
+    if (out.note !== cp.note) this.store.putCheckpoint(size, out.note, cp.created_at);
+    return { added: out.added };
   }
 
   entries(start: number, end: number): { index: number; body: Uint8Array }[] {

@@ -3,7 +3,7 @@
  * HTTPS server, owns the timers (deadline ticks) and the long-poll waiters. Every endpoint checks the
  * caller's role (from its verified certificate) before doing anything.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
@@ -23,11 +23,13 @@ import {
   GovernanceStore,
   SqliteStore,
   computeLogOrigin,
+  ensurePrivateDir,
   openWorkspace,
 } from '../storage/index.ts';
 import { createMtlsServer, readPeerIdentity } from '../transport/index.ts';
 import { type RouteName, publicPaths, routeAccess } from './access.ts';
 import { AuditLog } from './audit-log.ts';
+import { blobNotAvailable, mayReadBlob } from './blob-access.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
 import { checkRunConfigAgainstPolicy } from './run-plan.ts';
@@ -59,7 +61,7 @@ const taskParam = z.strictObject({ taskId: z.string().min(1).max(200) });
 const runParam = z.strictObject({ runId: z.string().min(1).max(64) });
 const waitQuery = z.object({
   waitMs: z.coerce.number().int().min(0).max(60_000).default(25_000),
-  /** The newest checkpoint size the participant has witnessed: a newer one ends the wait at once. */
+  /** The newest checkpoint size the participant has witnessed: a newer one ends a wait without tasks. */
   checkpoint: z.coerce.number().int().min(-1).optional(),
 });
 
@@ -67,9 +69,35 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const ws = openWorkspace(options.workspaceDir);
   const log = options.log;
   const stateDir = ws.coordinatorStateDir();
-  mkdirSync(stateDir, { recursive: true });
+  ensurePrivateDir(stateDir);
   const store = new SqliteStore(join(stateDir, 'coordinator.db'));
-  const blobs = new BlobStore(join(stateDir, 'blobs'));
+  // A damaged database is found here, before anything reads or extends it: refuse to start.
+  try {
+    store.assertSound();
+  } catch (err) {
+    store.close();
+    log.error({ code: (err as EntenteError).code }, (err as Error).message);
+    throw err;
+  }
+  const blobs = new BlobStore(join(stateDir, 'blobs'), {
+    onCorrupt: (sha256, path) => {
+      const message = `stored chunk ${sha256} does not hash to its address (${path}): refused, not served`;
+      log.error({ sha256, path, code: 'STORE_CORRUPT' }, message);
+      try {
+        store.recordEvent({
+          at: Date.now(),
+          kind: 'store-corrupt',
+          participant: null,
+          run_id: null,
+          round: null,
+          code: 'STORE_CORRUPT',
+          message,
+        });
+      } catch (err) {
+        log.error({ err }, 'could not record the store-corrupt event');
+      }
+    },
+  });
   store.setMeta('consortium', ws.consortium.consortium);
   const livenessMs = options.livenessMs ?? 15_000;
   const heartbeatMs = options.heartbeatMs ?? 5_000;
@@ -141,7 +169,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     available,
     notify,
     consortium: ws.consortium.consortium,
-    caCertPem: ws.coordinatorIdentity().caPem,
+    pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
   });
 
   engineRef = engine;
@@ -180,7 +208,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     traffic.bytesSent += Number(reply.getHeader('content-length') ?? 0) || 0;
   });
   app.addHook('onError', async (request, _reply, err) => {
-    if (err instanceof EntenteError && err.code !== 'UNKNOWN_PARTICIPANT') {
+    // STORE_CORRUPT is the coordinator's own fault, logged where it is found: not the caller's refusal.
+    if (err instanceof EntenteError && err.code !== 'UNKNOWN_PARTICIPANT' && err.code !== 'STORE_CORRUPT') {
       let who: string | null = null;
       try {
         who = readPeerIdentity(request);
@@ -228,10 +257,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     const gone = (): boolean => request.raw.destroyed || socket.destroyed;
     for (;;) {
       if (closing) return reply.status(204).send();
-      // A new checkpoint: return so the participant can witness and cosign it.
-      if (audit.checkpointSize !== checkpointAtStart) return reply.status(204).send();
+      // Tasks first: witnessing never starves a site's work (it cosigns before its next poll anyway).
       const open = store.openTasksFor(id);
       if (open.length > 0) return JSON.parse(open[0]!.task_json) as unknown;
+      // A checkpoint newer than the newest one the participant has witnessed (cosigned or given up
+      // on): return so it can witness it. Only a newer one: a site is not woken again for the same one.
+      if (audit.checkpointSize > checkpointAtStart) return reply.status(204).send();
       const left = deadline - Date.now();
       if (left <= 0 || gone()) return reply.status(204).send();
       await new Promise<void>((resolve) => {
@@ -253,7 +284,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   });
 
   app.put('/v1/blobs/:sha256', async (request) => {
-    guard(request, 'PUT /v1/blobs/:sha256');
+    const id = guard(request, 'PUT /v1/blobs/:sha256');
     const { sha256 } = parseMessage(sha256Param, request.params, 'path');
     const declared = request.headers['content-length'];
     if (declared !== undefined && Number(declared) > MAX_CHUNK_BYTES) {
@@ -267,24 +298,38 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         field: 'body',
       });
     }
-    if (blobs.has(sha256)) {
-      body.resume();
-      return { stored: true, sha256 };
-    }
+    // Received and checked even when the address is stored already: a caller learns nothing about
+    // which chunks exist, and only one who holds the bytes becomes their uploader.
     await blobs.putStream(
       sha256,
       body,
       MAX_CHUNK_BYTES,
       declared !== undefined ? Number(declared) : undefined,
     );
+    store.recordUpload(sha256, id, Date.now());
     return { stored: true, sha256 };
   });
 
+  // A chunk is served only to a caller entitled by a row that refers to it (blob-access.ts), and only
+  // after its bytes hashed to its address again; any other caller gets the answer for an unknown chunk.
   app.get('/v1/blobs/:sha256', async (request, reply) => {
-    guard(request, 'GET /v1/blobs/:sha256');
+    const id = guard(request, 'GET /v1/blobs/:sha256');
     const { sha256 } = parseMessage(sha256Param, request.params, 'path');
-    const stream = blobs.openReadStream(sha256);
-    return reply.type('application/octet-stream').header('content-length', blobs.sizeOf(sha256)).send(stream);
+    const reader = { id, roles: governance.rolesOf(id) };
+    const context = {
+      governed: governance.policy !== undefined,
+      releasedModelOf: (runId: string) => governance.releasedModel(runId),
+    };
+    if (!mayReadBlob(reader, store.blobReferences(sha256, { participant: id }), context))
+      throw blobNotAvailable(sha256);
+    let bytes: Buffer;
+    try {
+      bytes = blobs.read(sha256);
+    } catch (err) {
+      if (err instanceof EntenteError && err.code === 'NOT_FOUND') throw blobNotAvailable(sha256);
+      throw err;
+    }
+    return reply.type('application/octet-stream').header('content-length', bytes.length).send(bytes);
   });
 
   app.post('/v1/tasks/:taskId/result', async (request) => {
@@ -389,8 +434,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   app.post('/v1/log/cosignatures', async (request) => {
     const id = guard(request, 'POST /v1/log/cosignatures');
     const { size, line } = parseMessage(cosignBody, request.body, 'cosignature');
-    audit.addCosignature(id, size, line);
-    return { accepted: true };
+    // Verified against the caller's own witness key only; a repeat is accepted and changes nothing.
+    const { added } = audit.addCosignature(id, size, line);
+    return { accepted: true, added };
   });
 
   app.get('/v1/runs/:runId', async (request) => {

@@ -15,7 +15,7 @@ import {
   parseEnrollmentToken,
   verifyIdentityCertificate,
 } from '../crypto/index.ts';
-import type { MemberRole } from '../governance/index.ts';
+import { isSameKey, type MemberRole, verifyKeyRotation } from '../governance/index.ts';
 import {
   computeWitnessName,
   type GovernanceStore,
@@ -156,7 +156,12 @@ export class Enrollment {
    * never leave it). Throws UNAUTHENTICATED for an unknown, expired or already used token, and
    * INVALID_ARGUMENT naming the CSR field for a request the CA will not sign.
    */
-  async enroll(body: { token: string; tlsCsr: string; identityCsr: string }) {
+  async enroll(body: {
+    token: string;
+    tlsCsr: string;
+    identityCsr: string;
+    rotationSignature?: string | undefined;
+  }) {
     const parsed = parseEnrollmentToken(body.token);
     const row = this.deps.gov.getToken(parsed.tokenSha256);
     const now = this.deps.now();
@@ -180,13 +185,19 @@ export class Enrollment {
       });
     const issued = await this.issue(row.member, body.tlsCsr, body.identityCsr);
     const renewal = this.deps.gov.getMember(row.member) !== undefined;
+    const rotation = this.checkRotation(row.member, issued.identityKey, body.rotationSignature);
     this.deps.store.transaction(() => {
       if (!this.deps.gov.useToken(parsed.tokenSha256, now))
         throw new EntenteError('UNAUTHENTICATED', 'token: this enrollment token was already used', {
           field: 'token',
         });
-      if (renewal) {
-        // Re-enrollment (lost keys): the member's earlier certificates stop working at once.
+      const presentedOnly =
+        renewal && rotation === undefined && !isSameKey(this.pinnedKeyOf(row.member), issued.identityKey);
+      if (renewal && !presentedOnly) {
+        // Re-enrollment by the member itself (its pinned key, or a rotation signed with it): the
+        // member's earlier certificates stop working at once. A new key without a rotation is only
+        // presented: whoever holds the token does not get to lock the member out (the operator revokes
+        // explicitly, logged, when a member reports its keys lost).
         const old = this.deps.gov.listCertificates(row.member).filter((c) => c.revoked_at === null);
         this.revokeRows(
           row.member,
@@ -194,11 +205,93 @@ export class Enrollment {
           're-enrolled with a new key',
         );
       }
-      this.record(row.member, issued, false);
+      this.record(row.member, issued, false, rotation);
     });
     this.deps.audit.publishCheckpoint();
     this.deps.onMembershipChange?.();
     return this.describeIssued(row.member, issued);
+  }
+
+  /**
+   * For a member whose identity key is pinned already and who presents another one: its rotation
+   * signature (by the pinned key) when one is given and verifies. Throws INVALID_ARGUMENT (field
+   * rotationSignature) for one that does not verify; undefined when none is given (the new key is then
+   * only presented: it counts for nothing until a replace-identity-key quorum approves it).
+   */
+  private checkRotation(
+    member: string,
+    key: Uint8Array,
+    signatureB64: string | undefined,
+  ): string | undefined {
+    const pinned = this.pinnedKeyOf(member);
+    if (!pinned || Buffer.compare(Buffer.from(pinned), Buffer.from(key)) === 0 || signatureB64 === undefined)
+      return undefined;
+    const rotation = {
+      consortium: this.deps.ws.consortium.consortium,
+      member,
+      previousKey: Buffer.from(pinned).toString('base64'),
+      key: Buffer.from(key).toString('base64'),
+    };
+    if (!verifyKeyRotation(rotation, new Uint8Array(Buffer.from(signatureB64, 'base64'))))
+      throw new EntenteError(
+        'INVALID_ARGUMENT',
+        `rotationSignature: does not verify with the identity key pinned for ${member}`,
+        { field: 'rotationSignature' },
+      );
+    return signatureB64;
+  }
+
+  /** The identity key pinned for `member` in the log (enrolled or made by `entente init`), if any. */
+  pinnedKeyOf(member: string): Uint8Array | undefined {
+    return this.identityKeyOf(member);
+  }
+
+  /** A key `member` presented (re-enrollment) that no rotation or recovery has authorized yet. */
+  presentedKeyOf(member: string): string | undefined {
+    return this.deps.store.getMeta(`presented-identity-key:${member}`) || undefined;
+  }
+
+  /**
+   * Recovery by quorum (an approved replace-identity-key proposal), in the approving transaction: the
+   * member's presented key becomes its pinned key; logged with the proposal.
+   */
+  applyRecovery(member: string, keyB64: string, proposal: string): void {
+    const previous = this.pinnedKeyOf(member);
+    const row = this.deps.gov.getMember(member);
+    if (!previous || !row || this.presentedKeyOf(member) !== keyB64)
+      throw new EntenteError('CONFLICT', `subject.identityKey: not the key ${member} presented`, {
+        field: 'subject.identityKey',
+      });
+    const cert = this.deps.store.getMeta(`presented-identity-cert:${member}`) ?? row.identity_cert_pem;
+    this.changePinnedKey(member, Buffer.from(previous).toString('base64'), keyB64, cert, {
+      via: 'recovery',
+      proposal,
+    });
+  }
+
+  private changePinnedKey(
+    member: string,
+    previousKey: string,
+    key: string,
+    certPem: string,
+    how: { via: 'rotation'; signature: string } | { via: 'recovery'; proposal: string },
+  ): void {
+    const { gov, audit, store } = this.deps;
+    gov.upsertMember({
+      id: member,
+      enrolled_at: gov.getMember(member)?.enrolled_at ?? this.deps.now(),
+      identity_cert_pem: certPem,
+      identity_key_b64: key,
+    });
+    store.setMeta(`presented-identity-key:${member}`, '');
+    audit.append('identity-key-changed', { member, previousKey, key, ...how });
+    if (this.rolesOf(member).includes('institution')) {
+      const vkey = this.witnessKeyOf(member, new Uint8Array(Buffer.from(key, 'base64')));
+      audit.addWitness(member, vkey);
+      const count = Object.keys(audit.witnessSnapshot()).length;
+      audit.append('witness-added', { institution: member, key: vkey, quorum: Math.floor(count / 2) + 1 });
+    }
+    this.deps.log.warn({ member, via: how.via }, 'identity key changed');
   }
 
   /** Renews a member's certificates (mutual TLS with its current one): a new TLS key, its identity key kept. */
@@ -248,9 +341,14 @@ export class Enrollment {
     return { tls, identity, identityKey: check.publicKey };
   }
 
-  private record(member: string, issued: Awaited<ReturnType<Enrollment['issue']>>, renewal: boolean): void {
+  private record(
+    member: string,
+    issued: Awaited<ReturnType<Enrollment['issue']>>,
+    renewal: boolean,
+    rotationSignature?: string,
+  ): void {
     const now = this.deps.now();
-    const { gov, audit } = this.deps;
+    const { gov, audit, store } = this.deps;
     for (const [kind, c] of [
       ['tls', issued.tls],
       ['identity', issued.identity],
@@ -264,13 +362,14 @@ export class Enrollment {
         issued_at: now,
       });
     const keyB64 = Buffer.from(issued.identityKey).toString('base64');
-    const wasWitness = gov.getMember(member)?.identity_key_b64;
-    gov.upsertMember({
-      id: member,
-      enrolled_at: gov.getMember(member)?.enrolled_at ?? now,
-      identity_cert_pem: issued.identity.certPem,
-      identity_key_b64: keyB64,
-    });
+    const pinned = gov.getMember(member)?.identity_key_b64;
+    if (pinned === undefined || pinned === keyB64)
+      gov.upsertMember({
+        id: member,
+        enrolled_at: gov.getMember(member)?.enrolled_at ?? now,
+        identity_cert_pem: issued.identity.certPem,
+        identity_key_b64: keyB64,
+      });
     audit.append('member-enrolled', {
       member,
       roles: [...this.rolesOf(member)],
@@ -280,11 +379,30 @@ export class Enrollment {
       notAfter: issued.tls.notAfter.toISOString(),
       renewal,
     });
-    if (this.rolesOf(member).includes('institution') && wasWitness !== keyB64) {
-      const key = this.witnessKeyOf(member, issued.identityKey);
-      audit.addWitness(member, key);
-      const count = Object.keys(audit.witnessSnapshot()).length;
-      audit.append('witness-added', { institution: member, key, quorum: Math.floor(count / 2) + 1 });
+    if (pinned === undefined) {
+      if (this.rolesOf(member).includes('institution')) {
+        const key = this.witnessKeyOf(member, issued.identityKey);
+        audit.addWitness(member, key);
+        const count = Object.keys(audit.witnessSnapshot()).length;
+        audit.append('witness-added', { institution: member, key, quorum: Math.floor(count / 2) + 1 });
+      }
+    } else if (pinned !== keyB64) {
+      // A different key for a pinned member: only a rotation signed with the pinned key, or a quorum
+      // (replace-identity-key), makes it count. Until then approvals, cosignatures and adverts made with
+      // it are refused by the coordinator and by every member's own replay of the log.
+      if (rotationSignature !== undefined)
+        this.changePinnedKey(member, pinned, keyB64, issued.identity.certPem, {
+          via: 'rotation',
+          signature: rotationSignature,
+        });
+      else {
+        store.setMeta(`presented-identity-key:${member}`, keyB64);
+        store.setMeta(`presented-identity-cert:${member}`, issued.identity.certPem);
+        this.deps.log.warn(
+          { member },
+          'a new identity key was presented without a rotation signature: it counts for nothing until a replace-identity-key quorum approves it',
+        );
+      }
     }
   }
 
@@ -299,6 +417,11 @@ export class Enrollment {
       caPem: this.deps.ca.certPem,
       notAfter: issued.tls.notAfter.toISOString(),
       log: { origin: audit.origin, key: audit.verifierKey },
+      /** Whether the identity key this request presented is the one pinned for the member in the log. */
+      identityKey:
+        Buffer.compare(Buffer.from(this.pinnedKeyOf(member) ?? []), Buffer.from(issued.identityKey)) === 0
+          ? 'pinned'
+          : 'presented (not pinned: sign a rotation with the previous key, or ask for a replace-identity-key quorum)',
     };
   }
 

@@ -13,6 +13,7 @@ import { parseMessage } from '../protocol/index.ts';
 import type { BlobStore, SqliteStore, Workspace } from '../storage/index.ts';
 import type { RouteName } from './access.ts';
 import type { AuditLog } from './audit-log.ts';
+import { mayReadFinalModel } from './blob-access.ts';
 import type { Governance } from './governance.ts';
 import { RunPlanner } from './run-plan.ts';
 import type { RunEngine } from './run-engine.ts';
@@ -31,7 +32,16 @@ export interface GovernanceRouteDeps {
 }
 
 const pem = z.string().min(1).max(16_384);
-const enrollBody = z.strictObject({ token: z.string().min(1).max(1024), tlsCsr: pem, identityCsr: pem });
+const enrollBody = z.strictObject({
+  token: z.string().min(1).max(1024),
+  tlsCsr: pem,
+  identityCsr: pem,
+  /** Re-enrollment with a new identity key: the rotation statement signed by the key pinned until now. */
+  rotationSignature: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{86}==$/, 'must be a base64 Ed25519 signature')
+    .optional(),
+});
 const renewBody = z.strictObject({ tlsCsr: pem, identityCsr: pem });
 const tokenBody = z.strictObject({
   member: z.string().min(1).max(64),
@@ -161,24 +171,30 @@ export function registerGovernanceRoutes(app: FastifyInstance, deps: GovernanceR
     const ref = deps.engine.finalModelRef(runId);
     if (!ref)
       throw new EntenteError('NOT_FOUND', `run "${runId}" has no final model yet`, { field: 'runId' });
-    if (governance.policy) {
-      if (governance.releasedModel(runId) !== ref.sha256)
+    const reader = { id, roles: governance.rolesOf(id) };
+    const context = {
+      governed: governance.policy !== undefined,
+      releasedModelOf: (run: string) => governance.releasedModel(run),
+    };
+    if (!mayReadFinalModel(reader, runId, ref.sha256, context)) {
+      if (governance.policy)
         throw new EntenteError(
           'FORBIDDEN',
           `the model of run "${runId}" is not released: a release-model proposal needs policy.approvals.releaseModel`,
           { field: 'runId' },
         );
-    } else if (!governance.rolesOf(id).includes('coordinator-operator')) {
       throw new EntenteError('FORBIDDEN', 'without a policy only an operator may fetch a final model', {
         field: 'runId',
       });
     }
-    // Streamed chunk by chunk: a large model is never held in memory whole.
+    // Every chunk is hashed before the first byte is sent (a damaged one is refused, STORE_CORRUPT),
+    // then streamed chunk by chunk, each checked again as it is read: a large model is never held in
+    // memory whole, and bytes that do not match their address never leave.
     const chunks = ref.chunks.map((c) => c.sha256);
+    for (const sha of chunks) deps.blobs.verify(sha);
     const body = Readable.from(
-      (async function* () {
-        for (const sha of chunks)
-          for await (const piece of deps.blobs.openReadStream(sha)) yield piece as Buffer;
+      (function* () {
+        for (const sha of chunks) yield deps.blobs.read(sha);
       })(),
     );
     return reply

@@ -20,6 +20,7 @@ import {
   computePolicyDigest,
   DEFAULT_PROPOSAL_TTL_HOURS,
   computeProposalDigest,
+  decideFirstPolicy,
   decideProposal,
   parsePolicy,
   parseProposal,
@@ -212,6 +213,29 @@ export class Governance {
           });
         return { run, modelSha256: model };
       }
+      case 'replace-identity-key': {
+        const member = obj.member;
+        if (typeof member !== 'string' || !policy!.members[member])
+          throw new EntenteError(
+            'INVALID_ARGUMENT',
+            'subject.member: must be a member of the policy in force',
+            {
+              field: 'subject.member',
+            },
+          );
+        const identityKey = this.enrollment.presentedKeyOf(member);
+        if (identityKey === undefined)
+          throw new EntenteError(
+            'CONFLICT',
+            `subject.member: "${member}" has presented no new identity key (it re-enrolls first)`,
+            { field: 'subject.member' },
+          );
+        if (obj.identityKey !== undefined && obj.identityKey !== identityKey)
+          throw new EntenteError('CONFLICT', `subject.identityKey: not the key "${member}" presented`, {
+            field: 'subject.identityKey',
+          });
+        return { member, identityKey };
+      }
       case 'resume-runs': {
         const open = this.deps.gov.openIncidents().map((i) => i.id);
         if (open.length === 0)
@@ -239,9 +263,10 @@ export class Governance {
     subject: unknown,
     signatures: readonly { signer: string; signature: string }[],
   ) {
-    // The first policy is decided under its own rules; every later decision under the policy in force.
+    // The first policy is decided under its own rules and needs every founding member's signature;
+    // every later decision is taken under the policy in force.
     const policy = this.policyValue ?? parsePolicy(subject);
-    return decideProposal(
+    return (this.policyValue === undefined ? decideFirstPolicy : decideProposal)(
       policy,
       proposal,
       signatures.map((s) => ({
@@ -350,6 +375,9 @@ export class Governance {
       const s = subject as { run: string; modelSha256: string };
       audit.append('release-approved', { run: s.run, modelSha256: s.modelSha256, proposal: id });
       this.deps.store.setMeta(`released:${s.run}`, s.modelSha256);
+    } else if (kind === 'replace-identity-key') {
+      const s = subject as { member: string; identityKey: string };
+      this.enrollment.applyRecovery(s.member, s.identityKey, id);
     } else if (kind === 'resume-runs') {
       const closed = gov.resolveIncidents(now, signers, id);
       for (const incident of closed)
@@ -367,7 +395,12 @@ export class Governance {
         this.deps.log.error({ proposal: id, err }, 'approved run could not start');
       }
     }
-    if (kind === 'adopt-policy' || kind === 'admit-member' || kind === 'resume-runs')
+    if (
+      kind === 'adopt-policy' ||
+      kind === 'admit-member' ||
+      kind === 'resume-runs' ||
+      kind === 'replace-identity-key'
+    )
       this.deps.onMembershipChange?.();
   }
 

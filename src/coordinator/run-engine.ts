@@ -42,6 +42,7 @@ import type { BlobStore, SqliteStore } from '../storage/index.ts';
 import { createHash } from 'node:crypto';
 import {
   type RingVector,
+  type PinnedKeyResolver,
   type SecAggRoundContext,
   type VectorSegment,
   CLIP_INDICATOR_SEGMENT,
@@ -69,9 +70,10 @@ export interface RunEngineDeps {
   readonly available: () => string[];
   /** Called when new tasks exist for a participant (wakes its long poll). */
   readonly notify: (participant: string) => void;
-  /** Consortium id and CA certificate: secure aggregation binds the first and verifies identities with the second. */
+  /** Consortium id: secure aggregation binds it into every signature and key derivation. */
   readonly consortium: string;
-  readonly caCertPem: string;
+  /** Members' identity keys as pinned in the audit log (secure-aggregation adverts are checked against them). */
+  readonly pinnedKeyOf: PinnedKeyResolver;
   /** The audit log every step is appended to. */
   readonly audit: AuditLog;
   /** Called after a checkpoint is published (wakes participants so they can cosign it). */
@@ -580,7 +582,7 @@ export class RunEngine {
         audit: this.deps.audit,
       },
       context,
-      caCertPem: this.deps.caCertPem,
+      pinnedKeyOf: this.deps.pinnedKeyOf,
       firstStageTimeoutMs: live.config.roundTimeoutMs,
       stageTimeoutMs: sa.stageTimeoutMs,
       firstTask: (participant) => ({

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { EntenteError } from '../core/errors.ts';
 import type { BlobRef, Task, TaskResult } from '../protocol/index.ts';
 import {
+  type PinnedKeyResolver,
   type RingVector,
   type SecAggRoundContext,
   type SecAggStage,
@@ -64,7 +65,8 @@ export class SecAggRound {
   constructor(input: {
     deps: SecAggRoundDeps;
     context: SecAggRoundContext;
-    caCertPem: string;
+    /** Members' identity keys as pinned in the audit log (adverts are verified against them). */
+    pinnedKeyOf: PinnedKeyResolver;
     firstStageTimeoutMs: number;
     stageTimeoutMs: number;
     firstTask: (participant: string) => Task;
@@ -74,8 +76,7 @@ export class SecAggRound {
     this.ctx = input.context;
     this.session = new ServerSession({
       context: input.context,
-      caCertPem: input.caCertPem,
-      now: () => new Date(input.deps.now()),
+      pinnedKeyOf: input.pinnedKeyOf,
     });
     this.stageTimeoutMs = input.stageTimeoutMs;
     this.deadlineAt = input.deps.now() + input.firstStageTimeoutMs;

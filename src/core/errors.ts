@@ -55,6 +55,12 @@ export const errorCodes = {
   RATE_LIMITED: { http: 429, exit: 6, summary: 'too many requests from this address; try again later' },
   UNAVAILABLE: { http: 503, exit: 6, summary: 'a service is not reachable' },
   TIMEOUT: { http: 504, exit: 6, summary: 'an operation timed out' },
+  STORE_CORRUPT: {
+    http: 500,
+    exit: 7,
+    summary:
+      'stored state is damaged: bytes that do not hash to their address, a damaged database, a log that disagrees with its checkpoints',
+  },
   INTERNAL: { http: 500, exit: 1, summary: 'an internal error' },
 } as const;
 

@@ -4,3 +4,4 @@ export * from './quorum.ts';
 export * from './report.ts';
 export * from './run-check.ts';
 export * from './verify-trail.ts';
+export * from './identity-key.ts';

@@ -24,6 +24,7 @@ export const proposalKinds = [
   'start-run',
   'release-model',
   'resume-runs',
+  'replace-identity-key',
 ] as const;
 export type ProposalKind = (typeof proposalKinds)[number];
 
@@ -181,6 +182,8 @@ export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRu
     case 'adopt-policy':
       return approvals.adoptPolicy;
     case 'admit-member':
+    case 'replace-identity-key':
+      // Replacing a member's key without its old key is as weighty as admitting it anew.
       return approvals.admitMember;
     case 'start-run':
       return approvals.startRun;
@@ -232,4 +235,33 @@ export function decideProposal(
     };
   const result = evaluateQuorum(selectApprovalRule(policy, proposal.kind), new Set(signers));
   return { approved: result.satisfied, missing: result.missing, signers, rejected };
+}
+
+/**
+ * Decides the *first* policy of a consortium (its genesis, decided under its own rules): approved only
+ * when its adoptPolicy rule is met and every member it lists (observers aside: they sign nothing) has
+ * signed it. Each founding member thereby
+ * consents to the roster it will be federated with, and proves that the identity key the log pinned for it
+ * is its own; without this, whoever controls enrollment before the first policy (the operator) could
+ * found a consortium of members it made up around one honest institution. Never throws.
+ */
+export function decideFirstPolicy(
+  policy: Policy,
+  proposal: Proposal,
+  signatures: readonly ProposalSignature[],
+  keys: ReadonlyMap<string, Uint8Array>,
+): ProposalDecision {
+  const decision = decideProposal(policy, proposal, signatures, keys);
+  // Observers only read: they sign nothing, so the roster needs every member with another role.
+  const absent = Object.entries(policy.members)
+    .filter(([m, { roles }]) => roles.some((r) => r !== 'observer') && !decision.signers.includes(m))
+    .map(([m]) => m)
+    .sort();
+  if (absent.length === 0) return decision;
+  const founders = `the signature of every founding member (missing: ${absent.slice(0, 10).join(', ')})`;
+  return {
+    ...decision,
+    approved: false,
+    missing: decision.missing === '' ? founders : `${decision.missing}; ${founders}`,
+  };
 }

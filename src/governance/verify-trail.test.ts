@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { sha256Hex } from '../crypto/digest.ts';
-import { generateEd25519KeyPem, readEd25519PublicKey } from '../crypto/signatures.ts';
+import { generateEd25519KeyPem, readEd25519PublicKey, signEd25519 } from '../crypto/signatures.ts';
+import { encodeKeyRotation } from './identity-key.ts';
 import { computePolicyDigest, parsePolicy } from './policy.ts';
 import { computeProposalDigest, type Proposal, type ProposalKind, signProposal } from './proposal.ts';
 import { type TrailReport, verifyGovernanceTrail } from './verify-trail.ts';
@@ -175,7 +176,9 @@ function buildValidTrail(options: { startRunPolicySha256?: string } = {}): Valid
   const v1Sha256 = computePolicyDigest(parsePolicy(policyV1));
   const policy = b.propose('adopt-policy', policyV1, v1Sha256);
   at['policy.created'] = b.entries.length - 1;
-  for (const s of ['hospital-a', 'hospital-b']) at[`policy.sign.${s}`] = b.sign(policy, s);
+  // The founding policy needs every member it lists (its own quorum is 2 of 3 institutions).
+  for (const s of ['hospital-a', 'hospital-b', 'hospital-c', 'operator'])
+    at[`policy.sign.${s}`] = b.sign(policy, s);
   at['policy.decided'] = b.decide(policy);
   at['policy.adopted'] = b.adopt(policyV1, policy);
 
@@ -253,8 +256,9 @@ describe('verifyGovernanceTrail: a valid trail', () => {
     const t = buildValidTrail();
     const report = verifyGovernanceTrail(t.entries);
     assertProblems(report, []);
-    assert.equal(report.facts.length, 1);
-    assert.match(report.facts[0]!, /4 proposals, 10 signatures, 4 approvals/);
+    assert.equal(report.facts.length, 2);
+    assert.match(report.facts[0]!, /4 proposals, 12 signatures, 4 approvals/);
+    assert.equal(report.facts[1], 'identity keys: 4 pinned, 0 changed by rotation or recovery');
     assert.match(report.facts[0]!, /1 policy versions, 1 runs under a policy/);
   });
 
@@ -293,14 +297,22 @@ function bodyOfAdoption(policy: Json, proposal: string): Record<string, unknown>
 }
 
 describe('verifyGovernanceTrail: signatures and quorums', () => {
-  it('reports an approval with only 1 of the 2 signatures it needs', () => {
+  it('reports a founding policy approved without every founding member (its own quorum met)', () => {
     const t = buildValidTrail();
-    const entries = t.entries.filter((e) => e.index !== at(t, 'policy.sign.hospital-b'));
+    const entries = t.entries.filter((e) => e.index !== at(t, 'policy.sign.hospital-c'));
     assertProblems(verifyGovernanceTrail(entries), [
       [
         at(t, 'policy.decided'),
-        /approved without its quorum: still needs 1 more of \{hospital-b, hospital-c\}/,
+        /approved without its quorum: still needs the signature of every founding member \(missing: hospital-c\)/,
       ],
+    ]);
+  });
+
+  it('reports an approval with only 1 of the 2 signatures it needs', () => {
+    const t = buildValidTrail();
+    const entries = t.entries.filter((e) => e.index !== at(t, 'run.sign.hospital-c'));
+    assertProblems(verifyGovernanceTrail(entries), [
+      [at(t, 'run.decided'), /approved without its quorum: still needs 1 more of \{hospital-b, hospital-c\}/],
     ]);
   });
 
@@ -335,6 +347,8 @@ describe('verifyGovernanceTrail: signatures and quorums', () => {
     const t = buildValidTrail();
     const entries = t.entries.filter((e) => e.index !== at(t, 'enrolled.hospital-c'));
     assertProblems(verifyGovernanceTrail(entries), [
+      [at(t, 'policy.sign.hospital-c'), /hospital-c .*no public key is known/],
+      [at(t, 'policy.decided'), /every founding member \(missing: hospital-c\)/],
       [at(t, 'run.sign.hospital-c'), /hospital-c .*no public key is known/],
       [at(t, 'run.decided'), /without its quorum: still needs 1 more of \{hospital-b, hospital-c\}/],
       [at(t, 'release.sign.hospital-c'), /hospital-c .*no public key is known/],
@@ -560,7 +574,7 @@ describe('verifyGovernanceTrail: legacy logs and hostile input', () => {
     b.add('incident-resolved', { incident: 'inc-0', proposal: null, resolvedBy: ['operator'] });
     const legacy = verifyGovernanceTrail(b.entries);
     assertProblems(legacy, []);
-    assert.deepEqual(legacy.facts, ['governance: no proposals in the log']);
+    assert.equal(legacy.facts[0], 'governance: no proposals in the log');
 
     // Governance adopted later: the legacy prefix stays valid, and the governed part is checked.
     const t = buildValidTrail();
@@ -630,9 +644,185 @@ describe('verifyGovernanceTrail: legacy logs and hostile input', () => {
           assert.ok(indices.has(p.index));
           assert.ok(p.message.length > 0);
         }
-        assert.equal(report.facts.length, 1);
+        assert.equal(report.facts.length, 2);
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('verifyGovernanceTrail: pinned identity keys (trust nobody alone)', () => {
+  const rawOf = (pem: string): string => Buffer.from(readEd25519PublicKey(pem)).toString('base64');
+  const policySha = (t: ValidTrail): string => computePolicyDigest(parsePolicy(t.policyV1));
+  /** `member` re-enrolls (as the operator could, with a token for it) under a key the attacker holds. */
+  function reenroll(b: TrailBuilder, member: string, pem: string): number {
+    return b.add('member-enrolled', {
+      member,
+      roles: ['institution'],
+      tlsCertSha256: digestOf(`tls2:${member}`),
+      identityCertSha256: digestOf(`id2:${member}`),
+      identityKey: rawOf(pem),
+      notAfter: '2026-01-01T00:00:00Z',
+      renewal: false,
+    });
+  }
+
+  it('pins the first enrolled key; a re-enrollment under another key is only presented, and its approvals are refused', () => {
+    const t = buildValidTrail();
+    const b = t.builder;
+    const pinnedB = rawOf(pemOf('hospital-b'));
+    const attacker = generateEd25519KeyPem().privateKeyPem;
+    reenroll(b, 'hospital-b', attacker);
+    const report = verifyGovernanceTrail(b.entries);
+    assert.deepEqual(report.problems, []);
+    assert.equal(Buffer.from(report.identityKeys.get('hospital-b')!).toString('base64'), pinnedB);
+    assert.equal(Buffer.from(report.presentedKeys.get('hospital-b')!).toString('base64'), rawOf(attacker));
+    // The operator signs a start-run "by hospital-b" with the attacker's key: the trail names it.
+    const id = b.propose('start-run', { id: 'run-2', rounds: 50 }, policySha(t));
+    b.sign(id, 'operator');
+    b.sign(id, 'hospital-a');
+    pems.set('hospital-b-attacker', attacker);
+    const forged = signProposal(
+      {
+        kind: 'start-run',
+        subjectSha256: digestOf({ id: 'run-2', rounds: 50 }),
+        policySha256: policySha(t),
+        createdAt: '2025-01-31T12:04:00Z',
+      },
+      'hospital-b',
+      attacker,
+    );
+    const at = b.add('proposal-signed', {
+      proposal: id,
+      signer: 'hospital-b',
+      signature: Buffer.from(forged.signature).toString('base64'),
+    });
+    const again = verifyGovernanceTrail(b.entries);
+    assert.ok(
+      again.problems.some((p) => p.index === at && /hospital-b does not verify/.test(p.message)),
+      JSON.stringify(again.problems),
+    );
+  });
+
+  it('a rotation signed by the pinned key moves the pin; earlier signatures still verify under the key of their time', () => {
+    const t = buildValidTrail();
+    const b = t.builder;
+    const next = generateEd25519KeyPem().privateKeyPem;
+    const previousPem = pemOf('hospital-c');
+    const rotation = {
+      consortium: 'hospitals-eu',
+      member: 'hospital-c',
+      previousKey: rawOf(pemOf('hospital-c')),
+      key: rawOf(next),
+    };
+    reenroll(b, 'hospital-c', next);
+    b.add('identity-key-changed', {
+      ...rotation,
+      via: 'rotation',
+      signature: Buffer.from(signEd25519(pemOf('hospital-c'), encodeKeyRotation(rotation))).toString(
+        'base64',
+      ),
+    });
+    // After the change hospital-c signs with its new key.
+    pems.set('hospital-c', next);
+    try {
+      const release = b.propose(
+        'release-model',
+        { run: 'run-1', modelSha256: 'cd'.repeat(32) },
+        policySha(t),
+      );
+      b.sign(release, 'hospital-c');
+      b.sign(release, 'hospital-a');
+      b.decide(release);
+      const report = verifyGovernanceTrail(b.entries);
+      assert.deepEqual(report.problems, []);
+      assert.equal(Buffer.from(report.identityKeys.get('hospital-c')!).toString('base64'), rawOf(next));
+      assert.equal(report.presentedKeys.size, 0);
+    } finally {
+      pems.set('hospital-c', previousPem);
+    }
+  });
+
+  it('reports a rotation not signed by the pinned key, and keeps the old pin', () => {
+    const t = buildValidTrail();
+    const b = t.builder;
+    const attacker = generateEd25519KeyPem().privateKeyPem;
+    const rotation = {
+      consortium: 'hospitals-eu',
+      member: 'hospital-a',
+      previousKey: rawOf(pemOf('hospital-a')),
+      key: rawOf(attacker),
+    };
+    reenroll(b, 'hospital-a', attacker);
+    const at = b.add('identity-key-changed', {
+      ...rotation,
+      via: 'rotation',
+      // Signed by the new key itself, not by the key being replaced.
+      signature: Buffer.from(signEd25519(attacker, encodeKeyRotation(rotation))).toString('base64'),
+    });
+    const report = verifyGovernanceTrail(b.entries);
+    assert.ok(report.problems.some((p) => p.index === at && /not signed by its pinned key/.test(p.message)));
+    assert.equal(
+      Buffer.from(report.identityKeys.get('hospital-a')!).toString('base64'),
+      rotation.previousKey,
+    );
+  });
+
+  it('recovery needs an approved replace-identity-key proposal for exactly that key', () => {
+    const t = buildValidTrail();
+    const b = t.builder;
+    const fresh = generateEd25519KeyPem().privateKeyPem;
+    reenroll(b, 'hospital-b', fresh);
+    const subject = { member: 'hospital-b', identityKey: rawOf(fresh) };
+    const id = b.propose('replace-identity-key', subject, policySha(t));
+    // One signature: below the admitMember quorum (2 of 3). A change logged now is reported.
+    b.sign(id, 'hospital-a');
+    const change = {
+      member: 'hospital-b',
+      previousKey: rawOf(pemOf('hospital-b')),
+      key: rawOf(fresh),
+      via: 'recovery',
+      proposal: id,
+    };
+    const early = b.add('identity-key-changed', change);
+    let report = verifyGovernanceTrail(b.entries);
+    assert.ok(report.problems.some((p) => p.index === early && /not approved/.test(p.message)));
+    b.entries.pop();
+    b.sign(id, 'hospital-c');
+    b.decide(id);
+    b.add('identity-key-changed', change);
+    report = verifyGovernanceTrail(b.entries);
+    assert.deepEqual(report.problems, []);
+    assert.equal(Buffer.from(report.identityKeys.get('hospital-b')!).toString('base64'), rawOf(fresh));
+    // A change to another key than the approved one is reported.
+    const other = generateEd25519KeyPem().privateKeyPem;
+    const at = b.add('identity-key-changed', { ...change, previousKey: rawOf(fresh), key: rawOf(other) });
+    report = verifyGovernanceTrail(b.entries);
+    assert.ok(
+      report.problems.some((p) => p.index === at && /not the one its proposal approved/.test(p.message)),
+    );
+  });
+
+  it('reports a witness key that is not the pinned identity key, and admits only members of the policy in force', () => {
+    const t = buildValidTrail();
+    const b = t.builder;
+    const attacker = generateEd25519KeyPem().privateKeyPem;
+    const vkey = `hospitals-eu/witness/hospital-b+01020304+${Buffer.concat([Buffer.of(4), Buffer.from(readEd25519PublicKey(attacker))]).toString('base64')}`;
+    const at = b.add('witness-added', { institution: 'hospital-b', key: vkey, quorum: 2 });
+    // A member the log's writer enrolled by itself, never admitted by a policy.
+    b.add('member-enrolled', {
+      member: 'mallory',
+      roles: ['institution'],
+      tlsCertSha256: digestOf('tls:mallory'),
+      identityCertSha256: digestOf('id:mallory'),
+      identityKey: rawOf(attacker),
+      notAfter: '2026-01-01T00:00:00Z',
+      renewal: false,
+    });
+    const report = verifyGovernanceTrail(b.entries);
+    assert.ok(report.problems.some((p) => p.index === at && /not the identity key pinned/.test(p.message)));
+    assert.ok(report.identityKeys.has('mallory'), 'its key is recorded');
+    assert.ok(!report.members.has('mallory'), 'but it is not a member');
+    for (const m of INSTITUTIONS) assert.ok(report.members.has(m));
   });
 });

@@ -10,8 +10,22 @@
  */
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { sha256Hex } from '../crypto/digest.ts';
+import {
+  createIdentityKeyState,
+  decodeRawKey,
+  isSameKey,
+  readVerifierKeyBytes,
+  recordPresentedKey,
+  verifyKeyRotation,
+} from './identity-key.ts';
 import { computePolicyDigest, type Policy, parsePolicy } from './policy.ts';
-import { decideProposal, type Proposal, type ProposalKind, proposalKinds } from './proposal.ts';
+import {
+  decideFirstPolicy,
+  decideProposal,
+  type Proposal,
+  type ProposalKind,
+  proposalKinds,
+} from './proposal.ts';
 
 /** A log entry as parsed: its kind, index and body fields. */
 export interface TrailEntry {
@@ -23,6 +37,16 @@ export interface TrailEntry {
 export interface TrailReport {
   readonly problems: ReadonlyArray<{ readonly index: number; readonly message: string }>;
   readonly facts: readonly string[];
+  /** Each member's identity key pinned at the end of the entries (identity-key.ts rules). */
+  readonly identityKeys: ReadonlyMap<string, Uint8Array>;
+  /** Keys members presented (re-enrollment) that no rotation or recovery authorized. */
+  readonly presentedKeys: ReadonlyMap<string, Uint8Array>;
+  /**
+   * Who is a member at the end of the entries: the members of the policy in force, or (no policy yet)
+   * the institutions the log-created entry names. An identity key recorded for anyone else (an
+   * enrollment entry the log's writer could add for a name of its choosing) admits no one.
+   */
+  readonly members: ReadonlySet<string>;
 }
 
 interface OpenProposal {
@@ -52,10 +76,13 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
   const bad = (index: number, message: string): void => {
     problems.push({ index, message });
   };
-  const keys = new Map<string, Uint8Array>();
+  const identity = createIdentityKeyState();
+  const keys = identity.pinned;
+  let consortium = '';
+  const genesisMembers = new Set<string>();
   const proposals = new Map<string, OpenProposal>();
   let policy: Policy | undefined;
-  const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0 };
+  const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0, keyChanges: 0 };
 
   const approvedOf = (
     index: number,
@@ -77,10 +104,68 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
 
   for (const e of entries) {
     switch (e.kind) {
+      case 'log-created': {
+        consortium = str(e.consortium);
+        // A workspace made by `entente init`: its institutions' keys are pinned from the start.
+        for (const item of Array.isArray(e.witnesses) ? (e.witnesses as unknown[]) : []) {
+          const w = (item !== null && typeof item === 'object' ? item : {}) as Record<string, unknown>;
+          const key = readVerifierKeyBytes(str(w.key));
+          if (key) keys.set(str(w.institution), key);
+          genesisMembers.add(str(w.institution));
+        }
+        break;
+      }
       case 'member-enrolled': {
-        const key = Buffer.from(str(e.identityKey), 'base64');
-        if (key.length !== 32) bad(e.index, `member ${str(e.member)}: identity key is not 32 bytes`);
-        else keys.set(str(e.member), new Uint8Array(key));
+        const key = decodeRawKey(str(e.identityKey));
+        if (!key) bad(e.index, `member ${str(e.member)}: identity key is not 32 bytes`);
+        else recordPresentedKey(identity, str(e.member), key);
+        break;
+      }
+      case 'identity-key-changed': {
+        const member = str(e.member);
+        const previous = decodeRawKey(str(e.previousKey));
+        const next = decodeRawKey(str(e.key));
+        if (!previous || !next) {
+          bad(e.index, `identity key change of ${member}: a key is not 32 bytes`);
+          break;
+        }
+        if (!isSameKey(previous, keys.get(member))) {
+          bad(e.index, `identity key change of ${member}: previousKey is not the key pinned for it`);
+          break;
+        }
+        if (e.via === 'rotation') {
+          const signature = new Uint8Array(Buffer.from(str(e.signature), 'base64'));
+          const rotation = { consortium, member, previousKey: str(e.previousKey), key: str(e.key) };
+          if (!verifyKeyRotation(rotation, signature)) {
+            bad(e.index, `identity key rotation of ${member} is not signed by its pinned key`);
+            break;
+          }
+        } else {
+          const p = approvedOf(
+            e.index,
+            e.proposal,
+            'replace-identity-key',
+            `identity key recovery of ${member}`,
+          );
+          const s = p?.subject as { member?: unknown; identityKey?: unknown } | undefined;
+          if (!p) break;
+          if (s?.member !== member || s?.identityKey !== e.key) {
+            bad(e.index, `the recovered key of ${member} is not the one its proposal approved`);
+            break;
+          }
+        }
+        keys.set(member, next);
+        identity.presented.delete(member);
+        counts.keyChanges++;
+        break;
+      }
+      case 'witness-added': {
+        const key = readVerifierKeyBytes(str(e.key));
+        if (!isSameKey(key, keys.get(str(e.institution))))
+          bad(
+            e.index,
+            `witness key of ${str(e.institution)} is not the identity key pinned for it (a key that no rotation or recovery authorized)`,
+          );
         break;
       }
       case 'proposal-created': {
@@ -152,7 +237,8 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         // Decided under the policy in force now (the first policy: under itself), so that a proposal made
         // under a superseded policy cannot be approved by that policy's quorum.
         const under = policy ?? p.policy;
-        const decision = under ? decideProposal(under, p.proposal, p.signatures, keys) : undefined;
+        const decide = policy === undefined ? decideFirstPolicy : decideProposal;
+        const decision = under ? decide(under, p.proposal, p.signatures, keys) : undefined;
         if (!decision?.approved)
           bad(
             e.index,
@@ -234,5 +320,9 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
       : [
           `governance: ${counts.proposals} proposals, ${counts.signatures} signatures, ${counts.approvals} approvals re-checked against the quorum in force; ${counts.policies} policy versions, ${counts.runs} runs under a policy`,
         ];
-  return { problems, facts };
+  const members = policy ? new Set(Object.keys(policy.members)) : genesisMembers;
+  facts.push(
+    `identity keys: ${keys.size} pinned, ${counts.keyChanges} changed by rotation or recovery${identity.presented.size > 0 ? `; presented but not authorized (count for nothing): ${[...identity.presented.keys()].sort().slice(0, 10).join(', ')}` : ''}`,
+  );
+  return { problems, facts, identityKeys: keys, presentedKeys: identity.presented, members };
 }

@@ -6,9 +6,10 @@
  * identity certificate for the same identity key, over mutual TLS with the current certificate.
  * Private keys never leave this machine.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPublicKey } from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
-import { createCertificateRequest, parseEnrollmentToken } from '../crypto/index.ts';
+import { createCertificateRequest, parseEnrollmentToken, signEd25519 } from '../crypto/index.ts';
+import { encodeKeyRotation } from '../governance/index.ts';
 import { type SiteDir, openSiteDir, writeSiteDir } from '../storage/index.ts';
 import { type MtlsClient, createMtlsClient, fetchUnverifiedText } from '../transport/index.ts';
 
@@ -21,6 +22,13 @@ interface IssuedBody {
   caPem: string;
   notAfter: string;
   log: { origin: string; key: string };
+  /** 'pinned' when the identity key sent is the one the log pins for the member; else why not. */
+  identityKey?: string;
+}
+
+/** Base64 of the raw 32-byte Ed25519 public key of a PKCS#8 PEM secret key. */
+function rawPublicKeyOf(keyPem: string): string {
+  return createPublicKey(keyPem).export({ format: 'der', type: 'spki' }).subarray(12).toString('base64');
 }
 
 /** Sends the CSRs (with the token, for enrollment) and returns what the CA issued; closes `client`. */
@@ -37,7 +45,13 @@ export async function enrollMember(input: {
   coordinatorUrl: string;
   token: string;
   dir: string;
-}): Promise<SiteDir> {
+  /**
+   * The member's earlier site directory, still holding its identity key: the new key is then announced
+   * by a rotation statement signed with the old one, so the log pins it at once. Without it (keys lost)
+   * the new key counts for nothing until the consortium approves a replace-identity-key proposal.
+   */
+  rotateFrom?: string | undefined;
+}): Promise<{ site: SiteDir; identityKey: string }> {
   const token = parseEnrollmentToken(input.token.trim());
   const caPem = await fetchUnverifiedText(input.coordinatorUrl, '/v1/enroll/ca');
   let fingerprint: string;
@@ -56,6 +70,24 @@ export async function enrollMember(input: {
     );
   const tls = await createCertificateRequest({ commonName: token.member, kind: 'tls' });
   const identity = await createCertificateRequest({ commonName: token.member, kind: 'identity' });
+  let rotationSignature: string | undefined;
+  if (input.rotateFrom !== undefined) {
+    const previous = openSiteDir(input.rotateFrom);
+    if (previous.site.member !== token.member)
+      throw new EntenteError(
+        'INVALID_ARGUMENT',
+        `rotate-from: that site directory is ${previous.site.member}'s, the token is for ${token.member}`,
+        { field: 'rotate-from' },
+      );
+    const oldKeyPem = previous.signingIdentity().keyPem;
+    const statement = encodeKeyRotation({
+      consortium: previous.site.consortium,
+      member: token.member,
+      previousKey: rawPublicKeyOf(oldKeyPem),
+      key: rawPublicKeyOf(identity.keyPem),
+    });
+    rotationSignature = Buffer.from(signEd25519(oldKeyPem, statement)).toString('base64');
+  }
   const issued = await requestCertificates(
     createMtlsClient({ baseUrl: input.coordinatorUrl, caPem }),
     '/v1/enroll',
@@ -63,9 +95,10 @@ export async function enrollMember(input: {
       token: input.token.trim(),
       tlsCsr: tls.csrPem,
       identityCsr: identity.csrPem,
+      ...(rotationSignature === undefined ? {} : { rotationSignature }),
     },
   );
-  return writeSiteDir(input.dir, {
+  const site = writeSiteDir(input.dir, {
     site: {
       member: issued.member,
       consortium: issued.consortium,
@@ -78,6 +111,7 @@ export async function enrollMember(input: {
     tls: { certPem: issued.tlsCertPem, keyPem: tls.keyPem },
     identity: { certPem: issued.identityCertPem, keyPem: identity.keyPem },
   });
+  return { site, identityKey: issued.identityKey ?? 'pinned' };
 }
 
 /** Renews the certificates of the member in `dir` (before they expire); rewrites `dir`. */

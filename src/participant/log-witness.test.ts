@@ -40,6 +40,9 @@ function createFakeLog() {
   const entries: Uint8Array[] = [];
   const checkpoints: { size: number; note: string }[] = [];
   const cosigned: { size: number; line: string }[] = [];
+  /** Every size a cosignature was posted for, and the answers the coordinator gives instead of accepting. */
+  const posted: number[] = [];
+  const refuse = new Map<number, EntenteError>();
   const append = (e: Record<string, unknown>): number => {
     const index = entries.length;
     const prev = index === 0 ? '' : Buffer.from(tree.leafHash(index - 1)).toString('hex');
@@ -79,6 +82,9 @@ function createFakeLog() {
     },
     async postJson(path: string, body: { size: number; line: string }) {
       assert.equal(path, '/v1/log/cosignatures');
+      posted.push(body.size);
+      const failure = refuse.get(body.size);
+      if (failure) throw failure;
       cosigned.push(body);
       return { status: 200, body: { accepted: true } };
     },
@@ -91,7 +97,7 @@ function createFakeLog() {
     witnesses: [],
     quorum: 1,
   });
-  return { tree, entries, checkpoints, cosigned, append, checkpoint, client };
+  return { tree, entries, checkpoints, cosigned, posted, refuse, append, checkpoint, client };
 }
 
 function createWitness(log: ReturnType<typeof createFakeLog>): LogWitness {
@@ -131,6 +137,54 @@ describe('the participant as a witness of the audit log', () => {
       );
     }
     assert.equal(await w.cosignPending(), 0, 'nothing new: nothing cosigned');
+  });
+
+  it('moves on when the coordinator refuses a cosignature, and is not sent back to that checkpoint', async () => {
+    const log = createFakeLog();
+    const w = createWitness(log);
+    log.checkpoint(); // size 1
+    log.append({ kind: 'run-completed', run: 'r1' });
+    log.checkpoint(); // size 2
+    log.append({ kind: 'run-completed', run: 'r2' });
+    log.checkpoint(); // size 3
+    // Checkpoint 1's note cannot take the line (e.g. flooded before the one-line-per-witness rule).
+    log.refuse.set(
+      1,
+      new EntenteError('CONFLICT', 'note: would hold more than 100 signatures', { field: 'note' }),
+    );
+    assert.equal(await w.cosignPending(), 2, 'checkpoints 2 and 3 cosigned after 1 was refused');
+    assert.deepEqual(
+      log.cosigned.map((c) => c.size),
+      [2, 3],
+    );
+    assert.equal(w.cosignedSize, 3);
+    assert.equal(w.witnessedSize, 3, 'the long poll is told 3: only a newer checkpoint wakes the site');
+    assert.equal(await w.cosignPending(), 0);
+    assert.deepEqual(log.posted, [1, 2, 3], 'the refused checkpoint was tried once, never again');
+
+    // The newest refused: given up too, so the site is not woken for it again and again.
+    log.append({ kind: 'run-completed', run: 'r3' });
+    log.checkpoint(); // size 4
+    log.refuse.set(4, new EntenteError('PROTOCOL_VIOLATION', 'line: does not verify', { field: 'line' }));
+    assert.equal(await w.cosignPending(), 0);
+    assert.equal(w.cosignedSize, 3);
+    assert.equal(w.witnessedSize, 4);
+    assert.equal(await w.cosignPending(), 0);
+    assert.deepEqual(log.posted, [1, 2, 3, 4]);
+  });
+
+  it('retries a checkpoint after a network failure or overload (not a refusal)', async () => {
+    const log = createFakeLog();
+    const w = createWitness(log);
+    log.checkpoint();
+    for (const code of ['UNAVAILABLE', 'RATE_LIMITED'] as const) {
+      log.refuse.set(1, new EntenteError(code, 'coordinator unreachable'));
+      await assert.rejects(w.cosignPending(), (e: unknown) => e instanceof EntenteError && e.code === code);
+      assert.equal(w.witnessedSize, -1);
+    }
+    log.refuse.clear();
+    assert.equal(await w.cosignPending(), 1);
+    assert.equal(w.witnessedSize, 1);
   });
 
   it('detects a split view: a second, different checkpoint for a size it already saw, and halts', async () => {

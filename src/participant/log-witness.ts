@@ -5,7 +5,9 @@
  * RFC 9162 consistency proof from its own view; a second checkpoint for a size it already saw with a
  * different root is a split view: it records an incident and stops. Before cosigning it checks that
  * each update commitment it made is in the log by the time the log closes that round (inclusion
- * proofs). Before training it checks that the model it was given is the one the log recorded.
+ * proofs). A cosignature the coordinator refuses is given up and the site moves on to the next
+ * checkpoint, never retrying the same one in a loop. Before training it checks that the model it was
+ * given is the one the log recorded.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -21,7 +23,7 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../audit/index.ts';
-import { EntenteError } from '../core/errors.ts';
+import { EntenteError, httpStatusOf } from '../core/errors.ts';
 import type { MtlsClient } from '../transport/index.ts';
 
 export interface LogWitnessOptions {
@@ -44,8 +46,20 @@ interface WitnessState {
   root: string;
   note: string;
   cosigned: number;
+  /**
+   * The newest checkpoint size this site is done with: cosigned, or refused by the coordinator and given
+   * up (absent in state files written before: then `cosigned`).
+   */
+  witnessed?: number;
   /** Update commitments this site made and has not yet seen in the log. */
   pending: { run: string; round: number; attempt: number; sha256: string }[];
+}
+
+/** A definite answer from the coordinator (4xx other than 429), not a network failure or overload. */
+function isRefusal(err: unknown): err is EntenteError {
+  if (!(err instanceof EntenteError)) return false;
+  const status = httpStatusOf(err.code);
+  return status >= 400 && status < 500 && status !== 429;
 }
 
 function violation(field: string, message: string): never {
@@ -213,8 +227,20 @@ export class LogWitness {
   }
 
   /**
-   * Witnesses, in order, every checkpoint newer than the last one cosigned: verifies each against this
-   * site's view, checks this site's commitments in its range, and posts a cosignature for each.
+   * Size of the newest checkpoint this site is done with (-1 before the first): cosigned, or refused by
+   * the coordinator and given up. The long poll is told this size, so only a newer one wakes the site.
+   */
+  get witnessedSize(): number {
+    return Math.max(this.state.cosigned, this.state.witnessed ?? -1);
+  }
+
+  /**
+   * Witnesses, in order, every checkpoint newer than the last one it is done with: verifies each against
+   * this site's view, checks this site's commitments in its range, and posts a cosignature for each. A
+   * cosignature the coordinator refuses (a 4xx answer other than 429: the note cannot take it, the
+   * checkpoint is gone, …) is logged and given up: the site moves on to the next checkpoint, up to the
+   * newest (whose consistency with its last verified view was proven first), instead of retrying the
+   * same one forever. Network failures and overload propagate, so the caller retries later.
    * Returns how many it cosigned.
    */
   async cosignPending(): Promise<number> {
@@ -225,13 +251,14 @@ export class LogWitness {
     const r = await this.o
       .client()
       .getJson<{ checkpoints: { size: number; note: string }[] }>(
-        `/v1/log/checkpoints?after=${this.state.cosigned}`,
+        `/v1/log/checkpoints?after=${this.witnessedSize}`,
       );
     let count = 0;
+    let refused = 0;
     for (const { note } of r.body?.checkpoints ?? []) {
-      const from = Math.max(0, this.state.cosigned);
+      const from = Math.max(0, this.witnessedSize);
       const cp = await this.observe(note, { older: true });
-      if (cp.size <= this.state.cosigned) continue;
+      if (cp.size <= this.witnessedSize) continue;
       await this.checkCommitments(from, cp.size);
       const line = createCosignatureLine({
         witnessName: this.o.witnessName,
@@ -239,13 +266,26 @@ export class LogWitness {
         checkpointText: note.slice(0, note.indexOf('\n\n') + 1),
         timestampSeconds: Math.floor(this.o.now() / 1000),
       });
-      await this.o.client().postJson('/v1/log/cosignatures', { size: cp.size, line });
-      this.state.cosigned = cp.size;
+      try {
+        await this.o.client().postJson('/v1/log/cosignatures', { size: cp.size, line });
+        this.state.cosigned = cp.size;
+        count++;
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        refused++;
+        this.o.log.warn(
+          { size: cp.size, code: err.code, field: err.field },
+          `the coordinator refused this site's cosignature of checkpoint ${cp.size}; moving on: ${err.message}`,
+        );
+      }
+      this.state.witnessed = cp.size;
       this.save();
-      count++;
     }
-    if (count > 0)
-      this.o.log.info({ size: this.state.cosigned, count }, 'audit log checkpoints verified and cosigned');
+    if (count > 0 || refused > 0)
+      this.o.log.info(
+        { size: this.state.cosigned, count, refused },
+        'audit log checkpoints verified and cosigned',
+      );
     return count;
   }
 

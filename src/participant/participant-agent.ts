@@ -5,7 +5,7 @@
  * addresses, trains or evaluates locally through the `Trainer` interface, and uploads the update as a
  * chunked safetensors blob. Raw records never leave this process.
  */
-import { randomInt } from 'node:crypto';
+import { createPublicKey, randomInt } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { EntenteError } from '../core/errors.ts';
@@ -67,6 +67,7 @@ import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
 import { type SiteConfig, checkSitePolicy } from './site-config.ts';
 import { answerPlan } from './site-plan.ts';
 import { createRunApprovalCheck } from './run-approval.ts';
+import { isSameKey } from '../governance/index.ts';
 import { checkTaskConformance } from './task-conformance.ts';
 import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
 import { chooseTrainingRandomness } from './training-randomness.ts';
@@ -322,7 +323,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         count: data.count,
         batches,
       };
-      appendFileSync(options.batchJournalFile, `${JSON.stringify(line)}\n`);
+      appendFileSync(options.batchJournalFile, `${JSON.stringify(line)}\n`, { mode: 0o600 });
     }
     return out;
   }
@@ -351,8 +352,44 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
 
   const journal = (event: string, fields: Record<string, unknown>): void => {
     if (options.journalFile)
-      appendFileSync(options.journalFile, `${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
+      appendFileSync(options.journalFile, `${JSON.stringify({ event, at: Date.now(), ...fields })}\n`, {
+        mode: 0o600,
+      });
   };
+
+  /**
+   * Before anything else in a secure-aggregation round: the identity keys this site will check its peers'
+   * adverts against, from its own verified copy of the audit log (never from a certificate the CA next to
+   * the coordinator could mint). Refuses (PROTOCOL_VIOLATION) without a verified log, when the log pins
+   * another key for this site (someone re-enrolled as it), or when a cohort member has no pinned key.
+   */
+  async function pinnedKeysFor(
+    cohort: readonly string[],
+    ownKeyPem: string,
+  ): Promise<ReadonlyMap<string, Uint8Array>> {
+    if (!checkRunApproved)
+      throw new EntenteError(
+        'PROTOCOL_VIOLATION',
+        'secagg: this site verifies no audit log, so it has no pinned identity keys to check peers against',
+        { field: 'secagg' },
+      );
+    const keys = await checkRunApproved.pinnedKeys();
+    const spki = createPublicKey(ownKeyPem).export({ format: 'der', type: 'spki' });
+    if (!isSameKey(keys.get(options.institution), new Uint8Array(spki.subarray(12))))
+      throw new EntenteError(
+        'PROTOCOL_VIOLATION',
+        `identity: the audit log does not pin this site's identity key for ${options.institution} (another key was enrolled under its name)`,
+        { field: 'identity' },
+      );
+    const missing = cohort.filter((m) => !keys.has(m));
+    if (missing.length > 0)
+      throw new EntenteError(
+        'PROTOCOL_VIOLATION',
+        `secagg.cohort: ${missing.slice(0, 5).join(', ')} ${missing.length === 1 ? 'has' : 'have'} no identity key pinned in the audit log this site verified (not admitted members)`,
+        { field: 'secagg.cohort' },
+      );
+    return keys;
+  }
 
   /** Before training: the model must be the one the audit log records (when this site witnesses the log). */
   async function checkModelInLog(task: {
@@ -485,6 +522,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       options: task.clientDp ? { ...task.train, clientDp: task.clientDp } : task.train,
     };
     checkRoundContext(context);
+    const pinned = await pinnedKeysFor(context.cohort, signing.keyPem);
     await checkModelInLog(task);
     const roundKey = `${task.runId}/${task.round}`;
     const updateKey = computeUpdateKey(task, context);
@@ -581,14 +619,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       context,
       self: options.institution,
       identityKeyPem: signing.keyPem,
-      identityCertPem: signing.certPem,
-      caCertPem: signing.caPem,
-      // An enrolled site also refuses a peer whose identity certificate the log says was revoked.
-      ...(options.requireApprovedRuns && checkRunApproved
-        ? { isRevoked: (serial: string) => checkRunApproved.isRevoked(serial) }
-        : {}),
+      // Peers are checked against the keys pinned in this site's own verified copy of the log only.
+      pinnedKeyOf: (member) => pinned.get(member),
       input: vector,
-      now: () => new Date(),
     });
     for (const key of sessions.keys()) if (key.startsWith(`${task.runId}/`)) sessions.delete(key);
     sessions.set(sessionKey(task.runId, task.round, task.attempt), session);
@@ -930,12 +963,16 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         .postJson('/v1/heartbeat', {}, 5_000)
         .catch(() => {});
     }, info.heartbeatMs);
+    /** False after a failed attempt: the next poll is then not woken by the checkpoint that failed. */
+    let witnessOk = true;
     /** Witnesses the newest checkpoint; a split view or rollback stops this site for good. */
     const witnessLog = async (): Promise<void> => {
       if (!witness || signal.aborted) return;
       try {
         await witness.cosignPending();
+        witnessOk = true;
       } catch (err) {
+        witnessOk = false;
         if (witness.halted) {
           log.error(
             { code: 'PROTOCOL_VIOLATION' },
@@ -948,7 +985,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
           { code: (err as EntenteError).code },
           `could not witness the audit log: ${(err as Error).message}`,
         );
-        await sleep(1_000, signal); // do not spin: the next poll would return at once
+        await sleep(1_000, signal); // a short pause before polling again
       }
     };
     try {
@@ -957,7 +994,11 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         let task: Task | undefined;
         try {
           const waitMs = options.pollWaitMs ?? 20_000;
-          const seen = witness ? `&checkpoint=${witness.cosignedSize}` : '';
+          // The newest checkpoint this site is done with (cosigned or refused): only a newer one, when
+          // there is no task, ends the wait. After a failed attempt the coordinator's current one counts
+          // as seen (the parameter is left out), so the site retries when a newer one appears or after
+          // its next task, never in a loop on the same one.
+          const seen = witness && witnessOk ? `&checkpoint=${witness.witnessedSize}` : '';
           const r = await currentClient().getJson(`/v1/tasks/next?waitMs=${waitMs}${seen}`, waitMs + 10_000);
           failures = 0;
           if (r.status === 204 || r.body === null) continue;

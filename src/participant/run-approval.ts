@@ -5,14 +5,14 @@
  * identity keys, quorums of the policy in force: src/governance/verify-trail.ts), and requires the run's
  * `run-configured` entry to follow an approved start-run proposal. A coordinator that starts a run
  * without its quorum, or forges an approval, gets a refusal (PROTOCOL_VIOLATION, journaled). The entries
- * are fetched incrementally and kept; the certificate serials the log says were revoked are collected so
- * that secure aggregation refuses a peer whose identity certificate was revoked.
+ * are fetched incrementally and kept; the same replay gives every member's pinned identity key, which
+ * secure aggregation checks peers' adverts against (identity-key.ts in governance).
  */
 import { type LogEntry, MerkleTree, hashLeaf, parseLogEntry } from '../audit/index.ts';
 import { EntenteError } from '../core/errors.ts';
 import { type TrailEntry, verifyGovernanceTrail } from '../governance/index.ts';
 import { type RunConfig, parseRunConfig } from '../protocol/index.ts';
-import { type MtlsClient, normalizeSerial } from '../transport/index.ts';
+import type { MtlsClient } from '../transport/index.ts';
 import type { LogWitness } from './log-witness.ts';
 
 const BATCH = 10_000;
@@ -24,10 +24,14 @@ function refuse(message: string): never {
 export interface RunApprovalCheck {
   /** Throws PROTOCOL_VIOLATION unless the verified log shows `run` approved by its quorum. */
   check(run: string): Promise<void>;
-  /** True when the log (as last read) says certificate `serialHex` was revoked. */
-  isRevoked(serialHex: string): boolean;
   /** The run configuration the log records for an approved `run` (after `check(run)`). */
   approvedConfig(run: string): RunConfig | undefined;
+  /**
+   * The identity key of every *admitted* member (policy in force, or the log's founding institutions)
+   * as pinned in the log this site verified (read up to its newest verified checkpoint first): what
+   * secure-aggregation adverts are checked against, never a certificate.
+   */
+  pinnedKeys(): Promise<ReadonlyMap<string, Uint8Array>>;
 }
 
 export function createRunApprovalCheck(input: {
@@ -35,10 +39,11 @@ export function createRunApprovalCheck(input: {
   client: () => MtlsClient;
 }): RunApprovalCheck {
   const approved = new Map<string, RunConfig>();
-  const revoked = new Set<string>();
   const entries: LogEntry[] = [];
   const tree = new MerkleTree();
   let trailOkAt = -1;
+  let keysAt = -1;
+  let keys: ReadonlyMap<string, Uint8Array> = new Map();
 
   /** Reads the entries added since the last call and checks the whole log against the verified root. */
   async function sync(): Promise<void> {
@@ -62,7 +67,6 @@ export function createRunApprovalCheck(input: {
           return refuse(`an entry of the log is malformed (${(err as Error).message})`);
         }
         entries.push(entry);
-        if (entry.kind === 'certificate-revoked') revoked.add(normalizeSerial(entry.serial));
       }
     }
     if (size === 0 || Buffer.from(tree.root()).toString('base64') !== root)
@@ -70,8 +74,16 @@ export function createRunApprovalCheck(input: {
   }
 
   return {
-    isRevoked: (serialHex) => revoked.has(normalizeSerial(serialHex)),
     approvedConfig: (run) => approved.get(run),
+    async pinnedKeys() {
+      await sync();
+      if (keysAt !== entries.length) {
+        const trail = verifyGovernanceTrail(entries as unknown as TrailEntry[]);
+        keys = new Map([...trail.identityKeys].filter(([member]) => trail.members.has(member)));
+        keysAt = entries.length;
+      }
+      return keys;
+    },
     async check(run: string): Promise<void> {
       await sync();
       if (approved.has(run)) return;

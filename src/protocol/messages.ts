@@ -163,7 +163,6 @@ export const signedAdvertSchema = z.strictObject({
   maskingKey: b64(44),
   selfSeedCommitment: hex64,
   configDigest: hex64,
-  certificate: z.string().min(1).max(8192),
   signature: b64(88),
 });
 

@@ -10,8 +10,6 @@
 import { randomBytes } from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
 import { encodeCanonicalFields } from '../crypto/canonical-bytes.ts';
-import { readCertificateSerial } from '../crypto/certificate-request.ts';
-import { verifyIdentityCertificate } from '../crypto/pki.ts';
 import { signEd25519, verifyEd25519 } from '../crypto/signatures.ts';
 import {
   type X25519KeyPair,
@@ -21,6 +19,7 @@ import {
 } from './key-agreement.ts';
 import { type RingVector, applyMaskStreams } from './mask-stream.ts';
 import {
+  type PinnedKeyResolver,
   type SecAggRoundContext,
   type SignedAdvert,
   checkRoundContext,
@@ -72,15 +71,12 @@ export interface UnmaskResponse {
 export interface ParticipantSessionInput {
   readonly context: SecAggRoundContext;
   readonly self: string;
-  /** The institution's Ed25519 identity (secret key PEM, certificate PEM) and the consortium CA it trusts. */
+  /** The institution's Ed25519 identity key (secret key PEM). */
   readonly identityKeyPem: string;
-  readonly identityCertPem: string;
-  readonly caCertPem: string;
-  /** Certificate serials (hex) known to be revoked: a peer presenting one is refused. */
-  readonly isRevoked?: ((serialHex: string) => boolean) | undefined;
+  /** Each peer's identity key as pinned in this participant's own verified copy of the audit log. */
+  readonly pinnedKeyOf: PinnedKeyResolver;
   /** The quantized input x_u laid out as context.segments (weight channel last). Taken over, not copied. */
   readonly input: RingVector;
-  readonly now: () => Date;
 }
 
 function violation(field: string, message: string): never {
@@ -127,36 +123,37 @@ export function pairwiseSign(self: string, peer: string): 1 | -1 {
 }
 
 /**
- * Verifies one advert against the context and the CA: the identity certificate (chain, validity, CN =
- * participant), the config digest, and the Ed25519 signature. Returns the signer's raw public key.
- * Throws PROTOCOL_VIOLATION naming `field`.
+ * Verifies one advert against the context and the identity key pinned for its sender (the caller's
+ * verified view of the audit log): cohort membership, the config digest, and the Ed25519 signature.
+ * Returns the signer's raw public key. Throws PROTOCOL_VIOLATION naming `field`. No certificate is
+ * consulted: whoever holds the CA key (the coordinator's host, in the enrollment flow) could mint one.
  */
-export async function verifyAdvert(
+export function verifyAdvert(
   ctx: SecAggRoundContext,
   advert: SignedAdvert,
-  caCertPem: string,
-  at: Date,
+  pinnedKeyOf: PinnedKeyResolver,
   field: string,
-  isRevoked?: (serialHex: string) => boolean,
-): Promise<Uint8Array> {
+): Uint8Array {
   if (!ctx.cohort.includes(advert.participant)) violation(`${field}.participant`, 'is not in the cohort');
   if (advert.configDigest !== computeConfigDigest(ctx))
     violation(`${field}.configDigest`, 'differs from this round (different model, cohort or settings)');
-  const verdict = await verifyIdentityCertificate(advert.certificate, caCertPem, {
-    commonName: advert.participant,
-    at,
-  });
-  if (!verdict.ok) violation(`${field}.certificate`, verdict.reason);
-  if (isRevoked?.(readCertificateSerial(advert.certificate)))
-    violation(`${field}.certificate`, `${advert.participant}'s identity certificate was revoked`);
+  const pinned = pinnedKeyOf(advert.participant);
+  if (pinned?.length !== 32)
+    violation(
+      `${field}.participant`,
+      `${advert.participant} has no identity key pinned in the audit log (not an admitted member)`,
+    );
   fromBase64(advert.encryptionKey, `${field}.encryptionKey`, 32);
   fromBase64(advert.maskingKey, `${field}.maskingKey`, 32);
   if (!/^[0-9a-f]{64}$/.test(advert.selfSeedCommitment))
     violation(`${field}.selfSeedCommitment`, 'must be SHA-256 hex');
   const signature = fromBase64(advert.signature, `${field}.signature`, 64);
-  if (!verifyEd25519(verdict.publicKey, encodeAdvertPayload(ctx, advert), signature))
-    violation(`${field}.signature`, `does not verify with ${advert.participant}'s identity key`);
-  return verdict.publicKey;
+  if (!verifyEd25519(pinned, encodeAdvertPayload(ctx, advert), signature))
+    violation(
+      `${field}.signature`,
+      `does not verify with the identity key pinned for ${advert.participant} in the audit log`,
+    );
+  return pinned;
 }
 
 /** Commitment to a self-mask seed, bound to its owner and round (SHA-256 over canonical fields). */
@@ -178,10 +175,7 @@ export class ParticipantSession {
   readonly self: string;
   private stage: SecAggStage | 'done' = 'advertise-keys';
   private readonly identityKeyPem: string;
-  private readonly identityCertPem: string;
-  private readonly caCertPem: string;
-  private readonly isRevoked: ((serialHex: string) => boolean) | undefined;
-  private readonly now: () => Date;
+  private readonly pinnedKeyOf: PinnedKeyResolver;
   private input: RingVector | undefined;
   private readonly encryptionPair: X25519KeyPair;
   private readonly maskingPair: X25519KeyPair;
@@ -213,10 +207,7 @@ export class ParticipantSession {
     this.context = input.context;
     this.self = input.self;
     this.identityKeyPem = input.identityKeyPem;
-    this.identityCertPem = input.identityCertPem;
-    this.caCertPem = input.caCertPem;
-    this.isRevoked = input.isRevoked;
-    this.now = input.now;
+    this.pinnedKeyOf = input.pinnedKeyOf;
     this.input = input.input;
     this.encryptionPair = generateX25519KeyPair();
     this.maskingPair = generateX25519KeyPair();
@@ -235,7 +226,7 @@ export class ParticipantSession {
       configDigest: computeConfigDigest(ctx),
     };
     const signature = signEd25519(session.identityKeyPem, encodeAdvertPayload(ctx, unsigned));
-    session.advert = { ...unsigned, certificate: session.identityCertPem, signature: toBase64(signature) };
+    session.advert = { ...unsigned, signature: toBase64(signature) };
     session.stage = 'share-keys';
     return { session, advert: session.advert };
   }
@@ -268,9 +259,8 @@ export class ParticipantSession {
       violation('adverts', "this participant's own advert is missing or was altered");
     }
     const keys = new Set<string>();
-    const at = this.now();
     for (const [i, advert] of adverts.entries()) {
-      const identityKey = await verifyAdvert(ctx, advert, this.caCertPem, at, `adverts.${i}`, this.isRevoked);
+      const identityKey = verifyAdvert(ctx, advert, this.pinnedKeyOf, `adverts.${i}`);
       for (const k of [advert.encryptionKey, advert.maskingKey]) {
         if (keys.has(k)) violation(`adverts.${i}`, 'reuses a public key already used in this round');
         keys.add(k);

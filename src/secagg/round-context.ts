@@ -53,10 +53,19 @@ export interface SignedAdvert {
   /** SHA-256 commitment to the self-mask seed b_u (lets the coordinator check the reconstruction). */
   readonly selfSeedCommitment: string;
   readonly configDigest: string;
-  /** The institution's Ed25519 identity certificate (PEM), issued by the consortium CA. */
-  readonly certificate: string;
+  /**
+   * Ed25519 signature by the institution's identity key. Peers verify it with the key pinned for that
+   * institution in their own verified copy of the audit log, never with a certificate: a certificate
+   * authority run next to the coordinator could mint any member.
+   */
   readonly signature: string;
 }
+
+/**
+ * The identity key (32-byte Ed25519 public key) pinned for `member` in the caller's verified view of
+ * the consortium (its audit log), or undefined when none is pinned.
+ */
+export type PinnedKeyResolver = (member: string) => Uint8Array | undefined;
 
 export function sha256(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(bytes).digest());
@@ -132,7 +141,7 @@ export function computeConfigDigest(ctx: SecAggRoundContext): string {
 /** The bytes an advert's signature covers. */
 export function encodeAdvertPayload(
   ctx: SecAggRoundContext,
-  advert: Omit<SignedAdvert, 'signature' | 'certificate'>,
+  advert: Omit<SignedAdvert, 'signature'>,
 ): Uint8Array {
   return encodeCanonicalFields([
     'entente/secagg/advertise-keys/v1',

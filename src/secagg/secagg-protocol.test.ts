@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { EntenteError } from '../core/errors.ts';
-import { readCertificateSerial } from '../crypto/certificate-request.ts';
 import { signEd25519 } from '../crypto/signatures.ts';
 import type { RingVector } from './mask-stream.ts';
 import { ParticipantSession, type SealedShare } from './participant-session.ts';
@@ -21,7 +20,6 @@ import {
 import { ServerSession } from './server-session.ts';
 import {
   type TestConsortium,
-  TEST_NOW,
   createRingVector,
   createTestConsortium,
   createTestContext,
@@ -54,10 +52,8 @@ function createParticipants(tc: TestConsortium, ctx: SecAggRoundContext, seedOf:
       context: ctx,
       self: id,
       identityKeyPem: ident.keyPem,
-      identityCertPem: ident.certPem,
-      caCertPem: tc.caCertPem,
+      pinnedKeyOf: tc.pinnedKeyOf,
       input,
-      now: TEST_NOW,
     });
     sessions.set(id, session);
     adverts.set(id, advert);
@@ -76,7 +72,7 @@ interface Drops {
 async function runRound(ctx: SecAggRoundContext, drops: Drops) {
   const tc = await consortium();
   const { sessions, adverts, inputs } = createParticipants(tc, ctx, (id) => IDS.indexOf(id) + 1);
-  const server = new ServerSession({ context: ctx, caCertPem: tc.caCertPem, now: TEST_NOW });
+  const server = new ServerSession({ context: ctx, pinnedKeyOf: tc.pinnedKeyOf });
   for (const [id, a] of adverts) await server.acceptAdvert(id, a);
   const v1 = server.closeAdvertiseKeys();
   if (!v1.ok) return { ok: false as const, reason: v1.reason };
@@ -305,22 +301,21 @@ test('malicious coordinator: substituted, unsigned, wrongly signed and replayed 
   const other = fresh().adverts.get('h2')!;
   await tamper((a) => ({ ...a, maskingKey: other.maskingKey }), /adverts\.1\.signature: does not verify/);
   await tamper((a) => ({ ...a, signature: toBase64(new Uint8Array(64)) }), /adverts\.1\.signature/);
-  // Signed by the intruder's (valid, same-CA) key but claiming to be h2.
+  // Signed by the intruder's (pinned, but for another member) key while claiming to be h2.
   const intruder = tc.identities.get('intruder')!;
   await tamper((a) => {
-    const { signature: _s, certificate: _c, ...unsigned } = a;
+    const { signature: _s, ...unsigned } = a;
     return {
       ...a,
-      certificate: intruder.certPem,
       signature: toBase64(signEd25519(intruder.keyPem, encodeAdvertPayload(ctx, unsigned))),
     };
-  }, /adverts\.1\.certificate/);
-  // Signed by h2 with its own certificate, but a certificate from another CA.
-  const foreign = await createTestConsortium(['h2']);
-  await tamper(
-    (a) => ({ ...a, certificate: foreign.identities.get('h2')!.certPem }),
-    /adverts\.1\.certificate/,
-  );
+  }, /adverts\.1\.signature: does not verify with the identity key pinned for h2/);
+  // Signed by a fresh key for h2 (what a CA next to the coordinator could certify): not the pinned one.
+  const minted = (await createTestConsortium(['h2'])).identities.get('h2')!;
+  await tamper((a) => {
+    const { signature: _s, ...unsigned } = a;
+    return { ...a, signature: toBase64(signEd25519(minted.keyPem, encodeAdvertPayload(ctx, unsigned))) };
+  }, /adverts\.1\.signature: does not verify with the identity key pinned for h2/);
   // Replayed from the previous round.
   const previous = createParticipants(
     tc,
@@ -376,10 +371,8 @@ test('a threshold below a strict majority, or a cohort of fewer than 3, is refus
       context: ctx,
       self: 'h1',
       identityKeyPem: ident.keyPem,
-      identityCertPem: ident.certPem,
-      caCertPem: tc.caCertPem,
+      pinnedKeyOf: tc.pinnedKeyOf,
       input: new Uint32Array(countVectorWords(ctx)),
-      now: TEST_NOW,
     });
   assertViolation(
     make(createTestContext({ cohort: IDS, threshold: 3, tensorLengths: [4] })),
@@ -395,7 +388,7 @@ test('the server refuses a wrong masked-input signature and a stage answered twi
   const tc = await consortium();
   const ctx = createTestContext({ cohort: IDS.slice(0, 3), threshold: 3, tensorLengths: [4] });
   const { sessions, adverts } = createParticipants(tc, ctx, () => 1);
-  const server = new ServerSession({ context: ctx, caCertPem: tc.caCertPem, now: TEST_NOW });
+  const server = new ServerSession({ context: ctx, pinnedKeyOf: tc.pinnedKeyOf });
   for (const [id, a] of adverts) await server.acceptAdvert(id, a);
   await assert.rejects(() => server.acceptAdvert('h1', adverts.get('h1')!), /DUPLICATE|already answered/);
   const v1 = server.closeAdvertiseKeys();
@@ -411,10 +404,9 @@ test('the server refuses a wrong masked-input signature and a stage answered twi
   server.acceptMaskedInput('h1', '11'.repeat(32), out.sign('11'.repeat(32)));
 });
 
-test('a peer whose identity certificate is revoked is refused at ShareKeys (enrolled sites read revocations from the log)', async () => {
+test('a cohort member with no identity key pinned in the log is refused at ShareKeys (a member minted by the coordinator)', async () => {
   const tc = await consortium();
   const ctx = createTestContext({ cohort: IDS.slice(0, 4), threshold: 3, tensorLengths: [6] });
-  const revokedSerial = readCertificateSerial(tc.identities.get('h3')!.certPem);
   const ident = tc.identities.get('h1')!;
   const honest = createParticipants(tc, ctx, () => 1);
   const list = [...honest.adverts.values()];
@@ -423,15 +415,16 @@ test('a peer whose identity certificate is revoked is refused at ShareKeys (enro
     context: ctx,
     self: 'h1',
     identityKeyPem: ident.keyPem,
-    identityCertPem: ident.certPem,
-    caCertPem: tc.caCertPem,
-    isRevoked: (serial) => serial === revokedSerial,
+    // h1's verified log pins every member but h3.
+    pinnedKeyOf: (member) => (member === 'h3' ? undefined : tc.pinnedKeyOf(member)),
     input: new Uint32Array(countVectorWords(ctx)),
-    now: TEST_NOW,
   });
   const withOwn = list.map((a) => (a.participant === 'h1' ? own.advert : a));
-  await assertViolationAsync(() => own.session.shareKeys(withOwn), /h3's identity certificate was revoked/);
-  // Without the revocation the same adverts are accepted.
+  await assertViolationAsync(
+    () => own.session.shareKeys(withOwn),
+    /adverts\.2\.participant: h3 has no identity key pinned in the audit log/,
+  );
+  // With h3 pinned the same adverts are accepted.
   const plain = createParticipants(tc, ctx, () => 1);
   const out = await plain.sessions.get('h1')!.shareKeys([...plain.adverts.values()]);
   assert.ok(out.shares.length > 0);

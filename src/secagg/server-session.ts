@@ -23,6 +23,7 @@ import {
   verifyAdvert,
 } from './participant-session.ts';
 import {
+  type PinnedKeyResolver,
   type SecAggRoundContext,
   type SignedAdvert,
   checkRoundContext,
@@ -59,8 +60,7 @@ function* subsetsOf<T>(items: readonly T[], size: number): Generator<T[]> {
 
 export class ServerSession {
   readonly context: SecAggRoundContext;
-  private readonly caCertPem: string;
-  private readonly now: () => Date;
+  private readonly pinnedKeyOf: PinnedKeyResolver;
   private stageName: SecAggStage | 'done' | 'aborted' = 'advertise-keys';
   private readonly adverts = new Map<string, { advert: SignedAdvert; identityKey: Uint8Array }>();
   private u1: string[] = [];
@@ -74,11 +74,11 @@ export class ServerSession {
   private u4: string[] = [];
   private readonly unmaskFrom = new Map<string, UnmaskResponse>();
 
-  constructor(input: { context: SecAggRoundContext; caCertPem: string; now: () => Date }) {
+  /** `pinnedKeyOf`: each member's identity key as pinned in the audit log (not a CA's certificate). */
+  constructor(input: { context: SecAggRoundContext; pinnedKeyOf: PinnedKeyResolver }) {
     checkRoundContext(input.context);
     this.context = input.context;
-    this.caCertPem = input.caCertPem;
-    this.now = input.now;
+    this.pinnedKeyOf = input.pinnedKeyOf;
   }
 
   get stage(): SecAggStage | 'done' | 'aborted' {
@@ -145,9 +145,7 @@ export class ServerSession {
   async acceptAdvert(participant: string, advert: SignedAdvert): Promise<void> {
     this.expectStage('advertise-keys', participant);
     if (advert.participant !== participant) refuse('advert.participant', 'is not the sender');
-    const identityKey = await verifyAdvert(this.context, advert, this.caCertPem, this.now(), 'advert');
-    // The stage may have closed while the certificate was being verified.
-    this.expectStage('advertise-keys', participant);
+    const identityKey = verifyAdvert(this.context, advert, this.pinnedKeyOf, 'advert');
     for (const { advert: other } of this.adverts.values()) {
       for (const k of [other.encryptionKey, other.maskingKey]) {
         if (k === advert.encryptionKey || k === advert.maskingKey)

@@ -1,32 +1,44 @@
 /**
- * Test fixtures for secure aggregation: a CA, Ed25519 identity certificates and a round context.
- * Used only by tests (and the benchmark); kept here so both sides' tests build rounds the same way.
+ * Test fixtures for secure aggregation: Ed25519 identity keys, the pinned-key view a participant reads
+ * from its audit log, and a round context. Used only by tests (and the benchmark); kept here so both
+ * sides' tests build rounds the same way.
  */
-import { createCertificateAuthority, issueIdentityCertificate } from '../crypto/pki.ts';
+import { generateKeyPairSync } from 'node:crypto';
 import type { RingVector } from './mask-stream.ts';
-import { type SecAggRoundContext, type VectorSegment, WEIGHT_SEGMENT } from './round-context.ts';
+import {
+  type PinnedKeyResolver,
+  type SecAggRoundContext,
+  type VectorSegment,
+  WEIGHT_SEGMENT,
+} from './round-context.ts';
 
 export interface TestIdentity {
   readonly id: string;
-  readonly certPem: string;
+  /** Ed25519 secret key, PKCS#8 PEM. */
   readonly keyPem: string;
+  /** The raw 32-byte public key (what the audit log pins). */
+  readonly publicKey: Uint8Array;
 }
 
 export interface TestConsortium {
-  readonly caCertPem: string;
   readonly identities: ReadonlyMap<string, TestIdentity>;
+  /** The identity keys as pinned in the (test) audit log: exactly the ids given. */
+  readonly pinnedKeyOf: PinnedKeyResolver;
 }
 
-/** A CA and one identity certificate per id (valid from 2026-01-01 for 10 years). */
+/** A fresh Ed25519 identity key per id, all of them pinned. */
 export async function createTestConsortium(ids: readonly string[]): Promise<TestConsortium> {
-  const notBefore = new Date(Date.UTC(2026, 0, 1));
-  const ca = await createCertificateAuthority({ commonName: 'test-ca', notBefore, validityDays: 3650 });
   const identities = new Map<string, TestIdentity>();
   for (const id of ids) {
-    const c = await issueIdentityCertificate(ca, { commonName: id, notBefore, validityDays: 3650 });
-    identities.set(id, { id, certPem: c.certPem, keyPem: c.keyPem });
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(12);
+    identities.set(id, {
+      id,
+      keyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+      publicKey: new Uint8Array(raw),
+    });
   }
-  return { caCertPem: ca.certPem, identities };
+  return { identities, pinnedKeyOf: (member) => identities.get(member)?.publicKey };
 }
 
 /** A round context over `tensorLengths` (named t0, t1, …) plus the weight channel. */
@@ -66,6 +78,3 @@ export function createRingVector(ringBits: 32 | 64, words: number, fill: (i: num
   if (ringBits === 32) return Uint32Array.from({ length: words }, (_, i) => fill(i) >>> 0);
   return BigUint64Array.from({ length: words }, (_, i) => BigInt.asUintN(64, BigInt(fill(i))));
 }
-
-/** Fixed "now" inside the test certificates' validity. */
-export const TEST_NOW = (): Date => new Date(Date.UTC(2026, 10, 27));

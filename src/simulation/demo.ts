@@ -30,7 +30,7 @@ import {
 import { builtinTrainer, computeDpStepsPerEpoch, describeLayout, parseModelSpec } from '../models/index.ts';
 import { calibrateNoiseMultiplier } from '../privacy/index.ts';
 import type { BlobRef } from '../protocol/index.ts';
-import { createWorkspace } from '../storage/index.ts';
+import { createWorkspace, ensurePrivateDir, writePrivateFile } from '../storage/index.ts';
 import {
   type GovernanceReportData,
   renderGovernanceReportHtml,
@@ -118,11 +118,11 @@ export function calibrateDemoNoise(rounds: number, epsilon: number): number {
   });
 }
 
-/** Writes the rows `indices` of the CSV table as a CSV file. */
+/** Writes the rows `indices` of the CSV table as a CSV file (a copy of personal data: mode 0600). */
 function writeRows(path: string, header: string[], rows: string[][], indices: readonly number[]): void {
   const lines = [header.join(',')];
   for (const i of indices) lines.push(rows[i]!.join(','));
-  writeFileSync(path, lines.join('\n') + '\n');
+  writePrivateFile(path, lines.join('\n') + '\n');
 }
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
@@ -163,11 +163,12 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     now: new Date(),
   });
   const sitesDir = join(dir, 'sites');
+  ensurePrivateDir(sitesDir);
   const participants: DemoSummary['participants'] = {};
   const partData = new Map<string, LabeledData>();
   DEMO_INSTITUTIONS.forEach((id, k) => {
     const rows = parts[k]!.map((i) => outer.trainIndices[i]!);
-    mkdirSync(join(sitesDir, id), { recursive: true });
+    ensurePrivateDir(join(sitesDir, id));
     writeRows(join(sitesDir, id, 'data.csv'), table.header, table.rows, rows);
     const local = selectRows(all, rows);
     partData.set(id, local);
@@ -212,7 +213,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       dir,
     });
     say(`enrolled ${[...members.sites.keys()].join(', ')} with one-time tokens (keys made on site)`);
-    // 2. The founding policy, adopted by its own adoptPolicy quorum.
+    // 2. The founding policy, adopted once every member it lists has signed it.
     const dataSchemaDigest = computeSchemaDigest(schema);
     const policy = createDemoPolicy({
       consortium: 'demo',
@@ -227,7 +228,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       })
     ).body;
     say(`policy v1 proposed (${adopt.id.slice(0, 12)}…), needs ${adopt.missing}`);
-    const adopted = await approveByQuorum(members, adopt.id, ['hospital-a', 'clinic-c', DEMO_AUDITOR], say);
+    // A founding policy needs every member it lists (each consents to the roster and its pinned keys).
+    const adopted = await approveByQuorum(
+      members,
+      adopt.id,
+      [...DEMO_INSTITUTIONS, DEMO_AUDITOR, operatorId],
+      say,
+    );
     for (const id of DEMO_INSTITUTIONS)
       federation.startParticipant(
         id,

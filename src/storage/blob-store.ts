@@ -1,18 +1,20 @@
 /**
  * Content-addressed chunk store on the local filesystem: each chunk lives at
  * `<root>/<aa>/<sha256>`, written to a temporary file, fsynced and renamed, so a crash never leaves a
- * partial chunk under its address. A chunk whose bytes do not hash to its address is never stored.
+ * partial chunk under its address. A chunk whose bytes do not hash to its address is never stored, and
+ * every read hashes the bytes again: a chunk changed on disk (bit rot, a careless edit, an attacker
+ * with file access) is refused with STORE_CORRUPT and reported to `onCorrupt`, never returned as good.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  type ReadStream,
+  chmodSync,
   closeSync,
-  createReadStream,
   fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
   readSync,
+  readdirSync,
   renameSync,
   rmSync,
   statSync,
@@ -24,12 +26,35 @@ import { EntenteError } from '../core/errors.ts';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+export interface BlobStoreOptions {
+  /** Called once per refused read of a chunk whose bytes no longer hash to its address. */
+  readonly onCorrupt?: (sha256: string, path: string) => void;
+}
+
 export class BlobStore {
   readonly root: string;
+  private readonly onCorrupt: ((sha256: string, path: string) => void) | undefined;
 
-  constructor(root: string) {
+  constructor(root: string, options: BlobStoreOptions = {}) {
     this.root = root;
-    mkdirSync(join(root, 'tmp'), { recursive: true });
+    this.onCorrupt = options.onCorrupt;
+    for (const d of [root, join(root, 'tmp')]) {
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+      chmodSync(d, 0o700);
+    }
+  }
+
+  private notStored(sha256: string): EntenteError {
+    return new EntenteError('NOT_FOUND', `blob ${sha256.slice(0, 12)}… is not stored`, { field: 'sha256' });
+  }
+
+  private corrupt(sha256: string): EntenteError {
+    this.onCorrupt?.(sha256, this.pathOf(sha256));
+    return new EntenteError(
+      'STORE_CORRUPT',
+      `stored chunk ${sha256.slice(0, 12)}… no longer hashes to its address (not served)`,
+      { field: 'sha256' },
+    );
   }
 
   pathOf(sha256: string): string {
@@ -54,24 +79,32 @@ export class BlobStore {
     }
   }
 
+  /**
+   * A stored chunk's bytes (at most one chunk, ≤ 4 MiB), checked against its address before they are
+   * returned: NOT_FOUND when absent, STORE_CORRUPT when they no longer hash to it.
+   */
   read(sha256: string): Buffer {
+    let bytes: Buffer;
     try {
-      return readFileSync(this.pathOf(sha256));
+      bytes = readFileSync(this.pathOf(sha256));
     } catch {
-      throw new EntenteError('NOT_FOUND', `blob ${sha256.slice(0, 12)}… is not stored`, { field: 'sha256' });
+      throw this.notStored(sha256);
     }
+    if (createHash('sha256').update(bytes).digest('hex') !== sha256) throw this.corrupt(sha256);
+    return bytes;
   }
 
-  /** A read stream of a stored chunk (for serving it without holding it in memory). */
-  openReadStream(sha256: string): ReadStream {
-    if (!this.has(sha256))
-      throw new EntenteError('NOT_FOUND', `blob ${sha256.slice(0, 12)}… is not stored`, { field: 'sha256' });
-    return createReadStream(this.pathOf(sha256), { highWaterMark: 256 * 1024 });
+  /** Hashes a stored chunk without keeping it: NOT_FOUND when absent, STORE_CORRUPT when it does not match. */
+  verify(sha256: string): void {
+    this.readPieces([sha256], () => {});
   }
 
   /**
    * Reads stored chunks in order, synchronously, through one reused buffer of `pieceBytes`: `fn` gets
-   * views that are only valid during the call. Memory stays O(pieceBytes) whatever the blob size.
+   * views that are only valid during the call. Memory stays O(pieceBytes) whatever the blob size. Each
+   * chunk is hashed as it is read and STORE_CORRUPT is thrown at its end when it does not match its
+   * address, so a caller must treat what it folded so far as lost when this throws (nothing here is
+   * served to a peer: serving paths use `read`, which checks before returning anything).
    */
   readPieces(sha256s: readonly string[], fn: (piece: Uint8Array) => void, pieceBytes = 1024 * 1024): void {
     const buf = Buffer.allocUnsafe(pieceBytes);
@@ -80,18 +113,34 @@ export class BlobStore {
       try {
         fd = openSync(this.pathOf(sha), 'r');
       } catch {
-        throw new EntenteError('NOT_FOUND', `blob ${sha.slice(0, 12)}… is not stored`, { field: 'sha256' });
+        throw this.notStored(sha);
       }
+      const hash = createHash('sha256');
       try {
         for (;;) {
           const n = readSync(fd, buf, 0, pieceBytes, null);
           if (n === 0) break;
+          hash.update(buf.subarray(0, n));
           fn(buf.subarray(0, n));
         }
       } finally {
         closeSync(fd);
       }
+      if (hash.digest('hex') !== sha) throw this.corrupt(sha);
     }
+  }
+
+  /** Every chunk address under the root (for `entente doctor`), with its file size. */
+  list(): { sha256: string; bytes: number }[] {
+    const out: { sha256: string; bytes: number }[] = [];
+    for (const dir of readdirSync(this.root)) {
+      if (!/^[0-9a-f]{2}$/.test(dir)) continue;
+      for (const name of readdirSync(join(this.root, dir))) {
+        const st = statSync(join(this.root, dir, name));
+        if (st.isFile()) out.push({ sha256: name, bytes: st.size });
+      }
+    }
+    return out.sort((a, b) => (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0));
   }
 
   /** Stores `bytes` under its own SHA-256 address (idempotent) and returns the address. */
@@ -115,7 +164,9 @@ export class BlobStore {
   /**
    * Streams a body into the store under `expectedSha256`. Fails with BODY_TOO_LARGE as soon as more
    * than `maxBytes` arrive, MALFORMED_BODY when the stream ends early or errors, DIGEST_MISMATCH when
-   * the bytes do not hash to the address. Nothing is stored on failure.
+   * the bytes do not hash to the address. Nothing is stored on failure. A chunk already stored is
+   * received and checked all the same (so the answer never tells whether the address was known) and
+   * replaced by the verified bytes (which repairs a copy damaged on disk).
    */
   async putStream(
     expectedSha256: string,

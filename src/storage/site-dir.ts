@@ -8,12 +8,14 @@
  *   identity.crt, identity.key  the Ed25519 identity that signs approvals, secure-aggregation messages
  *                             and log cosignatures (key made here, mode 0600, never sent)
  *
- * Keys are written to a temporary file and renamed, so a crash never leaves half a key.
+ * Keys are written to a temporary file and renamed, so a crash never leaves half a key. The directory
+ * is mode 0700 and the keys 0600, set explicitly even when the directory or a file already existed.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
+import { ensurePrivateDir, writeFileWithMode } from './file-modes.ts';
 import type { SigningIdentity, TlsIdentity } from './workspace.ts';
 
 const siteFileSchema = z.strictObject({
@@ -43,9 +45,7 @@ export interface SiteDir {
 }
 
 function writeAtomically(path: string, text: string, mode: number): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, text, { mode });
-  renameSync(tmp, path);
+  writeFileWithMode(path, text, mode);
 }
 
 /** Writes (or, on renewal, replaces) a member's site directory. Key PEMs are secret (mode 0600). */
@@ -58,7 +58,8 @@ export function writeSiteDir(
     identity: { certPem: string; keyPem: string };
   },
 ): SiteDir {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // 0700 even when the folder existed (made by hand, or holding the site's data copy already).
+  ensurePrivateDir(dir);
   writeAtomically(join(dir, 'client.key'), input.tls.keyPem, 0o600);
   writeAtomically(join(dir, 'identity.key'), input.identity.keyPem, 0o600);
   writeAtomically(join(dir, 'ca.crt'), input.caPem, 0o644);

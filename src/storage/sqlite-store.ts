@@ -3,9 +3,13 @@
  * runs with their persisted state machine and strategy state, rounds with their metrics, tasks,
  * accepted updates (unique per task and per participant and round, so nothing counts twice),
  * evaluations, statistics and an event record of every rejection. Large tensors live in the blob
- * store; rows hold their SHA-256 references.
+ * store; rows hold their SHA-256 references, and `blobReferences` answers which rows refer to a chunk
+ * (the coordinator decides from them who may read it). A damaged file is reported as STORE_CORRUPT
+ * (SQLite's own corruption errors at open, and `quickCheck`, SQLite's `PRAGMA quick_check`).
  */
+import { chmodSync, closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { EntenteError } from '../core/errors.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,6 +69,9 @@ CREATE TABLE IF NOT EXISTS privacy_reports (
 CREATE TABLE IF NOT EXISTS privacy_charges (
   run_id TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL, participant TEXT NOT NULL,
   report_json TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (run_id, round, attempt, participant)
+);
+CREATE TABLE IF NOT EXISTS blob_uploads (
+  sha256 TEXT NOT NULL, participant TEXT NOT NULL, uploaded_at INTEGER NOT NULL, PRIMARY KEY (sha256, participant)
 );
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL, participant TEXT,
@@ -161,15 +168,119 @@ export interface EventRow {
   message: string;
 }
 
+/** A blob as rows record it: the whole blob's SHA-256 and size, and its chunks. */
+export interface StoredBlobRef {
+  sha256: string;
+  bytes: number;
+  chunks: { sha256: string; bytes: number }[];
+}
+
+/** A row that refers to blob chunks: what it is, for which run and round, and whose. */
+export type BlobReference =
+  /** The model a task gave its participant (train, evaluate, secure-aggregation train). */
+  | {
+      kind: 'task-model';
+      task: string;
+      runId: string;
+      round: number;
+      participant: string;
+      blob: StoredBlobRef;
+    }
+  /** An accepted (plain) update, by its uploader. */
+  | { kind: 'update'; task: string; runId: string; round: number; participant: string; blob: StoredBlobRef }
+  /** A chunk a participant uploaded (masked inputs are referenced only this way and by the log). */
+  | { kind: 'upload'; participant: string; chunk: string }
+  /** A run's current global model; the final model once the run is completed. */
+  | { kind: 'run-model'; runId: string; status: string; blob: StoredBlobRef }
+  /** A run's strategy state tensors (server momentum, moments): the coordinator's own. */
+  | { kind: 'strategy-state'; runId: string; blob: StoredBlobRef };
+
+const MODEL_TASK_KINDS = "('train', 'evaluate', 'secagg-train')";
+
+/** SQLite's result codes for a damaged or foreign file. */
+const CORRUPTION_CODES = new Set([
+  'SQLITE_CORRUPT',
+  'SQLITE_NOTADB',
+  'SQLITE_CORRUPT_INDEX',
+  'SQLITE_CORRUPT_VTAB',
+]);
+
+function storeCorrupt(path: string, detail: string, cause?: unknown): EntenteError {
+  return new EntenteError('STORE_CORRUPT', `${path}: the coordinator database is damaged (${detail})`, {
+    field: 'database',
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
 export class SqliteStore {
   readonly db: Database.Database;
+  readonly path: string;
 
-  constructor(path: string) {
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA);
+  /**
+   * Opens (or creates, mode 0600) the database at `path`. `readonly` opens an existing file without
+   * writing anything (no schema, no pragmas): for `entente doctor` and offline readers. SQLite's
+   * corruption errors at open become STORE_CORRUPT.
+   */
+  constructor(path: string, options: { readonly?: boolean } = {}) {
+    this.path = path;
+    const readonly = options.readonly === true;
+    if (!readonly && path !== ':memory:') {
+      // Create the file ourselves at 0600 so SQLite's -wal and -shm files inherit those bits.
+      closeSync(openSync(path, 'a', 0o600));
+      for (const suffix of ['', '-wal', '-shm']) {
+        try {
+          chmodSync(path + suffix, 0o600);
+        } catch {
+          // -wal / -shm exist only while (or after) a connection used them
+        }
+      }
+    }
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(path, readonly ? { readonly: true, fileMustExist: true } : {});
+      if (!readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = FULL');
+        db.pragma('foreign_keys = ON');
+        db.exec(SCHEMA);
+      } else {
+        db.prepare('SELECT COUNT(*) FROM sqlite_master').get();
+      }
+    } catch (err) {
+      db?.close();
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && CORRUPTION_CODES.has(code))
+        throw storeCorrupt(path, (err as Error).message, err);
+      throw err;
+    }
+    this.db = db;
+  }
+
+  /**
+   * SQLite's `PRAGMA quick_check` (every page and b-tree checked, without the index cross-check of
+   * integrity_check): the problems it names, [] when the file is sound. Corruption errors raised while
+   * checking are returned as problems too.
+   */
+  quickCheck(): string[] {
+    try {
+      const rows = this.db.pragma('quick_check') as { quick_check: string }[];
+      const out = rows.map((r) => r.quick_check);
+      return out.length === 1 && out[0] === 'ok' ? [] : out;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && CORRUPTION_CODES.has(code)) return [(err as Error).message];
+      throw err;
+    }
+  }
+
+  /** Throws STORE_CORRUPT naming the first problem `quickCheck` finds (the coordinator refuses to start). */
+  assertSound(): void {
+    const problems = this.quickCheck();
+    if (problems.length > 0)
+      throw storeCorrupt(
+        this.path,
+        `quick_check: ${problems.length} problem${problems.length === 1 ? '' : 's'}, first: ${problems[0]}`,
+      );
   }
 
   close(): void {
@@ -431,6 +542,13 @@ export class SqliteStore {
       .run(size, note, createdAt);
   }
 
+  /** The stored checkpoint of `size`, if any. */
+  checkpointOf(size: number): { size: number; note: string; created_at: number } | undefined {
+    return this.db.prepare('SELECT size, note, created_at FROM log_checkpoints WHERE size = ?').get(size) as
+      | { size: number; note: string; created_at: number }
+      | undefined;
+  }
+
   listCheckpoints(): { size: number; note: string; created_at: number }[] {
     return this.db.prepare('SELECT size, note, created_at FROM log_checkpoints ORDER BY size').all() as {
       size: number;
@@ -502,6 +620,109 @@ export class SqliteStore {
         'SELECT round, attempt, participant, report_json FROM privacy_charges WHERE run_id = ? ORDER BY round, attempt, participant',
       )
       .all(runId) as { round: number; attempt: number; participant: string; report_json: string }[];
+  }
+
+  // ---- blob references: which rows refer to which chunks ----
+
+  /** Records that `participant` uploaded chunk `sha256` (after the bytes were checked against it). */
+  recordUpload(sha256: string, participant: string, at: number): void {
+    this.db
+      .prepare('INSERT OR IGNORE INTO blob_uploads (sha256, participant, uploaded_at) VALUES (?, ?, ?)')
+      .run(sha256, participant, at);
+  }
+
+  /**
+   * Every row that refers to chunk `chunk`; with `participant`, only the rows of that participant's
+   * tasks, updates and uploads (plus the runs' models and strategy state), which is all an access
+   * decision for that participant needs and keeps the lookup to its own tasks (indexed).
+   */
+  blobReferences(chunk: string, options: { participant?: string } = {}): BlobReference[] {
+    const hasChunk = (col: string, path: string): string =>
+      `EXISTS (SELECT 1 FROM json_each(${col}, '${path}') c WHERE json_extract(c.value, '$.sha256') = @chunk)`;
+    const mine = options.participant === undefined ? '' : 'participant = @participant AND ';
+    return this.collectReferences(
+      `AND ${mine}${hasChunk('task_json', '$.model.chunks')}`,
+      `WHERE ${mine}${hasChunk('blob_json', '$.chunks')}`,
+      `WHERE ${hasChunk('model_json', '$.ref.chunks')} OR ${hasChunk('strategy_json', '$.tensors.chunks')}`,
+      `WHERE ${mine}sha256 = @chunk`,
+      options.participant === undefined ? { chunk } : { chunk, participant: options.participant },
+    );
+  }
+
+  /** Every blob reference the store holds (for `entente doctor`). */
+  listBlobReferences(): BlobReference[] {
+    return this.collectReferences('', '', '', '', {});
+  }
+
+  private collectReferences(
+    taskWhere: string,
+    updateWhere: string,
+    runWhere: string,
+    uploadWhere: string,
+    params: Record<string, string>,
+  ): BlobReference[] {
+    const out: BlobReference[] = [];
+    const tasks = this.db
+      .prepare(
+        `SELECT id, run_id, round, participant, json_extract(task_json, '$.model') AS blob FROM tasks
+         WHERE kind IN ${MODEL_TASK_KINDS} ${taskWhere} ORDER BY created_at, id`,
+      )
+      .all(params) as {
+      id: string;
+      run_id: string;
+      round: number;
+      participant: string;
+      blob: string | null;
+    }[];
+    for (const t of tasks)
+      if (t.blob)
+        out.push({
+          kind: 'task-model',
+          task: t.id,
+          runId: t.run_id,
+          round: t.round,
+          participant: t.participant,
+          blob: JSON.parse(t.blob) as StoredBlobRef,
+        });
+    const updates = this.db
+      .prepare(
+        `SELECT task_id, run_id, round, participant, blob_json FROM updates ${updateWhere} ORDER BY task_id`,
+      )
+      .all(params) as {
+      task_id: string;
+      run_id: string;
+      round: number;
+      participant: string;
+      blob_json: string;
+    }[];
+    for (const u of updates)
+      out.push({
+        kind: 'update',
+        task: u.task_id,
+        runId: u.run_id,
+        round: u.round,
+        participant: u.participant,
+        blob: JSON.parse(u.blob_json) as StoredBlobRef,
+      });
+    const runs = this.db
+      .prepare(`SELECT id, status, model_json, strategy_json FROM runs ${runWhere} ORDER BY created_at`)
+      .all(params) as { id: string; status: string; model_json: string; strategy_json: string }[];
+    for (const r of runs) {
+      const model = (JSON.parse(r.model_json) as { ref?: StoredBlobRef }).ref;
+      if (model) out.push({ kind: 'run-model', runId: r.id, status: r.status, blob: model });
+      const tensors = (JSON.parse(r.strategy_json) as { tensors?: StoredBlobRef | null }).tensors;
+      if (tensors) out.push({ kind: 'strategy-state', runId: r.id, blob: tensors });
+    }
+    const uploads = this.db
+      .prepare(`SELECT sha256, participant FROM blob_uploads ${uploadWhere} ORDER BY sha256, participant`)
+      .all(params) as { sha256: string; participant: string }[];
+    for (const u of uploads) out.push({ kind: 'upload', participant: u.participant, chunk: u.sha256 });
+    const chunk = params.chunk;
+    if (chunk === undefined) return out;
+    // A run row matches when its model or its strategy state has the chunk: keep only the one that has.
+    return out.filter((r) =>
+      r.kind === 'upload' ? r.chunk === chunk : r.blob.chunks.some((c) => c.sha256 === chunk),
+    );
   }
 
   listEvents(limit = 1000): EventRow[] {

@@ -13,14 +13,16 @@
  *   institutions/<id>/identity.crt|key  its Ed25519 signing identity for secure aggregation
  *                                       (OU=entente-identity, CN = institution id, issued by the CA)
  *
- * Every *.key file is written with mode 0600; every certificate has the same validity except the
- * CA's, which lasts twelve times as long.
+ * Every directory is mode 0700 and every *.key file mode 0600, set explicitly (file-modes.ts), also
+ * when `dir` existed before; every certificate has the same validity except the CA's, which lasts
+ * twelve times as long.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
+import { ensurePrivateDir, writePrivateFile } from './file-modes.ts';
 import { formatVerifierKey } from '../audit/signed-note.ts';
 import { createCertificateAuthority, issueCertificate, issueIdentityCertificate } from '../crypto/pki.ts';
 import { readEd25519PublicKey } from '../crypto/signatures.ts';
@@ -109,7 +111,7 @@ export function computeWitnessName(consortium: string, institution: string): str
 }
 
 function writeSecret(path: string, pem: string): void {
-  writeFileSync(path, pem, { mode: 0o600 });
+  writePrivateFile(path, pem);
 }
 
 /** Creates a new workspace in `dir` (must not already hold one). */
@@ -153,7 +155,9 @@ export async function createWorkspace(
     throw new EntenteError('CONFLICT', `${dir} already holds a workspace`, { field: 'workspace' });
   }
   const validityDays = input.validityDays ?? 30;
-  mkdirSync(join(dir, 'ca'), { recursive: true, mode: 0o700 });
+  // The workspace holds the CA key and the coordinator's state: 0700 even when `dir` already existed.
+  ensurePrivateDir(dir);
+  ensurePrivateDir(join(dir, 'ca'));
   const ca = await createCertificateAuthority({
     commonName: `${consortium.consortium} CA`,
     notBefore: input.now,
@@ -162,7 +166,8 @@ export async function createWorkspace(
   writeFileSync(join(dir, 'ca', 'ca.crt'), ca.certPem);
   writeSecret(join(dir, 'ca', 'ca.key'), ca.keyPem);
 
-  mkdirSync(join(dir, 'coordinator', 'state'), { recursive: true, mode: 0o700 });
+  ensurePrivateDir(join(dir, 'coordinator'));
+  ensurePrivateDir(join(dir, 'coordinator', 'state'));
   const server = await issueCertificate(ca, {
     commonName: 'coordinator',
     role: 'server',
@@ -186,7 +191,8 @@ export async function createWorkspace(
     ['members', enrolled ? [] : Object.keys(consortium.members ?? {})],
   ] as const) {
     for (const id of ids) {
-      mkdirSync(join(dir, folder, id), { recursive: true, mode: 0o700 });
+      ensurePrivateDir(join(dir, folder));
+      ensurePrivateDir(join(dir, folder, id));
       const cert = await issueCertificate(ca, {
         commonName: id,
         role: 'client',

@@ -171,7 +171,7 @@ describe('on-site enrollment over mutual TLS', () => {
     await c?.close();
   });
 
-  it('re-enrolls a member with the real CLI: keys made on site, the old certificates revoked at once', async () => {
+  it('re-enrolls a member with the real CLI (a rotation signed by its old identity key): keys made on site, the old certificates revoked at once', async () => {
     const old = sites.get('alpha')!;
     const oldClient = clientOf('alpha');
     assert.equal((await oldClient.getJson('/v1/summary')).status, 200, 'works before re-enrollment');
@@ -191,11 +191,15 @@ describe('on-site enrollment over mutual TLS', () => {
       token,
       '--dir',
       dir,
+      // The old site directory still holds alpha's identity key: it signs the move to the new one.
+      '--rotate-from',
+      old.dir,
       '--json',
     ]);
     assert.equal(r.code, 0, r.stderr);
     const printed = readJsonLine(r.stdout);
     assert.equal(printed.member, 'alpha');
+    assert.equal(printed.identityKey, 'pinned', 'the rotation signed by the old key pins the new one');
     assert.equal(printed.consortium, 'test');
     assert.deepEqual(printed.roles, ['institution']);
     assert.ok(!r.stdout.includes(token) && !r.stderr.includes(token), 'the token is never printed');
@@ -253,7 +257,11 @@ describe('on-site enrollment over mutual TLS', () => {
 
   it('a token is one-time, must be known and unexpired; a malformed one is refused without echo', async () => {
     const token = await createToken('viewer');
-    const site = await enrollMember({ coordinatorUrl: c.url, token, dir: join(c.dir, 'sites-2', 'viewer') });
+    const { site } = await enrollMember({
+      coordinatorUrl: c.url,
+      token,
+      dir: join(c.dir, 'sites-2', 'viewer'),
+    });
     sites.set('viewer', site);
     assert.equal((await clientOf('viewer').getJson('/v1/summary')).status, 200);
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createSeededRng } from '../../src/crypto/index.ts';
 import { parseCsv, partitionIid } from '../../src/data/index.ts';
 import { DATASET_DIR, type ProcessFederation, startProcessFederation } from '../../src/simulation/index.ts';
-import { type Workspace, createWorkspace } from '../../src/storage/index.ts';
+import { type Workspace, createWorkspace, writePrivateFile } from '../../src/storage/index.ts';
 import { type MtlsClient, createMtlsClient } from '../../src/transport/index.ts';
 
 export const SCHEMA_PATH = join(DATASET_DIR, 'schema.json');
@@ -21,7 +21,7 @@ export async function createTestWorkspace(
   const parts = partitionIid(table.rows.length, institutions.length, createSeededRng('e2e/partition'));
   institutions.forEach((id, k) => {
     const lines = [table.header.join(','), ...parts[k]!.map((i) => table.rows[i]!.join(','))];
-    writeFileSync(join(dir, 'institutions', id, 'data.csv'), lines.join('\n') + '\n');
+    writePrivateFile(join(dir, 'institutions', id, 'data.csv'), lines.join('\n') + '\n');
   });
   return { dir, ws, dataPath: (id) => join(dir, 'institutions', id, 'data.csv') };
 }

@@ -3,7 +3,7 @@
  * side is made), an in-process coordinator over real mutual TLS, members enrolled with one-time tokens
  * into their own site folders, and (unless `adopt: false`) policy v1 adopted by its quorum.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -13,7 +13,7 @@ import { parseCsv, partitionIid } from '../../src/data/index.ts';
 import { type ChildHandle, DATASET_DIR, spawnEntente } from '../../src/simulation/index.ts';
 import { type Proposal, signProposal } from '../../src/governance/index.ts';
 import { enrollMember } from '../../src/participant/index.ts';
-import { type SiteDir, type Workspace, createWorkspace } from '../../src/storage/index.ts';
+import { type SiteDir, type Workspace, createWorkspace, writePrivateFile } from '../../src/storage/index.ts';
 import { type MtlsClient, createMtlsClient } from '../../src/transport/index.ts';
 import { SCHEMA_PATH } from './fixtures.ts';
 
@@ -93,7 +93,7 @@ export async function startGovernedConsortium(
     auditors?: readonly string[];
     observers?: readonly string[];
     stewards?: readonly string[];
-    /** Adopt the policy (default true): signed by the first two institutions. */
+    /** Adopt the policy (default true): signed by every member it lists (a founding policy needs all). */
     adopt?: boolean;
     policy?: Record<string, unknown>;
     certificateDays?: number;
@@ -141,7 +141,7 @@ export async function startGovernedConsortium(
   };
   const enroll = async (member: string): Promise<SiteDir> => {
     const { token } = (await operator.postJson<{ token: string }>('/v1/enrollment/tokens', { member })).body;
-    const site = await enrollMember({ coordinatorUrl: url, token, dir: join(dir, 'sites', member) });
+    const { site } = await enrollMember({ coordinatorUrl: url, token, dir: join(dir, 'sites', member) });
     sites.set(member, site);
     return site;
   };
@@ -173,10 +173,13 @@ export async function startGovernedConsortium(
       ...(input.dataSchemaDigest ? { dataSchemaDigest: input.dataSchemaDigest } : {}),
     });
   if (input.adopt !== false) {
+    // A founding policy needs the signature of every member it lists but observers (each consents to the roster).
     const p = await propose(OPERATOR, 'adopt-policy', policy);
-    await sign(institutions[0]!, p.id);
-    const done = await sign(institutions[1]!, p.id);
-    if (done.status !== 'approved') throw new Error(`policy not adopted: needs ${done.missing}`);
+    let done: ProposalView | undefined;
+    for (const [member, { roles }] of Object.entries(policy.members as Record<string, { roles: string[] }>))
+      if ((member === OPERATOR || sites.has(member)) && roles.some((r) => r !== 'observer'))
+        done = await sign(member, p.id);
+    if (done?.status !== 'approved') throw new Error(`policy not adopted: needs ${done?.missing}`);
   }
   return {
     dir,
@@ -210,7 +213,7 @@ export function writeSiteData(
   ids.forEach((id, k) => {
     const path = join(sites.get(id)!.dir, 'data.csv');
     const lines = [table.header.join(','), ...parts[k]!.map((i) => table.rows[i]!.join(','))];
-    writeFileSync(path, `${lines.join('\n')}\n`);
+    writePrivateFile(path, `${lines.join('\n')}\n`);
     out.set(id, path);
   });
   return out;

@@ -180,7 +180,7 @@ describe('governance flow: proposals, quorums, policies, runs and releases', { t
     if (outDir) rmSync(outDir, { recursive: true, force: true });
   });
 
-  it('1. adoption needs the quorum: duplicates, forgeries and strangers do not count', async () => {
+  it('1. adoption needs the quorum and, for the founding policy, every member: duplicates, forgeries and strangers do not count', async () => {
     // Without a policy in force nothing but an adoption may be proposed.
     await expectError(gov.propose(OPERATOR, 'start-run', runConfig()), 'CONFLICT', 'kind', /no policy/);
 
@@ -230,10 +230,16 @@ describe('governance flow: proposals, quorums, policies, runs and releases', { t
     assert.deepEqual(still.signers, ['alpha']);
     assert.equal((await policyNow()).policy, null);
 
-    // The second distinct institution completes the quorum.
-    const done = await postSignature('beta', p.id, good.toString('base64'));
+    // The second distinct institution meets the policy's own quorum, but a founding policy also needs
+    // every member it lists: gamma and the operator have not signed yet.
+    const quorum = await postSignature('beta', p.id, good.toString('base64'));
+    assert.equal(quorum.body.status, 'open');
+    assert.match(quorum.body.missing, /every founding member \(missing: gamma, operator\)/);
+    assert.equal((await policyNow()).policy, null);
+    assert.equal((await gov.sign('gamma', p.id)).status, 'open');
+    const done = { body: await gov.sign(OPERATOR, p.id) };
     assert.equal(done.body.status, 'approved');
-    assert.deepEqual(done.body.signers, ['alpha', 'beta']);
+    assert.deepEqual(done.body.signers, ['alpha', 'beta', 'gamma', OPERATOR]);
     assert.equal(done.body.missing, '');
     const now = await policyNow();
     assert.equal(now.policy?.version, 1);

@@ -10,7 +10,7 @@
  * `ServerSession`, and any attempt number and cohort the test chooses (e.g. a second attempt of a round
  * already unmasked, with another cohort).
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -69,6 +69,8 @@ export interface CoordinatorDouble {
   logModel(run: string, modelSha256: string): number;
   /** Publishes a second, different checkpoint for the current size (a split view). */
   forkCheckpoint(): void;
+  /** Appends any entry (kind and body) to the double's log and publishes a checkpoint; returns its index. */
+  appendLogEntry(entry: Record<string, unknown>): number;
   /** Cosignature lines posted by witnesses. */
   readonly cosignatures: readonly { participant: string; size: number; line: string }[];
   /** Queues `task` for `participant`; it is served until that participant posts a result for it. */
@@ -130,7 +132,11 @@ export async function startCoordinatorDouble(input: {
     origin,
     consortium: ws.consortium.consortium,
     logKey: ws.consortium.log?.key ?? '',
-    witnesses: [],
+    // As the real coordinator does: the workspace's institutions, their identity keys pinned from the start.
+    witnesses: Object.entries(ws.consortium.witnesses ?? {}).map(([institution, key]) => ({
+      institution,
+      key,
+    })),
     quorum: 0,
   });
 
@@ -279,6 +285,9 @@ export async function startCoordinatorDouble(input: {
     results,
     registrations,
     cosignatures,
+    appendLogEntry(entry) {
+      return appendEntry(entry);
+    },
     forkCheckpoint() {
       // Same size, another root, genuinely signed by the log key: a split view.
       const size = tree.size;
@@ -401,6 +410,15 @@ export function createSecAggScript(input: {
   readonly describeFailure?: () => string;
 }): SecAggScript {
   const { double, workspace: ws, real } = input;
+  /** The workspace institutions' identity keys: what the double's log pins (as the real log does). */
+  const pinnedKeyOf = (member: string): Uint8Array | undefined => {
+    if (!ws.consortium.institutions.includes(member)) return undefined;
+    const spki = createPublicKey(ws.institutionSigningIdentity(member).keyPem).export({
+      format: 'der',
+      type: 'spki',
+    });
+    return new Uint8Array(spki.subarray(12));
+  };
   const words = input.segments.at(-1)!.offsetWords + 1;
   let next = 0;
   const base = (a: { round: number; attempt: number }, stage: string) => ({
@@ -438,11 +456,7 @@ export function createSecAggScript(input: {
 
   async function runToMaskedInput(a: ScriptedAttempt): Promise<ServerSession> {
     if (a.answer.kind !== 'secagg-train') throw new Error('the real participant did not advertise');
-    const server = new ServerSession({
-      context: a.ctx,
-      caCertPem: ws.coordinatorIdentity().caPem,
-      now: () => new Date(),
-    });
+    const server = new ServerSession({ context: a.ctx, pinnedKeyOf });
     for (const ad of a.adverts) await server.acceptAdvert(ad.participant, ad);
     const v1 = server.closeAdvertiseKeys();
     if (!v1.ok) throw new Error(v1.reason);
@@ -522,10 +536,8 @@ export function createSecAggScript(input: {
           context: ctx,
           self: id,
           identityKeyPem: signing.keyPem,
-          identityCertPem: signing.certPem,
-          caCertPem: signing.caPem,
+          pinnedKeyOf,
           input: input.simInput(id),
-          now: () => new Date(),
         });
         sims.set(id, created.session);
         adverts.push(created.advert);

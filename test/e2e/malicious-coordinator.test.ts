@@ -9,7 +9,7 @@
  * same process completes all five stages and that the double can unmask the sum with ServerSession.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -117,6 +117,15 @@ describe('a malicious coordinator against a real participant process', () => {
   let nextRound = 1;
   let honestAdverts: SignedAdvert[] = [];
   let honestShareKeysTask: ShareKeysTask | undefined;
+  /** The workspace institutions' identity keys: what the double's log pins (as the real log does). */
+  const pinnedKeyOf = (member: string): Uint8Array | undefined => {
+    if (!ws.consortium.institutions.includes(member)) return undefined;
+    const spki = createPublicKey(ws.institutionSigningIdentity(member).keyPem).export({
+      format: 'der',
+      type: 'spki',
+    });
+    return new Uint8Array(spki.subarray(12));
+  };
 
   before(async () => {
     const setup = await createTestWorkspace(COHORT, 'entente-malicious-');
@@ -234,10 +243,8 @@ describe('a malicious coordinator against a real participant process', () => {
         context: ctx,
         self: id,
         identityKeyPem: signing.keyPem,
-        identityCertPem: signing.certPem,
-        caCertPem: signing.caPem,
+        pinnedKeyOf,
         input: createSimInput(id),
-        now: () => new Date(),
       });
       sims.set(id, created.session);
       adverts.push(created.advert);
@@ -376,11 +383,7 @@ describe('a malicious coordinator against a real participant process', () => {
     timeout: 30_000,
   }, async () => {
     const r = await openRound();
-    const server = new ServerSession({
-      context: r.ctx,
-      caCertPem: ws.coordinatorIdentity().caPem,
-      now: () => new Date(),
-    });
+    const server = new ServerSession({ context: r.ctx, pinnedKeyOf });
     for (const a of r.adverts) await server.acceptAdvert(a.participant, a);
     const v1 = server.closeAdvertiseKeys();
     assert.ok(v1.ok);
@@ -550,34 +553,33 @@ describe('a malicious coordinator against a real participant process', () => {
     [
       'a substituted masking key',
       (a) => ({ ...a, maskingKey: toBase64(generateX25519KeyPair().publicKey) }),
-      /adverts\.1\.signature: does not verify with beta's identity key/,
+      /adverts\.1\.signature: does not verify with the identity key pinned for beta/,
     ],
     [
       'an unsigned advert (zero signature)',
       (a) => ({ ...a, signature: toBase64(new Uint8Array(64)) }),
-      /adverts\.1\.signature: does not verify with beta's identity key/,
+      /adverts\.1\.signature: does not verify with the identity key pinned for beta/,
     ],
     [
       "an advert signed by another institution's identity key",
       (a, r) => {
-        const { signature: _s, certificate: _c, ...unsigned } = a;
+        const { signature: _s, ...unsigned } = a;
         const gamma = ws.institutionSigningIdentity('gamma');
         return { ...a, signature: toBase64(signEd25519(gamma.keyPem, encodeAdvertPayload(r.ctx, unsigned))) };
       },
-      /adverts\.1\.signature: does not verify with beta's identity key/,
+      /adverts\.1\.signature: does not verify with the identity key pinned for beta/,
     ],
     [
-      "an advert signed with another institution's key and certificate, claiming to be beta",
+      'an advert signed with a fresh key the coordinator certified for beta (its CA would issue one)',
       (a, r) => {
-        const { signature: _s, certificate: _c, ...unsigned } = a;
-        const gamma = ws.institutionSigningIdentity('gamma');
+        const { signature: _s, ...unsigned } = a;
+        const minted = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' });
         return {
           ...a,
-          certificate: gamma.certPem,
-          signature: toBase64(signEd25519(gamma.keyPem, encodeAdvertPayload(r.ctx, unsigned))),
+          signature: toBase64(signEd25519(minted.toString(), encodeAdvertPayload(r.ctx, unsigned))),
         };
       },
-      /adverts\.1\.certificate/,
+      /adverts\.1\.signature: does not verify with the identity key pinned for beta/,
     ],
   ];
   for (const [i, [what, tamper, pattern]] of tamperedAdverts.entries()) {
@@ -596,14 +598,83 @@ describe('a malicious coordinator against a real participant process', () => {
     const r = await openRound({ realModel: otherModelRef });
     const own = r.adverts.find((a) => a.participant === REAL)!;
     // An honest coordinator would already catch the mismatch on the advert (bound to H').
-    const server = new ServerSession({
-      context: r.ctx,
-      caCertPem: ws.coordinatorIdentity().caPem,
-      now: () => new Date(),
-    });
+    const server = new ServerSession({ context: r.ctx, pinnedKeyOf });
     await assert.rejects(() => server.acceptAdvert(REAL, own), /advert\.configDigest: differs/);
     const task = shareKeysTask(r, r.adverts);
     assertRefused(await ask(task), task, /adverts\.1\.configDigest: differs from this round/);
+    assertNothingReleased(r, { sharesSent: false });
+  });
+
+  /** Enrolls `member` in the double's log under a key the double made (as a coordinator holding the CA could). */
+  function mintMember(member: string): string {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const raw = publicKey.export({ format: 'der', type: 'spki' }).subarray(12);
+    double.appendLogEntry({
+      kind: 'member-enrolled',
+      member,
+      roles: ['institution'],
+      tlsCertSha256: sha256Hex(raw),
+      identityCertSha256: sha256Hex(Buffer.concat([raw, raw])),
+      identityKey: Buffer.from(raw).toString('base64'),
+      notAfter: new Date(Date.now() + 86_400_000).toISOString(),
+      renewal: false,
+    });
+    return privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  }
+
+  it('7. a cohort minted by the coordinator (members it enrolled in its own log) is refused before training', {
+    timeout: 30_000,
+  }, async () => {
+    mintMember('mallory-1');
+    mintMember('mallory-2');
+    const round = nextRound++;
+    const wire: SecAggContextWire = {
+      consortium: ws.consortium.consortium,
+      attempt: 0,
+      cohort: [REAL, 'mallory-1', 'mallory-2'],
+      threshold: 3,
+      quantization: QUANTIZATION,
+      maxWeight: MAX_WEIGHT,
+      segments: SEGMENTS,
+    };
+    const task: Task = {
+      ...base({ round, attempt: 0 }, 'advertise-keys'),
+      kind: 'secagg-train',
+      model: modelRef,
+      modelSpec: { kind: 'logistic', inputDim: 30 },
+      train: TRAIN,
+      standardization,
+      seed: `${RUN}/train/${round}/0`,
+      modelLog: { index: logIndexOf(modelRef.sha256) },
+      secagg: wire,
+    };
+    assertRefused(
+      await ask(task),
+      task,
+      /secagg\.cohort: mallory-1, mallory-2 have no identity key pinned in the audit log this site verified/,
+    );
+    assert.ok(
+      !resultsOf({ round, attempt: 0 }).some((x) => x.kind === 'secagg-train'),
+      'no advert was posted',
+    );
+  });
+
+  it("8. a key the coordinator enrolled under beta's name (no rotation by beta, no quorum) is not beta's", {
+    timeout: 30_000,
+  }, async () => {
+    const mintedBeta = mintMember('beta');
+    const r = await openRound();
+    const list = r.adverts.map((a) => {
+      if (a.participant !== 'beta') return a;
+      const { signature: _s, ...unsigned } = a;
+      return { ...a, signature: toBase64(signEd25519(mintedBeta, encodeAdvertPayload(r.ctx, unsigned))) };
+    });
+    const task = shareKeysTask(r, list);
+    assertRefused(
+      await ask(task),
+      task,
+      /adverts\.1\.signature: does not verify with the identity key pinned for beta/,
+    );
     assertNothingReleased(r, { sharesSent: false });
   });
 
@@ -621,7 +692,7 @@ describe('a malicious coordinator against a real participant process', () => {
     for (const [k, { self, key }] of byAttempt)
       for (const owner of self) assert.ok(!key.has(owner), `round ${k}: both shares of ${owner} released`);
     const refusals = double.results.filter((x) => x.result.kind === 'refusal');
-    assert.equal(refusals.length, 10, 'one refusal per malicious move');
+    assert.equal(refusals.length, 12, 'one refusal per malicious move');
     assert.equal(readJournal().length, refusals.length);
   });
 

@@ -6,6 +6,7 @@
  * channel is exactly the sum of everyone's weights.
  */
 import assert from 'node:assert/strict';
+import { createPublicKey } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -120,10 +121,13 @@ describe('hostile secure-aggregation results', () => {
       context,
       self: MALLORY,
       identityKeyPem: signing.keyPem,
-      identityCertPem: signing.certPem,
-      caCertPem: signing.caPem,
+      // The workspace's institutions, as the log pins them.
+      pinnedKeyOf: (member) => {
+        if (!setup.ws.consortium.institutions.includes(member)) return undefined;
+        const pem = setup.ws.institutionSigningIdentity(member).keyPem;
+        return new Uint8Array(createPublicKey(pem).export({ format: 'der', type: 'spki' }).subarray(12));
+      },
       input,
-      now: () => new Date(),
     });
     const ids = { runId: train.runId, round: train.round, attempt: train.attempt };
     await refused(
