@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -108,6 +108,7 @@ const LEAF_COMMANDS = [
   ['audit', 'check-proof'],
   ['audit', 'checkpoint'],
   ['audit', 'vkey'],
+  ['audit', 'keys'],
   ['privacy', 'epsilon'],
   ['privacy', 'calibrate'],
   ['privacy', 'plan'],
@@ -175,6 +176,17 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
     const documented = readDocumentedExitCodes();
     for (const [code, { exit }] of Object.entries(errorCodes))
       assert.equal(documented.get(code), exit, `README exit code of ${code}`);
+  });
+
+  it('the walk covers every command the CLI defines', () => {
+    const cliDir = join(ROOT, 'src', 'cli');
+    const defined = readdirSync(cliDir)
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+      .flatMap((f) =>
+        [...readFileSync(join(cliDir, f), 'utf8').matchAll(/\.command\('([a-z-]+)'\)/g)].map((m) => m[1]!),
+      );
+    const walked = new Set(LEAF_COMMANDS.flat());
+    for (const name of defined) assert.ok(walked.has(name), `command "${name}" is not walked`);
   });
 
   it('an unknown option on every command is INVALID_ARGUMENT (exit 2), not commander noise', async () => {
