@@ -185,7 +185,7 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       .flatMap((f) =>
         [...readFileSync(join(cliDir, f), 'utf8').matchAll(/\.command\('([a-z-]+)'\)/g)].map((m) => m[1]!),
       );
-    const walked = new Set(LEAF_COMMANDS.flat());
+    const walked = new Set<string>(LEAF_COMMANDS.flat());
     for (const name of defined) assert.ok(walked.has(name), `command "${name}" is not walked`);
   });
 
