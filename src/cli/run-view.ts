@@ -17,6 +17,8 @@ export interface RunView {
   config: { rounds?: number; evaluate?: boolean; model?: unknown; dataSchemaDigest?: string };
   model: { sha256: string; bytes: number } | null;
   standardization: { mean: number[]; std: number[] } | null;
+  /** Why a run failed (status `failed`), else null. */
+  failure?: { code: string; round: number; attempt: number; message: string } | null;
   secureAggregation: {
     round: number;
     attempt: number;
@@ -231,7 +233,10 @@ export function formatStatus(status: StatusView, eventsShown = 10): string {
 
 /** `entente status --run ID` without --json: the run's state, then its per-round metrics. */
 export function formatRunStatus(view: RunView): string {
-  const head = `run ${view.id}: ${view.status}, ${view.status === 'running' ? `round ${view.round}/${view.totalRounds}, phase ${view.phase}` : `${view.rounds.length} rounds`}`;
+  const failure = view.failure
+    ? ` (${view.failure.code} in round ${view.failure.round}: ${safeCallerText(view.failure.message, 200)})`
+    : '';
+  const head = `run ${view.id}: ${view.status}, ${view.status === 'running' ? `round ${view.round}/${view.totalRounds}, phase ${view.phase}` : `${view.rounds.length} rounds`}${failure}`;
   const rows = collectRoundMetrics(view);
   return rows.length === 0 ? `${head}\nno round finished yet` : `${head}\n\n${formatMetricsTable(rows)}`;
 }
