@@ -1,16 +1,17 @@
 /**
- * Builds the `entente` CLI into one JavaScript file, dist/entente.js, with esbuild (a dependency of tsx):
+ * Builds the `entente` CLI into one CommonJS file, dist/entente.cjs, with esbuild (a dependency of tsx):
  * src/cli/main.ts, every module it reaches and the npm packages they use, TypeScript types stripped. Only
- * packages with a native addon (better-sqlite3) stay imports, loaded from node_modules. Node then starts
- * the CLI by reading one file, instead of compiling ~150 TypeScript files through tsx and resolving a
- * few hundred package files on every call.
+ * packages with a native addon (better-sqlite3) stay `require`s, loaded from node_modules. `runCliBundle()`
+ * runs it in the calling process with V8's code cache, so a call reads two files instead of compiling
+ * ~150 TypeScript files through tsx and resolving a few hundred package files. (CommonJS because Node 20
+ * offers a code cache only for scripts; top-level await in src/ would therefore fail the build.)
  *
  * The bundle's first line records a fingerprint of its inputs (path, size and modification time of every
  * non-test file under src/, plus this script, package.json, tsconfig.json, package-lock.json and npm's
- * record of the installed node_modules); `ensureCliBundle()` rebuilds
- * whenever the fingerprint differs, so an edit, a new, deleted or renamed file, or a checkout of older files
- * is never run stale. The new bundle is written under a temporary name and renamed into place, so processes
- * that start together never read half a file.
+ * record of the installed node_modules); `ensureCliBundle()` rebuilds whenever the fingerprint differs, so
+ * an edit, a new, deleted or renamed file, or a checkout of older files is never run stale. The new bundle
+ * is written under a temporary name and renamed into place, so processes that start together never read
+ * half a file.
  *
  * Source files that use `import.meta.url` (to find data next to them: datasets/, src/models/ for the trainer
  * digest, bin/) get it rewritten to their own source path relative to the bundle, so they behave as under tsx.
@@ -29,12 +30,15 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import Module from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import vm from 'node:vm';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI_SOURCE = join(ROOT, 'src', 'cli', 'main.ts');
-export const CLI_BUNDLE = join(ROOT, 'dist', 'entente.js');
+export const CLI_BUNDLE = join(ROOT, 'dist', 'entente.cjs');
+const CLI_CACHE = join(ROOT, 'dist', 'entente.cjs.v8-cache');
 const STAMP = '// entente-cli-bundle ';
 /** Packages with a native addon: they load their .node file relative to their own directory. */
 const NATIVE_PACKAGES = ['better-sqlite3'];
@@ -83,18 +87,16 @@ function bundleFingerprint() {
   }
 }
 
-/** Rewrites `import.meta.url` in a source file to that file's own URL, expressed relative to the bundle. */
+/**
+ * Rewrites `import.meta.url` in a source file to that file's own URL, computed from the bundle's directory
+ * (the wrapper's `__dirname`), so the bundle finds datasets/ and src/models/ wherever the checkout is.
+ */
 const sourceUrlPlugin = {
   name: 'source-import-meta-url',
   setup(build) {
     build.onLoad({ filter: /\.ts$/ }, (args) => {
       const text = readFileSync(args.path, 'utf8');
       if (!text.includes('import.meta')) return undefined;
-      const fromBundle = relative(dirname(CLI_BUNDLE), args.path).split(sep).join('/');
-      const replaced = text.replace(
-        /\bimport\.meta\.url\b/g,
-        `new URL(${JSON.stringify(fromBundle)}, import.meta.url).href`,
-      );
       const other = /\bimport\.meta\.(?!url\b)(\w+)/.exec(text);
       if (other) {
         return {
@@ -103,44 +105,46 @@ const sourceUrlPlugin = {
           ],
         };
       }
-      return { contents: replaced, loader: 'ts' };
+      const fromBundle = JSON.stringify(relative(dirname(CLI_BUNDLE), args.path).split(sep).join('/'));
+      const url = `require('node:url').pathToFileURL(require('node:path').join(__dirname, ${fromBundle})).href`;
+      return { contents: text.replace(/\bimport\.meta\.url\b/g, url), loader: 'ts' };
     });
   },
 };
 
+function writeAtomically(path, bytes) {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, path);
+}
+
 /** Builds the bundle now (esbuild's JS API) and returns its path. Throws esbuild's error on a build failure. */
 export async function buildCliBundle(fingerprint = computeFingerprint()) {
   const esbuild = await import('esbuild');
-  const result = await esbuild.build({
-    entryPoints: [CLI_SOURCE],
-    outfile: CLI_BUNDLE,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: NATIVE_PACKAGES,
-    sourcemap: false,
-    sourcesContent: false,
-    legalComments: 'none',
-    logLevel: 'silent',
-    write: false,
-    // The bundled CommonJS packages require Node's built-in modules through this `require`.
-    banner: {
-      js: `${STAMP}${fingerprint}\nimport { createRequire as __ententeRequire } from 'node:module';\nconst require = __ententeRequire(import.meta.url);`,
-    },
-    plugins: [sourceUrlPlugin],
-  });
-  await esbuild.stop?.();
-  mkdirSync(dirname(CLI_BUNDLE), { recursive: true });
-  // Map first, bundle last: a process that sees the new bundle also finds its map.
-  const files = result.outputFiles.filter((f) => f.path !== CLI_BUNDLE);
-  files.push(...result.outputFiles.filter((f) => f.path === CLI_BUNDLE));
-  for (const file of files) {
-    const tmp = `${file.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, file.contents);
-    renameSync(tmp, file.path);
+  try {
+    const result = await esbuild.build({
+      entryPoints: [CLI_SOURCE],
+      outfile: CLI_BUNDLE,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      external: NATIVE_PACKAGES,
+      legalComments: 'none',
+      logLevel: 'silent',
+      // A package reading import.meta would get an empty object in a CommonJS bundle: refuse to build.
+      logOverride: { 'empty-import-meta': 'error' },
+      write: false,
+      banner: { js: `${STAMP}${fingerprint}` },
+      plugins: [sourceUrlPlugin],
+    });
+    mkdirSync(dirname(CLI_BUNDLE), { recursive: true });
+    writeAtomically(CLI_BUNDLE, result.outputFiles[0].contents);
+    return CLI_BUNDLE;
+  } finally {
+    // esbuild's service process would otherwise live as long as this one (a coordinator: days).
+    await esbuild.stop?.();
   }
-  return CLI_BUNDLE;
 }
 
 /** The bundle's path, rebuilt first when any input changed since it was built. */
@@ -148,6 +152,45 @@ export async function ensureCliBundle() {
   const fingerprint = computeFingerprint();
   if (bundleFingerprint() === fingerprint) return CLI_BUNDLE;
   return buildCliBundle(fingerprint);
+}
+
+/**
+ * Runs the bundle in this process as a CommonJS module, with V8's code cache: the first run after a build
+ * saves the compiled code next to the bundle (prefixed with the bundle's fingerprint, since V8 itself only
+ * checks the source's length), later runs skip most of the compilation. A cache V8 rejects (another Node
+ * version) is replaced; a directory that cannot be written only costs the saving.
+ */
+export function runCliBundle() {
+  const source = readFileSync(CLI_BUNDLE, 'utf8');
+  const fingerprint = source.startsWith(STAMP) ? source.slice(STAMP.length, STAMP.length + 64) : '';
+  let cachedData;
+  try {
+    const bytes = readFileSync(CLI_CACHE);
+    if (fingerprint && bytes.subarray(0, 64).toString('latin1') === fingerprint)
+      cachedData = bytes.subarray(64);
+  } catch {
+    // no cache yet
+  }
+  const script = new vm.Script(Module.wrap(source), {
+    filename: CLI_BUNDLE,
+    cachedData,
+    importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  const wrapper = script.runInThisContext();
+  const module = { exports: {}, filename: CLI_BUNDLE, id: CLI_BUNDLE, loaded: false };
+  const require = Module.createRequire(CLI_BUNDLE);
+  wrapper.call(module.exports, module.exports, require, module, CLI_BUNDLE, dirname(CLI_BUNDLE));
+  module.loaded = true;
+  if (fingerprint && (cachedData === undefined || script.cachedDataRejected)) {
+    try {
+      writeAtomically(
+        CLI_CACHE,
+        Buffer.concat([Buffer.from(fingerprint, 'latin1'), script.createCachedData()]),
+      );
+    } catch {
+      // read-only install: run without a cache
+    }
+  }
 }
 
 if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
