@@ -138,8 +138,15 @@ export async function buildCliBundle(fingerprint = computeFingerprint()) {
       banner: { js: `${STAMP}${fingerprint}` },
       plugins: [sourceUrlPlugin],
     });
+    // esbuild escapes non-ASCII characters in code but keeps comments as written (a few packages' comments
+    // have typographic quotes); escaping those too makes the file ASCII, which runCliBundle reads as
+    // one-byte text (half the memory, faster to read and compile than a UTF-16 string).
+    const text = result.outputFiles[0].text.replace(
+      /[^\x00-\x7f]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
     mkdirSync(dirname(CLI_BUNDLE), { recursive: true });
-    writeAtomically(CLI_BUNDLE, result.outputFiles[0].contents);
+    writeAtomically(CLI_BUNDLE, text);
     return CLI_BUNDLE;
   } finally {
     // esbuild's service process would otherwise live as long as this one (a coordinator: days).
@@ -161,7 +168,7 @@ export async function ensureCliBundle() {
  * version) is replaced; a directory that cannot be written only costs the saving.
  */
 export function runCliBundle() {
-  const source = readFileSync(CLI_BUNDLE, 'utf8');
+  const source = readFileSync(CLI_BUNDLE, 'latin1'); // ASCII, see buildCliBundle
   const fingerprint = source.startsWith(STAMP) ? source.slice(STAMP.length, STAMP.length + 64) : '';
   let cachedData;
   try {
