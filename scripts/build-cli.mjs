@@ -142,7 +142,7 @@ export async function buildCliBundle(fingerprint = computeFingerprint()) {
     // have typographic quotes); escaping those too makes the file ASCII, which runCliBundle reads as
     // one-byte text (half the memory, faster to read and compile than a UTF-16 string).
     const text = result.outputFiles[0].text.replace(
-      /[^\x00-\x7f]/g,
+      /[\u0080-\uffff]/g,
       (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
     );
     mkdirSync(dirname(CLI_BUNDLE), { recursive: true });
