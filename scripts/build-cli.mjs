@@ -43,8 +43,11 @@ const STAMP = '// entente-cli-bundle ';
 /** Packages with a native addon: they load their .node file relative to their own directory. */
 const NATIVE_PACKAGES = ['better-sqlite3'];
 
-/** Every input of the bundle with its size and modification time, hashed: equal fingerprints, equal bundle. */
-export function computeFingerprint() {
+/**
+ * Every input of the bundle under `root` (the checkout by default) with its size and modification time,
+ * hashed: equal fingerprints, equal bundle.
+ */
+export function computeFingerprint(root = ROOT) {
   const lines = [];
   const walk = (dir) => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -53,18 +56,18 @@ export function computeFingerprint() {
       else if (!entry.name.endsWith('.test.ts')) lines.push(path);
     }
   };
-  walk(join(ROOT, 'src'));
+  walk(join(root, 'src'));
   lines.push(
     fileURLToPath(import.meta.url),
-    join(ROOT, 'package.json'),
-    join(ROOT, 'tsconfig.json'),
-    join(ROOT, 'package-lock.json'),
-    join(ROOT, 'node_modules', '.package-lock.json'),
+    join(root, 'package.json'),
+    join(root, 'tsconfig.json'),
+    join(root, 'package-lock.json'),
+    join(root, 'node_modules', '.package-lock.json'),
   );
   const hash = createHash('sha256');
   for (const path of lines.sort()) {
     const s = statSync(path, { throwIfNoEntry: false });
-    hash.update(`${relative(ROOT, path)}\0${s ? `${s.size}\0${s.mtimeMs}` : '-'}\n`);
+    hash.update(`${relative(root, path)}\0${s ? `${s.size}\0${s.mtimeMs}` : '-'}\n`);
   }
   return hash.digest('hex');
 }
