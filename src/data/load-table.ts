@@ -8,10 +8,11 @@
  * drops the row; 'impute-mean' replaces each missing encoded column by the mean of that column over
  * this table's present values (so a missing category becomes the local category frequencies). A missing
  * label can only be dropped. Rows keep their file order. Standardization is not applied here (the
- * statistics may be federated; see standardize.ts).
+ * statistics may be federated; see standardize.ts). When the file does not fit and its header line
+ * seems to use another delimiter than the one given (`;` or a tab instead of `,`), the error says so.
  */
 import { EntenteError } from '../core/errors.ts';
-import { parseCsv } from './csv.ts';
+import { type CsvDelimiter, type CsvTable, describeDelimiter, detectDelimiter, parseCsv } from './csv.ts';
 import type { LabeledData } from './labeled-data.ts';
 import { type DataSchema, listFeatureColumns } from './schema.ts';
 
@@ -23,9 +24,21 @@ const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
  * 1-based data row (e.g. `row 17, column "mean_radius": "abc" is not a number`); the message quotes at
  * most 40 characters of the offending cell. Also throws when no row remains.
  */
-export function loadTable(text: string, schema: DataSchema): LabeledData {
-  const { header, rows } = parseCsv(text);
-  const columnOf = indexHeader(header, schema);
+export function loadTable(
+  text: string,
+  schema: DataSchema,
+  options: { readonly delimiter?: CsvDelimiter } = {},
+): LabeledData {
+  const delimiter = options.delimiter ?? ',';
+  let table: CsvTable;
+  let columnOf: Map<string, number>;
+  try {
+    table = parseCsv(text, { delimiter });
+    columnOf = indexHeader(table.header, schema);
+  } catch (err) {
+    throw withDelimiterHint(err, text, delimiter);
+  }
+  const { rows } = table;
   const featureNames = listFeatureColumns(schema);
   const dim = featureNames.length;
   const classIndex = new Map(schema.label.classes.map((c, k) => [c, k]));
@@ -98,6 +111,17 @@ export function loadTable(text: string, schema: DataSchema): LabeledData {
     imputeColumnMeans(data, sourceColumns);
   }
   return data;
+}
+
+/** Adds to a CSV or header error which delimiter the file seems to use, when it is not `delimiter`. */
+function withDelimiterHint(err: unknown, text: string, delimiter: CsvDelimiter): unknown {
+  const seen = detectDelimiter(text);
+  if (!(err instanceof EntenteError) || err.code !== 'INVALID_DATA' || seen === undefined || seen === delimiter)
+    return err;
+  const hint =
+    `; the file seems to use ${describeDelimiter(seen)} as its delimiter, not ${describeDelimiter(delimiter)}` +
+    ` (say so with --delimiter ${seen === '\t' ? 'tab' : seen})`;
+  return new EntenteError('INVALID_DATA', `${err.message}${hint}`, err.field === undefined ? {} : { field: err.field });
 }
 
 function indexHeader(header: readonly string[], schema: DataSchema): Map<string, number> {

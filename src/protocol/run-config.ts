@@ -28,7 +28,10 @@ const runConfigInputSchema = z.strictObject({
     l2: z.number().finite().min(0).optional(),
     /** Sample-level DP-SGD inside each institution (Abadi et al. 2016). */
     dp: dpSgdOptionsSchema.optional(),
-  }),
+  })
+    // `train:` may be omitted: every option then takes its default (epochs 1, batchSize 32,
+    // learningRate 0.05, optimizer sgd), exactly as an empty `train: {}` does.
+    .prefault({}),
   standardize: z.enum(['federated', 'none']).default('none'),
   evaluate: z.boolean().default(true),
   roundTimeoutMs: z.number().int().min(100).max(86_400_000).default(120_000),
