@@ -326,6 +326,18 @@ export function buildProgram(): Command {
       },
     );
 
+  program
+    .command('schema')
+    .description('data schemas')
+    .command('digest')
+    .description(
+      "print a data schema's digest (SHA-256 of its canonical JSON): the value a run's dataSchemaDigest names",
+    )
+    .argument('<file>', 'data schema (JSON or YAML)')
+    .action((file: string) => {
+      console.log(computeSchemaDigest(parseDataSchema(readStructuredFile(file, 'schema'))));
+    });
+
   const run = program.command('run').description('training runs');
   run
     .command('start')

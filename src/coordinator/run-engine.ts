@@ -55,7 +55,13 @@ import { createProvenanceStatement } from '../audit/index.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import type { AuditLog } from './audit-log.ts';
 import { RefusalSummarizer } from './refusal-summary.ts';
+import { checkSchemaAgreement } from './schema-agreement.ts';
 import { SECAGG_TASK_KINDS, SecAggRound } from './secagg-round.ts';
+
+/** Meta key under which the data schema a run's tasks name is kept once its first phase opened. */
+function schemaMetaKey(runId: string): string {
+  return `run-schema-digest/${runId}`;
+}
 
 /** Recorded in every model's provenance statement. */
 const CODE_VERSION = 'entente/0.2.0';
@@ -83,6 +89,12 @@ export interface RunEngineDeps {
   readonly refusalWindowMs?: number;
   /** Refusals per member and window appended in full before the rest are only counted (default 3). */
   readonly refusalsInFullPerWindow?: number;
+  /**
+   * The data schema digest each participant stated at registration. When given, a run's first phase
+   * opens only if every available site follows the run's schema (or, when the run names none, one
+   * schema shared by all); later phases leave out sites that follow another.
+   */
+  readonly schemaDigestOf?: (participant: string) => string | undefined;
 }
 
 interface LiveRun {
@@ -94,6 +106,8 @@ interface LiveRun {
   sum: ReturnType<typeof createWeightedSum> | undefined;
   folded: Set<string>;
   aggregateMs: number;
+  /** The last schema disagreement recorded for this run (recorded again only when it changes). */
+  schemaRefusal?: string;
   /** The secure-aggregation attempt of the open train phase, if the run uses it. */
   secagg: SecAggRound | undefined;
   /** The unmasked result of a finished secure-aggregation attempt, consumed by closePhase. */
@@ -367,6 +381,52 @@ export class RunEngine {
     }
   }
 
+  /**
+   * The data schema the phase's tasks name, and the sites that may take part. Before the run's first
+   * phase every available site must follow the run's schema (or, without one, the same schema): if not,
+   * the disagreement is recorded once (naming sites and digests) and undefined is returned. Afterwards
+   * the schema is fixed and sites that follow another are left out of the phase.
+   */
+  private agreeOnSchema(
+    runId: string,
+    live: LiveRun,
+    round: number,
+    available: readonly string[],
+  ): { digest: string | undefined; available: readonly string[] } | undefined {
+    const digestOf = this.deps.schemaDigestOf;
+    if (!digestOf) return { digest: live.config.dataSchemaDigest, available };
+    const fixed = this.deps.store.getMeta(schemaMetaKey(runId));
+    if (fixed !== undefined) {
+      const digest = fixed === '' ? undefined : fixed;
+      const kept = available.filter((id) => digestOf(id) === digest);
+      if (kept.length < available.length) {
+        const left = available.filter((id) => digestOf(id) !== digest);
+        this.noteSchemaRefusal(
+          runId,
+          live,
+          round,
+          `the run's data schema is ${digest ?? '(none stated)'}; left out of this phase: ${left
+            .map((id) => `${id} follows ${digestOf(id) ?? '(none stated)'}`)
+            .join(', ')}`,
+        );
+      }
+      return { digest, available: kept };
+    }
+    const sites = new Map(available.map((id) => [id, digestOf(id)] as const));
+    const agreement = checkSchemaAgreement(live.config.dataSchemaDigest, sites);
+    if (!agreement.ok) {
+      this.noteSchemaRefusal(runId, live, round, `the first phase does not open: ${agreement.message}`);
+      return undefined;
+    }
+    return { digest: agreement.digest, available };
+  }
+
+  private noteSchemaRefusal(runId: string, live: LiveRun, round: number, message: string): void {
+    if (live.schemaRefusal === message) return;
+    live.schemaRefusal = message;
+    this.record(runId, round, 'schema-mismatch', null, 'SCHEMA_MISMATCH', message);
+  }
+
   private openPhase(
     runId: string,
     phase: RunState['phase'],
@@ -375,6 +435,14 @@ export class RunEngine {
   ): void {
     const live = this.runs.get(runId)!;
     const { store, now } = this.deps;
+    const agreed = this.agreeOnSchema(runId, live, round, available);
+    if (!agreed) {
+      // Sites disagree on the data schema before the first phase: keep waiting, nothing is written.
+      live.state = { ...live.state, status: 'waiting' };
+      return;
+    }
+    available = agreed.available;
+    const schemaDigest = agreed.digest;
     const row = store.getRun(runId)!;
     const rng = createSeededRng(`${live.config.seed}/select/${phase}/${round}`);
     const sstate = this.loadStrategyState(row.strategy_json);
@@ -394,6 +462,9 @@ export class RunEngine {
       live.state = { ...live.state, status: 'waiting' };
       return;
     }
+    // From the first phase on, the run's tasks name this schema (every site refuses another one).
+    if (this.deps.schemaDigestOf && store.getMeta(schemaMetaKey(runId)) === undefined)
+      store.setMeta(schemaMetaKey(runId), schemaDigest ?? '');
     const stored = JSON.parse(row.model_json) as StoredModel;
     const model = stored.ref;
     const modelLog = stored.logIndex === undefined ? {} : { modelLog: { index: stored.logIndex } };
@@ -411,13 +482,14 @@ export class RunEngine {
         proximalMu,
         stored.logIndex,
         stored.clipNorm,
+        schemaDigest,
       );
       return;
     }
     const deadlineAt = issuedAt + live.config.roundTimeoutMs;
     const tasks: Task[] = cohort.map((participant) => {
       const base = { taskId: `${runId}.r${round}.${phase}.${participant}`, runId, round, issuedAt };
-      const schema = live.config.dataSchemaDigest ? { dataSchemaDigest: live.config.dataSchemaDigest } : {};
+      const schema = schemaDigest ? { dataSchemaDigest: schemaDigest } : {};
       if (phase === 'statistics') return { ...base, kind: 'statistics', ...schema };
       if (phase === 'evaluate') {
         return {
@@ -488,6 +560,7 @@ export class RunEngine {
     proximalMu: number,
     modelLogIndex: number | undefined,
     clipNormIn: number | undefined,
+    schemaDigest: string | undefined,
   ): void {
     const sa = live.config.secureAggregation;
     const cohort = [...selected].sort().slice(0, sa.maxParticipants);
@@ -563,7 +636,7 @@ export class RunEngine {
         modelSpec: live.config.model,
         train,
         seed: `${live.config.seed}/train/${round}/${attempt}/${participant}`,
-        ...(live.config.dataSchemaDigest ? { dataSchemaDigest: live.config.dataSchemaDigest } : {}),
+        ...(schemaDigest ? { dataSchemaDigest: schemaDigest } : {}),
         ...(standardization ? { standardization } : {}),
         ...(modelLogIndex === undefined ? {} : { modelLog: { index: modelLogIndex } }),
         ...(taskClientDp ? { clientDp: taskClientDp } : {}),

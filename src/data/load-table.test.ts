@@ -52,7 +52,9 @@ describe('loadTable', () => {
           assert.equal(e.code, 'INVALID_DATA');
           assert.match(
             e.message,
-            new RegExp(`seems to use ${named} as its delimiter, not "," \\(say so with --delimiter ${flag}\\)`),
+            new RegExp(
+              `seems to use ${named} as its delimiter, not "," \\(say so with --delimiter ${flag}\\)`,
+            ),
           );
           return true;
         },

@@ -116,12 +116,21 @@ export function loadTable(
 /** Adds to a CSV or header error which delimiter the file seems to use, when it is not `delimiter`. */
 function withDelimiterHint(err: unknown, text: string, delimiter: CsvDelimiter): unknown {
   const seen = detectDelimiter(text);
-  if (!(err instanceof EntenteError) || err.code !== 'INVALID_DATA' || seen === undefined || seen === delimiter)
+  if (
+    !(err instanceof EntenteError) ||
+    err.code !== 'INVALID_DATA' ||
+    seen === undefined ||
+    seen === delimiter
+  )
     return err;
   const hint =
     `; the file seems to use ${describeDelimiter(seen)} as its delimiter, not ${describeDelimiter(delimiter)}` +
     ` (say so with --delimiter ${seen === '\t' ? 'tab' : seen})`;
-  return new EntenteError('INVALID_DATA', `${err.message}${hint}`, err.field === undefined ? {} : { field: err.field });
+  return new EntenteError(
+    'INVALID_DATA',
+    `${err.message}${hint}`,
+    err.field === undefined ? {} : { field: err.field },
+  );
 }
 
 function indexHeader(header: readonly string[], schema: DataSchema): Map<string, number> {

@@ -66,7 +66,7 @@ import { type SiteConfig, checkSitePolicy } from './site-config.ts';
 import { answerPlan } from './site-plan.ts';
 import { createRunApprovalCheck } from './run-approval.ts';
 import { isSameKey } from '../governance/index.ts';
-import { checkTaskConformance } from './task-conformance.ts';
+import { checkTaskConformance, checkTaskSchemaDigest } from './task-conformance.ts';
 import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
@@ -585,18 +585,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
 
   /** The site's own limits, checked before any data is touched. */
   function enforceSitePolicy(task: Task): void {
-    const own = options.dataSchemaDigest;
-    if (
-      own !== undefined &&
-      'dataSchemaDigest' in task &&
-      task.dataSchemaDigest &&
-      task.dataSchemaDigest !== own
-    )
-      throw new EntenteError(
-        'SITE_POLICY_REFUSED',
-        `dataSchemaDigest: the task's data schema (${task.dataSchemaDigest.slice(0, 12)}…) is not the one this site's records follow (${own.slice(0, 12)}…)`,
-        { field: 'dataSchemaDigest' },
-      );
+    checkTaskSchemaDigest(task, options.dataSchemaDigest);
     const site = options.site;
     if (!site) return;
     if (
@@ -823,6 +812,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         protocol: PROTOCOL_VERSION,
         trainers: [trainer.id],
         software: 'entente/0.1.0',
+        ...(options.dataSchemaDigest ? { dataSchemaDigest: options.dataSchemaDigest } : {}),
       }),
     );
     if (!registered) return;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EntenteError } from '../core/errors.ts';
 import { type Task, computeUpdateNoiseMultiplier, parseRunConfig } from '../protocol/index.ts';
-import { checkTaskConformance } from './task-conformance.ts';
+import { checkTaskConformance, checkTaskSchemaDigest } from './task-conformance.ts';
 
 const base = {
   id: 'r1',
@@ -96,5 +96,50 @@ describe('checkTaskConformance', () => {
     assert.equal(refusedAt(evaluate), undefined);
     assert.equal(refusedAt({ ...evaluate, modelSpec: { kind: 'mlp' } } as unknown as Task), 'modelSpec');
     assert.equal(refusedAt({ kind: 'statistics' } as unknown as Task), undefined);
+  });
+});
+
+describe('checkTaskSchemaDigest', () => {
+  const own = 'ab'.repeat(32);
+  const refusal = (t: Task, digest: string | undefined = own): string | undefined => {
+    try {
+      checkTaskSchemaDigest(t, digest);
+      return undefined;
+    } catch (err) {
+      assert.ok(err instanceof EntenteError && err.code === 'SITE_POLICY_REFUSED', String(err));
+      assert.equal(err.field, 'dataSchemaDigest');
+      return err.message;
+    }
+  };
+
+  it("accepts a task on this site's data that names the site's own schema", () => {
+    for (const kind of ['statistics', 'train', 'evaluate', 'secagg-train'])
+      assert.equal(refusal(task((t) => (t.kind = kind))), undefined);
+  });
+
+  it('refuses a task that names another schema, or none, naming both digests', () => {
+    const other = 'cd'.repeat(32);
+    for (const kind of ['statistics', 'train', 'evaluate', 'secagg-train']) {
+      const msg = refusal(task((t) => ((t.kind = kind), (t.dataSchemaDigest = other))));
+      assert.ok(msg?.includes(other) && msg.includes(own), msg);
+      assert.match(
+        refusal(task((t) => ((t.kind = kind), delete t.dataSchemaDigest))) ?? '',
+        /names no data schema/,
+      );
+    }
+  });
+
+  it('does not apply to tasks that do not touch data, nor to a site without a schema of its own', () => {
+    assert.equal(
+      refusal(task((t) => ((t.kind = 'secagg-share-keys'), delete t.dataSchemaDigest))),
+      undefined,
+    );
+    assert.equal(
+      refusal(
+        task((t) => delete t.dataSchemaDigest),
+        undefined,
+      ),
+      undefined,
+    );
   });
 });

@@ -57,6 +57,8 @@ export const registerRequestSchema = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION),
   trainers: z.array(z.string().min(1).max(100)).max(20),
   software: z.string().max(100),
+  /** SHA-256 of the data schema the institution's records follow (data/schema.ts). */
+  dataSchemaDigest: sha256.optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequestSchema>;
 

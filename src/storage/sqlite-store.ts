@@ -320,6 +320,20 @@ export class SqliteStore {
       .run({ id, now, info: infoJson ?? null });
   }
 
+  /** The data schema digest a participant stated when it last registered (undefined: none). */
+  getParticipantSchemaDigest(id: string): string | undefined {
+    const row = this.db.prepare('SELECT info_json FROM participants WHERE id = ?').get(id) as
+      | { info_json: string | null }
+      | undefined;
+    if (!row?.info_json) return undefined;
+    try {
+      const digest = (JSON.parse(row.info_json) as { dataSchemaDigest?: unknown }).dataSchemaDigest;
+      return typeof digest === 'string' ? digest : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   listParticipants(): { id: string; registered_at: number | null; last_seen_at: number | null }[] {
     return this.db.prepare('SELECT id, registered_at, last_seen_at FROM participants ORDER BY id').all() as {
       id: string;
