@@ -101,9 +101,18 @@ describe('checkTaskConformance', () => {
 
 describe('checkTaskSchemaDigest', () => {
   const own = 'ab'.repeat(32);
-  const refusal = (t: Task, digest: string | undefined = own): string | undefined => {
+  const other = 'cd'.repeat(32);
+  const KINDS = ['statistics', 'train', 'evaluate', 'secagg-train'];
+  /** A task of `kind` naming `digest` (none when undefined). */
+  const taskOf = (kind: string, digest: string | undefined): Task =>
+    task((t) => {
+      t.kind = kind;
+      if (digest === undefined) delete t.dataSchemaDigest;
+      else t.dataSchemaDigest = digest;
+    });
+  const refusal = (t: Task, site: string | undefined): string | undefined => {
     try {
-      checkTaskSchemaDigest(t, digest);
+      checkTaskSchemaDigest(t, site);
       return undefined;
     } catch (err) {
       assert.ok(err instanceof EntenteError && err.code === 'SITE_POLICY_REFUSED', String(err));
@@ -113,33 +122,19 @@ describe('checkTaskSchemaDigest', () => {
   };
 
   it("accepts a task on this site's data that names the site's own schema", () => {
-    for (const kind of ['statistics', 'train', 'evaluate', 'secagg-train'])
-      assert.equal(refusal(task((t) => (t.kind = kind))), undefined);
+    for (const kind of KINDS) assert.equal(refusal(taskOf(kind, own), own), undefined);
   });
 
   it('refuses a task that names another schema, or none, naming both digests', () => {
-    const other = 'cd'.repeat(32);
-    for (const kind of ['statistics', 'train', 'evaluate', 'secagg-train']) {
-      const msg = refusal(task((t) => ((t.kind = kind), (t.dataSchemaDigest = other))));
+    for (const kind of KINDS) {
+      const msg = refusal(taskOf(kind, other), own);
       assert.ok(msg?.includes(other) && msg.includes(own), msg);
-      assert.match(
-        refusal(task((t) => ((t.kind = kind), delete t.dataSchemaDigest))) ?? '',
-        /names no data schema/,
-      );
+      assert.match(refusal(taskOf(kind, undefined), own) ?? '', /names no data schema/);
     }
   });
 
   it('does not apply to tasks that do not touch data, nor to a site without a schema of its own', () => {
-    assert.equal(
-      refusal(task((t) => ((t.kind = 'secagg-share-keys'), delete t.dataSchemaDigest))),
-      undefined,
-    );
-    assert.equal(
-      refusal(
-        task((t) => delete t.dataSchemaDigest),
-        undefined,
-      ),
-      undefined,
-    );
+    assert.equal(refusal(taskOf('secagg-share-keys', undefined), own), undefined);
+    assert.equal(refusal(taskOf('train', other), undefined), undefined);
   });
 });
