@@ -48,7 +48,7 @@ const dataSchemaSchema = z.strictObject({
   features: z.array(featureSchema).min(1, 'must declare at least one feature'),
   label: z.strictObject({
     name,
-    classes: z.array(name).min(2, 'must declare at least two classes'),
+    classes: z.array(name).min(2, 'must declare at least two classes').optional(),
   }),
   missing: z.enum(['reject', 'drop-row', 'impute-mean']),
   missingTokens: z.array(z.string()).optional(),
@@ -74,6 +74,12 @@ export function parseDataSchema(value: unknown): DataSchema {
     fail(field, issue.message);
   }
   const input = parsed.data;
+  if (input.label.classes === undefined)
+    fail(
+      'label.classes',
+      "is required: a label without classes would be a regression target (a continuous value), and regression is not supported yet; declare the label's classes",
+    );
+  const classes = input.label.classes;
   const missingTokens = input.missingTokens ?? [''];
   const ignore = input.ignore ?? [];
   assertUnique(missingTokens, 'missingTokens');
@@ -97,15 +103,15 @@ export function parseDataSchema(value: unknown): DataSchema {
     return Object.freeze({ name: f.name, type: f.type });
   });
   claim(input.label.name, 'label.name');
-  assertUnique(input.label.classes, 'label.classes');
-  assertNotMissingToken(input.label.classes, missingTokens, 'label.classes');
+  assertUnique(classes, 'label.classes');
+  assertNotMissingToken(classes, missingTokens, 'label.classes');
   ignore.forEach((column, i) => {
     claim(column, `ignore[${i}]`);
   });
 
   return Object.freeze({
     features: Object.freeze(features),
-    label: Object.freeze({ name: input.label.name, classes: Object.freeze([...input.label.classes]) }),
+    label: Object.freeze({ name: input.label.name, classes: Object.freeze([...classes]) }),
     missing: input.missing,
     missingTokens: Object.freeze([...missingTokens]),
     standardize: input.standardize,
