@@ -48,6 +48,14 @@ describe('run configuration', () => {
     });
   });
 
+  it('refuses a linear (regression) run up front, saying regression is not supported yet', () => {
+    assert.equal(fieldOf({ ...valid, model: { kind: 'linear', inputDim: 4 } }), 'model.kind');
+    assert.throws(
+      () => parseRunConfig({ ...valid, model: { kind: 'linear', inputDim: 4 } }),
+      /regression\) runs are not supported/,
+    );
+  });
+
   it('names the field of each mistake, including cross-field rules that would stall a run', () => {
     assert.equal(fieldOf({ ...valid, id: 'Bad Id' }), 'run.id');
     assert.equal(fieldOf({ ...valid, rounds: 0 }), 'run.rounds');
