@@ -3,7 +3,8 @@
  * every cell. The header must name every declared feature and the label; any other column must be
  * listed in `schema.ignore`. Values: `number` cells are decimal literals (`-1.5`, `.5`, `2e-3`; no
  * whitespace, hex, `NaN` or `Infinity`) within the float32 range; `integer` cells are such literals with
- * an integral value; `category` and label cells must equal a declared category/class exactly.
+ * an integral value; `category` and label cells must equal a declared category/class exactly; a
+ * regression label (`type: 'number'`) is a `number` cell, kept in `target`.
  * Missing cells (equal to a `missingTokens` entry) follow `schema.missing`: 'reject' throws; 'drop-row'
  * drops the row; 'impute-mean' replaces each missing encoded column by the mean of that column over
  * this table's present values (so a missing category becomes the local category frequencies). A missing
@@ -49,6 +50,8 @@ export function loadTable(
 
   const x = new Float32Array(rows.length * dim);
   const y = new Int32Array(rows.length);
+  const regression = schema.label.type === 'number';
+  const target = regression ? new Float32Array(rows.length) : undefined;
   let count = 0;
   let imputed = false;
   for (let r = 0; r < rows.length; r++) {
@@ -86,6 +89,8 @@ export function loadTable(
         );
       }
       dropRow = true;
+    } else if (target) {
+      target[count] = parseNumberCell(labelCell, false, rowNo, schema.label.name);
     } else {
       const k = classIndex.get(labelCell);
       if (k === undefined) fail(rowNo, schema.label.name, `${quote(labelCell)} is not a declared class`);
@@ -102,6 +107,7 @@ export function loadTable(
   const data: LabeledData = {
     x: count === rows.length ? x : x.slice(0, count * dim),
     y: count === rows.length ? y : y.slice(0, count),
+    ...(target ? { target: count === rows.length ? target : target.slice(0, count) } : {}),
     count,
     dim,
     featureNames,

@@ -33,9 +33,9 @@ function examples(): LabeledData[] {
 }
 
 describe('docs/data-schema.md', () => {
-  it('has three schemas, each followed by a table, covering every type and missing policy', () => {
+  it('has four schemas, each followed by a table, covering every type, label kind and missing policy', () => {
     const kinds = blocks().map((b) => b.kind);
-    assert.deepEqual(kinds, ['schema', 'csv', 'schema', 'csv', 'schema', 'csv']);
+    assert.deepEqual(kinds, ['schema', 'csv', 'schema', 'csv', 'schema', 'csv', 'schema', 'csv']);
     const schemas = blocks()
       .filter((b) => b.kind === 'schema')
       .map((b) => parseDataSchema(JSON.parse(b.text)));
@@ -44,11 +44,22 @@ describe('docs/data-schema.md', () => {
       'integer',
       'number',
     ]);
-    assert.deepEqual(schemas.map((s) => s.missing).sort(), ['drop-row', 'impute-mean', 'reject']);
+    assert.deepEqual([...new Set(schemas.map((s) => s.missing))].sort(), [
+      'drop-row',
+      'impute-mean',
+      'reject',
+    ]);
+    assert.deepEqual(
+      schemas.map((s) => s.label.type ?? 'classes'),
+      ['classes', 'number', 'classes', 'classes'],
+    );
   });
 
   it('encodes the examples as the page says', () => {
-    const [types, imputed, ignored] = examples();
+    const [types, regression, imputed, ignored] = examples();
+    // A regression target: kept as a number, no class labels.
+    assert.deepEqual([...regression!.target!], [151, 75]);
+    assert.deepEqual([...regression!.x], [59, 32.1, 48, 21.6].map(Math.fround));
     // age, sex=F, sex=M, bmi; labels by class index.
     assert.deepEqual(types!.featureNames, ['age', 'sex=F', 'sex=M', 'bmi']);
     assert.deepEqual([...types!.x], [40, 0, 1, 22.5, 57, 1, 0, 31]);
@@ -72,15 +83,38 @@ describe('docs/data-schema.md', () => {
     assert.equal(computeSchemaDigest(parseDataSchema({ ...first, ignore: ['extra'] })), digest);
   });
 
-  it('is right that a label without classes (regression) is refused saying so', () => {
+  it('is right that a label with neither classes nor type, or with both, is refused saying so', () => {
     const first = JSON.parse(blocks()[0]!.text) as Record<string, unknown>;
-    assert.throws(
-      () => parseDataSchema({ ...first, label: { name: 'outcome' } }),
-      (e: unknown) =>
-        e instanceof EntenteError &&
-        e.code === 'INVALID_CONFIG' &&
-        e.field === 'label.classes' &&
-        /regression is not supported/.test(e.message),
+    for (const [label, pattern] of [
+      [{ name: 'outcome' }, /declare the label's classes, or "type": "number" for a regression target/],
+      [{ name: 'outcome', type: 'number', classes: ['a', 'b'] }, /not allowed for a number label/],
+    ] as const)
+      assert.throws(
+        () => parseDataSchema({ ...first, label }),
+        (e: unknown) =>
+          e instanceof EntenteError &&
+          e.code === 'INVALID_CONFIG' &&
+          e.field === 'label.classes' &&
+          pattern.test(e.message),
+      );
+  });
+
+  it('keeps classification digests as they were and gives a regression label its own', () => {
+    // The breast-cancer schema's digest, as policies and runs already name it.
+    const bc = parseDataSchema(
+      JSON.parse(
+        readFileSync(
+          resolve(import.meta.dirname, '..', '..', 'datasets', 'breast-cancer', 'schema.json'),
+          'utf8',
+        ),
+      ),
+    );
+    assert.equal(computeSchemaDigest(bc), '9dea1638af0c3d0255809f8b0ea2f63ad5cb27c92413f981384e16a778b65cca');
+    const reg = JSON.parse(blocks()[2]!.text) as Record<string, unknown>;
+    const asClasses = { ...reg, label: { name: 'progression', classes: ['low', 'high'] } };
+    assert.notEqual(
+      computeSchemaDigest(parseDataSchema(reg)),
+      computeSchemaDigest(parseDataSchema(asClasses)),
     );
   });
 });

@@ -41,6 +41,11 @@ export function assertValidLabeledData(spec: ModelSpec, data: LabeledData, what 
     if (!(target instanceof Float32Array))
       fail(`${what}.target`, 'a regression model needs a Float32Array of targets');
     if (target!.length !== count) fail(`${what}.target`, `must have count = ${count} elements`);
+  } else if (target !== undefined) {
+    fail(
+      `${what}.target`,
+      'the data has continuous targets (a regression label) but the model is a classifier',
+    );
   }
   for (let row = 0; row < count; row++) {
     if (regression) {
