@@ -81,7 +81,9 @@ describe('federated linear regression on the diabetes data', () => {
     const pooled = evaluateRegression(spec, global, applyStandardization(all, params));
     assert.ok(Math.abs(combined.r2! - pooled.r2!) < 1e-9 && Math.abs(combined.mae - pooled.mae) < 1e-9);
     assert.equal(combined.numExamples, 442);
-    console.log(`federated R² ${combined.r2!.toFixed(4)} RMSE ${combined.rmse.toFixed(3)} (OLS ${OLS_R2}, ${OLS_RMSE})`);
+    console.log(
+      `federated R² ${combined.r2!.toFixed(4)} RMSE ${combined.rmse.toFixed(3)} (OLS ${OLS_R2}, ${OLS_RMSE})`,
+    );
     assert.ok(combined.r2! > OLS_R2 - 0.005 && combined.r2! <= OLS_R2 + 1e-6, `R² ${combined.r2}`);
     assert.ok(Math.abs(combined.rmse - OLS_RMSE) < 0.3, `RMSE ${combined.rmse}`);
     // Training made progress: the first round's error is far above the last.

@@ -87,7 +87,9 @@ describe('linear model (regression)', () => {
     const z = 0.2 * xs[0]! - 0.1 * xs[1]! + 0.4 * xs[2]! + 0.5;
     const r = z - data.target![7]!;
     assert.ok(Math.abs(loss - r * r) < 1e-5);
-    [...xs, 1].forEach((v, k) => assert.ok(Math.abs(g[k]! - 2 * r * v) < 1e-4, `g[${k}]`));
+    [...xs, 1].forEach((v, k) => {
+      assert.ok(Math.abs(g[k]! - 2 * r * v) < 1e-4, `g[${k}]`);
+    });
   });
 
   it('trained with full-batch gradient descent, reaches the OLS closed-form solution', () => {
@@ -95,9 +97,9 @@ describe('linear model (regression)', () => {
     const rng = createSeededRng('linear-init');
     const trained = trainLocally(spec, initializeWeights(spec, rng), data, options, rng);
     const got = flattenWeights(spec, trained.weights);
-    [...ols.weights, ols.bias].forEach((want, k) =>
-      assert.ok(Math.abs(got[k]! - want) < 1e-3, `parameter ${k}: ${got[k]} vs OLS ${want}`),
-    );
+    [...ols.weights, ols.bias].forEach((want, k) => {
+      assert.ok(Math.abs(got[k]! - want) < 1e-3, `parameter ${k}: ${got[k]} vs OLS ${want}`);
+    });
     // And the OLS solution is near the generating coefficients (a sanity check of the reference).
     assert.ok(Math.abs(ols.weights[0]! - 1.5) < 0.2 && Math.abs(ols.bias - 3) < 0.2);
   });
