@@ -19,7 +19,13 @@ import { createSafetensorsReader, decodeSafetensors, encodeSafetensors } from '.
 import type { Tensor, TensorLayout, Weights } from '../core/tensor.ts';
 import { countParameters } from '../core/tensor.ts';
 import { createSeededRng } from '../crypto/seeded-rng.ts';
-import { builtinTrainer, describeLayout } from '../models/index.ts';
+import {
+  type RegressionSums,
+  builtinTrainer,
+  combineRegressionEvaluations,
+  describeLayout,
+  isRegressionSpec,
+} from '../models/index.ts';
 import {
   type BlobRef,
   type RunConfig,
@@ -900,6 +906,32 @@ export class RunEngine {
         },
       );
     } else if (result.kind === 'evaluate') {
+      const regression = isRegressionSpec(live.config.model);
+      if (regression !== (result.regression !== undefined))
+        throw new EntenteError(
+          'INVALID_MESSAGE',
+          regression
+            ? 'regression: a linear model is evaluated with regression sums, not accuracy'
+            : 'accuracy: a classifier is evaluated with accuracy, not regression sums',
+          { field: regression ? 'regression' : 'accuracy' },
+        );
+      if (result.regression) {
+        const sums = result.regression;
+        this.step(task.run_id, { type: 'result-accepted', participant }, () => {
+          store.insertRegressionEvaluation({
+            task_id: taskId,
+            run_id: task.run_id,
+            round: task.round,
+            participant,
+            num_examples: result.numExamples,
+            sums_json: JSON.stringify(sums),
+            received_at: at,
+          });
+          store.setTaskStatus(taskId, 'done', at);
+        });
+        return { accepted: true };
+      }
+      const accuracy = result.accuracy!;
       this.step(task.run_id, { type: 'result-accepted', participant }, () => {
         store.insertEvaluation({
           task_id: taskId,
@@ -908,7 +940,7 @@ export class RunEngine {
           participant,
           num_examples: result.numExamples,
           loss: result.loss,
-          accuracy: result.accuracy,
+          accuracy,
           received_at: at,
         });
         store.setTaskStatus(taskId, 'done', at);
@@ -1113,6 +1145,40 @@ export class RunEngine {
         { run: runId, round, contributors: updates.length, trainLoss, aggregateMs: Math.round(aggregateMs) },
         'round aggregated',
       );
+    } else if (phase === 'evaluate' && isRegressionSpec(live.config.model)) {
+      // Regression: the metrics over every site's holdout rows, from their additive sums.
+      const parts: RegressionSums[] = store
+        .listRegressionEvaluations(runId, round)
+        .filter((e) => live.state.received.includes(e.participant))
+        .map((e) => ({
+          numExamples: e.num_examples,
+          ...(JSON.parse(e.sums_json) as Omit<RegressionSums, 'numExamples'>),
+        }));
+      const m = combineRegressionEvaluations(parts);
+      this.step(runId, { type: 'phase-closed' }, () => {
+        store.upsertRound({
+          run_id: runId,
+          round,
+          evaluated_at: at,
+          eval_examples: m.numExamples,
+          eval_loss: m.mse,
+          eval_accuracy: null,
+        });
+        store.setRoundMetrics(
+          runId,
+          round,
+          JSON.stringify({ mse: m.mse, mae: m.mae, rmse: m.rmse, r2: m.r2 }),
+        );
+        store.closeOpenTasks(runId, round, 'evaluate', 'expired', at);
+        this.deps.audit.append('evaluated', {
+          run: runId,
+          round,
+          examples: m.numExamples,
+          loss: Number.isFinite(m.mse) ? m.mse : null,
+          accuracy: null,
+        });
+      });
+      this.deps.log.info({ run: runId, round, mse: m.mse, r2: m.r2 }, 'round evaluated');
     } else if (phase === 'evaluate') {
       const results = store
         .listEvaluations(runId, round)
@@ -1383,6 +1449,10 @@ export class RunEngine {
       evalExamples: r.eval_examples,
       evalLoss: r.eval_loss,
       evalAccuracy: r.eval_accuracy,
+      ...(() => {
+        const metrics = this.deps.store.getRoundMetrics(runId, r.round);
+        return metrics ? { evalMetrics: JSON.parse(metrics) as Record<string, number | null> } : {};
+      })(),
       modelIn: r.model_in,
       modelOut: r.model_out,
       aggregateMs: r.aggregate_ms,

@@ -41,7 +41,12 @@ export function describeRunFacts(config: RunConfig, delta: number): RunFacts {
     projectedEpsilon: projectRunEpsilon(config, delta).at(-1)?.epsilon ?? null,
     delta,
     dataSchemaDigest: config.dataSchemaDigest,
-    metrics: config.evaluate ? ['loss', 'accuracy'] : [],
+    // A linear (regression) model reports MSE as its loss, with MAE, RMSE and R² from the sites' sums.
+    metrics: !config.evaluate
+      ? []
+      : config.model.kind === 'linear'
+        ? ['loss', 'mae', 'rmse', 'r2']
+        : ['loss', 'accuracy'],
     // Participants send their trained weights' difference from the round's model.
     tensors: 'model-deltas',
   };

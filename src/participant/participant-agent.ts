@@ -24,6 +24,8 @@ import {
   type Trainer,
   builtinTrainer,
   computeDpStepsPerEpoch,
+  evaluateRegression,
+  isRegressionSpec,
   parseModelSpec,
 } from '../models/index.ts';
 import {
@@ -677,6 +679,22 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     if (task.kind === 'evaluate') {
       await checkModelInLog(task);
       const holdout = std ? applyStandardization(split.test, std) : split.test;
+      if (isRegressionSpec(spec)) {
+        // A linear model: MSE as the loss, and the sums the coordinator combines into MAE, RMSE and R².
+        const m = evaluateRegression(spec, weights, holdout);
+        const { numExamples: _n, ...sums } = m.sums;
+        return {
+          result: {
+            kind: 'evaluate',
+            runId: task.runId,
+            round: task.round,
+            numExamples: m.numExamples,
+            loss: m.mse,
+            regression: sums,
+          },
+          chunks: [],
+        };
+      }
       const r = trainer.evaluate(spec, weights, holdout);
       return {
         result: {

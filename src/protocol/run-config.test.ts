@@ -48,12 +48,8 @@ describe('run configuration', () => {
     });
   });
 
-  it('refuses a linear (regression) run up front, saying regression is not supported yet', () => {
-    assert.equal(fieldOf({ ...valid, model: { kind: 'linear', inputDim: 4 } }), 'model.kind');
-    assert.throws(
-      () => parseRunConfig({ ...valid, model: { kind: 'linear', inputDim: 4 } }),
-      /regression\) runs are not supported/,
-    );
+  it('accepts a linear (regression) run', () => {
+    assert.equal(parseRunConfig({ ...valid, model: { kind: 'linear', inputDim: 4 } }).model.kind, 'linear');
   });
 
   it('names the field of each mistake, including cross-field rules that would stall a run', () => {

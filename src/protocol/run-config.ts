@@ -175,14 +175,6 @@ export function parseRunConfig(input: unknown): RunConfig {
     throw err;
   }
   const model = parseModelSpec(base.model);
-  if (model.kind === 'linear')
-    // The linear model, its training and its metrics exist (models/); sites' tables carry class labels
-    // and evaluation results carry accuracy, so a federated regression run is refused up front.
-    throw new EntenteError(
-      'INVALID_CONFIG',
-      'model.kind: linear (regression) runs are not supported yet: sites load class labels, not continuous targets',
-      { field: 'model.kind' },
-    );
   const strategy = parseStrategyConfig(base.strategy);
   // Cross-field rules: a run that could never make progress is refused up front.
   parseTrainOptions({ ...base.train, proximalMu: 0 });
