@@ -102,7 +102,7 @@ describe('sites whose data schemas differ (label classes in another order)', () 
   });
 
   it('run start is accepted but its first phase does not open; a schema-mismatch event names gamma', {
-    timeout: 60_000,
+    timeout: 120_000,
   }, async () => {
     const created = await client.postJson<{ runId: string }>('/v1/runs', runConfig);
     assert.equal(created.status, 201);
@@ -112,7 +112,7 @@ describe('sites whose data schemas differ (label classes in another order)', () 
         const st = (await client.getJson<StatusView>('/v1/status')).body!;
         return st.events.find((e) => e.kind === 'schema-mismatch' && e.run_id === 'schema-run');
       },
-      30_000,
+      60_000,
     );
     assert.equal(event.code, 'SCHEMA_MISMATCH');
     assert.ok(
