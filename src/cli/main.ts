@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { EntenteError, exitCodeOf, isErrorCode } from '../core/errors.ts';
 import { formatDoctorSummary, runDoctor, startCoordinator } from '../coordinator/index.ts';
-import { computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
+import { type CsvDelimiter, computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
 import { type SiteConfig, parseSiteConfig, renewIfDue, startParticipant } from '../participant/index.ts';
 import type { SiteBudget } from '../privacy/index.ts';
 import { runDemo } from '../simulation/index.ts';
@@ -32,6 +32,15 @@ function parseSlowMs(text: string): number | Record<string, number> {
     out[m[1]!] = Number(m[2]);
   }
   return out;
+}
+
+/** `--delimiter`: `,` (default), `;`, or `tab` (also a literal tab character). */
+function parseDelimiter(text: string): CsvDelimiter {
+  if (text === ',' || text === ';') return text;
+  if (text === 'tab' || text === '\t') return '\t';
+  throw new EntenteError('INVALID_ARGUMENT', '--delimiter: must be ",", ";" or "tab"', {
+    field: 'delimiter',
+  });
 }
 
 /** A participant's `--site-config`: its own limits and privacy budget. */
@@ -266,6 +275,7 @@ export function buildProgram(): Command {
     .option('--institution <id>', 'with --workspace: this institution id (its certificate CN)')
     .requiredOption('--data <csv>', 'local data file (CSV)')
     .requiredOption('--schema <file>', 'declared data schema (JSON or YAML)')
+    .option('--delimiter <d>', 'field delimiter of the data file: "," (default), ";" or "tab"', ',')
     .option('--coordinator <url>', 'coordinator URL (default: read from the workspace)')
     .option('--holdout <fraction>', 'fraction of local rows held out for federated evaluation', '0.2')
     .option(
@@ -291,6 +301,7 @@ export function buildProgram(): Command {
         institution?: string;
         data: string;
         schema: string;
+        delimiter: string;
         coordinator?: string;
         holdout: string;
         siteConfig?: string;
@@ -298,7 +309,9 @@ export function buildProgram(): Command {
         batchJournal?: string;
       }) => {
         const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
-        const data = loadTable(readFileSync(opts.data, 'utf8'), schema);
+        const data = loadTable(readFileSync(opts.data, 'utf8'), schema, {
+          delimiter: parseDelimiter(opts.delimiter),
+        });
         const where = participantIdentity(opts);
         const log = createLogger(`participant:${where.institution}`);
         const handle = startParticipant({
@@ -322,6 +335,18 @@ export function buildProgram(): Command {
         await handle.done;
       },
     );
+
+  program
+    .command('schema')
+    .description('data schemas')
+    .command('digest')
+    .description(
+      "print a data schema's digest (SHA-256 of its canonical JSON): the value a run's dataSchemaDigest names",
+    )
+    .argument('<file>', 'data schema (JSON or YAML)')
+    .action((file: string) => {
+      console.log(computeSchemaDigest(parseDataSchema(readStructuredFile(file, 'schema'))));
+    });
 
   const run = program.command('run').description('training runs');
   run
