@@ -1,6 +1,7 @@
 /** Benchmarks: `npm run bench -- <name> [--json]`. Each prints one JSON object on stdout. */
 import { benchAccountant } from './accountant.ts';
 import { benchAudit } from './audit.ts';
+import { benchCliStartup } from './cli-startup.ts';
 import { benchGovernance } from './governance.ts';
 import { benchPrivacyUtility } from './privacy-utility.ts';
 import { benchRound } from './round.ts';
@@ -10,6 +11,7 @@ const [name, ...rest] = process.argv.slice(2);
 const benches: Record<string, (args: string[]) => Promise<void>> = {
   accountant: benchAccountant,
   audit: benchAudit,
+  'cli-startup': benchCliStartup,
   governance: benchGovernance,
   'privacy-utility': benchPrivacyUtility,
   round: benchRound,

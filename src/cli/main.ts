@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { EntenteError, exitCodeOf, isErrorCode } from '../core/errors.ts';
 import { formatDoctorSummary, runDoctor, startCoordinator } from '../coordinator/index.ts';
-import { computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
+import { type CsvDelimiter, computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
 import { type SiteConfig, parseSiteConfig, renewIfDue, startParticipant } from '../participant/index.ts';
 import type { SiteBudget } from '../privacy/index.ts';
 import { runDemo } from '../simulation/index.ts';
@@ -42,6 +42,15 @@ function parseSlowMs(text: string): number | Record<string, number> {
     out[m[1]!] = Number(m[2]);
   }
   return out;
+}
+
+/** `--delimiter`: `,` (default), `;`, or `tab` (also a literal tab character). */
+function parseDelimiter(text: string): CsvDelimiter {
+  if (text === ',' || text === ';') return text;
+  if (text === 'tab' || text === '\t') return '\t';
+  throw new EntenteError('INVALID_ARGUMENT', '--delimiter: must be ",", ";" or "tab"', {
+    field: 'delimiter',
+  });
 }
 
 /** A participant's `--site-config`: its own limits and privacy budget. */
@@ -280,6 +289,7 @@ export function buildProgram(): Command {
     .option('--institution <id>', 'with --workspace: this institution id (its certificate CN)')
     .requiredOption('--data <csv>', 'local data file (CSV)')
     .requiredOption('--schema <file>', 'declared data schema (JSON or YAML)')
+    .option('--delimiter <d>', 'field delimiter of the data file: "," (default), ";" or "tab"', ',')
     .option('--coordinator <url>', 'coordinator URL (default: read from the workspace)', (v: string) =>
       parseHttpsUrl(v, '--coordinator'),
     )
@@ -312,6 +322,7 @@ export function buildProgram(): Command {
         institution?: string;
         data: string;
         schema: string;
+        delimiter: string;
         coordinator?: string;
         holdout: number;
         siteConfig?: string;
@@ -319,7 +330,9 @@ export function buildProgram(): Command {
         batchJournal?: string;
       }) => {
         const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
-        const data = loadTable(readTextFile(opts.data, '--data'), schema);
+        const data = loadTable(readTextFile(opts.data, '--data'), schema, {
+          delimiter: parseDelimiter(opts.delimiter),
+        });
         const where = participantIdentity(opts);
         const log = createLogger(`participant:${where.institution}`);
         const handle = startParticipant({
@@ -343,6 +356,18 @@ export function buildProgram(): Command {
         await handle.done;
       },
     );
+
+  program
+    .command('schema')
+    .description('data schemas')
+    .command('digest')
+    .description(
+      "print a data schema's digest (SHA-256 of its canonical JSON): the value a run's dataSchemaDigest names",
+    )
+    .argument('<file>', 'data schema (JSON or YAML)')
+    .action((file: string) => {
+      console.log(computeSchemaDigest(parseDataSchema(readStructuredFile(file, 'schema'))));
+    });
 
   const run = program.command('run').description('training runs');
   run

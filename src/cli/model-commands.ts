@@ -29,9 +29,11 @@ import {
   type ModelSpec,
   countClasses,
   describeLayout,
+  isRegressionSpec,
   parseModelSpec,
   predictClasses,
   predictProbabilities,
+  predictValues,
 } from '../models/index.ts';
 import type { MtlsClient } from '../transport/index.ts';
 import { type MemberOptions, addMemberOptions, openMember } from './governance-commands.ts';
@@ -100,7 +102,7 @@ const quoteCsv = (cell: string): string => (/[",\r\n]/.test(cell) ? `"${cell.rep
 function loadRows(text: string, schema: DataSchema) {
   const table = parseCsv(text);
   if (table.header.includes(schema.label.name)) return { data: loadTable(text, schema), labelled: true };
-  const placeholder = schema.label.classes[0]!;
+  const placeholder = schema.label.type === 'number' ? '0' : schema.label.classes[0]!;
   const lines = [
     [...table.header, schema.label.name].map(quoteCsv).join(','),
     ...table.rows.map((row) => [...row, placeholder].map(quoteCsv).join(',')),
@@ -276,6 +278,25 @@ export function registerModelCommands(program: Command): void {
               std: Float64Array.from(card.standardization.std),
             })
           : raw;
+        if (isRegressionSpec(spec)) {
+          // A linear model predicts a value per row; with targets, the mean squared error is reported.
+          const values = predictValues(spec, weights, data.x);
+          let squared = 0;
+          const lines = ['prediction'];
+          for (let i = 0; i < data.count; i++) {
+            lines.push(String(values[i]));
+            if (labelled) squared += (values[i]! - data.target![i]!) ** 2;
+          }
+          const csv = `${lines.join('\n')}\n`;
+          if (opts.out) writeOutputFile(opts.out, csv, '--out');
+          else if (!opts.json) process.stdout.write(csv);
+          const mse = labelled ? squared / data.count : null;
+          if (opts.json)
+            console.log(JSON.stringify({ rows: data.count, mse, ...(opts.out ? { out: opts.out } : {}) }));
+          else if (mse !== null)
+            console.error(`mean squared error ${mse} on ${data.count} rows with targets`);
+          return;
+        }
         const classes = predictClasses(spec, weights, data.x);
         const probabilities = predictProbabilities(spec, weights, data.x);
         const lines = [['prediction', ...names.map((c) => `p_${c}`)].map(quoteCsv).join(',')];

@@ -202,6 +202,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     notify,
     consortium: ws.consortium.consortium,
     pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
+    schemaDigestOf: (participant) => store.getParticipantSchemaDigest(participant),
     ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
   });
   const maxPolls = options.maxPollsPerMember ?? DEFAULT_MAX_POLLS_PER_MEMBER;

@@ -76,6 +76,7 @@ export function registerGovernanceRoutes(app: FastifyInstance, deps: GovernanceR
     institutions: deps.institutions,
     available: deps.available,
     notify: deps.notify,
+    schemaDigestOf: (participant) => store.getParticipantSchemaDigest(participant),
   });
 
   // ---- Enrollment: public paths (no client certificate yet) ----

@@ -19,7 +19,13 @@ import { createSafetensorsReader, decodeSafetensors, encodeSafetensors } from '.
 import type { Tensor, TensorLayout, Weights } from '../core/tensor.ts';
 import { countParameters } from '../core/tensor.ts';
 import { createSeededRng } from '../crypto/seeded-rng.ts';
-import { builtinTrainer, describeLayout } from '../models/index.ts';
+import {
+  type RegressionSums,
+  builtinTrainer,
+  combineRegressionEvaluations,
+  describeLayout,
+  isRegressionSpec,
+} from '../models/index.ts';
 import {
   type BlobRef,
   type RunConfig,
@@ -56,7 +62,13 @@ import { createProvenanceStatement } from '../audit/index.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import type { AuditLog } from './audit-log.ts';
 import { RefusalSummarizer } from './refusal-summary.ts';
+import { checkSchemaAgreement } from './schema-agreement.ts';
 import { SECAGG_TASK_KINDS, SecAggRound } from './secagg-round.ts';
+
+/** Meta key under which the data schema a run's tasks name is kept once its first phase opened. */
+function schemaMetaKey(runId: string): string {
+  return `run-schema-digest/${runId}`;
+}
 
 /** Recorded in every model's provenance statement. */
 const CODE_VERSION = 'entente/0.2.0';
@@ -84,6 +96,12 @@ export interface RunEngineDeps {
   readonly refusalWindowMs?: number;
   /** Refusals per member and window appended in full before the rest are only counted (default 3). */
   readonly refusalsInFullPerWindow?: number;
+  /**
+   * The data schema digest each participant stated at registration. When given, a run's first phase
+   * opens only if every available site follows the run's schema (or, when the run names none, one
+   * schema shared by all); later phases leave out sites that follow another.
+   */
+  readonly schemaDigestOf?: (participant: string) => string | undefined;
 }
 
 interface LiveRun {
@@ -95,6 +113,8 @@ interface LiveRun {
   sum: ReturnType<typeof createWeightedSum> | undefined;
   folded: Set<string>;
   aggregateMs: number;
+  /** The last schema disagreement recorded for this run (recorded again only when it changes). */
+  schemaRefusal?: string;
   /** The secure-aggregation attempt of the open train phase, if the run uses it. */
   secagg: SecAggRound | undefined;
   /** The unmasked result of a finished secure-aggregation attempt, consumed by closePhase. */
@@ -391,6 +411,52 @@ export class RunEngine {
     }
   }
 
+  /**
+   * The data schema the phase's tasks name, and the sites that may take part. Before the run's first
+   * phase every available site must follow the run's schema (or, without one, the same schema): if not,
+   * the disagreement is recorded once (naming sites and digests) and undefined is returned. Afterwards
+   * the schema is fixed and sites that follow another are left out of the phase.
+   */
+  private agreeOnSchema(
+    runId: string,
+    live: LiveRun,
+    round: number,
+    available: readonly string[],
+  ): { digest: string | undefined; available: readonly string[] } | undefined {
+    const digestOf = this.deps.schemaDigestOf;
+    if (!digestOf) return { digest: live.config.dataSchemaDigest, available };
+    const fixed = this.deps.store.getMeta(schemaMetaKey(runId));
+    if (fixed !== undefined) {
+      const digest = fixed === '' ? undefined : fixed;
+      const kept = available.filter((id) => digestOf(id) === digest);
+      if (kept.length < available.length) {
+        const left = available.filter((id) => digestOf(id) !== digest);
+        this.noteSchemaRefusal(
+          runId,
+          live,
+          round,
+          `the run's data schema is ${digest ?? '(none stated)'}; left out of this phase: ${left
+            .map((id) => `${id} follows ${digestOf(id) ?? '(none stated)'}`)
+            .join(', ')}`,
+        );
+      }
+      return { digest, available: kept };
+    }
+    const sites = new Map(available.map((id) => [id, digestOf(id)] as const));
+    const agreement = checkSchemaAgreement(live.config.dataSchemaDigest, sites);
+    if (!agreement.ok) {
+      this.noteSchemaRefusal(runId, live, round, `the first phase does not open: ${agreement.message}`);
+      return undefined;
+    }
+    return { digest: agreement.digest, available };
+  }
+
+  private noteSchemaRefusal(runId: string, live: LiveRun, round: number, message: string): void {
+    if (live.schemaRefusal === message) return;
+    live.schemaRefusal = message;
+    this.record(runId, round, 'schema-mismatch', null, 'SCHEMA_MISMATCH', message);
+  }
+
   /** A run that cannot go on: stored as failed with its coded reason, logged, and dropped from the live runs. */
   private markFailed(runId: string, failure: RunFailure): void {
     this.deps.store.transaction(() => {
@@ -419,6 +485,14 @@ export class RunEngine {
   ): void {
     const live = this.runs.get(runId)!;
     const { store, now } = this.deps;
+    const agreed = this.agreeOnSchema(runId, live, round, available);
+    if (!agreed) {
+      // Sites disagree on the data schema before the first phase: keep waiting, nothing is written.
+      live.state = { ...live.state, status: 'waiting' };
+      return;
+    }
+    available = agreed.available;
+    const schemaDigest = agreed.digest;
     const row = store.getRun(runId)!;
     const rng = createSeededRng(`${live.config.seed}/select/${phase}/${round}`);
     const sstate = this.loadStrategyState(row.strategy_json);
@@ -438,6 +512,9 @@ export class RunEngine {
       live.state = { ...live.state, status: 'waiting' };
       return;
     }
+    // From the first phase on, the run's tasks name this schema (every site refuses another one).
+    if (this.deps.schemaDigestOf && store.getMeta(schemaMetaKey(runId)) === undefined)
+      store.setMeta(schemaMetaKey(runId), schemaDigest ?? '');
     const stored = JSON.parse(row.model_json) as StoredModel;
     const model = stored.ref;
     const modelLog = stored.logIndex === undefined ? {} : { modelLog: { index: stored.logIndex } };
@@ -455,13 +532,14 @@ export class RunEngine {
         proximalMu,
         stored.logIndex,
         stored.clipNorm,
+        schemaDigest,
       );
       return;
     }
     const deadlineAt = issuedAt + live.config.roundTimeoutMs;
     const tasks: Task[] = cohort.map((participant) => {
       const base = { taskId: `${runId}.r${round}.${phase}.${participant}`, runId, round, issuedAt };
-      const schema = live.config.dataSchemaDigest ? { dataSchemaDigest: live.config.dataSchemaDigest } : {};
+      const schema = schemaDigest ? { dataSchemaDigest: schemaDigest } : {};
       if (phase === 'statistics') return { ...base, kind: 'statistics', ...schema };
       if (phase === 'evaluate') {
         return {
@@ -532,6 +610,7 @@ export class RunEngine {
     proximalMu: number,
     modelLogIndex: number | undefined,
     clipNormIn: number | undefined,
+    schemaDigest: string | undefined,
   ): void {
     const sa = live.config.secureAggregation;
     const cohort = [...selected].sort().slice(0, sa.maxParticipants);
@@ -607,7 +686,7 @@ export class RunEngine {
         modelSpec: live.config.model,
         train,
         seed: `${live.config.seed}/train/${round}/${attempt}/${participant}`,
-        ...(live.config.dataSchemaDigest ? { dataSchemaDigest: live.config.dataSchemaDigest } : {}),
+        ...(schemaDigest ? { dataSchemaDigest: schemaDigest } : {}),
         ...(standardization ? { standardization } : {}),
         ...(modelLogIndex === undefined ? {} : { modelLog: { index: modelLogIndex } }),
         ...(taskClientDp ? { clientDp: taskClientDp } : {}),
@@ -876,6 +955,32 @@ export class RunEngine {
         },
       );
     } else if (result.kind === 'evaluate') {
+      const regression = isRegressionSpec(live.config.model);
+      if (regression !== (result.regression !== undefined))
+        throw new EntenteError(
+          'INVALID_MESSAGE',
+          regression
+            ? 'regression: a linear model is evaluated with regression sums, not accuracy'
+            : 'accuracy: a classifier is evaluated with accuracy, not regression sums',
+          { field: regression ? 'regression' : 'accuracy' },
+        );
+      if (result.regression) {
+        const sums = result.regression;
+        this.step(task.run_id, { type: 'result-accepted', participant }, () => {
+          store.insertRegressionEvaluation({
+            task_id: taskId,
+            run_id: task.run_id,
+            round: task.round,
+            participant,
+            num_examples: result.numExamples,
+            sums_json: JSON.stringify(sums),
+            received_at: at,
+          });
+          store.setTaskStatus(taskId, 'done', at);
+        });
+        return { accepted: true };
+      }
+      const accuracy = result.accuracy!;
       this.step(task.run_id, { type: 'result-accepted', participant }, () => {
         store.insertEvaluation({
           task_id: taskId,
@@ -884,7 +989,7 @@ export class RunEngine {
           participant,
           num_examples: result.numExamples,
           loss: result.loss,
-          accuracy: result.accuracy,
+          accuracy,
           received_at: at,
         });
         store.setTaskStatus(taskId, 'done', at);
@@ -1089,6 +1194,40 @@ export class RunEngine {
         { run: runId, round, contributors: updates.length, trainLoss, aggregateMs: Math.round(aggregateMs) },
         'round aggregated',
       );
+    } else if (phase === 'evaluate' && isRegressionSpec(live.config.model)) {
+      // Regression: the metrics over every site's holdout rows, from their additive sums.
+      const parts: RegressionSums[] = store
+        .listRegressionEvaluations(runId, round)
+        .filter((e) => live.state.received.includes(e.participant))
+        .map((e) => ({
+          numExamples: e.num_examples,
+          ...(JSON.parse(e.sums_json) as Omit<RegressionSums, 'numExamples'>),
+        }));
+      const m = combineRegressionEvaluations(parts);
+      this.step(runId, { type: 'phase-closed' }, () => {
+        store.upsertRound({
+          run_id: runId,
+          round,
+          evaluated_at: at,
+          eval_examples: m.numExamples,
+          eval_loss: m.mse,
+          eval_accuracy: null,
+        });
+        store.setRoundMetrics(
+          runId,
+          round,
+          JSON.stringify({ mse: m.mse, mae: m.mae, rmse: m.rmse, r2: m.r2 }),
+        );
+        store.closeOpenTasks(runId, round, 'evaluate', 'expired', at);
+        this.deps.audit.append('evaluated', {
+          run: runId,
+          round,
+          examples: m.numExamples,
+          loss: Number.isFinite(m.mse) ? m.mse : null,
+          accuracy: null,
+        });
+      });
+      this.deps.log.info({ run: runId, round, mse: m.mse, r2: m.r2 }, 'round evaluated');
     } else if (phase === 'evaluate') {
       const results = store
         .listEvaluations(runId, round)
@@ -1404,6 +1543,10 @@ export class RunEngine {
       evalExamples: r.eval_examples,
       evalLoss: r.eval_loss,
       evalAccuracy: r.eval_accuracy,
+      ...(() => {
+        const metrics = this.deps.store.getRoundMetrics(runId, r.round);
+        return metrics ? { evalMetrics: JSON.parse(metrics) as Record<string, number | null> } : {};
+      })(),
       modelIn: r.model_in,
       modelOut: r.model_out,
       aggregateMs: r.aggregate_ms,

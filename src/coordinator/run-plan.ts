@@ -15,6 +15,7 @@ import {
 } from '../governance/index.ts';
 import { type PlanResult, type RunConfig, parseRunConfig, projectRunEpsilon } from '../protocol/index.ts';
 import type { SqliteStore } from '../storage/index.ts';
+import { checkSchemaAgreement } from './schema-agreement.ts';
 
 const DEFAULT_DELTA = 1e-5;
 
@@ -40,7 +41,12 @@ export function describeRunFacts(config: RunConfig, delta: number): RunFacts {
     projectedEpsilon: projectRunEpsilon(config, delta).at(-1)?.epsilon ?? null,
     delta,
     dataSchemaDigest: config.dataSchemaDigest,
-    metrics: config.evaluate ? ['loss', 'accuracy'] : [],
+    // A linear (regression) model reports MSE as its loss, with MAE, RMSE and R² from the sites' sums.
+    metrics: !config.evaluate
+      ? []
+      : config.model.kind === 'linear'
+        ? ['loss', 'mae', 'rmse', 'r2']
+        : ['loss', 'accuracy'],
     // Participants send their trained weights' difference from the round's model.
     tensors: 'model-deltas',
   };
@@ -75,6 +81,8 @@ export interface RunPlannerDeps {
   readonly institutions: () => string[];
   readonly available: () => string[];
   readonly notify: (participant: string) => void;
+  /** The data schema digest each participant stated at registration (the run engine's rule applies). */
+  readonly schemaDigestOf?: (participant: string) => string | undefined;
 }
 
 /** Runs dry runs: sends `plan` tasks, gathers the sites' answers, combines every check. */
@@ -151,6 +159,21 @@ export class RunPlanner {
         ok: false,
         message: `${available.size} institutions are connected; the run needs ${config.minParticipants} per round`,
       });
+    const digestOf = this.deps.schemaDigestOf;
+    if (digestOf) {
+      // The rule the run's first phase applies (run-engine.ts): same digests, the run's if it names one.
+      const sites = new Map(
+        institutions.filter((i) => available.has(i)).map((i) => [i, digestOf(i)] as const),
+      );
+      const agreement = checkSchemaAgreement(config.dataSchemaDigest, sites);
+      checks.push({
+        check: 'data-schema.agreement',
+        ok: agreement.ok,
+        message: agreement.ok
+          ? agreement.message
+          : `the run's first phase would not open: ${agreement.message}`,
+      });
+    }
     checks.push(...(await this.askSites(config, input, institutions, available, waitMs)));
     return summarize(checks);
   }

@@ -40,6 +40,11 @@ export const errorCodes = {
     exit: 5,
     summary: 'the request breaks the consortium policy in force (every broken rule is named)',
   },
+  SCHEMA_MISMATCH: {
+    http: 409,
+    exit: 5,
+    summary: "sites' data schemas differ from the run's or from each other (each site and digest named)",
+  },
   CONFLICT: { http: 409, exit: 5, summary: 'the request conflicts with the current state' },
   ATTEMPTS_EXHAUSTED: {
     http: 409,

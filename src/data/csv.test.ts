@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { EntenteError } from '../core/errors.ts';
-import { parseCsv } from './csv.ts';
+import { detectDelimiter, parseCsv } from './csv.ts';
 
 function rejects(text: string, pattern: RegExp): void {
   assert.throws(
@@ -53,7 +53,33 @@ describe('parseCsv', () => {
     rejects('a,b\n1,2\n3\n4,5\n', /row 2 \(line 3\) has 1 field, the header has 2/);
     rejects('a,b\n1,2\n3,4,5', /row 2 \(line 3\) has 3 fields/);
     rejects('a,b\n"x\ny",2\n1,2,3\n', /row 2 \(line 4\)/);
-    rejects('a,b\n1,2\n\n', /row 2 \(line 3\) has 1 field/); // a blank line is a ragged row
+    rejects('a,b\n1,2\n\n3,4\n', /row 2 \(line 3\) has 1 field/); // a blank line between rows is ragged
+  });
+
+  it('accepts blank lines at the end of the file (they are not records)', () => {
+    const want = { header: ['a', 'b'], rows: [['1', '2']] };
+    assert.deepEqual(parseCsv('a,b\n1,2\n\n'), want);
+    assert.deepEqual(parseCsv('a,b\r\n1,2\r\n\r\n\r\n'), want);
+    assert.deepEqual(parseCsv('a,b\n1,2\n\n\n'), want);
+    assert.deepEqual(parseCsv('a,b\n\n'), { header: ['a', 'b'], rows: [] });
+    // A quoted empty field is a value, not a blank line.
+    assert.deepEqual(parseCsv('a\n1\n""\n'), { header: ['a'], rows: [['1'], ['']] });
+  });
+
+  it('reads ";" and tab delimited files when told, and guesses the delimiter of a header', () => {
+    const want = { header: ['a', 'b'], rows: [['1,5', '2']] };
+    assert.deepEqual(parseCsv('a;b\n1,5;2\n', { delimiter: ';' }), want);
+    assert.deepEqual(parseCsv('a\tb\n1,5\t2\n', { delimiter: '\t' }), want);
+    assert.deepEqual(parseCsv('a;b\n"x;y";2\n', { delimiter: ';' }).rows, [['x;y', '2']]);
+    assert.equal(detectDelimiter('a;b;c\n1,2;3;4'), ';');
+    assert.equal(detectDelimiter('\uFEFFa\tb\tc\n'), '\t');
+    assert.equal(detectDelimiter('a,b;c,d\n'), ',');
+    assert.equal(detectDelimiter('"a;b;c",d\n'), ',');
+    assert.equal(detectDelimiter('abc\n1;2;3'), undefined);
+    assert.throws(
+      () => parseCsv('a|b', { delimiter: '|' as ';' }),
+      (e: unknown) => e instanceof EntenteError && e.code === 'INVALID_ARGUMENT' && e.field === 'delimiter',
+    );
   });
 
   it('rejects malformed quoting and bare CR', () => {

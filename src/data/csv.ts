@@ -1,11 +1,13 @@
 /**
  * A strict CSV reader (RFC 4180, "Common Format and MIME Type for CSV Files") for tables with a header
- * row: comma separators; fields optionally enclosed in double quotes, inside which commas, line breaks
+ * row: comma separators (or a `;` or tab delimiter when the caller says so); fields optionally enclosed in double quotes, inside which commas, line breaks
  * and doubled quotes (`""` = one `"`) are literal; records end with CRLF or LF; the last record may or
  * may not end with a line break. A leading UTF-8 byte-order mark is skipped. Everything else is an
  * error rather than a guess: a quote inside an unquoted field, text after a closing quote, a bare CR,
  * an unterminated quote, a record whose field count differs from the header (a "ragged" row, which
- * includes blank lines). One linear pass; fields are never trimmed.
+ * includes blank lines between records). Blank lines at the end of the file are not records (editors
+ * and exports often leave one). One linear pass; fields are never trimmed. `detectDelimiter` guesses
+ * the delimiter of a header line so a caller can say which one a file seems to use.
  */
 import { EntenteError } from '../core/errors.ts';
 
@@ -16,8 +18,22 @@ export interface CsvTable {
   readonly rows: string[][];
 }
 
+/** The delimiters a table may use: comma (RFC 4180), semicolon, tab. */
+export type CsvDelimiter = ',' | ';' | '\t';
+
+export const CSV_DELIMITERS: readonly CsvDelimiter[] = [',', ';', '\t'];
+
+/** How a delimiter is written on the command line and in messages. */
+export function describeDelimiter(d: CsvDelimiter): string {
+  return d === '\t' ? 'tab' : `"${d}"`;
+}
+
+export interface CsvOptions {
+  /** Field separator, default ','. */
+  readonly delimiter?: CsvDelimiter;
+}
+
 const QUOTE = 0x22;
-const COMMA = 0x2c;
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -26,17 +42,27 @@ const CR = 0x0d;
  * (syntax errors) or the 1-based data row and its line (ragged rows); an empty text is rejected
  * ("empty file").
  */
-export function parseCsv(text: string): CsvTable {
+export function parseCsv(text: string, options: CsvOptions = {}): CsvTable {
+  const delimiter = options.delimiter ?? ',';
+  if (!CSV_DELIMITERS.includes(delimiter))
+    throw new EntenteError('INVALID_ARGUMENT', 'csv: delimiter must be ",", ";" or a tab', {
+      field: 'delimiter',
+    });
+  const SEPARATOR = delimiter.charCodeAt(0);
   const n = text.length;
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   if (i >= n) fail('empty file: no header row');
   const records: string[][] = [];
   const recordLines: number[] = [];
+  /** Per record: true when it is one unquoted empty field, i.e. a blank line. */
+  const blank: boolean[] = [];
   let record: string[] = [];
+  let quotedFirst = false;
   let line = 1;
   let recordLine = 1;
   for (;;) {
     let field: string;
+    if (record.length === 0) quotedFirst = text.charCodeAt(i) === QUOTE;
     if (text.charCodeAt(i) === QUOTE) {
       const startLine = line;
       let start = i + 1;
@@ -55,13 +81,13 @@ export function parseCsv(text: string): CsvTable {
         break;
       }
       const c = text.charCodeAt(i);
-      if (i < n && c !== COMMA && c !== LF && c !== CR)
+      if (i < n && c !== SEPARATOR && c !== LF && c !== CR)
         fail(`line ${line}: unexpected character after a closing quote (a field must be fully quoted)`);
     } else {
       let j = i;
       while (j < n) {
         const c = text.charCodeAt(j);
-        if (c === COMMA || c === LF || c === CR) break;
+        if (c === SEPARATOR || c === LF || c === CR) break;
         if (c === QUOTE) fail(`line ${line}: quote inside an unquoted field (quote the whole field)`);
         j++;
       }
@@ -72,10 +98,11 @@ export function parseCsv(text: string): CsvTable {
     if (i >= n) {
       records.push(record);
       recordLines.push(recordLine);
+      blank.push(record.length === 1 && field === '' && !quotedFirst);
       break;
     }
     const c = text.charCodeAt(i);
-    if (c === COMMA) {
+    if (c === SEPARATOR) {
       i++;
       continue;
     }
@@ -87,12 +114,18 @@ export function parseCsv(text: string): CsvTable {
     }
     records.push(record);
     recordLines.push(recordLine);
+    blank.push(record.length === 1 && field === '' && !quotedFirst);
     record = [];
     line++;
     recordLine = line;
     if (i >= n) break; // the optional line break after the last record
   }
 
+  // Blank lines after the last record are not records.
+  while (records.length > 1 && blank[records.length - 1]) {
+    records.pop();
+    blank.pop();
+  }
   const header = records[0]!;
   for (let r = 1; r < records.length; r++) {
     const got = records[r]!.length;
@@ -103,6 +136,31 @@ export function parseCsv(text: string): CsvTable {
     }
   }
   return { header, rows: records.slice(1) };
+}
+
+/**
+ * The delimiter a header line seems to use: the one of `,`, `;` and tab that occurs most often outside
+ * quotes in the first line (undefined when none occurs).
+ */
+export function detectDelimiter(text: string): CsvDelimiter | undefined {
+  let best: CsvDelimiter | undefined;
+  let bestCount = 0;
+  const counts = new Map<string, number>();
+  let quoted = false;
+  for (let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '"') quoted = !quoted;
+    else if (!quoted && (c === '\n' || c === '\r')) break;
+    else if (!quoted && (c === ',' || c === ';' || c === '\t')) counts.set(c, (counts.get(c) ?? 0) + 1);
+  }
+  for (const d of CSV_DELIMITERS) {
+    const k = counts.get(d) ?? 0;
+    if (k > bestCount) {
+      best = d;
+      bestCount = k;
+    }
+  }
+  return best;
 }
 
 function countLineFeeds(text: string, from: number, to: number): number {

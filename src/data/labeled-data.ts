@@ -9,6 +9,8 @@ export interface LabeledData {
   readonly x: Float32Array;
   /** Class index per row, length `count`. */
   readonly y: Int32Array;
+  /** Regression targets (a schema whose label has `type: 'number'`), one per row; `y` is then all 0. */
+  readonly target?: Float32Array | undefined;
   readonly count: number;
   readonly dim: number;
   /** Encoded column names, length `dim` (one-hot columns as `<feature>=<category>`). */

@@ -35,6 +35,36 @@ function rejects(text: string, field: string, message: string, schema = schemaOf
 }
 
 describe('loadTable', () => {
+  it('accepts a trailing blank line', () => {
+    assert.equal(loadTable(`${table('40,M,22.5,yes', '-3,F,1e1,no')}\n\n`, schemaOf()).count, 2);
+  });
+
+  it('names the delimiter a ";" or tab file seems to use, and reads it with that delimiter', () => {
+    for (const [sep, named, flag] of [
+      [';', '";"', ';'],
+      ['\t', 'tab', 'tab'],
+    ] as const) {
+      const text = [HEADER, '40,M,22.5,yes', '-3,F,1e1,no'].map((l) => l.replaceAll(',', sep)).join('\n');
+      assert.throws(
+        () => loadTable(text, schemaOf()),
+        (e: unknown) => {
+          assert.ok(e instanceof EntenteError);
+          assert.equal(e.code, 'INVALID_DATA');
+          assert.match(
+            e.message,
+            new RegExp(
+              `seems to use ${named} as its delimiter, not "," \\(say so with --delimiter ${flag}\\)`,
+            ),
+          );
+          return true;
+        },
+      );
+      const d = loadTable(text, schemaOf(), { delimiter: sep });
+      assert.deepEqual([...d.y], [1, 0]);
+      assert.equal(d.x[0], 40);
+    }
+  });
+
   it('encodes numbers, integers, one-hot categories and class indices in file order', () => {
     const d = loadTable(table('40,M,22.5,yes', '-3,F,1e1,no', '+7,M,.5,no'), schemaOf());
     assert.equal(d.count, 3);

@@ -3,15 +3,17 @@
  * every cell. The header must name every declared feature and the label; any other column must be
  * listed in `schema.ignore`. Values: `number` cells are decimal literals (`-1.5`, `.5`, `2e-3`; no
  * whitespace, hex, `NaN` or `Infinity`) within the float32 range; `integer` cells are such literals with
- * an integral value; `category` and label cells must equal a declared category/class exactly.
+ * an integral value; `category` and label cells must equal a declared category/class exactly; a
+ * regression label (`type: 'number'`) is a `number` cell, kept in `target`.
  * Missing cells (equal to a `missingTokens` entry) follow `schema.missing`: 'reject' throws; 'drop-row'
  * drops the row; 'impute-mean' replaces each missing encoded column by the mean of that column over
  * this table's present values (so a missing category becomes the local category frequencies). A missing
  * label can only be dropped. Rows keep their file order. Standardization is not applied here (the
- * statistics may be federated; see standardize.ts).
+ * statistics may be federated; see standardize.ts). When the file does not fit and its header line
+ * seems to use another delimiter than the one given (`;` or a tab instead of `,`), the error says so.
  */
 import { EntenteError } from '../core/errors.ts';
-import { parseCsv } from './csv.ts';
+import { type CsvDelimiter, type CsvTable, describeDelimiter, detectDelimiter, parseCsv } from './csv.ts';
 import type { LabeledData } from './labeled-data.ts';
 import { type DataSchema, listFeatureColumns } from './schema.ts';
 
@@ -23,9 +25,21 @@ const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
  * 1-based data row (e.g. `row 17, column "mean_radius": "abc" is not a number`); the message quotes at
  * most 40 characters of the offending cell. Also throws when no row remains.
  */
-export function loadTable(text: string, schema: DataSchema): LabeledData {
-  const { header, rows } = parseCsv(text);
-  const columnOf = indexHeader(header, schema);
+export function loadTable(
+  text: string,
+  schema: DataSchema,
+  options: { readonly delimiter?: CsvDelimiter } = {},
+): LabeledData {
+  const delimiter = options.delimiter ?? ',';
+  let table: CsvTable;
+  let columnOf: Map<string, number>;
+  try {
+    table = parseCsv(text, { delimiter });
+    columnOf = indexHeader(table.header, schema);
+  } catch (err) {
+    throw withDelimiterHint(err, text, delimiter);
+  }
+  const { rows } = table;
   const featureNames = listFeatureColumns(schema);
   const dim = featureNames.length;
   const classIndex = new Map(schema.label.classes.map((c, k) => [c, k]));
@@ -36,6 +50,8 @@ export function loadTable(text: string, schema: DataSchema): LabeledData {
 
   const x = new Float32Array(rows.length * dim);
   const y = new Int32Array(rows.length);
+  const regression = schema.label.type === 'number';
+  const target = regression ? new Float32Array(rows.length) : undefined;
   let count = 0;
   let imputed = false;
   for (let r = 0; r < rows.length; r++) {
@@ -73,6 +89,8 @@ export function loadTable(text: string, schema: DataSchema): LabeledData {
         );
       }
       dropRow = true;
+    } else if (target) {
+      target[count] = parseNumberCell(labelCell, false, rowNo, schema.label.name);
     } else {
       const k = classIndex.get(labelCell);
       if (k === undefined) fail(rowNo, schema.label.name, `${quote(labelCell)} is not a declared class`);
@@ -89,6 +107,7 @@ export function loadTable(text: string, schema: DataSchema): LabeledData {
   const data: LabeledData = {
     x: count === rows.length ? x : x.slice(0, count * dim),
     y: count === rows.length ? y : y.slice(0, count),
+    ...(target ? { target: count === rows.length ? target : target.slice(0, count) } : {}),
     count,
     dim,
     featureNames,
@@ -98,6 +117,26 @@ export function loadTable(text: string, schema: DataSchema): LabeledData {
     imputeColumnMeans(data, sourceColumns);
   }
   return data;
+}
+
+/** Adds to a CSV or header error which delimiter the file seems to use, when it is not `delimiter`. */
+function withDelimiterHint(err: unknown, text: string, delimiter: CsvDelimiter): unknown {
+  const seen = detectDelimiter(text);
+  if (
+    !(err instanceof EntenteError) ||
+    err.code !== 'INVALID_DATA' ||
+    seen === undefined ||
+    seen === delimiter
+  )
+    return err;
+  const hint =
+    `; the file seems to use ${describeDelimiter(seen)} as its delimiter, not ${describeDelimiter(delimiter)}` +
+    ` (say so with --delimiter ${seen === '\t' ? 'tab' : seen})`;
+  return new EntenteError(
+    'INVALID_DATA',
+    `${err.message}${hint}`,
+    err.field === undefined ? {} : { field: err.field },
+  );
 }
 
 function indexHeader(header: readonly string[], schema: DataSchema): Map<string, number> {

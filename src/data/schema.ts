@@ -6,7 +6,8 @@
  *
  * Feature encoding, in declaration order: a `number` or `integer` feature is one column; a `category`
  * feature becomes one one-hot column per declared category, in the order of `categories`, named
- * `<feature>=<category>`. The label is encoded as the index of its class in `label.classes`.
+ * `<feature>=<category>`. The label is encoded as the index of its class in `label.classes`, or, for
+ * a regression target (`label.type: 'number'`), as its value.
  */
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
@@ -26,7 +27,11 @@ export interface FeatureSpec {
 
 export interface DataSchema {
   readonly features: readonly FeatureSpec[];
-  readonly label: { readonly name: string; readonly classes: readonly string[] };
+  /**
+   * The label column: a class label (`classes`, encoded as the index of its class) or, with
+   * `type: 'number'`, a continuous regression target (then `classes` is empty).
+   */
+  readonly label: { readonly name: string; readonly classes: readonly string[]; readonly type?: 'number' };
   readonly missing: MissingPolicy;
   /** Cell values that mean "missing" (exact match). Default `['']`. */
   readonly missingTokens: readonly string[];
@@ -48,7 +53,8 @@ const dataSchemaSchema = z.strictObject({
   features: z.array(featureSchema).min(1, 'must declare at least one feature'),
   label: z.strictObject({
     name,
-    classes: z.array(name).min(2, 'must declare at least two classes'),
+    classes: z.array(name).min(2, 'must declare at least two classes').optional(),
+    type: z.enum(['number']).optional(),
   }),
   missing: z.enum(['reject', 'drop-row', 'impute-mean']),
   missingTokens: z.array(z.string()).optional(),
@@ -74,6 +80,15 @@ export function parseDataSchema(value: unknown): DataSchema {
     fail(field, issue.message);
   }
   const input = parsed.data;
+  const regression = input.label.type === 'number';
+  if (regression && input.label.classes !== undefined)
+    fail('label.classes', 'is not allowed for a number label (a regression target has no classes)');
+  if (!regression && input.label.classes === undefined)
+    fail(
+      'label.classes',
+      'is required: declare the label\'s classes, or "type": "number" for a regression target (a continuous value)',
+    );
+  const classes = input.label.classes ?? [];
   const missingTokens = input.missingTokens ?? [''];
   const ignore = input.ignore ?? [];
   assertUnique(missingTokens, 'missingTokens');
@@ -97,15 +112,19 @@ export function parseDataSchema(value: unknown): DataSchema {
     return Object.freeze({ name: f.name, type: f.type });
   });
   claim(input.label.name, 'label.name');
-  assertUnique(input.label.classes, 'label.classes');
-  assertNotMissingToken(input.label.classes, missingTokens, 'label.classes');
+  assertUnique(classes, 'label.classes');
+  assertNotMissingToken(classes, missingTokens, 'label.classes');
   ignore.forEach((column, i) => {
     claim(column, `ignore[${i}]`);
   });
 
   return Object.freeze({
     features: Object.freeze(features),
-    label: Object.freeze({ name: input.label.name, classes: Object.freeze([...input.label.classes]) }),
+    label: Object.freeze({
+      name: input.label.name,
+      classes: Object.freeze([...classes]),
+      ...(regression ? { type: 'number' as const } : {}),
+    }),
     missing: input.missing,
     missingTokens: Object.freeze([...missingTokens]),
     standardize: input.standardize,
@@ -135,7 +154,11 @@ export function computeSchemaDigest(schema: DataSchema): string {
       if (f.type !== 'category') return { name: f.name, type: f.type };
       return { name: f.name, type: f.type, categories: [...(f.categories ?? [])] };
     }),
-    label: { name: schema.label.name, classes: [...schema.label.classes] },
+    // A regression label has no classes; classification labels keep the form they always had.
+    label:
+      schema.label.type === 'number'
+        ? { name: schema.label.name, type: 'number' }
+        : { name: schema.label.name, classes: [...schema.label.classes] },
     missing: schema.missing,
     missingTokens: [...schema.missingTokens],
     standardize: schema.standardize,

@@ -82,6 +82,7 @@ export function selectRows(data: LabeledData, indices: ArrayLike<number>): Label
   const count = indices.length;
   const x = new Float32Array(count * dim);
   const y = new Int32Array(count);
+  const target = data.target ? new Float32Array(count) : undefined;
   for (let i = 0; i < count; i++) {
     const row = indices[i]!;
     if (!Number.isInteger(row) || row < 0 || row >= data.count) {
@@ -91,6 +92,7 @@ export function selectRows(data: LabeledData, indices: ArrayLike<number>): Label
     }
     x.set(data.x.subarray(row * dim, row * dim + dim), i * dim);
     y[i] = data.y[row]!;
+    if (target) target[i] = data.target![row]!;
   }
-  return { x, y, count, dim, featureNames: [...data.featureNames] };
+  return { x, y, ...(target ? { target } : {}), count, dim, featureNames: [...data.featureNames] };
 }

@@ -118,7 +118,14 @@ export function applyStandardization(data: LabeledData, params: StandardizationP
     const offset = i * dim;
     for (let j = 0; j < dim; j++) x[offset + j] = (data.x[offset + j]! - params.mean[j]!) * inverse[j]!;
   }
-  return { x, y: new Int32Array(data.y), count, dim, featureNames: [...data.featureNames] };
+  return {
+    x,
+    y: new Int32Array(data.y),
+    ...(data.target ? { target: new Float32Array(data.target) } : {}),
+    count,
+    dim,
+    featureNames: [...data.featureNames],
+  };
 }
 
 function assertStats(stats: FeatureStats, field: string): void {

@@ -7,6 +7,7 @@
  *   logistic  binary cross-entropy with logits, computed as max(z,0) − y·z + log1p(exp(−|z|))
  *             (stable log-sigmoid); dL/dz = sigmoid(z) − y
  *   softmax   cross-entropy via log-sum-exp with the max subtracted; dL/dz_k = softmax(z)_k − [k = y]
+ *   linear    squared error (z − t)² against the row's continuous target t; dL/dz = 2(z − t)
  * Backpropagation is the textbook chain rule (Rumelhart, Hinton & Williams 1986). Per-example gradients
  * are what DP-SGD clips (Abadi et al., "Deep Learning with Differential Privacy", CCS 2016), so they
  * are exported as a primitive: `computeExampleGradient` writes one example's gradient in layout order.
@@ -32,6 +33,8 @@ export interface ModelWorkspace {
   readonly deltas: readonly Float64Array[];
   readonly relu: boolean;
   readonly binary: boolean;
+  /** Linear regression: squared loss against `data.target`. */
+  readonly regression: boolean;
   readonly numClasses: number;
 }
 
@@ -58,6 +61,7 @@ export function createModelWorkspace(spec: ModelSpec): ModelWorkspace {
     deltas: layerSizes.map((n, l) => new Float64Array(l === 0 ? 0 : n)),
     relu: parsed.kind === 'mlp' && parsed.activation === 'relu',
     binary: parsed.kind === 'logistic',
+    regression: parsed.kind === 'linear',
     numClasses: countClasses(parsed),
   };
 }
@@ -75,7 +79,7 @@ export function computeExampleLoss(
   checkCall(workspace, params, data, undefined);
   checkRow(data, row);
   forwardExample(workspace, params, data.x, row * data.dim);
-  return computeOutputLoss(workspace, data.y[row]!, row);
+  return computeOutputLoss(workspace, labelOf(workspace, data, row), row);
 }
 
 /**
@@ -93,7 +97,7 @@ export function computeExampleGradient(
   checkRow(data, row);
   gradientOut.fill(0);
   forwardExample(workspace, params, data.x, row * data.dim);
-  const loss = computeOutputLoss(workspace, data.y[row]!, row);
+  const loss = computeOutputLoss(workspace, labelOf(workspace, data, row), row);
   backwardExample(workspace, params, 1, gradientOut);
   return loss;
 }
@@ -114,13 +118,13 @@ export function computeMinibatchGradient(
     throw new EntenteError('INVALID_ARGUMENT', 'rows: must not be empty', { field: 'rows' });
   gradientOut.fill(0);
   const scale = 1 / rows.length;
-  const { x, y, dim } = data;
+  const { x, dim } = data;
   let lossSum = 0;
   for (let k = 0; k < rows.length; k++) {
     const row = rows[k]!;
     checkRow(data, row);
     forwardExample(workspace, params, x, row * dim);
-    lossSum += computeOutputLoss(workspace, y[row]!, row);
+    lossSum += computeOutputLoss(workspace, labelOf(workspace, data, row), row);
     backwardExample(workspace, params, scale, gradientOut);
   }
   return lossSum * scale;
@@ -173,6 +177,16 @@ function checkCall(
   if (data.x.length < data.count * data.dim || data.y.length < data.count) {
     throw new EntenteError('INVALID_DATA', 'data: x or y is shorter than count rows', { field: 'data' });
   }
+  if (ws.regression && !(data.target instanceof Float32Array && data.target.length >= data.count)) {
+    throw new EntenteError('INVALID_DATA', 'data.target: a linear model needs one target per row', {
+      field: 'data.target',
+    });
+  }
+}
+
+/** The row's class label, or its continuous target for a regression model. */
+function labelOf(ws: ModelWorkspace, data: LabeledData, row: number): number {
+  return ws.regression ? data.target![row]! : data.y[row]!;
 }
 
 function checkRow(data: LabeledData, row: number): void {
@@ -207,6 +221,17 @@ function forwardExample(ws: ModelWorkspace, params: Float32Array, x: Float32Arra
 
 /** Loss of the logits in activations[L] against `label`; also writes deltas[L] = dLoss/dLogits. */
 function computeOutputLoss(ws: ModelWorkspace, label: number, row: number): number {
+  const last = ws.layerSizes.length - 1;
+  if (ws.regression) {
+    if (label - label !== 0) {
+      throw new EntenteError('INVALID_DATA', `data.target[${row}]: the target at row ${row} is not finite`, {
+        field: `data.target[${row}]`,
+      });
+    }
+    const residual = ws.activations[last]![0]! - label;
+    ws.deltas[last]![0] = 2 * residual;
+    return residual * residual;
+  }
   if (!(label >= 0 && label < ws.numClasses)) {
     throw new EntenteError(
       'INVALID_DATA',
@@ -216,7 +241,6 @@ function computeOutputLoss(ws: ModelWorkspace, label: number, row: number): numb
       },
     );
   }
-  const last = ws.layerSizes.length - 1;
   const z = ws.activations[last]!;
   const delta = ws.deltas[last]!;
   if (ws.binary) {

@@ -6,6 +6,7 @@
  *   logistic  binary logistic regression: one logit, sigmoid + binary cross-entropy, labels 0/1
  *   softmax   multinomial logistic regression: numClasses logits, softmax + cross-entropy
  *   mlp       1 or 2 hidden dense layers (ReLU or tanh), softmax + cross-entropy output
+ *   linear    linear regression: one output, squared loss (z − t)² against a continuous target t
  *
  * Every layer is dense: `dense{l}.weight` has shape [out, in] (row-major, one row per output unit) and
  * `dense{l}.bias` has shape [out], for l = 0, 1, ... from the input to the output.
@@ -21,6 +22,11 @@ export const MAX_HIDDEN_UNITS = 1 << 16;
 export const MAX_PARAMETERS = 1 << 26;
 
 export type HiddenActivation = 'relu' | 'tanh';
+
+export interface LinearSpec {
+  readonly kind: 'linear';
+  readonly inputDim: number;
+}
 
 export interface LogisticSpec {
   readonly kind: 'logistic';
@@ -41,7 +47,7 @@ export interface MlpSpec {
   readonly activation: HiddenActivation;
 }
 
-export type ModelSpec = LogisticSpec | SoftmaxSpec | MlpSpec;
+export type ModelSpec = LogisticSpec | SoftmaxSpec | MlpSpec | LinearSpec;
 
 const inputDimSchema = z.number().int().min(1).max(MAX_INPUT_DIM);
 const numClassesSchema = z.number().int().min(2).max(MAX_NUM_CLASSES);
@@ -50,6 +56,7 @@ const numClassesSchema = z.number().int().min(2).max(MAX_NUM_CLASSES);
 export const modelSpecSchema = z
   .discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('logistic'), inputDim: inputDimSchema }),
+    z.strictObject({ kind: z.literal('linear'), inputDim: inputDimSchema }),
     z.strictObject({ kind: z.literal('softmax'), inputDim: inputDimSchema, numClasses: numClassesSchema }),
     z.strictObject({
       kind: z.literal('mlp'),
@@ -80,14 +87,20 @@ export function parseModelSpec(input: unknown): ModelSpec {
   return Object.freeze(parsed) as ModelSpec;
 }
 
-/** Number of outputs of the last layer: 1 logit for logistic, numClasses otherwise. */
+/** Number of outputs of the last layer: 1 for logistic (a logit) and linear (the prediction), numClasses otherwise. */
 export function countOutputs(spec: ModelSpec): number {
-  return spec.kind === 'logistic' ? 1 : spec.numClasses;
+  return spec.kind === 'logistic' || spec.kind === 'linear' ? 1 : spec.numClasses;
 }
 
-/** Number of label values: 2 for logistic (labels 0/1), numClasses otherwise. */
+/** Number of label values: 2 for logistic (labels 0/1), numClasses for softmax and mlp, 0 for linear (no classes). */
 export function countClasses(spec: ModelSpec): number {
+  if (spec.kind === 'linear') return 0;
   return spec.kind === 'logistic' ? 2 : spec.numClasses;
+}
+
+/** True for a regression model (continuous targets, `LabeledData.target`), false for a classifier. */
+export function isRegressionSpec(spec: ModelSpec): spec is LinearSpec {
+  return spec.kind === 'linear';
 }
 
 /** Widths of every layer from the input to the output, e.g. [inputDim, h1, numClasses]. */

@@ -7,7 +7,7 @@ import { EntenteError } from '../core/errors.ts';
 import type { Weights } from '../core/tensor.ts';
 import { computeLogits, createModelWorkspace } from './dense-network.ts';
 import { flattenWeights } from './flat-parameters.ts';
-import { countOutputs, type ModelSpec } from './model-spec.ts';
+import { countOutputs, isRegressionSpec, type ModelSpec } from './model-spec.ts';
 
 /**
  * Probabilities for each row of the row-major `x` (a multiple of inputDim elements): logistic gives
@@ -15,6 +15,7 @@ import { countOutputs, type ModelSpec } from './model-spec.ts';
  * Throws EntenteError: INVALID_TENSOR (weights), INVALID_DATA (x length or a non-finite feature).
  */
 export function predictProbabilities(spec: ModelSpec, weights: Weights, x: Float32Array): Float32Array {
+  if (isRegressionSpec(spec)) refuseKind('a linear model predicts values (predictValues), not probabilities');
   const { workspace, params, rows } = prepare(spec, weights, x);
   const outputs = countOutputs(workspace.spec);
   const out = new Float32Array(rows * outputs);
@@ -36,8 +37,22 @@ export function predictProbabilities(spec: ModelSpec, weights: Weights, x: Float
   return out;
 }
 
+/** Predicted value of each row of `x` under a linear (regression) model. Throws as predictProbabilities. */
+export function predictValues(spec: ModelSpec, weights: Weights, x: Float32Array): Float32Array {
+  if (!isRegressionSpec(spec)) refuseKind('predictValues needs a linear model');
+  const { workspace, params, rows } = prepare(spec, weights, x);
+  const out = new Float32Array(rows);
+  for (let row = 0; row < rows; row++) out[row] = computeLogits(workspace, params, x, row)[0]!;
+  return out;
+}
+
+function refuseKind(message: string): never {
+  throw new EntenteError('INVALID_CONFIG', `modelSpec.kind: ${message}`, { field: 'modelSpec.kind' });
+}
+
 /** Predicted class of each row of `x`. Throws as predictProbabilities. */
 export function predictClasses(spec: ModelSpec, weights: Weights, x: Float32Array): Int32Array {
+  if (isRegressionSpec(spec)) refuseKind('a linear model predicts values (predictValues), not classes');
   const { workspace, params, rows } = prepare(spec, weights, x);
   const out = new Int32Array(rows);
   for (let row = 0; row < rows; row++) out[row] = selectClass(computeLogits(workspace, params, x, row));

@@ -25,6 +25,8 @@ import {
   type Trainer,
   builtinTrainer,
   computeDpStepsPerEpoch,
+  evaluateRegression,
+  isRegressionSpec,
   parseModelSpec,
 } from '../models/index.ts';
 import {
@@ -68,7 +70,7 @@ import { type SiteConfig, checkSitePolicy } from './site-config.ts';
 import { answerPlan } from './site-plan.ts';
 import { createRunApprovalCheck } from './run-approval.ts';
 import { isSameKey } from '../governance/index.ts';
-import { checkTaskConformance } from './task-conformance.ts';
+import { checkTaskConformance, checkTaskSchemaDigest } from './task-conformance.ts';
 import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
 import { chooseTrainingRandomness } from './training-randomness.ts';
 import { openUnmaskedRounds } from './unmasked-rounds.ts';
@@ -705,18 +707,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
 
   /** The site's own limits, checked before any data is touched. */
   function enforceSitePolicy(task: Task): void {
-    const own = options.dataSchemaDigest;
-    if (
-      own !== undefined &&
-      'dataSchemaDigest' in task &&
-      task.dataSchemaDigest &&
-      task.dataSchemaDigest !== own
-    )
-      throw new EntenteError(
-        'SITE_POLICY_REFUSED',
-        `dataSchemaDigest: the task's data schema (${task.dataSchemaDigest.slice(0, 12)}…) is not the one this site's records follow (${own.slice(0, 12)}…)`,
-        { field: 'dataSchemaDigest' },
-      );
+    checkTaskSchemaDigest(task, options.dataSchemaDigest);
     const site = options.site;
     if (!site) return;
     if (
@@ -819,6 +810,22 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     if (task.kind === 'evaluate') {
       await checkModelInLog(task);
       const holdout = std ? applyStandardization(split.test, std) : split.test;
+      if (isRegressionSpec(spec)) {
+        // A linear model: MSE as the loss, and the sums the coordinator combines into MAE, RMSE and R².
+        const m = evaluateRegression(spec, weights, holdout);
+        const { numExamples: _n, ...sums } = m.sums;
+        return {
+          result: {
+            kind: 'evaluate',
+            runId: task.runId,
+            round: task.round,
+            numExamples: m.numExamples,
+            loss: m.mse,
+            regression: sums,
+          },
+          chunks: [],
+        };
+      }
       const r = trainer.evaluate(spec, weights, holdout);
       return {
         result: {
@@ -952,6 +959,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         protocol: PROTOCOL_VERSION,
         trainers: [trainer.id],
         software: 'entente/0.1.0',
+        ...(options.dataSchemaDigest ? { dataSchemaDigest: options.dataSchemaDigest } : {}),
       }),
     );
     if (!registered) return;

@@ -86,17 +86,19 @@ export function answerPlan(input: SitePlanInput): { go: boolean; reasons: Reason
     );
   }
   // Data schema compatibility.
-  if (config.dataSchemaDigest === undefined) {
-    reasons.push({
-      check: 'data-schema',
-      ok: false,
-      message: `${who}: the run names no data schema digest, so this site cannot check its records match`,
-    });
-  } else if (input.dataSchemaDigest === undefined) {
+  if (input.dataSchemaDigest === undefined) {
     reasons.push({
       check: 'data-schema',
       ok: false,
       message: `${who}: this site does not know its data schema digest`,
+    });
+  } else if (config.dataSchemaDigest === undefined) {
+    // The coordinator holds every site of such a run to one shared schema (checked before the first
+    // phase opens), and this site refuses any task that does not name its own.
+    reasons.push({
+      check: 'data-schema',
+      ok: true,
+      message: `${who}: the run names no data schema; its tasks must name this site's (${input.dataSchemaDigest})`,
     });
   } else if (input.dataSchemaDigest !== config.dataSchemaDigest) {
     reasons.push({

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EntenteError } from '../core/errors.ts';
 import { type Task, computeUpdateNoiseMultiplier, parseRunConfig } from '../protocol/index.ts';
-import { checkTaskConformance } from './task-conformance.ts';
+import { checkTaskConformance, checkTaskSchemaDigest } from './task-conformance.ts';
 
 const base = {
   id: 'r1',
@@ -113,5 +113,45 @@ describe('checkTaskConformance', () => {
     assert.equal(refusedAt(evaluate), undefined);
     assert.equal(refusedAt({ ...evaluate, modelSpec: { kind: 'mlp' } } as unknown as Task), 'modelSpec');
     assert.equal(refusedAt({ kind: 'statistics' } as unknown as Task), undefined);
+  });
+});
+
+describe('checkTaskSchemaDigest', () => {
+  const own = 'ab'.repeat(32);
+  const other = 'cd'.repeat(32);
+  const KINDS = ['statistics', 'train', 'evaluate', 'secagg-train'];
+  /** A task of `kind` naming `digest` (none when undefined). */
+  const taskOf = (kind: string, digest: string | undefined): Task =>
+    task((t) => {
+      t.kind = kind;
+      if (digest === undefined) delete t.dataSchemaDigest;
+      else t.dataSchemaDigest = digest;
+    });
+  const refusal = (t: Task, site: string | undefined): string | undefined => {
+    try {
+      checkTaskSchemaDigest(t, site);
+      return undefined;
+    } catch (err) {
+      assert.ok(err instanceof EntenteError && err.code === 'SITE_POLICY_REFUSED', String(err));
+      assert.equal(err.field, 'dataSchemaDigest');
+      return err.message;
+    }
+  };
+
+  it("accepts a task on this site's data that names the site's own schema", () => {
+    for (const kind of KINDS) assert.equal(refusal(taskOf(kind, own), own), undefined);
+  });
+
+  it('refuses a task that names another schema, or none, naming both digests', () => {
+    for (const kind of KINDS) {
+      const msg = refusal(taskOf(kind, other), own);
+      assert.ok(msg?.includes(other) && msg.includes(own), msg);
+      assert.match(refusal(taskOf(kind, undefined), own) ?? '', /names no data schema/);
+    }
+  });
+
+  it('does not apply to tasks that do not touch data, nor to a site without a schema of its own', () => {
+    assert.equal(refusal(taskOf('secagg-share-keys', undefined), own), undefined);
+    assert.equal(refusal(taskOf('train', other), undefined), undefined);
   });
 });

@@ -5,6 +5,8 @@
  * schema, client-level DP's noise and clip, a fixed secure-aggregation threshold, and no more attempts
  * of a round than maxAttemptsPerRound. A coordinator that
  * relays different settings than the approved ones (less noise, no masking, another model) is refused.
+ * Every site, enrolled or not, also refuses a task on its data that does not name the data schema its
+ * own records follow (`checkTaskSchemaDigest`).
  */
 import { EntenteError } from '../core/errors.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
@@ -58,4 +60,30 @@ export function checkTaskConformance(task: Task, config: RunConfig): void {
   const t = config.secureAggregation.threshold;
   if (t !== undefined && task.secagg.threshold !== t)
     refuse('secagg.threshold', 'the task has another threshold');
+}
+
+/**
+ * A task that touches this site's data (statistics, train, evaluate) must carry the digest of the data
+ * schema this site's records follow: one naming another schema, or none, is refused with
+ * SITE_POLICY_REFUSED (field `dataSchemaDigest`). A site that knows no digest of its own (`own`
+ * undefined, a library caller without a schema) checks nothing.
+ */
+export function checkTaskSchemaDigest(task: Task, own: string | undefined): void {
+  if (own === undefined) return;
+  if (
+    task.kind !== 'statistics' &&
+    task.kind !== 'train' &&
+    task.kind !== 'evaluate' &&
+    task.kind !== 'secagg-train'
+  )
+    return;
+  const named = task.dataSchemaDigest;
+  if (named === own) return;
+  throw new EntenteError(
+    'SITE_POLICY_REFUSED',
+    named === undefined
+      ? `dataSchemaDigest: the task names no data schema; this site's records follow ${own}`
+      : `dataSchemaDigest: the task's data schema ${named} is not the one this site's records follow (${own})`,
+    { field: 'dataSchemaDigest' },
+  );
 }

@@ -57,6 +57,8 @@ export const registerRequestSchema = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION),
   trainers: z.array(z.string().min(1).max(100)).max(20),
   software: z.string().max(100),
+  /** SHA-256 of the data schema the institution's records follow (data/schema.ts). */
+  dataSchemaDigest: sha256.optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequestSchema>;
 
@@ -291,14 +293,33 @@ export const trainResultSchema = z.strictObject({
 });
 export type TrainResult = z.infer<typeof trainResultSchema>;
 
-export const evaluateResultSchema = z.strictObject({
-  kind: z.literal('evaluate'),
-  runId: id,
-  round: z.number().int().min(0),
-  numExamples: z.number().int().min(1).max(1e12),
-  loss: finite.min(0),
-  accuracy: finite.min(0).max(1),
-});
+export const evaluateResultSchema = z
+  .strictObject({
+    kind: z.literal('evaluate'),
+    runId: id,
+    round: z.number().int().min(0),
+    numExamples: z.number().int().min(1).max(1e12),
+    loss: finite.min(0),
+    /** A classifier's fraction correct. */
+    accuracy: finite.min(0).max(1).optional(),
+    /** A regression model's additive sums (models/evaluate-model.ts), instead of accuracy. */
+    regression: z
+      .strictObject({
+        sumSquaredError: finite.min(0),
+        sumAbsoluteError: finite.min(0),
+        sumTarget: finite,
+        sumTargetSquared: finite.min(0),
+      })
+      .optional(),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.accuracy === undefined) === (r.regression === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['accuracy'],
+        message: 'exactly one of accuracy (a classifier) and regression (a linear model) is required',
+      });
+  });
 export type EvaluateResult = z.infer<typeof evaluateResultSchema>;
 
 const secAggResultBase = {

@@ -31,6 +31,27 @@ describe('run configuration', () => {
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.train));
   });
 
+  it('takes the documented training defaults when train is omitted', () => {
+    const { train: _, ...withoutTrain } = valid;
+    const c = parseRunConfig(withoutTrain);
+    assert.deepEqual(c.train, { epochs: 1, batchSize: 32, learningRate: 0.05, optimizer: 'sgd' });
+    assert.deepEqual(c.train, parseRunConfig(valid).train);
+    assert.ok(Object.isFrozen(c.train));
+    // Parsed again (a stored configuration), it is the same run.
+    assert.deepEqual(parseRunConfig(JSON.parse(JSON.stringify(c))), c);
+    // Options given are kept; the others take their defaults.
+    assert.deepEqual(parseRunConfig({ ...valid, train: { epochs: 3 } }).train, {
+      epochs: 3,
+      batchSize: 32,
+      learningRate: 0.05,
+      optimizer: 'sgd',
+    });
+  });
+
+  it('accepts a linear (regression) run', () => {
+    assert.equal(parseRunConfig({ ...valid, model: { kind: 'linear', inputDim: 4 } }).model.kind, 'linear');
+  });
+
   it('names the field of each mistake, including cross-field rules that would stall a run', () => {
     assert.equal(fieldOf({ ...valid, id: 'Bad Id' }), 'run.id');
     assert.equal(fieldOf({ ...valid, rounds: 0 }), 'run.rounds');

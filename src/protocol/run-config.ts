@@ -19,16 +19,20 @@ const runConfigInputSchema = z.strictObject({
   strategy: z.unknown(),
   rounds: z.number().int().min(1).max(100_000),
   minParticipants: z.number().int().min(1).max(10_000).default(3),
-  train: z.strictObject({
-    epochs: z.number().int().min(1).max(1000).default(1),
-    batchSize: z.number().int().min(1).max(1_000_000).default(32),
-    learningRate: z.number().finite().positive().default(0.05),
-    optimizer: z.enum(['sgd', 'adam']).default('sgd'),
-    momentum: z.number().finite().min(0).max(1).optional(),
-    l2: z.number().finite().min(0).optional(),
-    /** Sample-level DP-SGD inside each institution (Abadi et al. 2016). */
-    dp: dpSgdOptionsSchema.optional(),
-  }),
+  train: z
+    .strictObject({
+      epochs: z.number().int().min(1).max(1000).default(1),
+      batchSize: z.number().int().min(1).max(1_000_000).default(32),
+      learningRate: z.number().finite().positive().default(0.05),
+      optimizer: z.enum(['sgd', 'adam']).default('sgd'),
+      momentum: z.number().finite().min(0).max(1).optional(),
+      l2: z.number().finite().min(0).optional(),
+      /** Sample-level DP-SGD inside each institution (Abadi et al. 2016). */
+      dp: dpSgdOptionsSchema.optional(),
+    })
+    // `train:` may be omitted: every option then takes its default (epochs 1, batchSize 32,
+    // learningRate 0.05, optimizer sgd), exactly as an empty `train: {}` does.
+    .prefault({}),
   standardize: z.enum(['federated', 'none']).default('none'),
   evaluate: z.boolean().default(true),
   roundTimeoutMs: z.number().int().min(100).max(86_400_000).default(120_000),

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { EntenteError } from '../core/errors.ts';
 
 export const CLI_ENTRY = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+/** The `entente` command (bin/entente.js): the CLI bundled from src/, rebuilt first when a source changed. */
+export const CLI_BIN = fileURLToPath(new URL('../../bin/entente.js', import.meta.url));
 
 export interface ChildHandle {
   readonly name: string;
@@ -29,14 +31,14 @@ function installExitHook(): void {
   });
 }
 
-/** Spawns `entente <args>` as a child process running the TypeScript CLI through tsx. */
+/** Spawns `entente <args>` as a child process, through bin/entente.js as a user would run it. */
 export function spawnEntente(
   name: string,
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; keepLog?: boolean } = {},
 ): ChildHandle {
   installExitHook();
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
+  const child = spawn(process.execPath, [CLI_BIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ENTENTE_LOG_LEVEL: process.env.ENTENTE_LOG_LEVEL ?? 'info', ...options.env },
   });

@@ -46,6 +46,14 @@ CREATE TABLE IF NOT EXISTS evaluations (
   num_examples INTEGER NOT NULL, loss REAL NOT NULL, accuracy REAL NOT NULL, received_at INTEGER NOT NULL,
   UNIQUE (run_id, round, participant)
 );
+CREATE TABLE IF NOT EXISTS regression_evaluations (
+  task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, round INTEGER NOT NULL, participant TEXT NOT NULL,
+  num_examples INTEGER NOT NULL, sums_json TEXT NOT NULL, received_at INTEGER NOT NULL,
+  UNIQUE (run_id, round, participant)
+);
+CREATE TABLE IF NOT EXISTS round_metrics (
+  run_id TEXT NOT NULL, round INTEGER NOT NULL, metrics_json TEXT NOT NULL, PRIMARY KEY (run_id, round)
+);
 CREATE TABLE IF NOT EXISTS statistics (
   task_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, participant TEXT NOT NULL, stats_json TEXT NOT NULL,
   received_at INTEGER NOT NULL, UNIQUE (run_id, participant)
@@ -324,6 +332,20 @@ export class SqliteStore {
       .run({ id, now, info: infoJson ?? null });
   }
 
+  /** The data schema digest a participant stated when it last registered (undefined: none). */
+  getParticipantSchemaDigest(id: string): string | undefined {
+    const row = this.db.prepare('SELECT info_json FROM participants WHERE id = ?').get(id) as
+      | { info_json: string | null }
+      | undefined;
+    if (!row?.info_json) return undefined;
+    try {
+      const digest = (JSON.parse(row.info_json) as { dataSchemaDigest?: unknown }).dataSchemaDigest;
+      return typeof digest === 'string' ? digest : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   listParticipants(): { id: string; registered_at: number | null; last_seen_at: number | null }[] {
     return this.db.prepare('SELECT id, registered_at, last_seen_at FROM participants ORDER BY id').all() as {
       id: string;
@@ -435,6 +457,52 @@ export class SqliteStore {
         'SELECT round, kind, COUNT(DISTINCT participant) AS participants FROM tasks WHERE run_id = ? GROUP BY round, kind ORDER BY round, kind',
       )
       .all(runId) as { round: number; kind: string; participants: number }[];
+  }
+
+  /** A regression evaluation: the site's example count and its additive sums (JSON). */
+  insertRegressionEvaluation(row: {
+    task_id: string;
+    run_id: string;
+    round: number;
+    participant: string;
+    num_examples: number;
+    sums_json: string;
+    received_at: number;
+  }): void {
+    this.db
+      .prepare(
+        `INSERT INTO regression_evaluations (task_id, run_id, round, participant, num_examples, sums_json, received_at)
+         VALUES (@task_id, @run_id, @round, @participant, @num_examples, @sums_json, @received_at)`,
+      )
+      .run(row);
+  }
+
+  listRegressionEvaluations(
+    runId: string,
+    round: number,
+  ): { participant: string; num_examples: number; sums_json: string }[] {
+    return this.db
+      .prepare(
+        'SELECT participant, num_examples, sums_json FROM regression_evaluations WHERE run_id = ? AND round = ? ORDER BY participant',
+      )
+      .all(runId, round) as { participant: string; num_examples: number; sums_json: string }[];
+  }
+
+  /** Metrics of a round beyond loss and accuracy (a regression run's MSE, MAE, RMSE, R²), as JSON. */
+  setRoundMetrics(runId: string, round: number, metricsJson: string): void {
+    this.db
+      .prepare(
+        `INSERT INTO round_metrics (run_id, round, metrics_json) VALUES (?, ?, ?)
+         ON CONFLICT(run_id, round) DO UPDATE SET metrics_json = excluded.metrics_json`,
+      )
+      .run(runId, round, metricsJson);
+  }
+
+  getRoundMetrics(runId: string, round: number): string | undefined {
+    const row = this.db
+      .prepare('SELECT metrics_json FROM round_metrics WHERE run_id = ? AND round = ?')
+      .get(runId, round) as { metrics_json: string } | undefined;
+    return row?.metrics_json;
   }
 
   listEvaluations(runId: string, round: number): EvaluationRow[] {

@@ -109,6 +109,7 @@ const LEAF_COMMANDS = [
   ['audit', 'checkpoint'],
   ['audit', 'vkey'],
   ['audit', 'keys'],
+  ['schema', 'digest'],
   ['privacy', 'epsilon'],
   ['privacy', 'calibrate'],
   ['privacy', 'plan'],

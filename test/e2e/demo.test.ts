@@ -26,11 +26,11 @@ describe('demo federation', () => {
     assert.ok(s.governance.policy.approvedBy.includes('auditor'), 'adoptPolicy needs the auditor');
     assert.ok(s.governance.runApprovedBy.includes('operator'), 'startRun needs the operator');
     assert.ok(s.governance.releaseApprovedBy.includes('auditor'), 'releaseModel needs the auditor');
-    // No coordinator or participant process is left behind.
+    // No coordinator or participant process (spawned as `node bin/entente.js …`) is left behind.
     const left = execFileSync('ps', ['-eo', 'args'])
       .toString()
       .split('\n')
-      .filter((l) => /cli\/main\.ts (coordinator|participant) start.*entente-demo-/.test(l));
+      .filter((l) => /bin\/entente\.js (coordinator|participant) start.*entente-demo-/.test(l));
     assert.deepEqual(left, []);
   });
 });
