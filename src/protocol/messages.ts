@@ -57,6 +57,21 @@ export const registerRequestSchema = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION),
   trainers: z.array(z.string().min(1).max(100)).max(20),
   software: z.string().max(100),
+  /** What this site's records look like under its schema: encoded feature count and label classes. */
+  data: z
+    .strictObject({
+      features: z
+        .number()
+        .int()
+        .min(1)
+        .max(1 << 20),
+      classes: z
+        .number()
+        .int()
+        .min(2)
+        .max(1 << 16),
+    })
+    .optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequestSchema>;
 
