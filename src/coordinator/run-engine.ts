@@ -407,6 +407,11 @@ export class RunEngine {
     for (const effect of effects) {
       if (effect.type === 'phase-failed') {
         store.closeOpenTasks(runId, effect.round, effect.phase, 'expired', at);
+        store.deletePhaseResults(runId, effect.round, effect.phase);
+        if (effect.phase === 'train') {
+          live.sum = undefined;
+          live.folded = new Set();
+        }
         audit.append('round-aborted', {
           run: runId,
           round: effect.round,
@@ -617,7 +622,7 @@ export class RunEngine {
         this.deps.audit.append('round-started', {
           run: runId,
           round,
-          attempt: 0,
+          attempt: live.state.attempt ?? 0,
           modelIn: model.sha256,
           cohort,
           protocol: 'none',
@@ -1004,7 +1009,16 @@ export class RunEngine {
             signature: '',
           });
           store.setTaskStatus(taskId, 'done', at);
-          if (result.privacy) this.recordPrivacy(task.run_id, task.round, participant, result.privacy);
+          // A reopened phase (after a failed attempt) is charged per attempt, like secure aggregation.
+          const attempt = live.state.attempt ?? 0;
+          if (result.privacy)
+            this.recordPrivacy(
+              task.run_id,
+              task.round,
+              participant,
+              result.privacy,
+              attempt > 0 ? attempt : undefined,
+            );
         },
         // Fold after the commit; if we crash here the sum is rebuilt from the stored updates.
         () => {

@@ -411,6 +411,18 @@ export class SqliteStore {
       .run(status, now, runId).changes;
   }
 
+  /**
+   * Forgets the results of a failed attempt of a plain phase (the phase reopens and every site answers
+   * again); what they cost stays in the privacy charges and the audit log.
+   */
+  deletePhaseResults(runId: string, round: number, phase: string): void {
+    if (phase === 'train')
+      this.db.prepare('DELETE FROM updates WHERE run_id = ? AND round = ?').run(runId, round);
+    else if (phase === 'evaluate')
+      this.db.prepare('DELETE FROM evaluations WHERE run_id = ? AND round = ?').run(runId, round);
+    else if (phase === 'statistics') this.db.prepare('DELETE FROM statistics WHERE run_id = ?').run(runId);
+  }
+
   /** What each registered participant said about itself when it last registered (JSON), by id. */
   listParticipantInfo(): { id: string; info_json: string | null }[] {
     return this.db.prepare('SELECT id, info_json FROM participants ORDER BY id').all() as {
