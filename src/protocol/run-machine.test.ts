@@ -239,10 +239,14 @@ describe('phases driven by the app (secure aggregation)', () => {
       );
     });
 
-    it('too few left: the attempt fails and reopens, and after maxFailures the run fails naming each site', () => {
+    it('too few left: once the rest answered the attempt fails and reopens; after maxFailures the run fails naming each site', () => {
       let s = open(['a', 'b']);
       for (let attempt = 0; attempt < 2; attempt++) {
-        const out = refuse(s, 'b');
+        // The attempt can no longer succeed, but a still has its say.
+        const refusedOnly = refuse(s, 'b');
+        assert.equal(refusedOnly.state.status, 'active');
+        assert.deepEqual(refusedOnly.effects, []);
+        const out = stepRun(refusedOnly.state, { type: 'result-accepted', participant: 'a' });
         assert.equal(out.state.status, 'waiting');
         assert.equal(out.state.attempt, attempt + 1);
         assert.deepEqual(
@@ -254,7 +258,9 @@ describe('phases driven by the app (secure aggregation)', () => {
         s = stepRun(t.state, { type: 'phase-opened', cohort: ['a', 'b'], deadlineAt: 1000 }).state;
         assert.deepEqual(s.refused, []);
       }
-      const last = refuse(s, 'b');
+      // The last attempt: a never answers; at the deadline the attempt fails rather than waiting on.
+      const waiting = refuse(s, 'b').state;
+      const last = stepRun(waiting, { type: 'tick', now: 1000, available: ['a', 'b'] });
       assert.equal(last.state.status, 'failed');
       assert.equal(last.state.failure?.code, 'PHASE_FAILED');
       assert.match(last.state.failure!.message, /all 3 attempts.*b \(SITE_POLICY_REFUSED: no\)/);
@@ -264,6 +270,16 @@ describe('phases driven by the app (secure aggregation)', () => {
       );
       // Nothing moves a failed run.
       assert.equal(stepRun(last.state, { type: 'tick', now: 0, available: ['a', 'b'] }).effects.length, 0);
+    });
+
+    it('without refusals a late phase only waits (participants reconnect by themselves)', () => {
+      const s = open(['a', 'b']);
+      const out = stepRun(s, { type: 'tick', now: 1000, available: ['a', 'b'] });
+      assert.equal(out.state.status, 'active');
+      assert.deepEqual(
+        out.effects.map((e) => e.type),
+        ['phase-overdue'],
+      );
     });
 
     it('a later phase starts with no failed attempts counted', () => {

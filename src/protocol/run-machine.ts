@@ -16,6 +16,9 @@
 
 export type Phase = 'statistics' | 'train' | 'evaluate';
 
+/** Failed attempts of a plain phase before the run fails, when the run config says nothing. */
+export const DEFAULT_MAX_FAILURES_PER_PHASE = 3;
+
 /** After a deadline passes without enough results, how long until the next overdue notice. */
 export const OVERDUE_REPEAT_MS = 10_000;
 
@@ -39,6 +42,8 @@ export interface RunState {
   readonly refused?: readonly RefusedTask[];
   /** Failed attempts of the current phase so far (a plain phase with too few participants left). */
   readonly failures?: number;
+  /** The run's maxFailuresPerPhase (set with the first refusal; default 3). */
+  readonly maxFailuresPerPhase?: number;
   /** Who cancelled the run (status 'cancelled'). */
   readonly cancellation?: { readonly by: string; readonly proposal?: string };
 }
@@ -192,6 +197,9 @@ export function stepRun(state: RunState, event: RunEvent): StepOutput {
             ],
           };
         }
+        // Refusals left too few that could still report: the attempt failed.
+        if (state.cohort.length - (state.refused ?? []).length < state.minParticipants)
+          return failAttempt(state);
         // Too few results to close: keep waiting (participants reconnect by themselves); say so once per deadline.
         return {
           state: { ...state, deadlineAt: event.now + OVERDUE_REPEAT_MS },
@@ -224,7 +232,7 @@ export function stepRun(state: RunState, event: RunEvent): StepOutput {
       if ((state.refused ?? []).some((r) => r.participant === event.participant))
         return { state, effects: [] };
       const received = [...state.received, event.participant].sort();
-      return closeIfAllAnswered({ ...state, received });
+      return settle({ ...state, received });
     }
     case 'participant-refused': {
       if (state.status !== 'active') return { state, effects: [] };
@@ -239,52 +247,7 @@ export function stepRun(state: RunState, event: RunEvent): StepOutput {
         ...refusedBefore,
         { participant: event.participant, code: event.code, message: event.message },
       ].sort((a, b) => (a.participant < b.participant ? -1 : a.participant > b.participant ? 1 : 0));
-      if (state.cohort.length - refused.length >= state.minParticipants)
-        return closeIfAllAnswered({ ...state, refused });
-      // Too few left to ever close this attempt: it failed.
-      const failures = (state.failures ?? 0) + 1;
-      const attempt = state.attempt ?? 0;
-      const effect: RunEffect = {
-        type: 'phase-failed',
-        phase: state.phase,
-        round: state.round,
-        attempt,
-        refused,
-      };
-      if (failures >= event.maxFailures) {
-        const failure: RunFailure = {
-          code: 'PHASE_FAILED',
-          round: state.round,
-          attempt,
-          message: `${state.phase} round ${state.round}: too few participants could take part in all ${failures} attempts (maxFailuresPerPhase ${event.maxFailures}; minParticipants ${state.minParticipants}); last attempt: ${describeRefusals(refused)}`,
-        };
-        return {
-          state: {
-            ...state,
-            status: 'failed',
-            failure,
-            failures,
-            refused,
-            cohort: [],
-            received: [],
-            deadlineAt: null,
-          },
-          effects: [effect, { type: 'run-failed', failure }],
-        };
-      }
-      return {
-        state: {
-          ...state,
-          status: 'waiting',
-          attempt: attempt + 1,
-          failures,
-          refused,
-          cohort: [],
-          received: [],
-          deadlineAt: null,
-        },
-        effects: [effect],
-      };
+      return settle({ ...state, refused, maxFailuresPerPhase: event.maxFailures });
     }
     case 'cancel': {
       if (state.status === 'completed' || state.status === 'failed' || state.status === 'cancelled')
@@ -373,18 +336,62 @@ export function describeRefusals(refused: readonly RefusedTask[]): string {
   return refused.map((r) => `${r.participant} (${r.code}: ${r.message.slice(0, 300)})`).join('; ');
 }
 
-/** Closes the phase once every cohort member either reported or refused (at least minParticipants reported). */
-function closeIfAllAnswered(state: RunState): StepOutput {
+/**
+ * Once every cohort member reported or refused: the phase closes with the results when there are at
+ * least minParticipants, otherwise this attempt failed. Until then it waits, so every member has its
+ * say (and every refusal is named) even when the attempt can no longer succeed.
+ */
+function settle(state: RunState): StepOutput {
   const refused = state.refused ?? [];
   const pending = state.cohort.filter(
     (p) => !state.received.includes(p) && !refused.some((r) => r.participant === p),
   );
-  if (pending.length > 0 || state.received.length < state.minParticipants) return { state, effects: [] };
+  if (pending.length > 0) return { state, effects: [] };
+  if (state.received.length < state.minParticipants) return failAttempt(state);
   return {
     state: { ...state, status: 'closing' },
     effects: [
       { type: 'close-phase', phase: state.phase, round: state.round, contributors: [...state.received] },
     ],
+  };
+}
+
+/** Too few could take part in this attempt of a plain phase: reopen it, or fail the run after maxFailures. */
+function failAttempt(state: RunState): StepOutput {
+  const refused = state.refused ?? [];
+  const failures = (state.failures ?? 0) + 1;
+  const maxFailures = state.maxFailuresPerPhase ?? DEFAULT_MAX_FAILURES_PER_PHASE;
+  const attempt = state.attempt ?? 0;
+  const effect: RunEffect = {
+    type: 'phase-failed',
+    phase: state.phase,
+    round: state.round,
+    attempt,
+    refused,
+  };
+  if (failures >= maxFailures) {
+    const failure: RunFailure = {
+      code: 'PHASE_FAILED',
+      round: state.round,
+      attempt,
+      message: `${state.phase} round ${state.round}: too few participants could take part in all ${failures} attempts (maxFailuresPerPhase ${maxFailures}; minParticipants ${state.minParticipants}); last attempt: ${describeRefusals(refused)}`,
+    };
+    return {
+      state: { ...state, status: 'failed', failure, failures, cohort: [], received: [], deadlineAt: null },
+      effects: [effect, { type: 'run-failed', failure }],
+    };
+  }
+  return {
+    state: {
+      ...state,
+      status: 'waiting',
+      attempt: attempt + 1,
+      failures,
+      cohort: [],
+      received: [],
+      deadlineAt: null,
+    },
+    effects: [effect],
   };
 }
 
