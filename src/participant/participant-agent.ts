@@ -783,6 +783,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         trainerId: trainer.id,
         trainerDigest: trainer === builtinTrainer ? computeBuiltinTrainerDigest() : undefined,
         dataSchemaDigest: options.dataSchemaDigest,
+        dataShape,
       });
       journal('plan-answered', { runId: task.runId, go: answer.go });
       return { result: { kind: 'plan', runId: task.runId, round: task.round, ...answer }, chunks: [] };
