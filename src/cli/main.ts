@@ -320,6 +320,7 @@ export function buildProgram(): Command {
           dataSchemaDigest: computeSchemaDigest(schema),
           ...siteOptions(opts.siteConfig),
           data,
+          dataClasses: schema.label.classes.length,
           holdoutFraction: Number(opts.holdout),
           log,
           ...(opts.slowMs ? { slowMs: parseSlowMs(opts.slowMs) } : {}),
@@ -408,6 +409,34 @@ export function buildProgram(): Command {
           throw new EntenteError(failure.code, `run ${created.body.runId}: ${failure.message ?? 'failed'}`, {
             field: 'run',
           });
+        if ((out as { status?: string } | null)?.status === 'cancelled')
+          throw new EntenteError('RUN_CANCELLED', `run ${created.body.runId}: cancelled`, { field: 'run' });
+      } finally {
+        await client.close();
+      }
+    });
+
+  run
+    .command('cancel')
+    .description('cancel a run for good (under a policy: proposes it to the cancel-run quorum)')
+    .argument('<id>', 'run id')
+    .requiredOption('--workspace <dir>', 'consortium workspace (for the operator certificate)')
+    .option('--json', 'print the result as JSON')
+    .action(async (id: string, opts: { workspace: string; json?: boolean }) => {
+      const client = operatorClient(resolve(opts.workspace));
+      try {
+        const r = await client.postJson<{
+          runId?: string;
+          status?: string;
+          proposal?: string;
+          missing?: string;
+        }>(`/v1/runs/${encodeURIComponent(id)}/cancel`, {});
+        if (opts.json) console.log(JSON.stringify(r.body));
+        else if (r.body.proposal)
+          console.log(
+            `cancellation proposed: proposal ${r.body.proposal} needs ${r.body.missing}; members sign it with "entente proposal sign ${r.body.proposal}"`,
+          );
+        else console.log(`run ${id}: cancelled`);
       } finally {
         await client.close();
       }

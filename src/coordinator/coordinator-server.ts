@@ -12,10 +12,12 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
 import {
+  type DataShape,
   MAX_CHUNK_BYTES,
   PROTOCOL_VERSION,
   type RegisterResponse,
   parseMessage,
+  parseRunConfig,
   registerRequestSchema,
   taskResultSchema,
 } from '../protocol/index.ts';
@@ -181,7 +183,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     ca: ws.certificateAuthority(),
     certificateDays: ws.consortium.certificateDays ?? 7,
     startRun: (config, proposal) => engineRef!.createRun(config, { proposal }),
-    checkRun: (config, policy) => checkRunConfigAgainstPolicy(config, policy),
+    checkRun: (config, policy) => {
+      checkRunConfigAgainstPolicy(config, policy);
+      // A run no declared site could execute is refused before anyone signs it.
+      engineRef?.checkAgainstSites(parseRunConfig(config));
+    },
+    cancelRun: (runId, proposal) => engineRef?.cancelRun(runId, { by: 'quorum', proposal }),
     finalModelOf: (runId) => engineRef?.finalModelOf(runId),
     onMembershipChange: () => engineRef?.tick(),
   });
@@ -203,6 +210,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     consortium: ws.consortium.consortium,
     pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
     schemaDigestOf: (participant) => store.getParticipantSchemaDigest(participant),
+    declaredData: () => {
+      const members = new Set(institutions());
+      const out: { participant: string; shape: DataShape }[] = [];
+      for (const row of store.listParticipantInfo()) {
+        if (!members.has(row.id) || row.info_json === null) continue;
+        const info = JSON.parse(row.info_json) as { data?: DataShape };
+        if (info.data) out.push({ participant: row.id, shape: info.data });
+      }
+      return out;
+    },
     ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
   });
   const maxPolls = options.maxPollsPerMember ?? DEFAULT_MAX_POLLS_PER_MEMBER;
@@ -468,6 +485,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
     const out = engine.createRun(request.body);
     return reply.status(201).send(out);
+  });
+
+  app.post('/v1/runs/:runId/cancel', async (request, reply) => {
+    const id = guard(request, 'POST /v1/runs/:runId/cancel');
+    const { runId } = request.params as { runId: string };
+    // Under a policy, a run stops only when the cancel-run quorum approves it: this makes the proposal.
+    if (governance.policy) {
+      const view = governance.propose(id, 'cancel-run', { run: runId });
+      return reply.status(202).send({ proposal: view.id, status: view.status, missing: view.missing });
+    }
+    return reply.status(200).send(engine.cancelRun(runId, { by: id }));
   });
 
   app.get('/v1/runs', async (request) => {

@@ -57,6 +57,13 @@ export const errorCodes = {
     summary:
       'a secure-aggregation attempt aborted after unmasking began; the round is not retried (run failed)',
   },
+  PHASE_FAILED: {
+    http: 409,
+    exit: 5,
+    summary:
+      'too few participants could take part in a phase (refusals, tasks a site cannot execute) in maxFailuresPerPhase attempts; the run failed',
+  },
+  RUN_CANCELLED: { http: 409, exit: 5, summary: 'the run was cancelled (by an operator or a quorum)' },
   RATE_LIMITED: {
     http: 429,
     exit: 6,

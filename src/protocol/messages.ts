@@ -59,6 +59,22 @@ export const registerRequestSchema = z.strictObject({
   software: z.string().max(100),
   /** SHA-256 of the data schema the institution's records follow (data/schema.ts). */
   dataSchemaDigest: sha256.optional(),
+  /** What this site's records look like under its schema: encoded feature count and label classes. */
+  data: z
+    .strictObject({
+      features: z
+        .number()
+        .int()
+        .min(1)
+        .max(1 << 20),
+      // 0: a regression target (a number label, no classes).
+      classes: z
+        .number()
+        .int()
+        .min(0)
+        .max(1 << 16),
+    })
+    .optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequestSchema>;
 
