@@ -18,6 +18,7 @@ import { readStructuredFile } from './read-file.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
 import { createLogger } from './logger.ts';
+import { installProcessHandlers } from './process-handlers.ts';
 
 /** `--slow-ms 1500` (every task) or `--slow-ms secagg-masked-input=4000,train=100` (per task kind). */
 function parseSlowMs(text: string): number | Record<string, number> {
@@ -428,6 +429,7 @@ export function buildProgram(): Command {
   return program;
 }
 
+installProcessHandlers();
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {

@@ -3,7 +3,7 @@
  * HTTPS server, owns the timers (deadline ticks) and the long-poll waiters. Every endpoint checks the
  * caller's role (from its verified certificate) before doing anything.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -15,14 +15,18 @@ import {
   MAX_CHUNK_BYTES,
   PROTOCOL_VERSION,
   type RegisterResponse,
+  SESSION_HEADER,
   parseMessage,
   registerRequestSchema,
+  sessionIdSchema,
   taskResultSchema,
 } from '../protocol/index.ts';
 import {
   BlobStore,
   GovernanceStore,
   SqliteStore,
+  type Workspace,
+  acquireWorkspaceLock,
   computeLogOrigin,
   ensurePrivateDir,
   openWorkspace,
@@ -33,6 +37,7 @@ import { AuditLog } from './audit-log.ts';
 import { blobNotAvailable, mayReadBlob } from './blob-access.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
+import { ParticipantSessions } from './participant-sessions.ts';
 import { checkRunConfigAgainstPolicy } from './run-plan.ts';
 import { RunEngine } from './run-engine.ts';
 
@@ -88,6 +93,34 @@ const waitQuery = z.object({
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
   const ws = openWorkspace(options.workspaceDir);
+  // One coordinator per workspace: a second one is refused here, before it touches anything (the
+  // endpoint file, the store, temporary uploads). A lock left by a coordinator that died is taken over.
+  const lock = acquireWorkspaceLock(ws.coordinatorLockFile(), { now: Date.now() });
+  if (lock.tookOver)
+    options.log.warn(
+      { stalePid: lock.tookOver.pid, lockedAt: lock.tookOver.lockedAt },
+      `took over a stale workspace lock: coordinator pid ${lock.tookOver.pid} is no longer running`,
+    );
+  // Released at exit whatever the path (process.exit after an uncaught error included).
+  const releaseAtExit = (): void => lock.release();
+  process.on('exit', releaseAtExit);
+  try {
+    return await serve(options, ws, () => {
+      process.off('exit', releaseAtExit);
+      lock.release();
+    });
+  } catch (err) {
+    process.off('exit', releaseAtExit);
+    lock.release();
+    throw err;
+  }
+}
+
+async function serve(
+  options: CoordinatorOptions,
+  ws: Workspace,
+  releaseLock: () => void,
+): Promise<RunningCoordinator> {
   const log = options.log;
   const stateDir = ws.coordinatorStateDir();
   ensurePrivateDir(stateDir);
@@ -135,6 +168,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const heartbeatMs = options.heartbeatMs ?? 5_000;
   const traffic = { bytesReceived: 0, bytesSent: 0, unauthenticatedRefusals: 0 };
 
+  /** One live process per institution (the session id its participant sends). */
+  const sessions = new ParticipantSessions({ livenessMs, now: () => Date.now() });
+  const sessionOf = (request: FastifyRequest): string | undefined => {
+    const raw = request.headers[SESSION_HEADER];
+    if (raw === undefined) return undefined;
+    return parseMessage(sessionIdSchema, raw, SESSION_HEADER);
+  };
   const waiters = new Map<string, Set<() => void>>();
   let closing = false;
   const notify = (participant: string): void => {
@@ -291,6 +331,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   app.post('/v1/participants/register', async (request) => {
     const id = guard(request, 'POST /v1/participants/register');
     const body = parseMessage(registerRequestSchema, request.body, 'register');
+    // A second live process of the same institution is refused before it is seen.
+    sessions.register(id, sessionOf(request), request.raw.socket);
     store.touchParticipant(id, Date.now(), JSON.stringify(body));
     log.info({ participant: id }, 'participant registered');
     engine.tick();
@@ -300,6 +342,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   app.post('/v1/heartbeat', async (request) => {
     const id = guard(request, 'POST /v1/heartbeat');
+    sessions.see(id, sessionOf(request), request.raw.socket);
     store.touchParticipant(id, Date.now());
     engine.tick();
     return { ok: true, protocol: PROTOCOL_VERSION };
@@ -307,6 +350,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   app.get('/v1/tasks/next', async (request, reply) => {
     const id = guard(request, 'GET /v1/tasks/next');
+    sessions.see(id, sessionOf(request), request.raw.socket);
     // Each open poll holds a socket, a timer and a wake-up: one member may only hold a few.
     const polls = openPolls.get(id) ?? 0;
     if (polls >= maxPolls)
@@ -595,7 +639,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::1]', '127.0.0.1');
   const bound = Number(new URL(url).port);
   writeFileSync(portFile, `${JSON.stringify({ port: bound })}\n`);
-  writeFileSync(ws.endpointFile(), JSON.stringify({ url, pid: process.pid }) + '\n');
+  ws.writeEndpoint(url, process.pid);
   log.info({ url }, 'coordinator listening');
   const collector = setInterval(
     () => {
@@ -624,11 +668,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       clearInterval(ticker);
       clearInterval(collector);
       closing = true;
-      for (const p of [...waiters.keys()]) notify(p);
-      await app.close();
-      engine.flushRefusalSummaries(Date.now(), true);
-      store.close();
-      rmSync(ws.endpointFile(), { force: true });
+      try {
+        for (const p of [...waiters.keys()]) notify(p);
+        await app.close();
+        engine.flushRefusalSummaries(Date.now(), true);
+        store.close();
+        ws.removeEndpoint(process.pid);
+      } finally {
+        releaseLock();
+      }
     },
   };
 }
