@@ -844,7 +844,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     // Best effort: a missed heartbeat (coordinator down, or no endpoint recorded while it restarts) is
     // made up by the next one; the poll loop below notices and backs off.
     const heartbeat = setInterval(() => {
-      void (async () => currentClient().postJson('/v1/heartbeat', {}, 5_000))().catch(() => {});
+      void (async () => currentClient().postJson('/v1/heartbeat', {}, 5_000))().catch((err: unknown) =>
+        log.debug({ code: (err as EntenteError).code }, `heartbeat not delivered: ${(err as Error).message}`),
+      );
     }, info.heartbeatMs);
     /** False after a failed attempt: the next poll is then not woken by the checkpoint that failed. */
     let witnessOk = true;

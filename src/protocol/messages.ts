@@ -58,7 +58,9 @@ export type Standardization = z.infer<typeof standardizationSchema>;
  * picks at start, so the coordinator can tell two processes of the same institution apart.
  */
 export const SESSION_HEADER = 'entente-session';
-export const sessionIdSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'must be 16-64 letters, digits, _ or -');
+export const sessionIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{16,64}$/, 'must be 16-64 letters, digits, _ or -');
 
 export const registerRequestSchema = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION),

@@ -132,8 +132,7 @@ export function acquireWorkspaceLock(
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const found = readOwner(path);
       if (found === undefined) continue; // released meanwhile: try again
-      if (!isStale(path, found.owner, probe, input.now))
-        throw lockedBy(path, found.owner);
+      if (!isStale(path, found.owner, probe, input.now)) throw lockedBy(path, found.owner);
       // Stale: move it aside (only one contender's rename succeeds), then check that what was moved is
       // the stale lock that was judged, not a fresh one another contender created meanwhile.
       const aside = `${path}.stale-${owner.token}`;
