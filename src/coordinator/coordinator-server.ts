@@ -479,6 +479,8 @@ async function serve(
 
   app.post('/v1/tasks/:taskId/result', async (request) => {
     const id = guard(request, 'POST /v1/tasks/:taskId/result');
+    // A process replaced by another one of its institution does not answer for it any more.
+    sessions.see(id, sessionOf(request), request.raw.socket);
     const { taskId } = parseMessage(taskParam, request.params, 'path');
     let result: ReturnType<typeof taskResultSchema.parse>;
     try {
