@@ -126,8 +126,7 @@ async function serve(
   ensurePrivateDir(stateDir);
   // Enrolled sites keep the URL they enrolled with: without an explicit port the coordinator comes
   // back on the port it was served on before (kept in the state directory), or fails naming it. The
-  // port is checked before the state is opened: a second coordinator of this workspace (holding the
-  // port) must not touch the first one's uploads.
+  // port is checked before the state is opened (a coordinator that cannot serve changes nothing).
   const host = options.host ?? '127.0.0.1';
   const portFile = join(stateDir, 'port.json');
   const remembered = options.port === undefined ? readRememberedPort(portFile) : undefined;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { EntenteError } from '../core/errors.ts';
-import { type ProcessProbe, acquireWorkspaceLock } from './workspace-lock.ts';
+import { type ProcessProbe, acquireWorkspaceLock, systemProcessProbe } from './workspace-lock.ts';
 
 describe('workspace lock', () => {
   let dir = '';
@@ -17,9 +17,9 @@ describe('workspace lock', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const running = (pids: number[], started: Record<number, number> = {}): ProcessProbe => ({
+  const running = (pids: number[], marks: Record<number, string> = {}): ProcessProbe => ({
     isRunning: (pid) => pids.includes(pid),
-    startedAt: (pid) => started[pid],
+    startMark: (pid) => marks[pid],
   });
 
   it('a second owner is refused with WORKSPACE_LOCKED naming the first pid, and the file is unchanged', () => {
@@ -47,27 +47,23 @@ describe('workspace lock', () => {
     lock.release();
   });
 
-  it('a pid reused by a process that started after the lock was taken is stale', () => {
-    acquireWorkspaceLock(path, { now: 1_000_000, pid: 4242, probe: running([4242]) });
-    // Same pid, but the process holding it started a minute after the lock: another process.
+  it('a pid reused by another process (a different start mark) is stale', () => {
+    acquireWorkspaceLock(path, { now: 1_000, pid: 4242, probe: running([4242], { 4242: '700' }) });
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).processStart, '700');
+    // The same pid, the same process: refused.
+    assert.throws(
+      () =>
+        acquireWorkspaceLock(path, { now: 2_000, pid: 5151, probe: running([4242, 5151], { 4242: '700' }) }),
+      (err: unknown) => err instanceof EntenteError && err.code === 'WORKSPACE_LOCKED',
+    );
+    // The same pid, now held by a process that started at another time: the owner is gone.
     const lock = acquireWorkspaceLock(path, {
-      now: 2_000_000,
+      now: 3_000,
       pid: 5151,
-      probe: running([4242, 5151], { 4242: 1_060_000 }),
+      probe: running([4242, 5151], { 4242: '9100' }),
     });
     assert.equal(lock.tookOver?.pid, 4242);
     lock.release();
-    // The same pid that started before it took the lock is its owner: refused.
-    acquireWorkspaceLock(path, { now: 1_000_000, pid: 4242, probe: running([4242]) });
-    assert.throws(
-      () =>
-        acquireWorkspaceLock(path, {
-          now: 2_000_000,
-          pid: 5151,
-          probe: running([4242, 5151], { 4242: 999_000 }),
-        }),
-      (err: unknown) => err instanceof EntenteError && err.code === 'WORKSPACE_LOCKED',
-    );
   });
 
   it('release removes only its own lock', () => {
@@ -103,8 +99,9 @@ describe('workspace lock', () => {
     try {
       await new Promise((resolve) => child.once('spawn', resolve));
       const pid = child.pid!;
-      // Taken after the child started (its start time in /proc is earlier): its lock.
-      const held = { pid, lockedAt: Date.now() + 1_000, token: 'x' };
+      // Its lock, with its own start mark from /proc.
+      const held = { pid, lockedAt: Date.now(), token: 'x', processStart: systemProcessProbe.startMark(pid) };
+      assert.match(held.processStart ?? '', /^\d+$/);
       writeFileSync(path, JSON.stringify(held));
       assert.throws(
         () => acquireWorkspaceLock(path, { now: Date.now() }),
@@ -113,8 +110,8 @@ describe('workspace lock', () => {
           err.code === 'WORKSPACE_LOCKED' &&
           err.message.includes(`pid ${pid}`),
       );
-      // Taken long before the process now holding that pid started: a reused pid, stale.
-      writeFileSync(path, JSON.stringify({ ...held, lockedAt: Date.now() - 3_600_000 }));
+      // Taken by an earlier process that held the same pid: a reused pid, stale.
+      writeFileSync(path, JSON.stringify({ ...held, processStart: '1' }));
       const reused = acquireWorkspaceLock(path, { now: Date.now() });
       assert.equal(reused.tookOver?.pid, pid);
       reused.release();

@@ -1,13 +1,23 @@
 /**
  * The coordinator's exclusive lock on a workspace (coordinator/coordinator.lock): created with O_EXCL,
- * holding the owner's pid, the time it took the lock and a random token. A second coordinator of the
- * same workspace finds it and is refused with WORKSPACE_LOCKED naming the owner's pid, before it
- * touches anything. A lock whose owner is gone (killed with -9, a crash) is stale and taken over: its
- * pid is not running, or (Linux) the process now holding that pid started after the lock was taken.
+ * holding the owner's pid, the time it took the lock, its process start mark and a random token. A
+ * second coordinator of the same workspace finds it and is refused with WORKSPACE_LOCKED naming the
+ * owner's pid, before it touches anything. A lock whose owner is gone (killed with -9, a crash) is
+ * stale and taken over: its pid is not running, or (Linux) the process now holding that pid is another
+ * one (its start time in clock ticks after boot, which no wall-clock change moves, differs).
  * The lock is released only by its owner (its token), on a clean exit or a signal.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { EntenteError } from '../core/errors.ts';
 
 export interface LockOwner {
@@ -15,6 +25,8 @@ export interface LockOwner {
   /** When the owner took the lock (ms since the epoch). */
   readonly lockedAt: number;
   readonly token: string;
+  /** The owner process's start mark (see ProcessProbe.startMark), when the platform gives one. */
+  readonly processStart?: string | undefined;
 }
 
 export interface WorkspaceLock {
@@ -30,8 +42,8 @@ export interface WorkspaceLock {
 export interface ProcessProbe {
   /** False when no process has `pid`. */
   isRunning(pid: number): boolean;
-  /** When the process now holding `pid` started (ms since the epoch), if the platform can tell. */
-  startedAt(pid: number): number | undefined;
+  /** An opaque mark of when the process now holding `pid` started, if the platform gives one. */
+  startMark(pid: number): string | undefined;
 }
 
 export const systemProcessProbe: ProcessProbe = {
@@ -44,23 +56,18 @@ export const systemProcessProbe: ProcessProbe = {
       return (err as NodeJS.ErrnoException).code === 'EPERM';
     }
   },
-  startedAt(pid) {
-    // Linux: field 22 of /proc/<pid>/stat is the start time in clock ticks after boot (btime).
+  startMark(pid) {
+    // Linux: field 22 of /proc/<pid>/stat, the start time in clock ticks after boot.
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ticks = Number(fields[19]);
-      const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
-      if (!btime || !Number.isFinite(ticks)) return undefined;
-      return Number(btime[1]) * 1000 + (ticks * 1000) / 100;
+      const ticks = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+      return ticks !== undefined && /^\d+$/.test(ticks) ? ticks : undefined;
     } catch {
       return undefined;
     }
   },
 };
 
-/** Clock-tick rounding and btime's whole seconds: a process that started this much later is another one. */
-const START_SLACK_MS = 5_000;
 /** A lock file without a complete owner record is being written; older than this, its writer died. */
 const PARTIAL_LOCK_MS = 10_000;
 
@@ -74,7 +81,12 @@ function parseOwner(text: string): LockOwner | undefined {
       typeof o.lockedAt === 'number' &&
       typeof o.token === 'string'
     )
-      return { pid: o.pid, lockedAt: o.lockedAt, token: o.token };
+      return {
+        pid: o.pid,
+        lockedAt: o.lockedAt,
+        token: o.token,
+        processStart: typeof o.processStart === 'string' ? o.processStart : undefined,
+      };
   } catch {
     // not JSON: a lock file cut short by a crash while it was written
   }
@@ -92,8 +104,8 @@ function readOwner(path: string): { text: string; owner: LockOwner | undefined }
 }
 
 /**
- * True when the lock's owner no longer runs: its pid is free, or held by a process that started after
- * the lock was taken. A file without a complete owner record is stale once it is old (its writer died).
+ * True when the lock's owner no longer runs: its pid is free, or held by another process (a different
+ * start mark). A file without a complete owner record is stale once it is old (its writer died).
  */
 function isStale(path: string, owner: LockOwner | undefined, probe: ProcessProbe, now: number): boolean {
   if (owner === undefined) {
@@ -105,8 +117,9 @@ function isStale(path: string, owner: LockOwner | undefined, probe: ProcessProbe
   }
   if (owner.pid === process.pid) return false;
   if (!probe.isRunning(owner.pid)) return true;
-  const started = probe.startedAt(owner.pid);
-  return started !== undefined && started > owner.lockedAt + START_SLACK_MS;
+  if (owner.processStart === undefined) return false;
+  const mark = probe.startMark(owner.pid);
+  return mark !== undefined && mark !== owner.processStart;
 }
 
 /**
@@ -122,6 +135,7 @@ export function acquireWorkspaceLock(
     pid: input.pid ?? process.pid,
     lockedAt: input.now,
     token: randomBytes(16).toString('hex'),
+    processStart: probe.startMark(input.pid ?? process.pid),
   };
   let tookOver: LockOwner | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -144,10 +158,12 @@ export function acquireWorkspaceLock(
       }
       const moved = readOwner(aside);
       if (moved !== undefined && moved.text !== found.text) {
-        // A live lock was moved by mistake: put it back (unless yet another one appeared) and yield.
+        // A live lock was moved by mistake: put it back (link fails if yet another one appeared) and yield.
         try {
-          renameSync(aside, path);
+          linkSync(aside, path);
         } catch {
+          // another lock is in place: leave it
+        } finally {
           rmSync(aside, { force: true });
         }
         throw lockedBy(path, moved.owner);
