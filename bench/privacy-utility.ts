@@ -213,6 +213,8 @@ function runFederation(study: Study, seed: string, privacy: Privacy): RunResult 
         createSeededRng(`${seed}/train/${round}/${inst.id}`),
         {
           noise: noiseFor.get(inst.id)!,
+          // A seeded sampling source: this benchmark is an in-process simulation meant to be reproducible.
+          sampling: createSeededRng(`${seed}/dp-sgd-sampling/${round}/${inst.id}`),
         },
       );
       const delta = Float64Array.from(flattenWeights(spec, out.weights), (w, k) => w - base[k]!);

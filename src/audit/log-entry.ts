@@ -181,6 +181,8 @@ export const logEntryBodies = {
   'privacy-spent': z.strictObject({
     ...runRound,
     participant: id,
+    /** The secure-aggregation attempt it trained for (each attempt a site trains for is charged). */
+    attempt: attempt.optional(),
     mechanism: z.string().max(64),
     noiseMultiplier: z.number().min(0).optional(),
     samplingRate: z.number().min(0).max(1).optional(),
@@ -192,6 +194,8 @@ export const logEntryBodies = {
     delta: z.number().min(0).max(1),
   }),
   'run-completed': z.strictObject({ run: id }),
+  /** A run stopped for good, with the registered code and why (e.g. a round's attempts exhausted). */
+  'run-failed': z.strictObject({ ...runRound, attempt, code: z.string().max(64), reason: text }),
 } as const;
 
 export type LogEntryKind = keyof typeof logEntryBodies;

@@ -6,6 +6,7 @@
  * Exit codes: 0 verified, 1 verification failed (the first bad entry is named), 2 usage or malformed
  * input; other failures map from the error registry in main.ts.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import {
@@ -349,6 +350,53 @@ async function runCheckpoint(opts: { log: string; workspace?: string }): Promise
   process.stdout.write(note);
 }
 
+/** SHA-256 of a raw identity key, as grouped hex for reading aloud (what founders compare out of band). */
+function fingerprintOf(key: Uint8Array): string {
+  const hex = createHash('sha256').update(key).digest('hex').slice(0, 32);
+  return hex.match(/.{4}/g)!.join(' ');
+}
+
+/**
+ * Prints each member's identity key as the log pins it (replaying the governance trail): its fingerprint,
+ * whether the member is admitted, and any key it presented that no rotation or recovery authorized.
+ */
+async function runKeys(opts: { log: string; workspace?: string; json?: boolean }): Promise<void> {
+  const rows = await withInput(opts.log, opts.workspace, async (input) => {
+    if (input.kind === 'bundle')
+      throw new EntenteError(
+        'INVALID_ARGUMENT',
+        'log: an evidence bundle holds no enrollments; give the log',
+        {
+          field: 'log',
+        },
+      );
+    const { entries } = await input.reader.readEntries();
+    const parsed: LogEntry[] = [];
+    for (const [i, bytes] of entries.entries()) parsed.push(parseLogEntry(bytes, `entry ${i}`));
+    const trail = verifyGovernanceTrail(parsed as unknown as TrailEntry[]);
+    const members = new Set([...trail.identityKeys.keys(), ...trail.members]);
+    return [...members].sort().map((member) => {
+      const pinned = trail.identityKeys.get(member);
+      const presented = trail.presentedKeys.get(member);
+      return {
+        member,
+        admitted: trail.members.has(member),
+        identityKey: pinned ? Buffer.from(pinned).toString('base64') : null,
+        fingerprint: pinned ? fingerprintOf(pinned) : null,
+        presentedKey: presented ? Buffer.from(presented).toString('base64') : null,
+      };
+    });
+  });
+  if (opts.json) {
+    console.log(JSON.stringify({ keys: rows }));
+    return;
+  }
+  for (const r of rows)
+    console.log(
+      `${r.member.padEnd(24)} ${r.fingerprint ?? '(no key pinned)'}${r.admitted ? '' : '   not admitted'}${r.presentedKey ? '   + a presented key, not authorized' : ''}`,
+    );
+}
+
 async function runVkey(opts: { log: string; workspace?: string }): Promise<void> {
   const key = await withInput(opts.log, opts.workspace, async (input) => {
     if (input.kind === 'bundle') return parseEvidenceBundle(input.bundle).logKey;
@@ -435,6 +483,15 @@ export function registerAuditCommands(program: Command): void {
     .requiredOption('--log <dir|file|url>', logHelp)
     .option('--workspace <dir>', workspaceHelp)
     .action(runCheckpoint);
+  audit
+    .command('keys')
+    .description(
+      "print each member's identity key as the log pins it (SHA-256 fingerprint): compare them out of band before signing the founding policy",
+    )
+    .requiredOption('--log <dir|file|url>', logHelp)
+    .option('--workspace <dir>', workspaceHelp)
+    .option('--json', 'print JSON')
+    .action(runKeys);
   audit
     .command('vkey')
     .description("print the log's verifier key")

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { EntenteError, exitCodeOf } from '../core/errors.ts';
+import { EntenteError, exitCodeOf, isErrorCode } from '../core/errors.ts';
 import { formatDoctorSummary, runDoctor, startCoordinator } from '../coordinator/index.ts';
 import { computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
 import { type SiteConfig, parseSiteConfig, renewIfDue, startParticipant } from '../participant/index.ts';
@@ -64,6 +64,7 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
       signing: site.signingIdentity(),
       journalFile: site.journalFile(),
       privacyLedgerFile: site.privacyLedgerFile(),
+      unmaskedRoundsFile: site.unmaskedRoundsFile(),
       // An enrolled site takes part only in runs the log shows approved by the policy's quorum.
       requireApprovedRuns: true,
       witness: {
@@ -87,6 +88,7 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
     signing: ws.institutionSigningIdentity(id),
     journalFile: join(ws.dir, 'institutions', id, 'journal.jsonl'),
     privacyLedgerFile: join(ws.dir, 'institutions', id, 'privacy-ledger.jsonl'),
+    unmaskedRoundsFile: join(ws.dir, 'institutions', id, 'unmasked-rounds.jsonl'),
     ...(ws.consortium.log
       ? {
           witness: {
@@ -277,6 +279,12 @@ export function buildProgram(): Command {
         'simulation: delay each result, MS or KIND=MS,... (a slow institution)',
       ).hideHelp(),
     )
+    .addOption(
+      new Option(
+        '--batch-journal <file>',
+        'tests only: record the rows of every DP-SGD batch drawn (reveals which records were sampled)',
+      ).hideHelp(),
+    )
     .action(
       async (opts: {
         site?: string;
@@ -288,6 +296,7 @@ export function buildProgram(): Command {
         holdout: string;
         siteConfig?: string;
         slowMs?: string;
+        batchJournal?: string;
       }) => {
         const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
         const data = loadTable(readFileSync(opts.data, 'utf8'), schema);
@@ -302,6 +311,7 @@ export function buildProgram(): Command {
           holdoutFraction: Number(opts.holdout),
           log,
           ...(opts.slowMs ? { slowMs: parseSlowMs(opts.slowMs) } : {}),
+          ...(opts.batchJournal ? { batchJournalFile: resolve(opts.batchJournal) } : {}),
         });
         log.info({ rows: data.count, features: data.dim }, 'local data loaded');
         // An enrolled site renews its short-lived certificates itself, well before they expire.
@@ -367,6 +377,13 @@ export function buildProgram(): Command {
           }
         }
         console.log(opts.json ? JSON.stringify(out) : `run ${created.body.runId}: ${JSON.stringify(out)}`);
+        // A run that failed (e.g. a round's secure-aggregation attempts exhausted) exits with its code.
+        const failure = (out as { status?: string; failure?: { code?: unknown; message?: string } } | null)
+          ?.failure;
+        if ((out as { status?: string } | null)?.status === 'failed' && failure && isErrorCode(failure.code))
+          throw new EntenteError(failure.code, `run ${created.body.runId}: ${failure.message ?? 'failed'}`, {
+            field: 'run',
+          });
       } finally {
         await client.close();
       }

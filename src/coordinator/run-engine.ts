@@ -26,6 +26,7 @@ import {
   type RunEffect,
   type RunEvent,
   type PrivacyReport,
+  type RunFailure,
   type RunState,
   type SecAggContextWire,
   type Standardization,
@@ -152,6 +153,10 @@ export class RunEngine {
         deps.store.updateRun(row.id, { status: 'completed', finished_at: deps.now() });
         continue;
       }
+      if (live.state.status === 'failed' && live.state.failure) {
+        this.markFailed(row.id, live.state.failure);
+        continue;
+      }
       this.runs.set(row.id, live);
       if (
         config.secureAggregation.protocol === 'secagg' &&
@@ -276,9 +281,18 @@ export class RunEngine {
     this.abortSecAgg(runId, live, `internal error: ${(err as Error).message}`);
   }
 
-  /** Ends the open secure-aggregation attempt without a result; the phase reopens as attempt + 1. */
+  /**
+   * Ends the open secure-aggregation attempt without a result. The phase reopens as attempt + 1 only
+   * when the attempt never reached its unmasking stage and the run's maxAttemptsPerRound allows another;
+   * otherwise the run fails with a coded reason (a round is unmasked at most once, and every attempt
+   * costs every site a training and possibly privacy).
+   */
   private abortSecAgg(runId: string, live: LiveRun, reason: string): void {
     const d = live.secagg?.session.describe();
+    const current = live.state.attempt ?? 0;
+    const unmaskingBegan = this.deps.store
+      .listSecAggAttempts(runId)
+      .some((a) => a.round === live.state.round && a.attempt === current && a.outcome === 'unmasking');
     this.deps.store.finishSecAggAttempt(
       { run_id: runId, round: live.state.round, attempt: live.state.attempt ?? 0 },
       {
@@ -301,10 +315,17 @@ export class RunEngine {
       'secagg-aborted',
       null,
       null,
-      `round ${round} attempt ${attempt} aborted: ${reason}; nothing was unmasked`,
+      unmaskingBegan
+        ? `round ${round} attempt ${attempt} aborted during unmasking: ${reason}; no sum was computed`
+        : `round ${round} attempt ${attempt} aborted: ${reason}; nothing was unmasked`,
     );
     const at = this.deps.now();
-    this.step(runId, { type: 'phase-aborted' }, () => {
+    const event = {
+      type: 'phase-aborted',
+      unmaskingBegan,
+      maxAttempts: live.config.maxAttemptsPerRound,
+    } as const;
+    this.step(runId, event, () => {
       for (const kind of SECAGG_TASK_KINDS) this.deps.store.closeOpenTasks(runId, round, kind, 'expired', at);
       this.deps.audit.append('round-aborted', { run: runId, round, attempt, reason: reason.slice(0, 2000) });
     });
@@ -353,6 +374,9 @@ export class RunEngine {
             `${effect.phase} round ${effect.round}: waiting for ${effect.missing.join(', ')}`,
           );
           break;
+        case 'run-failed':
+          this.markFailed(runId, effect.failure);
+          break;
         case 'run-completed': {
           this.deps.store.transaction(() => {
             this.deps.store.updateRun(runId, { status: 'completed', finished_at: this.deps.now() });
@@ -365,6 +389,26 @@ export class RunEngine {
         }
       }
     }
+  }
+
+  /** A run that cannot go on: stored as failed with its coded reason, logged, and dropped from the live runs. */
+  private markFailed(runId: string, failure: RunFailure): void {
+    this.deps.store.transaction(() => {
+      this.deps.store.updateRun(runId, { status: 'failed', finished_at: this.deps.now() });
+      this.deps.audit.append('run-failed', {
+        run: runId,
+        round: failure.round,
+        attempt: failure.attempt,
+        code: failure.code,
+        reason: failure.message.slice(0, 2000),
+      });
+    });
+    this.record(runId, failure.round, 'run-failed', null, failure.code, failure.message);
+    this.publishCheckpoint();
+    const live = this.runs.get(runId);
+    live?.secagg?.expire();
+    this.runs.delete(runId);
+    this.deps.log.error({ run: runId, code: failure.code }, `run failed: ${failure.message}`);
   }
 
   private openPhase(
@@ -759,18 +803,23 @@ export class RunEngine {
       });
     const live = this.runs.get(task.run_id);
     if (SECAGG_TASK_KINDS.includes(task.kind)) {
+      const attempt = (JSON.parse(task.task_json) as { attempt?: number }).attempt ?? 0;
       if (
         task.status !== 'open' ||
         !live?.secagg ||
         live.state.phase !== 'train' ||
         live.state.round !== task.round
-      )
+      ) {
+        // Too late for the attempt, but the site trained for it: what that cost its records is kept.
+        if (task.status !== 'done' && result.kind === 'secagg-train' && result.privacy)
+          this.recordPrivacy(task.run_id, task.round, participant, result.privacy, attempt);
         throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a stage that is no longer open`, {
           field: 'round',
         });
+      }
       await live.secagg.accept(participant, result);
       if (result.kind === 'secagg-train' && result.privacy)
-        this.recordPrivacy(task.run_id, task.round, participant, result.privacy);
+        this.recordPrivacy(task.run_id, task.round, participant, result.privacy, attempt);
       return { accepted: true };
     }
     if (
@@ -1273,8 +1322,37 @@ export class RunEngine {
     });
   }
 
-  /** Keeps and logs what a round cost a participant's records, as its own ledger reports it. */
-  private recordPrivacy(runId: string, round: number, participant: string, report: PrivacyReport): void {
+  /**
+   * Keeps and logs what a round cost a participant's records, as its own ledger reports it. With secure
+   * aggregation, per attempt: a charge is kept for every attempt the site trained for (aborted or not);
+   * an attempt that reused an earlier attempt's update (report.chargedAttempt names that one) is kept
+   * as such, without a new privacy-spent entry: nothing new was spent.
+   */
+  private recordPrivacy(
+    runId: string,
+    round: number,
+    participant: string,
+    report: PrivacyReport,
+    attempt?: number,
+  ): void {
+    // Idempotent: a result posted twice (a retry after a lost answer) is one charge.
+    const key = attempt ?? 0;
+    if (
+      this.deps.store
+        .listPrivacyCharges(runId)
+        .some((c) => c.round === round && c.attempt === key && c.participant === participant)
+    )
+      return;
+    this.deps.store.putPrivacyCharge({
+      run_id: runId,
+      round,
+      attempt: attempt ?? 0,
+      participant,
+      report_json: JSON.stringify(report),
+      received_at: this.deps.now(),
+    });
+    if (attempt !== undefined && report.chargedAttempt !== undefined && report.chargedAttempt !== attempt)
+      return;
     this.deps.store.putPrivacyReport({
       run_id: runId,
       round,
@@ -1285,6 +1363,7 @@ export class RunEngine {
     this.deps.audit.append('privacy-spent', {
       run: runId,
       round,
+      ...(attempt === undefined ? {} : { attempt }),
       participant,
       ...report.event,
       epsilonRun: report.epsilonRun,
@@ -1317,6 +1396,7 @@ export class RunEngine {
       trainedAt: r.trained_at,
       evaluatedAt: r.evaluated_at,
     }));
+    const charges = this.deps.store.listPrivacyCharges(runId);
     const secureAggregation = this.deps.store.listSecAggAttempts(runId).map((a) => ({
       round: a.round,
       attempt: a.attempt,
@@ -1328,7 +1408,30 @@ export class RunEngine {
       dropped: a.dropped_json ? (JSON.parse(a.dropped_json) as string[]) : null,
       outcome: a.outcome,
       reason: a.reason,
+      /** What each site reported this attempt cost it: charged (it trained) or reused (nothing new). */
+      charges: charges
+        .filter((c) => c.round === a.round && c.attempt === a.attempt)
+        .map((c) => {
+          const report = JSON.parse(c.report_json) as PrivacyReport;
+          const charged = report.chargedAttempt === undefined || report.chargedAttempt === a.attempt;
+          return {
+            participant: c.participant,
+            charged,
+            ...(charged ? {} : { reusedFrom: report.chargedAttempt }),
+            event: report.event,
+            epsilonRun: report.epsilonRun,
+          };
+        }),
     }));
+    const attemptsPerRound = [...new Set(secureAggregation.map((a) => a.round))].map((round) => {
+      const of = secureAggregation.filter((a) => a.round === round);
+      return {
+        round,
+        attempts: of.length,
+        aborted: of.filter((a) => a.outcome === 'aborted').length,
+        charged: of.reduce((n, a) => n + a.charges.filter((c) => c.charged).length, 0),
+      };
+    });
     const privacy: Record<
       string,
       { round: number; epsilonRun: number | null; epsilonTotal: number | null; delta: number }
@@ -1353,6 +1456,11 @@ export class RunEngine {
         return cdp ? ((JSON.parse(row.model_json) as StoredModel).clipNorm ?? cdp.clipNorm) : null;
       })(),
       attempt: state.attempt ?? 0,
+      maxAttemptsPerRound:
+        (JSON.parse(row.config_json) as { maxAttemptsPerRound?: number }).maxAttemptsPerRound ?? 3,
+      /** Why the run failed (status 'failed'): code, round, attempt, message. */
+      failure: state.failure ?? null,
+      attemptsPerRound,
       secureAggregation,
       round: state.round,
       totalRounds: state.totalRounds,

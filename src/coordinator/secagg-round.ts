@@ -400,6 +400,15 @@ export class SecAggRound {
         },
         'secure aggregation stage opened',
       );
+      if (next!.stage === 'unmasking') {
+        // From here on survivors release shares of their secrets: durably noted first, so that an abort
+        // (even across a restart) is never retried as another attempt of this round.
+        this.deps.store.markSecAggAttemptUnmasking({
+          run_id: this.ctx.runId,
+          round: this.ctx.round,
+          attempt: this.ctx.attempt,
+        });
+      }
       this.deadlineAt = this.deps.now() + this.stageTimeoutMs;
       this.writeTasks(next!.who, next!.build);
     } finally {

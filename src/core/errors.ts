@@ -41,6 +41,17 @@ export const errorCodes = {
     summary: 'the request breaks the consortium policy in force (every broken rule is named)',
   },
   CONFLICT: { http: 409, exit: 5, summary: 'the request conflicts with the current state' },
+  ATTEMPTS_EXHAUSTED: {
+    http: 409,
+    exit: 5,
+    summary: "a round's secure aggregation aborted in maxAttemptsPerRound attempts; the run failed",
+  },
+  UNMASKING_ABORTED: {
+    http: 409,
+    exit: 5,
+    summary:
+      'a secure-aggregation attempt aborted after unmasking began; the round is not retried (run failed)',
+  },
   RATE_LIMITED: {
     http: 429,
     exit: 6,

@@ -1,5 +1,6 @@
 export * from './digest.ts';
 export * from './seeded-rng.ts';
+export * from './secure-rng.ts';
 export * from './pki.ts';
 export * from './canonical-bytes.ts';
 export * from './signatures.ts';

@@ -79,7 +79,10 @@ describe('DP-SGD', () => {
       const plain: TrainOptions = { epochs: 5, batchSize: 60, learningRate: 0.2, optimizer: 'sgd', l2: 0.01 };
       const dp = { ...plain, dp: { clipNorm: 1e9, noiseMultiplier: 0, samplingRate: 1 } };
       const a = trainLocally(spec, w0, data, plain, createSeededRng('eq'));
-      const b = trainLocally(spec, w0, data, dp, createSeededRng('eq'), { noise: createTestNoise('n') });
+      const b = trainLocally(spec, w0, data, dp, createSeededRng('eq'), {
+        noise: createTestNoise('n'),
+        sampling: createSeededRng('eq-sampling'),
+      });
       assert.equal(b.steps, a.steps);
       const fa = flattenWeights(spec, a.weights);
       const fb = flattenWeights(spec, b.weights);
@@ -126,11 +129,14 @@ describe('DP-SGD', () => {
     assert.ok(l2Norm(out) * data.count <= data.count * clipNorm * (1 + 1e-6));
   });
 
-  it('is deterministic for fixed seeds (data order and noise) and differs across seeds', () => {
+  it('is deterministic for fixed sampling and noise sources and differs across them', () => {
     const data = separableBinary(createSeededRng('det-data'), 80);
     const w0 = initializeWeights(mlp, createSeededRng('det-init'));
     const run = (seed: string, noise: string) =>
-      trainLocally(mlp, w0, data, dpBase, createSeededRng(seed), { noise: createTestNoise(noise) });
+      trainLocally(mlp, w0, data, dpBase, createSeededRng('unused'), {
+        noise: createTestNoise(noise),
+        sampling: createSeededRng(seed),
+      });
     const a = run('s', 'n');
     assert.ok(bytesOf(a.weights).equals(bytesOf(run('s', 'n').weights)));
     assert.ok(!bytesOf(a.weights).equals(bytesOf(run('t', 'n').weights)));
@@ -150,7 +156,10 @@ describe('DP-SGD', () => {
     ] as const) {
       assert.equal(computeDpStepsPerEpoch(q), perEpoch);
       const options = { ...dpBase, epochs: 2, dp: { ...dpBase.dp!, samplingRate: q } };
-      const result = trainLocally(logistic, w0, data, options, createSeededRng('s'), { noise });
+      const result = trainLocally(logistic, w0, data, options, createSeededRng('s'), {
+        noise,
+        sampling: createSeededRng('s'),
+      });
       assert.equal(result.steps, 2 * perEpoch);
       assert.deepEqual(result.dp, { steps: 2 * perEpoch, clipNorm: 1, noiseMultiplier: 1, samplingRate: q });
     }
@@ -185,7 +194,10 @@ describe('DP-SGD', () => {
       dp: { clipNorm: 2, noiseMultiplier: 1.5, samplingRate: 0.25 },
     };
     // Every draw is 0.999 ≥ q: no example is ever sampled.
-    const result = trainLocally(logistic, w0, data, options, constantRng(0.999), { noise });
+    const result = trainLocally(logistic, w0, data, options, createSeededRng('e'), {
+      noise,
+      sampling: constantRng(0.999),
+    });
     assert.equal(result.steps, 4);
     assert.equal(result.meanLoss, 0);
     const expectedShift = (4 * 0.1 * (1.5 * 2)) / (0.25 * 20);
@@ -214,7 +226,10 @@ describe('DP-SGD', () => {
       const options = { ...dpBase, dp: { ...dpBase.dp!, ...patch } } as TrainOptions;
       assert.throws(
         () =>
-          trainLocally(logistic, w0, data, options, createSeededRng('v'), { noise: createTestNoise('v') }),
+          trainLocally(logistic, w0, data, options, createSeededRng('v'), {
+            noise: createTestNoise('v'),
+            sampling: createSeededRng('v'),
+          }),
         (e: unknown) => e instanceof EntenteError && e.code === 'INVALID_CONFIG' && e.field === field,
         field,
       );
@@ -247,6 +262,36 @@ describe('DP-SGD', () => {
     );
   });
 
+  it('refuses to run without a sampling source (batches never come from the seeded Rng)', () => {
+    const data = separableBinary(createSeededRng('m'), 10);
+    const w0 = initializeWeights(logistic, createSeededRng('m'));
+    assert.throws(
+      () => trainLocally(logistic, w0, data, dpBase, createSeededRng('m'), { noise: createTestNoise('m') }),
+      (e: unknown) =>
+        e instanceof EntenteError &&
+        e.code === 'INVALID_ARGUMENT' &&
+        e.field === 'sampling' &&
+        e.message.includes('dp sampling source required'),
+    );
+  });
+
+  it('draws its batches from the sampling source only: the seeded Rng does not change them', () => {
+    const data = separableBinary(createSeededRng('b-data'), 50);
+    const w0 = initializeWeights(logistic, createSeededRng('b-init'));
+    const batches = (seed: string): string[] => {
+      const seen: string[] = [];
+      trainLocally(logistic, w0, data, dpBase, createSeededRng(seed), {
+        noise: createTestNoise('b'),
+        sampling: createSeededRng('b-sampling'),
+        onDpBatch: (rows) => seen.push([...rows].join(',')),
+      });
+      return seen;
+    };
+    const a = batches('one');
+    assert.ok(a.length > 0 && a.some((b) => b !== ''));
+    assert.deepEqual(batches('two'), a);
+  });
+
   it('still learns a linearly separable problem with z ≈ 1', () => {
     const data = separableBinary(createSeededRng('learn-data'), 400);
     const w0 = initializeWeights(logistic, createSeededRng('learn-init'));
@@ -260,6 +305,7 @@ describe('DP-SGD', () => {
     };
     const result = trainLocally(logistic, w0, data, options, createSeededRng('learn'), {
       noise: createTestNoise('learn-noise'),
+      sampling: createSeededRng('learn-sampling'),
     });
     const after = evaluateModel(logistic, result.weights, data);
     assert.ok(after.accuracy >= 0.9, `accuracy ${before.accuracy} -> ${after.accuracy}`);

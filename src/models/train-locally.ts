@@ -3,8 +3,11 @@
  * examples reshuffled from the given Rng every epoch, with optional L2 decay and the FedProx proximal
  * term anchored at the weights the call started from (Li et al., "Federated Optimization in
  * Heterogeneous Networks", MLSys 2020). With `options.dp`, each step's gradient is instead a DP-SGD
- * gradient (dp-sgd.ts: Poisson batches, per-example clipping, injected Gaussian noise). Deterministic
- * given the inputs, the Rng's seed (and the noise source); the input weights are never mutated.
+ * gradient (dp-sgd.ts: Poisson batches, per-example clipping, injected Gaussian noise); its batches
+ * are drawn from the injected `sources.sampling`, never from the seeded Rng, because the subsampling
+ * amplification a ledger counts holds only if no other party can know which rows were sampled.
+ * Deterministic given the inputs and the Rng's seed (with dp: and the sampling and noise sources); the
+ * input weights are never mutated.
  */
 import { EntenteError } from '../core/errors.ts';
 import { type Rng, shuffleInPlace } from '../core/rng.ts';
@@ -35,6 +38,13 @@ export interface TrainResult {
 export interface TrainSources {
   /** Gaussian noise for DP-SGD; required when options.dp is set (there is no default). */
   readonly noise?: DpNoiseSource;
+  /**
+   * The Poisson batches of DP-SGD; required when options.dp is set (there is no default). Must be a
+   * CSPRNG no other party can seed (crypto/secure-rng.ts) outside tests.
+   */
+  readonly sampling?: Rng;
+  /** Test instrumentation only: sees the rows of every DP-SGD batch drawn (a view, valid during the call). */
+  readonly onDpBatch?: (rows: Int32Array) => void;
 }
 
 /**
@@ -42,7 +52,8 @@ export interface TrainSources {
  * Throws EntenteError: INVALID_CONFIG (spec or options, naming the field), INVALID_TENSOR (weights do
  * not match the spec's layout), INVALID_DATA (data does not fit the spec, naming the row), and
  * INVALID_CONFIG naming `options.learningRate` if the loss becomes non-finite (divergence), and
- * INVALID_ARGUMENT 'dp noise source required' when options.dp is set without `sources.noise`.
+ * INVALID_ARGUMENT 'dp noise source required' / 'dp sampling source required' when options.dp is set
+ * without `sources.noise` / `sources.sampling`.
  * With dp, meanLoss is over the examples sampled in the last epoch (0 if none) and is not privatised.
  */
 export function trainLocally(
@@ -65,6 +76,12 @@ export function trainLocally(
   const regularize = terms.l2 > 0 || terms.proximalMu > 0;
   const dp =
     opts.dp === undefined ? undefined : createDpSgdState(workspace, data.count, opts.dp, sources.noise);
+  const sampling = sources.sampling;
+  if (dp !== undefined && (typeof sampling !== 'object' || typeof sampling?.nextFloat64 !== 'function')) {
+    throw new EntenteError('INVALID_ARGUMENT', 'sampling: dp sampling source required', {
+      field: 'sampling',
+    });
+  }
   const order = new Int32Array(dp === undefined ? data.count : 0);
   for (let i = 0; i < order.length; i++) order[i] = i;
 
@@ -85,7 +102,8 @@ export function trainLocally(
     epochExamples = 0;
     if (dp !== undefined) {
       for (let s = 0; s < dp.stepsPerEpoch; s++) {
-        const batch = computeDpSgdGradient(workspace, dp, params, data, rng, gradient);
+        const batch = computeDpSgdGradient(workspace, dp, params, data, sampling!, gradient);
+        sources.onDpBatch?.(dp.rows.subarray(0, batch.batchSize));
         takeStep(epoch, batch.lossSum, batch.batchSize);
       }
       continue;

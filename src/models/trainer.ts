@@ -18,7 +18,10 @@ export interface Trainer {
   describeLayout(spec: ModelSpec): TensorLayout[];
   /** Fresh initial weights, deterministic given the Rng's seed. */
   initializeWeights(spec: ModelSpec, rng: Rng): Tensor[];
-  /** Local training; never mutates `weights`; deterministic given the Rng's seed. */
+  /**
+   * Local training; never mutates `weights`; deterministic given the Rng's seed (and, with
+   * differential privacy, the `sources`: DP-SGD batches come from `sources.sampling`, not from `rng`).
+   */
   train(
     spec: ModelSpec,
     weights: Weights,

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { EntenteError } from '../core/errors.ts';
 import { decodeSafetensors, encodeSafetensors } from '../core/safetensors.ts';
 import { type Tensor, countParameters } from '../core/tensor.ts';
+import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { sha256Hex } from '../crypto/digest.ts';
 import { createSeededRng } from '../crypto/seeded-rng.ts';
 import {
@@ -44,6 +45,7 @@ import {
 import {
   CLIP_INDICATOR_SEGMENT,
   ParticipantSession,
+  type RingVector,
   type SecAggRoundContext,
   checkRoundContext,
   countVectorWords,
@@ -69,6 +71,8 @@ import { createRunApprovalCheck } from './run-approval.ts';
 import { isSameKey } from '../governance/index.ts';
 import { checkTaskConformance } from './task-conformance.ts';
 import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
+import { chooseTrainingRandomness } from './training-randomness.ts';
+import { openUnmaskedRounds } from './unmasked-rounds.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
 export interface ParticipantOptions {
@@ -103,12 +107,23 @@ export interface ParticipantOptions {
   /** Where this site's privacy ledger is kept (absent: memory only). */
   readonly privacyLedgerFile?: string;
   /**
+   * Where this site records each (run, round) it released unmasking shares for (absent: memory only);
+   * it then refuses every other attempt of that round, across restarts (unmasked-rounds.ts).
+   */
+  readonly unmaskedRoundsFile?: string;
+  /**
    * Governed consortium (an enrolled site): take part in a run only when the audit log, which this site
    * verifies itself, shows it approved by the start-run quorum of the policy in force.
    */
   readonly requireApprovedRuns?: boolean;
   /** SHA-256 of the data schema this site's records follow (answers dry runs). */
   readonly dataSchemaDigest?: string;
+  /**
+   * Test instrumentation only: append the rows of every DP-SGD batch this site draws to this JSON-lines
+   * file. It reveals which records were sampled, which is exactly what DP-SGD keeps secret: never set
+   * it for real data.
+   */
+  readonly batchJournalFile?: string;
   readonly witness?: {
     readonly logKey: string;
     readonly origin: string;
@@ -189,6 +204,18 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         })
       : undefined;
   const ledger = openPrivacyLedgerFile(options.privacyLedgerFile);
+  const unmasked = openUnmaskedRounds(options.unmaskedRoundsFile);
+  /**
+   * The noised update this site built for each secure-aggregation round still open, by `run/round`: a
+   * retried attempt (the earlier one aborted before unmasking) sends it again instead of training and
+   * spending privacy again, when nothing that shapes it changed (computeUpdateKey). Memory only: after
+   * a restart the site trains again and charges the ledger again. Reuse is safe only because this site
+   * contributes to at most one unmasked sum per round (unmasked-rounds.ts).
+   */
+  const updateCache = new Map<
+    string,
+    { key: string; vector: RingVector; privacy: PrivacyReport | undefined; attempt: number }
+  >();
   const checkRunApproved = witness
     ? createRunApprovalCheck({ witness, client: () => currentClient() })
     : undefined;
@@ -202,11 +229,14 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
    * Before training: what this round would cost this site's records, and whether its own budget allows
    * it. A round without differential privacy has unbounded ε: a site with a budget refuses it.
    */
-  function planPrivacy(task: {
-    runId: string;
-    round: number;
-    train: TrainTask['train'];
-  }): PrivacyEvent | undefined {
+  function planPrivacy(
+    task: {
+      runId: string;
+      round: number;
+      train: TrainTask['train'];
+    },
+    attempt?: number,
+  ): PrivacyEvent | undefined {
     const dp = task.train.dp;
     const proposed: PrivacyEvent | undefined = dp
       ? {
@@ -217,6 +247,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
           samplingRate: dp.samplingRate,
           steps: task.train.epochs * computeDpStepsPerEpoch(dp.samplingRate),
           neighbouring: 'add-remove-record',
+          ...(attempt === undefined ? {} : { attempt }),
         }
       : undefined;
     return enforceBudget(proposed);
@@ -264,6 +295,60 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       epsilonTotal: computeLedgerEpsilon(events, delta).epsilon,
       delta,
     };
+  }
+
+  /**
+   * Local training with the randomness training-randomness.ts chooses: reproducible from the task seed
+   * only without differential privacy; otherwise from a CSPRNG of this site alone.
+   */
+  function trainWithPrivateRandomness(
+    task: TrainTask | SecAggTrainTask,
+    spec: ReturnType<typeof parseModelSpec>,
+    weights: Tensor[],
+    data: LabeledData,
+  ): ReturnType<Trainer['train']> {
+    const batches: number[][] = [];
+    const record = options.batchJournalFile ? (rows: Int32Array) => batches.push([...rows]) : undefined;
+    const { rng, sources } = chooseTrainingRandomness(
+      { seed: task.seed, train: task.train, clientDp: 'clientDp' in task ? task.clientDp : undefined },
+      secureNoise,
+      record,
+    );
+    const out = trainer.train(spec, weights, data, { ...task.train }, rng, sources);
+    if (options.batchJournalFile && batches.length > 0) {
+      const line = {
+        run: task.runId,
+        round: task.round,
+        attempt: 'attempt' in task ? task.attempt : 0,
+        seed: task.seed,
+        count: data.count,
+        batches,
+      };
+      appendFileSync(options.batchJournalFile, `${JSON.stringify(line)}\n`, { mode: 0o600 });
+    }
+    return out;
+  }
+
+  /** Everything that shapes this site's noised update of a secure-aggregation round, as one digest. */
+  function computeUpdateKey(task: SecAggTrainTask, context: SecAggRoundContext): string {
+    return sha256Hex(
+      Buffer.from(
+        canonicalizeJson({
+          model: task.model.sha256,
+          modelSpec: task.modelSpec,
+          train: task.train,
+          standardization: task.standardization ?? null,
+          dataSchemaDigest: task.dataSchemaDigest ?? null,
+          clientDp: task.clientDp ?? null,
+          quantization: context.quantization,
+          segments: context.segments,
+          maxWeight: context.maxWeight,
+          // Client-level DP: each share's noise variance is σ²/t, so the threshold shapes the update.
+          threshold: task.clientDp ? context.threshold : null,
+        }),
+        'utf8',
+      ),
+    );
   }
 
   const journal = (event: string, fields: Record<string, unknown>): void => {
@@ -451,63 +536,96 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     checkRoundContext(context);
     const pinned = await pinnedKeysFor(context.cohort, signing.keyPem);
     await checkModelInLog(task);
-    const base = await fetchModel(task.model, spec);
-    const std = task.standardization ? toParams(task.standardization) : undefined;
-    const data = std ? applyStandardization(split.train, std) : split.train;
-    const words = countVectorWords(context);
-    const clientNoise = task.clientDp
-      ? planClientNoise(task.clientDp, context, segs[layout.length]!.offsetWords)
-      : undefined;
-    const privacyEvent = clientNoise
-      ? enforceBudget({
-          run: task.runId,
-          round: task.round,
-          mechanism: 'zcdp',
-          rho: clientNoise.rho,
-          neighbouring: 'add-remove-institution',
-        })
-      : planPrivacy(task);
-    const out = trainer.train(spec, base, data, { ...task.train }, createSeededRng(task.seed), {
-      noise: secureNoise,
-    });
-    const privacy = spendPrivacy(privacyEvent);
-    // Client-level DP: every institution counts once (weight 1) and its whole update is clipped to C.
-    const weight = clientNoise ? 1 : Math.min(out.numExamples, context.maxWeight);
-    const ratio = clientNoise ? 1 : weight / context.maxWeight;
-    const deltas = out.weights.map((t, i) => {
-      const before = base[i]!.data;
-      const delta = new Float32Array(t.data.length);
-      for (let j = 0; j < delta.length; j++) delta[j] = (t.data[j]! - before[j]!) * ratio;
-      return delta;
-    });
-    const normBeforeClip = clientNoise ? clipL2Norm(deltas, task.clientDp!.clipNorm) : 0;
-    const vector = context.quantization.ringBits === 32 ? new Uint32Array(words) : new BigUint64Array(words);
-    const uniform = createUniformSource();
-    let clipped = 0;
-    for (const [i, delta] of deltas.entries())
-      clipped += quantizeInto(delta, vector, segs[i]!.offsetWords, context.quantization, uniform).clipped;
-    if (clientNoise) {
-      const tensorWords = segs[layout.length]!.offsetWords;
-      addDiscreteGaussianShare(vector, tensorWords, clientNoise.shareVariance, noiseBits, 0);
-      if (clientNoise.indicator) {
-        // Adaptive clipping: 2b−1 (b: this update needed no clipping) plus this site's share of its noise.
-        const at = segs[layout.length]!.offsetWords;
-        writeSignedWord(vector, at, normBeforeClip <= task.clientDp!.clipNorm ? 1 : -1);
-        addDiscreteGaussianShare(vector, 1, clientNoise.indicator.shareVariance, noiseBits, at);
-      }
-    }
-    writeIntegerWord(vector, segs.at(-1)!.offsetWords, weight);
-    if (clipped > 0) {
-      log.warn(
-        {
-          run: task.runId,
-          round: task.round,
-          clipped,
-          of: words - 1,
-          clipRange: context.quantization.clipRange,
-        },
-        'update values were clipped before secure aggregation (reported to this site only)',
+    const roundKey = `${task.runId}/${task.round}`;
+    const updateKey = computeUpdateKey(task, context);
+    const cached = updateCache.get(roundKey);
+    let vector: RingVector;
+    let privacy: PrivacyReport | undefined;
+    let trained: { meanLoss: number; numExamples: number } | undefined;
+    if (cached && cached.key === updateKey) {
+      // A retried attempt of a round not unmasked yet, with everything that shapes the update unchanged:
+      // the noised update of the earlier attempt is sent again (masked afresh), so nothing new is spent.
+      vector = cached.vector.slice();
+      privacy = cached.privacy;
+      journal('update-reused', {
+        runId: task.runId,
+        round: task.round,
+        attempt: task.attempt,
+        trainedFor: cached.attempt,
+      });
+      log.info(
+        { run: task.runId, round: task.round, attempt: task.attempt, trainedFor: cached.attempt },
+        'retried attempt: reusing the update trained for an earlier attempt (no new training, no new privacy spend)',
       );
+    } else {
+      const built = await buildUpdate();
+      vector = built.vector;
+      privacy = built.spent ? { ...built.spent, chargedAttempt: task.attempt } : undefined;
+      trained = built.out;
+      for (const k of updateCache.keys()) if (k.startsWith(`${task.runId}/`)) updateCache.delete(k);
+      updateCache.set(roundKey, { key: updateKey, vector: vector.slice(), privacy, attempt: task.attempt });
+    }
+    /** Trains (charging the ledger first), then clips, quantizes and noises the weighted delta. */
+    async function buildUpdate() {
+      const base = await fetchModel(task.model, spec);
+      const std = task.standardization ? toParams(task.standardization) : undefined;
+      const data = std ? applyStandardization(split.train, std) : split.train;
+      const words = countVectorWords(context);
+      const clientNoise = task.clientDp
+        ? planClientNoise(task.clientDp, context, segs[layout.length]!.offsetWords)
+        : undefined;
+      const privacyEvent = clientNoise
+        ? enforceBudget({
+            run: task.runId,
+            round: task.round,
+            mechanism: 'zcdp',
+            rho: clientNoise.rho,
+            neighbouring: 'add-remove-institution',
+            attempt: task.attempt,
+          })
+        : planPrivacy(task, task.attempt);
+      const out = trainWithPrivateRandomness(task, spec, base, data);
+      const spent = spendPrivacy(privacyEvent);
+      // Client-level DP: every institution counts once (weight 1) and its whole update is clipped to C.
+      const weight = clientNoise ? 1 : Math.min(out.numExamples, context.maxWeight);
+      const ratio = clientNoise ? 1 : weight / context.maxWeight;
+      const deltas = out.weights.map((t, i) => {
+        const before = base[i]!.data;
+        const delta = new Float32Array(t.data.length);
+        for (let j = 0; j < delta.length; j++) delta[j] = (t.data[j]! - before[j]!) * ratio;
+        return delta;
+      });
+      const normBeforeClip = clientNoise ? clipL2Norm(deltas, task.clientDp!.clipNorm) : 0;
+      const vector: RingVector =
+        context.quantization.ringBits === 32 ? new Uint32Array(words) : new BigUint64Array(words);
+      const uniform = createUniformSource();
+      let clipped = 0;
+      for (const [i, delta] of deltas.entries())
+        clipped += quantizeInto(delta, vector, segs[i]!.offsetWords, context.quantization, uniform).clipped;
+      if (clientNoise) {
+        const tensorWords = segs[layout.length]!.offsetWords;
+        addDiscreteGaussianShare(vector, tensorWords, clientNoise.shareVariance, noiseBits, 0);
+        if (clientNoise.indicator) {
+          // Adaptive clipping: 2b−1 (b: this update needed no clipping) plus this site's share of its noise.
+          const at = segs[layout.length]!.offsetWords;
+          writeSignedWord(vector, at, normBeforeClip <= task.clientDp!.clipNorm ? 1 : -1);
+          addDiscreteGaussianShare(vector, 1, clientNoise.indicator.shareVariance, noiseBits, at);
+        }
+      }
+      writeIntegerWord(vector, segs.at(-1)!.offsetWords, weight);
+      if (clipped > 0) {
+        log.warn(
+          {
+            run: task.runId,
+            round: task.round,
+            clipped,
+            of: words - 1,
+            clipRange: context.quantization.clipRange,
+          },
+          'update values were clipped before secure aggregation (reported to this site only)',
+        );
+      }
+      return { vector, spent, out };
     }
     const { session, advert } = ParticipantSession.create({
       context,
@@ -524,10 +642,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         run: task.runId,
         round: task.round,
         attempt: task.attempt,
-        trainLoss: out.meanLoss,
-        examples: out.numExamples,
+        ...(trained ? { trainLoss: trained.meanLoss, examples: trained.numExamples } : { reused: true }),
       },
-      'trained locally; keys advertised for secure aggregation',
+      'update ready; keys advertised for secure aggregation',
     );
     return {
       result: {
@@ -579,6 +696,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         };
       }
       const out = session.unmask(task);
+      // Durably noted before the shares leave: no other attempt of this round will be served.
+      unmasked.record(task.runId, task.round, task.attempt);
+      updateCache.delete(`${task.runId}/${task.round}`);
       return {
         result: {
           ...base,
@@ -671,6 +791,17 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       // And the task must carry the settings the quorum approved, not others.
       checkTaskConformance(task, checkRunApproved.approvedConfig(task.runId)!);
     }
+    if (
+      task.kind === 'secagg-train' ||
+      task.kind === 'secagg-share-keys' ||
+      task.kind === 'secagg-masked-input' ||
+      task.kind === 'secagg-consistency-check' ||
+      task.kind === 'secagg-unmasking'
+    ) {
+      // At most one unmasked sum per (run, round): no stage of another attempt of a round this site
+      // already unmasked, not even training (which would spend privacy for nothing).
+      unmasked.check(task.runId, task.round, task.attempt);
+    }
     if (task.kind === 'secagg-train') return computeSecAggTrain(task);
     if (
       task.kind === 'secagg-share-keys' ||
@@ -716,9 +847,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     await checkModelInLog(task);
     const train = std ? applyStandardization(split.train, std) : split.train;
     const privacyEvent = planPrivacy(task);
-    const out = trainer.train(spec, weights, train, { ...task.train }, createSeededRng(task.seed), {
-      noise: secureNoise,
-    });
+    const out = trainWithPrivateRandomness(task, spec, weights, train);
     const privacy = spendPrivacy(privacyEvent);
     const bytes = encodeSafetensors(out.weights, {
       run: task.runId,

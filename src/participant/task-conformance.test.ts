@@ -32,6 +32,8 @@ const dpConfig = parseRunConfig({
 function task(change: (t: Record<string, unknown>) => void = () => {}): Task {
   const t: Record<string, unknown> = {
     kind: 'secagg-train',
+    round: 1,
+    attempt: 0,
     modelSpec: config.model,
     train: { ...config.train, proximalMu: 0 },
     dataSchemaDigest: config.dataSchemaDigest,
@@ -76,8 +78,23 @@ describe('checkTaskConformance', () => {
       ['clientDp.noiseMultiplier', (t) => (t.clientDp = { clipNorm: 0.5, noiseMultiplier: 0.5 })],
       ['clientDp.clipNorm', (t) => (t.clientDp = { clipNorm: 5, noiseMultiplier: 2 })],
       ['secagg.threshold', (t) => (t.secagg = { threshold: 4 })],
+      ['attempt', (t) => (t.attempt = 3)],
     ];
     for (const [field, change] of cases) assert.equal(refusedAt(task(change)), field, field);
+  });
+
+  it('accepts attempts up to maxAttemptsPerRound (default 3) and refuses the next', () => {
+    assert.equal(config.maxAttemptsPerRound, 3);
+    for (const attempt of [0, 1, 2]) assert.equal(refusedAt(task((t) => (t.attempt = attempt))), undefined);
+    assert.equal(refusedAt(task((t) => (t.attempt = 3))), 'attempt');
+    const one = parseRunConfig({ ...base, maxAttemptsPerRound: 1 });
+    assert.equal(
+      refusedAt(
+        task((t) => (t.attempt = 1)),
+        one,
+      ),
+      'attempt',
+    );
   });
 
   it('refuses DP-SGD with less noise, or none, than approved', () => {

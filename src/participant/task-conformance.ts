@@ -2,7 +2,8 @@
  * The task must be the run the quorum approved (issue 6): an enrolled site compares every train and
  * evaluate task with the run configuration recorded in the audit log it verified — the protocol (secure
  * aggregation or not), the model, every training option including DP-SGD's noise and sampling, the data
- * schema, client-level DP's noise and clip, and a fixed secure-aggregation threshold. A coordinator that
+ * schema, client-level DP's noise and clip, a fixed secure-aggregation threshold, and no more attempts
+ * of a round than maxAttemptsPerRound. A coordinator that
  * relays different settings than the approved ones (less noise, no masking, another model) is refused.
  */
 import { EntenteError } from '../core/errors.ts';
@@ -36,6 +37,12 @@ export function checkTaskConformance(task: Task, config: RunConfig): void {
   if (config.dataSchemaDigest !== undefined && task.dataSchemaDigest !== config.dataSchemaDigest)
     refuse('dataSchemaDigest', 'the task names another data schema');
   if (task.kind !== 'secagg-train') return;
+  // Every attempt trains and may spend privacy: no more attempts of a round than the run allows.
+  if (task.attempt >= config.maxAttemptsPerRound)
+    refuse(
+      'attempt',
+      `the task is attempt ${task.attempt + 1} of round ${task.round} (maxAttemptsPerRound ${config.maxAttemptsPerRound}): more attempts`,
+    );
   const cdp = config.clientDp;
   if (!cdp) {
     if (task.clientDp) refuse('clientDp', 'the task has other client-level DP settings');

@@ -22,6 +22,8 @@ export interface PrivacyEvent {
   readonly rho?: number;
   /** Whose privacy: one record of this institution (sample-level) or this institution as a whole (client-level). */
   readonly neighbouring: 'add-remove-record' | 'add-remove-institution';
+  /** Secure aggregation: the attempt of the round the site trained for (every attempt trained is charged). */
+  readonly attempt?: number;
 }
 
 export interface PrivacyBudget {
@@ -41,6 +43,8 @@ function invalid(field: string, message: string): never {
 
 /** Checks one event's fields; throws INVALID_ARGUMENT naming the field. */
 export function checkPrivacyEvent(e: PrivacyEvent, field = 'event'): void {
+  if (e.attempt !== undefined && !(Number.isSafeInteger(e.attempt) && e.attempt >= 0))
+    invalid(`${field}.attempt`, 'must be an integer >= 0');
   if (e.mechanism === 'subsampled-gaussian') {
     if (!(typeof e.noiseMultiplier === 'number' && e.noiseMultiplier >= 0))
       invalid(`${field}.noiseMultiplier`, 'must be a number >= 0');

@@ -281,6 +281,11 @@ export const privacyReportSchema = z.strictObject({
   epsilonRun: finite.min(0).nullable(),
   epsilonTotal: finite.min(0).nullable(),
   delta: finite.positive().max(1),
+  /**
+   * Secure aggregation: the attempt whose training this event was charged for. A retried attempt that
+   * reuses the update of an earlier attempt of the round names that attempt: nothing new was spent.
+   */
+  chargedAttempt: z.number().int().min(0).max(1_000_000).optional(),
 });
 export type PrivacyReport = z.infer<typeof privacyReportSchema>;
 

@@ -32,6 +32,12 @@ const runConfigInputSchema = z.strictObject({
   standardize: z.enum(['federated', 'none']).default('none'),
   evaluate: z.boolean().default(true),
   roundTimeoutMs: z.number().int().min(100).max(86_400_000).default(120_000),
+  /**
+   * Secure-aggregation attempts of one round (the first and its retries, each after an abort before
+   * unmasking); when the last aborts the run fails (ATTEMPTS_EXHAUSTED). Every attempt trains and may
+   * spend privacy at every site, so a member that keeps dropping out cannot burn budgets without bound.
+   */
+  maxAttemptsPerRound: z.number().int().min(1).max(100).default(3),
   seed: z
     .string()
     .min(1)
@@ -119,6 +125,7 @@ export interface RunConfig {
   readonly standardize: 'federated' | 'none';
   readonly evaluate: boolean;
   readonly roundTimeoutMs: number;
+  readonly maxAttemptsPerRound: number;
   readonly seed: string;
   readonly dataSchemaDigest?: string | undefined;
   readonly secureAggregation: SecureAggregationConfig;

@@ -139,7 +139,7 @@ describe('phases driven by the app (secure aggregation)', () => {
   });
 
   it('an aborted phase waits to reopen as the next attempt of the same round; the next round starts at 0', () => {
-    const aborted = stepRun(opened(), { type: 'phase-aborted' }).state;
+    const aborted = stepRun(opened(), { type: 'phase-aborted', unmaskingBegan: false, maxAttempts: 3 }).state;
     assert.equal(aborted.status, 'waiting');
     assert.equal(aborted.round, 1);
     assert.equal(aborted.attempt, 1);
@@ -155,6 +155,36 @@ describe('phases driven by the app (secure aggregation)', () => {
     assert.equal(next.attempt, 0);
   });
 
+  it('fails the run, coded, when the last allowed attempt of a round aborts', () => {
+    const abort = { type: 'phase-aborted', unmaskingBegan: false, maxAttempts: 2 } as const;
+    const reopen = (s: ReturnType<typeof opened>) =>
+      stepRun(stepRun(s, { type: 'tick', now: 0, available: ['a', 'b', 'c'] }).state, {
+        type: 'phase-opened',
+        cohort: ['a', 'b', 'c'],
+        deadlineAt: null,
+      }).state;
+    const first = stepRun(opened(), abort);
+    assert.equal(first.state.status, 'waiting');
+    assert.deepEqual(first.effects, []);
+    const second = stepRun(reopen(first.state), abort);
+    assert.equal(second.state.status, 'failed');
+    assert.equal(second.state.failure?.code, 'ATTEMPTS_EXHAUSTED');
+    assert.equal(second.state.failure?.attempt, 1);
+    assert.match(second.state.failure!.message, /all 2 attempts \(maxAttemptsPerRound 2\)/);
+    assert.deepEqual(second.effects, [{ type: 'run-failed', failure: second.state.failure }]);
+    // A failed run opens nothing more.
+    const after = stepRun(second.state, { type: 'tick', now: 0, available: ['a', 'b', 'c'] });
+    assert.equal(after.state, second.state);
+    assert.deepEqual(after.effects, []);
+  });
+
+  it('never retries an attempt that aborted after unmasking began', () => {
+    const out = stepRun(opened(), { type: 'phase-aborted', unmaskingBegan: true, maxAttempts: 3 });
+    assert.equal(out.state.status, 'failed');
+    assert.equal(out.state.failure?.code, 'UNMASKING_ABORTED');
+    assert.equal(out.effects[0]?.type, 'run-failed');
+  });
+
   it('ignores close and abort requests that do not apply', () => {
     const waiting = createRunState({
       runId: 'r',
@@ -164,6 +194,9 @@ describe('phases driven by the app (secure aggregation)', () => {
       statistics: false,
     });
     assert.equal(stepRun(waiting, { type: 'close-requested', contributors: ['a'] }).state, waiting);
-    assert.equal(stepRun(waiting, { type: 'phase-aborted' }).state, waiting);
+    assert.equal(
+      stepRun(waiting, { type: 'phase-aborted', unmaskingBegan: false, maxAttempts: 3 }).state,
+      waiting,
+    );
   });
 });

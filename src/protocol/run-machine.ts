@@ -5,6 +5,9 @@
  * JSON, persisted with the run after every step, so a restarted coordinator continues where it was.
  *
  * Phases of a run: [statistics, round 0] → (train r → [evaluate r]) for r = 1..rounds → completed.
+ * A secure-aggregation round that aborts before unmasking is retried as a new attempt, at most
+ * maxAttemptsPerRound attempts in all; an attempt aborted once unmasking began is never retried (a round
+ * is unmasked at most once). Either way the run then fails, with a coded reason in its state.
  */
 
 export type Phase = 'statistics' | 'train' | 'evaluate';
@@ -15,7 +18,7 @@ export const OVERDUE_REPEAT_MS = 10_000;
 export interface RunState {
   readonly runId: string;
   /** waiting: next phase not yet open; opening/closing: the app is acting on an effect. */
-  readonly status: 'waiting' | 'opening' | 'active' | 'closing' | 'completed';
+  readonly status: 'waiting' | 'opening' | 'active' | 'closing' | 'completed' | 'failed';
   readonly phase: Phase;
   readonly round: number;
   readonly totalRounds: number;
@@ -26,6 +29,18 @@ export interface RunState {
   readonly deadlineAt: number | null;
   /** Attempt of the current phase (a secure-aggregation round that aborts is retried as attempt + 1). */
   readonly attempt?: number;
+  /** Why the run failed (status 'failed'): a registered error code and a message. */
+  readonly failure?: RunFailure;
+}
+
+/** Codes a run fails with (registered in core/errors.ts). */
+export type RunFailureCode = 'ATTEMPTS_EXHAUSTED' | 'UNMASKING_ABORTED';
+
+export interface RunFailure {
+  readonly code: RunFailureCode;
+  readonly round: number;
+  readonly attempt: number;
+  readonly message: string;
 }
 
 export type RunEvent =
@@ -34,8 +49,11 @@ export type RunEvent =
   | { readonly type: 'result-accepted'; readonly participant: string }
   /** The app decided the phase is complete (secure aggregation finished its own stages). */
   | { readonly type: 'close-requested'; readonly contributors: readonly string[] }
-  /** The app aborted the phase (too few survivors, coordinator restart): run it again as a new attempt. */
-  | { readonly type: 'phase-aborted' }
+  /**
+   * The app aborted the phase (too few survivors, coordinator restart): run it again as a new attempt,
+   * unless unmasking had begun or this was attempt maxAttempts of the round (then the run fails).
+   */
+  | { readonly type: 'phase-aborted'; readonly unmaskingBegan: boolean; readonly maxAttempts: number }
   | { readonly type: 'phase-closed' };
 
 export type RunEffect =
@@ -57,7 +75,8 @@ export type RunEffect =
       readonly round: number;
       readonly missing: readonly string[];
     }
-  | { readonly type: 'run-completed' };
+  | { readonly type: 'run-completed' }
+  | { readonly type: 'run-failed'; readonly failure: RunFailure };
 
 export interface StepOutput {
   readonly state: RunState;
@@ -164,6 +183,28 @@ export function stepRun(state: RunState, event: RunEvent): StepOutput {
     }
     case 'phase-aborted': {
       if (state.status !== 'active' && state.status !== 'closing') return { state, effects: [] };
+      const attempt = state.attempt ?? 0;
+      const failure: RunFailure | undefined = event.unmaskingBegan
+        ? {
+            code: 'UNMASKING_ABORTED',
+            round: state.round,
+            attempt,
+            message: `round ${state.round} attempt ${attempt} aborted after unmasking began: a round is unmasked at most once, so it is not retried`,
+          }
+        : attempt + 1 >= event.maxAttempts
+          ? {
+              code: 'ATTEMPTS_EXHAUSTED',
+              round: state.round,
+              attempt,
+              message: `round ${state.round}: secure aggregation aborted in all ${attempt + 1} attempts (maxAttemptsPerRound ${event.maxAttempts})`,
+            }
+          : undefined;
+      if (failure) {
+        return {
+          state: { ...state, status: 'failed', failure, cohort: [], received: [], deadlineAt: null },
+          effects: [{ type: 'run-failed', failure }],
+        };
+      }
       return {
         state: {
           ...state,

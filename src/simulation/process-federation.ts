@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { EntenteError } from '../core/errors.ts';
 
 export const CLI_ENTRY = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 
@@ -55,14 +56,19 @@ export function spawnEntente(
   return { name, child, exited, stderr: () => log };
 }
 
-/** Waits for the first JSON line on the child's stdout that has a `url`. */
-export function waitForUrl(handle: ChildHandle, timeoutMs = 30_000): Promise<string> {
+/**
+ * Waits for the first JSON line on the child's stdout that has a `url`. The bound only catches a child
+ * that never starts (a loaded machine can take many seconds to load and open the store); it rejects with
+ * TIMEOUT, or with the child's exit when it exits first.
+ */
+export function waitForUrl(handle: ChildHandle, timeoutMs = 120_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(
       () =>
         reject(
-          new Error(
+          new EntenteError(
+            'TIMEOUT',
             `${handle.name} did not report its URL in ${timeoutMs} ms:\n${handle.stderr().slice(-2000)}`,
           ),
         ),
@@ -87,7 +93,10 @@ export function waitForUrl(handle: ChildHandle, timeoutMs = 30_000): Promise<str
     void handle.exited.then((code) => {
       clearTimeout(timer);
       reject(
-        new Error(`${handle.name} exited with ${code} before listening:\n${handle.stderr().slice(-2000)}`),
+        new EntenteError(
+          'UNAVAILABLE',
+          `${handle.name} exited with ${code} before listening:\n${handle.stderr().slice(-2000)}`,
+        ),
       );
     });
   });

@@ -39,6 +39,8 @@ export interface SiteDir {
   signingIdentity(): SigningIdentity;
   journalFile(): string;
   privacyLedgerFile(): string;
+  /** The (run, round) pairs this site released unmasking shares for (participant/unmasked-rounds.ts). */
+  unmaskedRoundsFile(): string;
   witnessStateFile(): string;
 }
 
@@ -113,6 +115,7 @@ export function openSiteDir(dir: string): SiteDir {
     }),
     journalFile: () => join(dir, 'journal.jsonl'),
     privacyLedgerFile: () => join(dir, 'privacy-ledger.jsonl'),
+    unmaskedRoundsFile: () => join(dir, 'unmasked-rounds.jsonl'),
     witnessStateFile: () => join(dir, 'witness.json'),
   };
 }

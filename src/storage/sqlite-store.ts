@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS chunk_uploads (
   sha256 TEXT PRIMARY KEY, member TEXT NOT NULL, bytes INTEGER NOT NULL, at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunk_uploads_member ON chunk_uploads (member);
+CREATE TABLE IF NOT EXISTS privacy_charges (
+  run_id TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL, participant TEXT NOT NULL,
+  report_json TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (run_id, round, attempt, participant)
+);
 CREATE TABLE IF NOT EXISTS blob_uploads (
   sha256 TEXT NOT NULL, participant TEXT NOT NULL, uploaded_at INTEGER NOT NULL, PRIMARY KEY (sha256, participant)
 );
@@ -564,6 +568,15 @@ export class SqliteStore {
       .run({ ...key, ...end });
   }
 
+  /** The attempt reached its unmasking stage (shares of secrets were asked for): it will not be retried. */
+  markSecAggAttemptUnmasking(key: { run_id: string; round: number; attempt: number }): void {
+    this.db
+      .prepare(
+        "UPDATE secagg_attempts SET outcome = 'unmasking' WHERE run_id = @run_id AND round = @round AND attempt = @attempt",
+      )
+      .run(key);
+  }
+
   listSecAggAttempts(runId: string): SecAggAttemptRow[] {
     return this.db
       .prepare('SELECT * FROM secagg_attempts WHERE run_id = ? ORDER BY round, attempt')
@@ -662,6 +675,33 @@ export class SqliteStore {
         'SELECT round, participant, report_json FROM privacy_reports WHERE run_id = ? ORDER BY round, participant',
       )
       .all(runId) as { round: number; participant: string; report_json: string }[];
+  }
+
+  /** Each privacy charge a participant reported, per secure-aggregation attempt (attempt 0 without it). */
+  putPrivacyCharge(row: {
+    run_id: string;
+    round: number;
+    attempt: number;
+    participant: string;
+    report_json: string;
+    received_at: number;
+  }): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO privacy_charges (run_id, round, attempt, participant, report_json, received_at)
+         VALUES (@run_id, @round, @attempt, @participant, @report_json, @received_at)`,
+      )
+      .run(row);
+  }
+
+  listPrivacyCharges(
+    runId: string,
+  ): { round: number; attempt: number; participant: string; report_json: string }[] {
+    return this.db
+      .prepare(
+        'SELECT round, attempt, participant, report_json FROM privacy_charges WHERE run_id = ? ORDER BY round, attempt, participant',
+      )
+      .all(runId) as { round: number; attempt: number; participant: string; report_json: string }[];
   }
 
   // ---- blob references: which rows refer to which chunks ----

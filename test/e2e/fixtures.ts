@@ -92,16 +92,16 @@ export function waitForRunCompleted<T extends { status: string }>(
 /**
  * A local workspace (IID splits of the breast cancer data), one coordinator and one participant process
  * per institution on a free port, and the operator's client once every institution is available.
- * `extraArgs(id)` adds per-institution flags (e.g. `--site-config`); `siteConfigs` writes each given
- * site configuration into the institution's folder first and passes it; `coordinatorArgs` are added to
- * `coordinator start`. The caller stops `federation`
+ * `extraArgs(id, workspaceDir)` adds per-institution flags (e.g. `--site-config`); `siteConfigs` writes
+ * each given site configuration into the institution's folder first and passes it; `coordinatorArgs` are
+ * added to `coordinator start`. The caller stops `federation`
  * and removes `setup.dir`.
  */
 export async function startTestFederation(input: {
   institutions: readonly string[];
   prefix: string;
   siteConfigs?: Readonly<Record<string, { name: string; text: string }>>;
-  extraArgs?: (id: string) => readonly string[];
+  extraArgs?: (id: string, workspaceDir: string) => readonly string[];
   /** Extra flags for `coordinator start`. */
   coordinatorArgs?: readonly string[];
 }): Promise<{
@@ -131,7 +131,7 @@ export async function startTestFederation(input: {
         '--schema',
         SCHEMA_PATH,
         ...siteArgs(id),
-        ...(input.extraArgs?.(id) ?? []),
+        ...(input.extraArgs?.(id, setup.dir) ?? []),
       ],
     })),
   });

@@ -250,7 +250,8 @@ describe('a hostile member against per-member limits', () => {
       mine.length <= 4 * (summaries.length + 1),
       `${mine.length} entries for ${REFUSED} refusals in ${summaries.length} windows`,
     );
-    assert.ok(mine.length < 50, `${mine.length} entries, not one per refused request`);
+    // However slow the machine (more windows), far fewer entries than refusals.
+    assert.ok(mine.length <= REFUSED / 10, `${mine.length} entries, not one per refused request`);
     await alpha.close();
 
     // Caller text comes back escaped and bounded: a run id with control characters in an error message.

@@ -8,6 +8,7 @@
  * by the replace-identity-key quorum.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import { readEd25519PublicKey } from '../../src/crypto/index.ts';
 import { computeSchemaDigest, parseDataSchema } from '../../src/data/index.ts';
 import { signProposal, type TrailEntry, verifyGovernanceTrail } from '../../src/governance/index.ts';
 import { enrollMember } from '../../src/participant/index.ts';
-import { type ChildHandle, demoRunConfig, stopChild } from '../../src/simulation/index.ts';
+import { CLI_ENTRY, type ChildHandle, demoRunConfig, stopChild } from '../../src/simulation/index.ts';
 import type { SiteDir } from '../../src/storage/index.ts';
 import { createMtlsClient } from '../../src/transport/index.ts';
 import { SCHEMA_PATH, waitForRunCompleted } from './fixtures.ts';
@@ -33,6 +34,18 @@ import {
 const INSTITUTIONS = ['alpha', 'beta', 'gamma'] as const;
 const SCHEMA_DIGEST = computeSchemaDigest(parseDataSchema(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8'))));
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+
+function runCli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', CLI_ENTRY, ...args],
+      { timeout: 60_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 describe('a re-enrollment takeover by the operator', () => {
   let gov: GovernedConsortium;
@@ -125,6 +138,29 @@ describe('a re-enrollment takeover by the operator', () => {
         b64(trail.presentedKeys.get(member)!),
         b64(readEd25519PublicKey(attacker.get(member)!.signingIdentity().keyPem)),
       );
+    }
+    // What a founder compares out of band: `entente audit keys` prints the pinned keys and flags the
+    // presented ones.
+    const keys = await runCli(['audit', 'keys', '--log', gov.url, '--workspace', gov.dir, '--json']);
+    assert.equal(keys.code, 0, keys.stderr);
+    const listed = (
+      JSON.parse(keys.stdout) as {
+        keys: {
+          member: string;
+          admitted: boolean;
+          identityKey: string | null;
+          presentedKey: string | null;
+        }[];
+      }
+    ).keys;
+    for (const member of INSTITUTIONS) {
+      const row = listed.find((k) => k.member === member)!;
+      assert.ok(row.admitted);
+      assert.equal(
+        row.identityKey,
+        b64(readEd25519PublicKey(gov.sites.get(member)!.signingIdentity().keyPem)),
+      );
+      assert.equal(row.presentedKey !== null, member !== 'alpha', `${member}'s presented key is flagged`);
     }
     // The real members were not locked out: their certificates still work.
     for (const member of INSTITUTIONS)

@@ -5,8 +5,12 @@
  * content-addressed blob chunks, and task results. It runs no engine: the test decides which task each
  * participant gets (honest or crafted, as an actively malicious coordinator would in the threat model
  * of DESIGN.md §4 / Bonawitz et al. CCS 2017) and reads back every result posted, in order.
+ * `createSecAggScript` drives whole secure-aggregation attempts with it: one real participant process,
+ * the other members simulated with genuine `ParticipantSession`s, the sum unmasked with a real
+ * `ServerSession`, and any attempt number and cohort the test chooses (e.g. a second attempt of a round
+ * already unmasked, with another cohort).
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -14,6 +18,7 @@ import { EntenteError } from '../../src/core/index.ts';
 import {
   type BlobRef,
   MAX_CHUNK_BYTES,
+  type SecAggContextWire,
   PROTOCOL_VERSION,
   type Task,
   type TaskResult,
@@ -31,6 +36,12 @@ import {
   formatCheckpoint,
   signNote,
 } from '../../src/audit/index.ts';
+import {
+  ParticipantSession,
+  type SecAggRoundContext,
+  ServerSession,
+  type SignedAdvert,
+} from '../../src/secagg/index.ts';
 import type { Workspace } from '../../src/storage/index.ts';
 import { createMtlsServer, readPeerIdentity } from '../../src/transport/index.ts';
 
@@ -335,6 +346,230 @@ export async function startCoordinatorDouble(input: {
       closing = true;
       for (const p of [...pollWaiters.keys()]) wake(p);
       await app.close();
+    },
+  };
+}
+
+/** One secure-aggregation attempt the script opened: its context, the simulated members' sessions. */
+export interface ScriptedAttempt {
+  readonly round: number;
+  readonly attempt: number;
+  readonly cohort: readonly string[];
+  readonly ctx: SecAggRoundContext;
+  readonly sims: Map<string, ParticipantSession>;
+  /** The secagg-train task handed to the real participant. */
+  readonly trainTask: Extract<Task, { kind: 'secagg-train' }>;
+  /** What the real participant answered it (an advert, or a refusal). */
+  readonly answer: TaskResult;
+  /** Every advert, sorted by participant (only when the real participant advertised). */
+  readonly adverts: SignedAdvert[];
+}
+
+export interface SecAggScript {
+  /** Hands `task` to the real participant and waits for what it posts. */
+  ask(task: Task): Promise<TaskResult>;
+  /** Stage advertise-keys of attempt `attempt` of `round` with `cohort` (the real participant included). */
+  openAttempt(o: { round: number; attempt: number; cohort: readonly string[] }): Promise<ScriptedAttempt>;
+  /** ShareKeys and MaskedInputCollection for everyone; the attempt can then be abandoned before Unmasking. */
+  runToMaskedInput(a: ScriptedAttempt): Promise<ServerSession>;
+  /** All five stages (nobody drops) and the unmasking of the sum by a real ServerSession; returns it. */
+  completeAttempt(a: ScriptedAttempt): Promise<{ sum: Uint32Array; survivors: readonly string[] }>;
+  /** An Unmasking task of attempt `a` (as a coordinator that skipped the earlier stages would send it). */
+  unmaskingTask(
+    a: { round: number; attempt: number },
+    request: {
+      survivors: readonly string[];
+      dropped: readonly string[];
+      signatures: readonly { participant: string; signature: string }[];
+    },
+  ): Task;
+  /** A ShareKeys task of attempt `a` carrying `adverts`. */
+  shareKeysTask(a: { round: number; attempt: number }, adverts: readonly SignedAdvert[]): Task;
+}
+
+/**
+ * Scripts secure aggregation against one real participant `real` (its process polls `double`) with the
+ * other institutions simulated from the workspace's identity keys. Threshold 3, 32-bit ring; each
+ * simulated member's input is `simInput(id)` (the weight channel last).
+ */
+export function createSecAggScript(input: {
+  readonly double: CoordinatorDouble;
+  readonly workspace: Workspace;
+  readonly real: string;
+  readonly run: string;
+  readonly model: BlobRef;
+  readonly modelLogIndex: number;
+  readonly modelSpec: Record<string, unknown>;
+  readonly train: Extract<Task, { kind: 'secagg-train' }>['train'];
+  readonly standardization: { mean: number[]; std: number[] };
+  readonly quantization: SecAggContextWire['quantization'];
+  readonly maxWeight: number;
+  readonly segments: SecAggContextWire['segments'];
+  readonly simInput: (id: string) => Uint32Array;
+  readonly resultTimeoutMs: number;
+  readonly describeFailure?: () => string;
+}): SecAggScript {
+  const { double, workspace: ws, real } = input;
+  /** The workspace institutions' identity keys: what the double's log pins (as the real log does). */
+  const pinnedKeyOf = (member: string): Uint8Array | undefined => {
+    if (!ws.consortium.institutions.includes(member)) return undefined;
+    const spki = createPublicKey(ws.institutionSigningIdentity(member).keyPem).export({
+      format: 'der',
+      type: 'spki',
+    });
+    return new Uint8Array(spki.subarray(12));
+  };
+  const words = input.segments.at(-1)!.offsetWords + 1;
+  let next = 0;
+  const base = (a: { round: number; attempt: number }, stage: string) => ({
+    taskId: `${input.run}.r${a.round}.a${a.attempt}.${stage}.script${next++}`,
+    runId: input.run,
+    round: a.round,
+    attempt: a.attempt,
+    issuedAt: Date.now(),
+  });
+  const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+  const kindOf = <K extends TaskResult['kind']>(r: TaskResult, kind: K): Extract<TaskResult, { kind: K }> => {
+    if (r.kind !== kind) throw new Error(`expected a ${kind} result, got ${JSON.stringify(r).slice(0, 400)}`);
+    return r as Extract<TaskResult, { kind: K }>;
+  };
+  const ask = async (task: Task): Promise<TaskResult> => {
+    double.assign(real, task);
+    try {
+      return (await double.waitForResult(task.taskId, input.resultTimeoutMs)).result;
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${input.describeFailure?.() ?? ''}`);
+    }
+  };
+  const shareKeysTask = (a: { round: number; attempt: number }, adverts: readonly SignedAdvert[]): Task => ({
+    ...base(a, 'share-keys'),
+    kind: 'secagg-share-keys',
+    adverts: [...adverts],
+  });
+  const unmaskingTask: SecAggScript['unmaskingTask'] = (a, request) => ({
+    ...base(a, 'unmasking'),
+    kind: 'secagg-unmasking',
+    survivors: [...request.survivors],
+    dropped: [...request.dropped],
+    signatures: request.signatures.map((x) => ({ ...x })),
+  });
+
+  async function runToMaskedInput(a: ScriptedAttempt): Promise<ServerSession> {
+    if (a.answer.kind !== 'secagg-train') throw new Error('the real participant did not advertise');
+    const server = new ServerSession({ context: a.ctx, pinnedKeyOf });
+    for (const ad of a.adverts) await server.acceptAdvert(ad.participant, ad);
+    const v1 = server.closeAdvertiseKeys();
+    if (!v1.ok) throw new Error(v1.reason);
+    server.acceptShares(
+      real,
+      kindOf(await ask(shareKeysTask(a, v1.value.adverts)), 'secagg-share-keys').shares,
+    );
+    for (const [id, sim] of a.sims) server.acceptShares(id, (await sim.shareKeys(v1.value.adverts)).shares);
+    const v2 = server.closeShareKeys();
+    if (!v2.ok) throw new Error(v2.reason);
+    const masked = kindOf(
+      await ask({
+        ...base(a, 'masked-input'),
+        kind: 'secagg-masked-input',
+        shares: v2.value.routed.get(real)!,
+      }),
+      'secagg-masked-input',
+    );
+    server.acceptMaskedInput(real, masked.maskedInput.sha256, masked.signature);
+    const sum = new Uint32Array(words);
+    const fold = (v: Uint32Array): void => {
+      for (let i = 0; i < words; i++) sum[i] = (sum[i]! + v[i]!) >>> 0;
+    };
+    fold(new Uint32Array(new Uint8Array(double.readBlob(masked.maskedInput)).buffer, 0, words));
+    for (const [id, sim] of a.sims) {
+      const out = sim.maskInput(v2.value.routed.get(id)!);
+      const v = out.masked as Uint32Array;
+      const digest = sha256(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      server.acceptMaskedInput(id, digest, out.sign(digest));
+      fold(v);
+    }
+    sums.set(server, sum);
+    return server;
+  }
+  const sums = new WeakMap<ServerSession, Uint32Array>();
+
+  return {
+    ask,
+    shareKeysTask,
+    unmaskingTask,
+    async openAttempt({ round, attempt, cohort }) {
+      const sorted = [...cohort].sort();
+      const wire: SecAggContextWire = {
+        consortium: ws.consortium.consortium,
+        attempt,
+        cohort: sorted,
+        threshold: 3,
+        quantization: input.quantization,
+        maxWeight: input.maxWeight,
+        segments: input.segments,
+      };
+      const ctx: SecAggRoundContext = {
+        ...wire,
+        runId: input.run,
+        round,
+        baseModelSha256: input.model.sha256,
+        options: input.train,
+      };
+      const trainTask = {
+        ...base({ round, attempt }, 'advertise-keys'),
+        kind: 'secagg-train' as const,
+        model: input.model,
+        modelSpec: input.modelSpec,
+        train: input.train,
+        standardization: input.standardization,
+        seed: `${input.run}/train/${round}/${attempt}/${real}`,
+        modelLog: { index: input.modelLogIndex },
+        secagg: wire,
+      };
+      const answer = await ask(trainTask);
+      const sims = new Map<string, ParticipantSession>();
+      const adverts: SignedAdvert[] = [];
+      if (answer.kind === 'secagg-train') adverts.push(answer.advert);
+      for (const id of sorted.filter((p) => p !== real)) {
+        const signing = ws.institutionSigningIdentity(id);
+        const created = ParticipantSession.create({
+          context: ctx,
+          self: id,
+          identityKeyPem: signing.keyPem,
+          pinnedKeyOf,
+          input: input.simInput(id),
+        });
+        sims.set(id, created.session);
+        adverts.push(created.advert);
+      }
+      adverts.sort((x, y) => (x.participant < y.participant ? -1 : 1));
+      return { round, attempt, cohort: sorted, ctx, sims, trainTask, answer, adverts };
+    },
+    runToMaskedInput,
+    async completeAttempt(a) {
+      const server = await runToMaskedInput(a);
+      const v3 = server.closeMaskedInput();
+      if (!v3.ok) throw new Error(v3.reason);
+      const cc = kindOf(
+        await ask({
+          ...base(a, 'consistency-check'),
+          kind: 'secagg-consistency-check',
+          survivors: [...v3.value.survivors],
+        }),
+        'secagg-consistency-check',
+      );
+      server.acceptSurvivorSignature(real, cc.signature);
+      for (const [id, sim] of a.sims)
+        server.acceptSurvivorSignature(id, sim.signSurvivors(v3.value.survivors).signature);
+      const v4 = server.closeConsistencyCheck();
+      if (!v4.ok) throw new Error(v4.reason);
+      server.acceptUnmaskShares(real, kindOf(await ask(unmaskingTask(a, v4.value)), 'secagg-unmasking'));
+      for (const [id, sim] of a.sims) server.acceptUnmaskShares(id, sim.unmask(v4.value));
+      const v5 = await server.closeUnmasking();
+      if (!v5.ok) throw new Error(v5.reason);
+      const sum = sums.get(server)!;
+      v5.value.unmaskSum(sum);
+      return { sum, survivors: v5.value.survivors };
     },
   };
 }
