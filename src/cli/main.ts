@@ -251,8 +251,10 @@ export function buildProgram(): Command {
           gcIntervalMs: positive(opts.gcIntervalMs, '--gc-interval-ms', 100),
           log,
         });
-        console.log(JSON.stringify({ url: running.url, pid: process.pid }));
+        // Stoppable cleanly (lock released) before it says it is ready: a signal sent on the URL line
+        // must find the handlers in place.
         onSignals(() => running.close());
+        console.log(JSON.stringify({ url: running.url, pid: process.pid }));
       },
     );
 

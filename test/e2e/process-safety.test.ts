@@ -126,7 +126,7 @@ describe('one coordinator per workspace', () => {
     const third = await startCoordinator(dir);
     assert.equal(lockPid(dir), third.child.pid);
     third.child.kill('SIGINT');
-    assert.equal(await third.exited, 0);
+    assert.equal(await third.exited, 0, `${third.child.signalCode}\n${third.stderr().slice(-3000)}`);
     assert.equal(existsSync(lockPath(dir)), false, 'lock released on SIGINT');
 
     // kill -9 leaves a stale lock: the next start takes it over and says so.
