@@ -18,6 +18,7 @@ import { readStructuredFile } from './read-file.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
 import { createLogger } from './logger.ts';
+import { installProcessHandlers } from './process-handlers.ts';
 
 /** `--slow-ms 1500` (every task) or `--slow-ms secagg-masked-input=4000,train=100` (per task kind). */
 function parseSlowMs(text: string): number | Record<string, number> {
@@ -259,8 +260,10 @@ export function buildProgram(): Command {
           gcIntervalMs: positive(opts.gcIntervalMs, '--gc-interval-ms', 100),
           log,
         });
-        console.log(JSON.stringify({ url: running.url, pid: process.pid }));
+        // Stoppable cleanly (lock released) before it says it is ready: a signal sent on the URL line
+        // must find the handlers in place.
         onSignals(() => running.close());
+        console.log(JSON.stringify({ url: running.url, pid: process.pid }));
       },
     );
 
@@ -499,6 +502,7 @@ export function buildProgram(): Command {
   return program;
 }
 
+installProcessHandlers();
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {

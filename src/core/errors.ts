@@ -76,6 +76,11 @@ export const errorCodes = {
   },
   STORAGE_FULL: { http: 507, exit: 6, summary: "the coordinator's disk is full; nothing was stored" },
   PORT_IN_USE: { http: 503, exit: 6, summary: "the coordinator's port is taken by another process" },
+  WORKSPACE_LOCKED: {
+    http: 409,
+    exit: 6,
+    summary: 'another coordinator is running on this workspace (its pid is named); nothing was changed',
+  },
   UNAVAILABLE: { http: 503, exit: 6, summary: 'a service is not reachable' },
   TIMEOUT: { http: 504, exit: 6, summary: 'an operation timed out' },
   STORE_CORRUPT: {

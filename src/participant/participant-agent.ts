@@ -5,7 +5,7 @@
  * addresses, trains or evaluates locally through the `Trainer` interface, and uploads the update as a
  * chunked safetensors blob. Raw records never leave this process.
  */
-import { createPublicKey, randomInt } from 'node:crypto';
+import { createPublicKey, randomBytes, randomInt } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { EntenteError } from '../core/errors.ts';
@@ -32,6 +32,7 @@ import {
 import {
   type BlobRef,
   PROTOCOL_VERSION,
+  SESSION_HEADER,
   type Standardization,
   type PrivacyReport,
   type SecAggTrainTask,
@@ -442,6 +443,12 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   }
 
   let clientCert = '';
+  /** This process's session: the coordinator refuses a second live process of the same institution. */
+  const session = randomBytes(18).toString('base64url');
+  /**
+   * The client for the coordinator's current URL. Throws UNAVAILABLE while no coordinator is recorded
+   * in the workspace (stopped or restarting): callers back off and retry.
+   */
   const currentClient = (): MtlsClient => {
     const url =
       typeof options.coordinatorUrl === 'function' ? options.coordinatorUrl() : options.coordinatorUrl;
@@ -451,9 +458,14 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       if (client) {
         trafficBase.sent += client.traffic.sent;
         trafficBase.received += client.traffic.received;
-        void client.close();
+        void client.close().catch(() => {});
       }
-      client = createMtlsClient({ baseUrl: url, ...identity, maxResponseBytes: 8 * 1024 * 1024 });
+      client = createMtlsClient({
+        baseUrl: url,
+        ...identity,
+        maxResponseBytes: 8 * 1024 * 1024,
+        headers: { [SESSION_HEADER]: session },
+      });
       clientUrl = url;
       clientCert = identity.certPem;
     }
@@ -1030,10 +1042,12 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     const info = parseMessage(registerResponseSchema, registered.body, 'register');
     consortium = info.consortium;
     log.info({ consortium: info.consortium }, 'registered');
+    // Best effort: a missed heartbeat (coordinator down, or no endpoint recorded while it restarts) is
+    // made up by the next one; the poll loop below notices and backs off.
     const heartbeat = setInterval(() => {
-      currentClient()
-        .postJson('/v1/heartbeat', {}, 5_000)
-        .catch(() => {});
+      void (async () => currentClient().postJson('/v1/heartbeat', {}, 5_000))().catch((err: unknown) =>
+        log.debug({ code: (err as EntenteError).code }, `heartbeat not delivered: ${(err as Error).message}`),
+      );
     }, info.heartbeatMs);
     /** False after a failed attempt: the next poll is then not woken by the checkpoint that failed. */
     let witnessOk = true;
@@ -1081,7 +1095,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
             await backoff(err);
             continue;
           }
-          if (err instanceof EntenteError && err.code === 'UNKNOWN_PARTICIPANT') throw err;
+          // Not a member, or another live process of this institution took its place: stop, coded.
+          if (err instanceof EntenteError && (err.code === 'UNKNOWN_PARTICIPANT' || err.code === 'CONFLICT'))
+            throw err;
           await backoff(err);
           continue;
         }

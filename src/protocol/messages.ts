@@ -53,6 +53,15 @@ export const standardizationSchema = z.strictObject({
 });
 export type Standardization = z.infer<typeof standardizationSchema>;
 
+/**
+ * The header a participant process sends with its registration, polls and heartbeats: a random id it
+ * picks at start, so the coordinator can tell two processes of the same institution apart.
+ */
+export const SESSION_HEADER = 'entente-session';
+export const sessionIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{16,64}$/, 'must be 16-64 letters, digits, _ or -');
+
 export const registerRequestSchema = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION),
   trainers: z.array(z.string().min(1).max(100)).max(20),
