@@ -171,9 +171,10 @@ describe("a data team's first day: runs that cannot go on end visibly", () => {
         (err: { code?: string }) => assert.equal(err.code, 'NOT_FOUND'),
       );
 
-    // 1b. A site that registers after the run was accepted and cannot execute it (its schema has three
-    // classes, the model two) reports it once per attempt; after maxFailuresPerPhase attempts the run
-    // fails with that reason and `run start --wait` prints it and exits non-zero.
+    // 1b. A site that registers after the run was accepted with records the run cannot use (its schema
+    // has three classes, the model two): its schema digest differs from the others', so the run's first
+    // phase does not open and a coded schema-mismatch event names it (no task is handed out to fail
+    // once a second); the operator cancels the run and `run start --wait` exits non-zero saying so.
     const lateConfig = join(dir, 'late.json');
     writeFileSync(
       lateConfig,
@@ -190,41 +191,32 @@ describe("a data team's first day: runs that cannot go on end visibly", () => {
     const threeClassesPath = join(dir, 'three-classes.json');
     writeFileSync(threeClassesPath, JSON.stringify(threeClasses));
     fed.startParticipant(LATE, siteArgs(LATE, threeClassesPath));
+    const mismatch = await waitFor(
+      'a schema-mismatch event naming delta',
+      async () => {
+        const st = (
+          await client.getJson<{
+            events: { kind: string; run_id: string | null; code: string | null; message: string }[];
+          }>('/v1/status')
+        ).body!;
+        return st.events.find((e) => e.kind === 'schema-mismatch' && e.run_id === 'late');
+      },
+      120_000,
+    );
+    assert.equal(mismatch.code, 'SCHEMA_MISMATCH');
+    assert.match(mismatch.message, /delta/);
+    assert.deepEqual(
+      journal(LATE).filter((e) => e.event === 'task-refused' && e.taskId?.startsWith('late.')),
+      [],
+      'no task of the run reached delta',
+    );
+    const cancelLate = await runCli(['run', 'cancel', 'late', '--workspace', dir]);
+    assert.equal(cancelLate.code, 0, cancelLate.stderr);
     const late = await waitEnded('late');
-    assert.equal(late.status, 'failed');
-    assert.equal(late.failure?.code, 'PHASE_FAILED');
-    assert.match(
-      late.failure!.message,
-      /train round 1: too few participants could take part in all 2 attempts/,
-    );
-    assert.match(
-      late.failure!.message,
-      /delta \(INVALID_CONFIG: model\.kind: logistic has 2 classes, but site delta declared 3/,
-    );
+    assert.equal(late.status, 'cancelled');
     const lateDone = await lateWait;
     assert.equal(lateDone.code, 5, lateDone.stderr);
-    assert.match(lateDone.stderr, /entente: PHASE_FAILED: run late: train round 1: too few participants/);
-    assert.match(lateDone.stderr, /delta \(INVALID_CONFIG/);
-    // Once per attempt, not once a second.
-    const lateRefusals = journal(LATE).filter(
-      (e) => e.event === 'task-refused' && e.taskId?.startsWith('late.'),
-    );
-    assert.deepEqual(
-      lateRefusals.map((e) => [e.taskId, e.code]),
-      [
-        ['late.r1.train.delta', 'INVALID_CONFIG'],
-        ['late.r1.train.a1.delta', 'INVALID_CONFIG'],
-      ],
-    );
-    const lateLog = logEntries('late');
-    assert.deepEqual(
-      lateLog.filter((e) => e.kind === 'round-aborted').map((e) => e.attempt),
-      [0, 1],
-    );
-    assert.deepEqual(
-      lateLog.filter((e) => e.kind === 'run-failed').map((e) => e.code),
-      ['PHASE_FAILED'],
-    );
+    assert.match(lateDone.stderr, /entente: RUN_CANCELLED: run late/);
     // Now that delta declared three classes, a two-class run is refused up front, naming it.
     const nowRefused = await client.postJson('/v1/runs', plainRun('after-delta')).then(
       () => assert.fail('accepted'),
