@@ -196,6 +196,8 @@ export const logEntryBodies = {
   'run-completed': z.strictObject({ run: id }),
   /** A run stopped for good, with the registered code and why (e.g. a round's attempts exhausted). */
   'run-failed': z.strictObject({ ...runRound, attempt, code: z.string().max(64), reason: text }),
+  /** A run stopped for good by an operator (`by`), or by a cancel-run quorum (`proposal`). */
+  'run-cancelled': z.strictObject({ run: id, by: z.string().max(200), proposal: hex64.optional() }),
 } as const;
 
 export type LogEntryKind = keyof typeof logEntryBodies;

@@ -276,6 +276,9 @@ function checkSemantics(
           }
         }
         break;
+      case 'run-cancelled':
+        if (!runs.has(e.run)) bad(e.index, `cancellation of run ${e.run}, which was never configured`);
+        break;
       case 'run-completed': {
         const r = runs.get(e.run);
         if (r) r.completed = true;

@@ -226,11 +226,11 @@ export function registerGovernanceCommands(program: Command, participant: Comman
     proposal
       .command('create')
       .description(
-        'propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs, replace-identity-key',
+        'propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs, replace-identity-key, cancel-run',
       )
       .requiredOption(
         '--kind <kind>',
-        'adopt-policy | admit-member | start-run | release-model | resume-runs | replace-identity-key',
+        'adopt-policy | admit-member | start-run | release-model | resume-runs | replace-identity-key | cancel-run',
       )
       .option(
         '--subject <file>',

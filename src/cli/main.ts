@@ -28,6 +28,7 @@ import {
   parsePort,
   readTextFile,
 } from './parse-options.ts';
+import { installProcessHandlers } from './process-handlers.ts';
 
 /** `--slow-ms 1500` (every task) or `--slow-ms secagg-masked-input=4000,train=100` (per task kind). */
 function parseSlowMs(text: string): number | Record<string, number> {
@@ -273,8 +274,10 @@ export function buildProgram(): Command {
           gcIntervalMs: positive(opts.gcIntervalMs, '--gc-interval-ms', 100),
           log,
         });
-        console.log(JSON.stringify({ url: running.url, pid: process.pid }));
+        // Stoppable cleanly (lock released) before it says it is ready: a signal sent on the URL line
+        // must find the handlers in place.
         onSignals(() => running.close());
+        console.log(JSON.stringify({ url: running.url, pid: process.pid }));
       },
     );
 
@@ -341,6 +344,7 @@ export function buildProgram(): Command {
           dataSchemaDigest: computeSchemaDigest(schema),
           ...siteOptions(opts.siteConfig),
           data,
+          dataClasses: schema.label.classes.length,
           holdoutFraction: opts.holdout,
           log,
           ...(opts.slowMs ? { slowMs: parseSlowMs(opts.slowMs) } : {}),
@@ -426,6 +430,34 @@ export function buildProgram(): Command {
           throw new EntenteError(failure.code, `run ${created.body.runId}: ${failure.message ?? 'failed'}`, {
             field: 'run',
           });
+        if ((out as { status?: string } | null)?.status === 'cancelled')
+          throw new EntenteError('RUN_CANCELLED', `run ${created.body.runId}: cancelled`, { field: 'run' });
+      } finally {
+        await client.close();
+      }
+    });
+
+  run
+    .command('cancel')
+    .description('cancel a run for good (under a policy: proposes it to the cancel-run quorum)')
+    .argument('<id>', 'run id')
+    .requiredOption('--workspace <dir>', 'consortium workspace (for the operator certificate)')
+    .option('--json', 'print the result as JSON')
+    .action(async (id: string, opts: { workspace: string; json?: boolean }) => {
+      const client = operatorClient(resolve(opts.workspace));
+      try {
+        const r = await client.postJson<{
+          runId?: string;
+          status?: string;
+          proposal?: string;
+          missing?: string;
+        }>(`/v1/runs/${encodeURIComponent(id)}/cancel`, {});
+        if (opts.json) console.log(JSON.stringify(r.body));
+        else if (r.body.proposal)
+          console.log(
+            `cancellation proposed: proposal ${r.body.proposal} needs ${r.body.missing}; members sign it with "entente proposal sign ${r.body.proposal}"`,
+          );
+        else console.log(`run ${id}: cancelled`);
       } finally {
         await client.close();
       }
@@ -487,6 +519,7 @@ export function buildProgram(): Command {
   return program;
 }
 
+installProcessHandlers();
 buildProgram()
   .parseAsync(process.argv)
   .catch((err: unknown) => {

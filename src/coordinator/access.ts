@@ -30,6 +30,7 @@ export const routeAccess = {
   'POST /v1/tasks/:taskId/result': ['institution'],
   'POST /v1/runs': [operator],
   'POST /v1/runs/plan': [operator, 'data-steward'],
+  'POST /v1/runs/:runId/cancel': [operator],
   'GET /v1/runs': [operator, 'data-steward'],
   'GET /v1/runs/:runId': [operator, 'data-steward'],
   'GET /v1/runs/:runId/model': [operator, 'institution', 'data-steward'],

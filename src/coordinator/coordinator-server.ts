@@ -3,7 +3,7 @@
  * HTTPS server, owns the timers (deadline ticks) and the long-poll waiters. Every endpoint checks the
  * caller's role (from its verified certificate) before doing anything.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -12,17 +12,23 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
 import {
+  type DataShape,
   MAX_CHUNK_BYTES,
   PROTOCOL_VERSION,
   type RegisterResponse,
+  SESSION_HEADER,
   parseMessage,
+  parseRunConfig,
   registerRequestSchema,
+  sessionIdSchema,
   taskResultSchema,
 } from '../protocol/index.ts';
 import {
   BlobStore,
   GovernanceStore,
   SqliteStore,
+  type Workspace,
+  acquireWorkspaceLock,
   computeLogOrigin,
   ensurePrivateDir,
   openWorkspace,
@@ -33,6 +39,7 @@ import { AuditLog } from './audit-log.ts';
 import { blobNotAvailable, mayReadBlob } from './blob-access.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
+import { ParticipantSessions } from './participant-sessions.ts';
 import { checkRunConfigAgainstPolicy } from './run-plan.ts';
 import { RunEngine } from './run-engine.ts';
 
@@ -88,13 +95,40 @@ const waitQuery = z.object({
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
   const ws = openWorkspace(options.workspaceDir);
+  // One coordinator per workspace: a second one is refused here, before it touches anything (the
+  // endpoint file, the store, temporary uploads). A lock left by a coordinator that died is taken over.
+  const lock = acquireWorkspaceLock(ws.coordinatorLockFile(), { now: Date.now() });
+  if (lock.tookOver)
+    options.log.warn(
+      { stalePid: lock.tookOver.pid, lockedAt: lock.tookOver.lockedAt },
+      `took over a stale workspace lock: coordinator pid ${lock.tookOver.pid} is no longer running`,
+    );
+  // Released at exit whatever the path (process.exit after an uncaught error included).
+  const releaseAtExit = (): void => lock.release();
+  process.on('exit', releaseAtExit);
+  try {
+    return await serve(options, ws, () => {
+      process.off('exit', releaseAtExit);
+      lock.release();
+    });
+  } catch (err) {
+    process.off('exit', releaseAtExit);
+    lock.release();
+    throw err;
+  }
+}
+
+async function serve(
+  options: CoordinatorOptions,
+  ws: Workspace,
+  releaseLock: () => void,
+): Promise<RunningCoordinator> {
   const log = options.log;
   const stateDir = ws.coordinatorStateDir();
   ensurePrivateDir(stateDir);
   // Enrolled sites keep the URL they enrolled with: without an explicit port the coordinator comes
   // back on the port it was served on before (kept in the state directory), or fails naming it. The
-  // port is checked before the state is opened: a second coordinator of this workspace (holding the
-  // port) must not touch the first one's uploads.
+  // port is checked before the state is opened (a coordinator that cannot serve changes nothing).
   const host = options.host ?? '127.0.0.1';
   const portFile = join(stateDir, 'port.json');
   const remembered = options.port === undefined ? readRememberedPort(portFile) : undefined;
@@ -135,6 +169,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const heartbeatMs = options.heartbeatMs ?? 5_000;
   const traffic = { bytesReceived: 0, bytesSent: 0, unauthenticatedRefusals: 0 };
 
+  /** One live process per institution (the session id its participant sends). */
+  const sessions = new ParticipantSessions({ livenessMs, now: () => Date.now() });
+  const sessionOf = (request: FastifyRequest): string | undefined => {
+    const raw = request.headers[SESSION_HEADER];
+    if (raw === undefined) return undefined;
+    return parseMessage(sessionIdSchema, raw, SESSION_HEADER);
+  };
   const waiters = new Map<string, Set<() => void>>();
   let closing = false;
   const notify = (participant: string): void => {
@@ -181,7 +222,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     ca: ws.certificateAuthority(),
     certificateDays: ws.consortium.certificateDays ?? 7,
     startRun: (config, proposal) => engineRef!.createRun(config, { proposal }),
-    checkRun: (config, policy) => checkRunConfigAgainstPolicy(config, policy),
+    checkRun: (config, policy) => {
+      checkRunConfigAgainstPolicy(config, policy);
+      // A run no declared site could execute is refused before anyone signs it.
+      engineRef?.checkAgainstSites(parseRunConfig(config));
+    },
+    cancelRun: (runId, proposal) => engineRef?.cancelRun(runId, { by: 'quorum', proposal }),
     finalModelOf: (runId) => engineRef?.finalModelOf(runId),
     onMembershipChange: () => engineRef?.tick(),
   });
@@ -203,6 +249,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     consortium: ws.consortium.consortium,
     pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
     schemaDigestOf: (participant) => store.getParticipantSchemaDigest(participant),
+    declaredData: () => {
+      const members = new Set(institutions());
+      const out: { participant: string; shape: DataShape }[] = [];
+      for (const row of store.listParticipantInfo()) {
+        if (!members.has(row.id) || row.info_json === null) continue;
+        const info = JSON.parse(row.info_json) as { data?: DataShape };
+        if (info.data) out.push({ participant: row.id, shape: info.data });
+      }
+      return out;
+    },
     ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
   });
   const maxPolls = options.maxPollsPerMember ?? DEFAULT_MAX_POLLS_PER_MEMBER;
@@ -292,6 +348,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   app.post('/v1/participants/register', async (request) => {
     const id = guard(request, 'POST /v1/participants/register');
     const body = parseMessage(registerRequestSchema, request.body, 'register');
+    // A second live process of the same institution is refused before it is seen.
+    sessions.register(id, sessionOf(request), request.raw.socket);
     store.touchParticipant(id, Date.now(), JSON.stringify(body));
     log.info({ participant: id }, 'participant registered');
     engine.tick();
@@ -301,6 +359,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   app.post('/v1/heartbeat', async (request) => {
     const id = guard(request, 'POST /v1/heartbeat');
+    sessions.see(id, sessionOf(request), request.raw.socket);
     store.touchParticipant(id, Date.now());
     engine.tick();
     return { ok: true, protocol: PROTOCOL_VERSION };
@@ -308,6 +367,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   app.get('/v1/tasks/next', async (request, reply) => {
     const id = guard(request, 'GET /v1/tasks/next');
+    sessions.see(id, sessionOf(request), request.raw.socket);
     // Each open poll holds a socket, a timer and a wake-up: one member may only hold a few.
     const polls = openPolls.get(id) ?? 0;
     if (polls >= maxPolls)
@@ -436,6 +496,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   app.post('/v1/tasks/:taskId/result', async (request) => {
     const id = guard(request, 'POST /v1/tasks/:taskId/result');
+    // A process replaced by another one of its institution does not answer for it any more.
+    sessions.see(id, sessionOf(request), request.raw.socket);
     const { taskId } = parseMessage(taskParam, request.params, 'path');
     let result: ReturnType<typeof taskResultSchema.parse>;
     try {
@@ -468,6 +530,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
     const out = engine.createRun(request.body);
     return reply.status(201).send(out);
+  });
+
+  app.post('/v1/runs/:runId/cancel', async (request, reply) => {
+    const id = guard(request, 'POST /v1/runs/:runId/cancel');
+    const { runId } = request.params as { runId: string };
+    // Under a policy, a run stops only when the cancel-run quorum approves it: this makes the proposal.
+    if (governance.policy) {
+      const view = governance.propose(id, 'cancel-run', { run: runId });
+      return reply.status(202).send({ proposal: view.id, status: view.status, missing: view.missing });
+    }
+    return reply.status(200).send(engine.cancelRun(runId, { by: id }));
   });
 
   app.get('/v1/runs', async (request) => {
@@ -594,7 +667,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const url = address.replace('0.0.0.0', '127.0.0.1').replace('[::1]', '127.0.0.1');
   const bound = Number(new URL(url).port);
   writeFileSync(portFile, `${JSON.stringify({ port: bound })}\n`);
-  writeFileSync(ws.endpointFile(), JSON.stringify({ url, pid: process.pid }) + '\n');
+  ws.writeEndpoint(url, process.pid);
   log.info({ url }, 'coordinator listening');
   const collector = setInterval(
     () => {
@@ -623,11 +696,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       clearInterval(ticker);
       clearInterval(collector);
       closing = true;
-      for (const p of [...waiters.keys()]) notify(p);
-      await app.close();
-      engine.flushRefusalSummaries(Date.now(), true);
-      store.close();
-      rmSync(ws.endpointFile(), { force: true });
+      try {
+        for (const p of [...waiters.keys()]) notify(p);
+        await app.close();
+        engine.flushRefusalSummaries(Date.now(), true);
+        store.close();
+        ws.removeEndpoint(process.pid);
+      } finally {
+        releaseLock();
+      }
     },
   };
 }

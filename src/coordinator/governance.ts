@@ -46,6 +46,8 @@ export interface GovernanceDeps {
   readonly startRun: (config: unknown, proposal: string) => { runId: string };
   /** Checks a run configuration against the policy; throws POLICY_REFUSED naming every broken rule. */
   readonly checkRun: (config: unknown, policy: Policy) => void;
+  /** Cancels a run for good after a cancel-run quorum (the run engine). */
+  readonly cancelRun?: (runId: string, proposal: string) => void;
   /** The final model of a completed run (SHA-256), or undefined. */
   readonly finalModelOf: (runId: string) => string | undefined;
   /** Called after membership changed (new institution or witness). */
@@ -200,6 +202,23 @@ export class Governance {
       case 'start-run': {
         this.deps.checkRun(subject, policy!);
         return JSON.parse(JSON.stringify(subject)) as unknown;
+      }
+      case 'cancel-run': {
+        const run = obj.run;
+        if (typeof run !== 'string')
+          throw new EntenteError('INVALID_ARGUMENT', 'subject.run: must be a run id', {
+            field: 'subject.run',
+          });
+        const row = this.deps.store.getRun(run);
+        if (!row)
+          throw new EntenteError('NOT_FOUND', `subject.run: run "${run.slice(0, 64)}" does not exist`, {
+            field: 'subject.run',
+          });
+        if (row.status !== 'running')
+          throw new EntenteError('CONFLICT', `subject.run: run "${run}" already ended (${row.status})`, {
+            field: 'subject.run',
+          });
+        return { run };
       }
       case 'release-model': {
         const run = obj.run;
@@ -388,6 +407,15 @@ export class Governance {
 
   /** After the approving transaction committed: effects that have their own transactions. */
   private afterApproval(kind: ProposalKind, subject: unknown, id: string): void {
+    if (kind === 'cancel-run') {
+      const { run } = subject as { run: string };
+      try {
+        this.deps.cancelRun?.(run, id);
+        this.deps.log.info({ run, proposal: id }, 'run cancelled by quorum');
+      } catch (err) {
+        this.deps.log.error({ proposal: id, err }, 'approved cancellation could not be applied');
+      }
+    }
     if (kind === 'start-run') {
       try {
         const { runId } = this.deps.startRun(subject, id);

@@ -28,6 +28,7 @@ import {
 } from '../models/index.ts';
 import {
   type BlobRef,
+  type DataShape,
   type RunConfig,
   type RunEffect,
   type RunEvent,
@@ -39,7 +40,9 @@ import {
   type Task,
   type TaskResult,
   createBlobRef,
+  checkModelFitsData,
   computeUpdateNoiseMultiplier,
+  describeRefusals,
   createRunState,
   parseRunConfig,
   resumeRun,
@@ -102,6 +105,8 @@ export interface RunEngineDeps {
    * schema shared by all); later phases leave out sites that follow another.
    */
   readonly schemaDigestOf?: (participant: string) => string | undefined;
+  /** What each registered site declared about its records (absent: nothing is checked up front). */
+  readonly declaredData?: () => ReadonlyArray<{ readonly participant: string; readonly shape: DataShape }>;
 }
 
 interface LiveRun {
@@ -177,6 +182,11 @@ export class RunEngine {
         this.markFailed(row.id, live.state.failure);
         continue;
       }
+      if (live.state.status === 'cancelled') {
+        // Cancelled in the transaction that stored this state; the row is marked with it, but be sure.
+        deps.store.updateRun(row.id, { status: 'cancelled', finished_at: deps.now() });
+        continue;
+      }
       this.runs.set(row.id, live);
       if (
         config.secureAggregation.protocol === 'secagg' &&
@@ -200,6 +210,7 @@ export class RunEngine {
   /** Creates a run: initial model from the run seed, strategy state, first state; all in one transaction. */
   createRun(input: unknown, approval?: { readonly proposal: string }): { runId: string } {
     const config = parseRunConfig(input);
+    this.checkAgainstSites(config);
     const { store, now } = this.deps;
     if (store.getRun(config.id)) {
       throw new EntenteError('CONFLICT', `run "${config.id}" already exists`, { field: 'run.id' });
@@ -267,6 +278,35 @@ export class RunEngine {
     );
     this.tick();
     return { runId: config.id };
+  }
+
+  /**
+   * Refuses (INVALID_CONFIG naming the field and the site) a run whose model does not fit the records a
+   * registered site declared: no round of it could ever be executed there.
+   */
+  checkAgainstSites(config: RunConfig): void {
+    for (const { participant, shape } of this.deps.declaredData?.() ?? [])
+      checkModelFitsData(config.model, shape, participant);
+  }
+
+  /**
+   * Cancels a run for good: its open tasks are withdrawn (a late result is STALE_ROUND), its status is
+   * `cancelled` in the same transaction as the audit-log entry, and it never resumes after a restart.
+   * Throws NOT_FOUND for an unknown run and CONFLICT for one that already ended.
+   */
+  cancelRun(
+    runId: string,
+    by: { readonly by: string; readonly proposal?: string },
+  ): { runId: string; status: string } {
+    const row = this.deps.store.getRun(runId);
+    if (!row) throw new EntenteError('NOT_FOUND', `run "${runId}" does not exist`, { field: 'runId' });
+    const live = this.runs.get(runId);
+    if (row.status !== 'running' || !live)
+      throw new EntenteError('CONFLICT', `runId: run "${runId}" already ended (${row.status})`, {
+        field: 'runId',
+      });
+    this.step(runId, { type: 'cancel', by: by.by, ...(by.proposal ? { proposal: by.proposal } : {}) });
+    return { runId, status: 'cancelled' };
   }
 
   /** The final model (SHA-256) of a completed run, or undefined. */
@@ -344,6 +384,7 @@ export class RunEngine {
       type: 'phase-aborted',
       unmaskingBegan,
       maxAttempts: live.config.maxAttemptsPerRound,
+      reason: reason.slice(0, 1000),
     } as const;
     this.step(runId, event, () => {
       for (const kind of SECAGG_TASK_KINDS) this.deps.store.closeOpenTasks(runId, round, kind, 'expired', at);
@@ -368,6 +409,7 @@ export class RunEngine {
       this.deps.store.transaction(() => {
         alsoInTransaction?.();
         this.deps.store.updateRun(runId, { state_json: JSON.stringify(out.state) });
+        this.writeEffects(runId, live, out.effects);
       });
       live.state = out.state;
     }
@@ -375,9 +417,84 @@ export class RunEngine {
     this.apply(runId, out.effects);
   }
 
+  /**
+   * The writes of effects that must commit with the state that caused them: a failed attempt's open
+   * tasks are withdrawn, and a cancelled run is marked and logged, so a restart sees either all or none.
+   */
+  private writeEffects(runId: string, live: LiveRun, effects: readonly RunEffect[]): void {
+    const { store, audit } = this.deps;
+    const at = this.deps.now();
+    for (const effect of effects) {
+      if (effect.type === 'phase-failed') {
+        store.closeOpenTasks(runId, effect.round, effect.phase, 'expired', at);
+        store.deletePhaseResults(runId, effect.round, effect.phase);
+        if (effect.phase === 'train') {
+          live.sum = undefined;
+          live.folded = new Set();
+        }
+        audit.append('round-aborted', {
+          run: runId,
+          round: effect.round,
+          attempt: effect.attempt,
+          reason: `${effect.phase}: too few participants left: ${describeRefusals(effect.refused)}`.slice(
+            0,
+            2000,
+          ),
+        });
+      } else if (effect.type === 'run-cancelled') {
+        store.closeOpenTasksOfRun(runId, 'expired', at);
+        if (live.secagg)
+          store.finishSecAggAttempt(
+            { run_id: runId, round: live.state.round, attempt: live.state.attempt ?? 0 },
+            {
+              session_id: live.secagg.session.sessionId ?? null,
+              survivors_json: null,
+              dropped_json: null,
+              outcome: 'aborted',
+              reason: 'run cancelled',
+              finished_at: at,
+            },
+          );
+        store.updateRun(runId, { status: 'cancelled', finished_at: at });
+        audit.append('run-cancelled', {
+          run: runId,
+          by: effect.by,
+          ...(effect.proposal ? { proposal: effect.proposal } : {}),
+        });
+      }
+    }
+  }
+
   private apply(runId: string, effects: readonly RunEffect[]): void {
     for (const effect of effects) {
       switch (effect.type) {
+        case 'phase-failed':
+          this.record(
+            runId,
+            effect.round,
+            'phase-failed',
+            null,
+            null,
+            `${effect.phase} round ${effect.round} attempt ${effect.attempt}: too few participants left: ${describeRefusals(effect.refused)}`,
+          );
+          this.publishCheckpoint();
+          break;
+        case 'run-cancelled': {
+          const live = this.runs.get(runId);
+          live?.secagg?.expire();
+          this.runs.delete(runId);
+          this.record(
+            runId,
+            null,
+            'run-cancelled',
+            null,
+            'RUN_CANCELLED',
+            `run ${runId} cancelled by ${effect.by}`,
+          );
+          this.publishCheckpoint();
+          this.deps.log.info({ run: runId, by: effect.by }, 'run cancelled');
+          break;
+        }
         case 'open-phase':
           this.openPhase(runId, effect.phase, effect.round, effect.available);
           break;
@@ -538,7 +655,7 @@ export class RunEngine {
     }
     const deadlineAt = issuedAt + live.config.roundTimeoutMs;
     const tasks: Task[] = cohort.map((participant) => {
-      const base = { taskId: `${runId}.r${round}.${phase}.${participant}`, runId, round, issuedAt };
+      const base = { taskId: this.plainTaskId(runId, round, phase, participant), runId, round, issuedAt };
       const schema = schemaDigest ? { dataSchemaDigest: schemaDigest } : {};
       if (phase === 'statistics') return { ...base, kind: 'statistics', ...schema };
       if (phase === 'evaluate') {
@@ -583,7 +700,7 @@ export class RunEngine {
         this.deps.audit.append('round-started', {
           run: runId,
           round,
-          attempt: 0,
+          attempt: live.state.attempt ?? 0,
           modelIn: model.sha256,
           cohort,
           protocol: 'none',
@@ -598,6 +715,14 @@ export class RunEngine {
     }
     this.deps.log.info({ run: runId, phase, round, cohort }, 'phase opened');
     for (const p of cohort) this.deps.notify(p);
+  }
+
+  /** A plain phase's task id; a phase reopened after a failed attempt gets new ids (`.a<attempt>`). */
+  private plainTaskId(runId: string, round: number, phase: RunState['phase'], participant: string): string {
+    const attempt = this.runs.get(runId)?.state.attempt ?? 0;
+    return attempt === 0
+      ? `${runId}.r${round}.${phase}.${participant}`
+      : `${runId}.r${round}.${phase}.a${attempt}.${participant}`;
   }
 
   /** Opens one secure-aggregation attempt of a train round (stage advertise-keys: train, then advertise). */
@@ -873,7 +998,23 @@ export class RunEngine {
       );
       const live = this.runs.get(task.run_id);
       if (live?.secagg && SECAGG_TASK_KINDS.includes(task.kind) && live.state.round === task.round)
-        await live.secagg.noteRefusal(participant, taskId);
+        await live.secagg.noteRefusal(participant, taskId, `${result.code}: ${result.message}`);
+      else if (
+        live &&
+        task.status === 'open' &&
+        live.state.status === 'active' &&
+        live.state.phase === task.kind &&
+        live.state.round === task.round &&
+        taskId === this.plainTaskId(task.run_id, task.round, live.state.phase, participant)
+      )
+        // It takes no further part in this attempt of the phase: the phase goes on without it, or fails.
+        this.step(task.run_id, {
+          type: 'participant-refused',
+          participant,
+          code: safeCallerText(result.code, 64),
+          message: safeCallerText(result.message, 300),
+          maxFailures: live.config.maxFailuresPerPhase,
+        });
       return { accepted: true };
     }
     if (result.kind !== task.kind)
@@ -906,7 +1047,8 @@ export class RunEngine {
       !live ||
       live.state.status !== 'active' ||
       live.state.round !== task.round ||
-      live.state.phase !== task.kind
+      live.state.phase !== task.kind ||
+      taskId !== this.plainTaskId(task.run_id, task.round, live.state.phase, participant)
     ) {
       throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a phase that is no longer open`, {
         field: 'round',
@@ -946,7 +1088,16 @@ export class RunEngine {
             signature: '',
           });
           store.setTaskStatus(taskId, 'done', at);
-          if (result.privacy) this.recordPrivacy(task.run_id, task.round, participant, result.privacy);
+          // A reopened phase (after a failed attempt) is charged per attempt, like secure aggregation.
+          const attempt = live.state.attempt ?? 0;
+          if (result.privacy)
+            this.recordPrivacy(
+              task.run_id,
+              task.round,
+              participant,
+              result.privacy,
+              attempt > 0 ? attempt : undefined,
+            );
         },
         // Fold after the commit; if we crash here the sum is rebuilt from the stored updates.
         () => {
@@ -1127,7 +1278,11 @@ export class RunEngine {
       const started = performance.now();
       const updates = store
         .listUpdates(runId, round)
-        .filter((u) => live.state.received.includes(u.participant));
+        .filter(
+          (u) =>
+            live.state.received.includes(u.participant) &&
+            u.task_id === this.plainTaskId(runId, round, phase, u.participant),
+        );
       if (
         !live.sum ||
         updates.some((u) => !live.folded.has(u.participant)) ||
@@ -1231,7 +1386,11 @@ export class RunEngine {
     } else if (phase === 'evaluate') {
       const results = store
         .listEvaluations(runId, round)
-        .filter((e) => live.state.received.includes(e.participant))
+        .filter(
+          (e) =>
+            live.state.received.includes(e.participant) &&
+            e.task_id === this.plainTaskId(runId, round, phase, e.participant),
+        )
         .map((e) => ({
           participant: e.participant,
           numExamples: e.num_examples,
@@ -1259,7 +1418,13 @@ export class RunEngine {
       });
       this.deps.log.info({ run: runId, round, loss: agg.loss, accuracy: agg.accuracy }, 'round evaluated');
     } else {
-      const stats = store.listStatistics(runId).filter((s) => live.state.received.includes(s.participant));
+      const stats = store
+        .listStatistics(runId)
+        .filter(
+          (s) =>
+            live.state.received.includes(s.participant) &&
+            s.task_id === this.plainTaskId(runId, round, phase, s.participant),
+        );
       const dim = live.layout[0]?.shape[1] ?? 0;
       const sum = new Float64Array(dim);
       const sq = new Float64Array(dim);
@@ -1618,6 +1783,13 @@ export class RunEngine {
         (JSON.parse(row.config_json) as { maxAttemptsPerRound?: number }).maxAttemptsPerRound ?? 3,
       /** Why the run failed (status 'failed'): code, round, attempt, message. */
       failure: state.failure ?? null,
+      /** Who cancelled the run (status 'cancelled'). */
+      cancellation: state.cancellation ?? null,
+      /** Participants out of the open plain phase (refused or could not execute), with code and message. */
+      refused: state.refused ?? [],
+      failedAttempts: state.failures ?? 0,
+      maxFailuresPerPhase:
+        (JSON.parse(row.config_json) as { maxFailuresPerPhase?: number }).maxFailuresPerPhase ?? 3,
       attemptsPerRound,
       secureAggregation,
       round: state.round,

@@ -59,6 +59,8 @@ export class SecAggRound {
   private readonly folded = new Set<string>();
   /** `${stage}/${participant}` of participants that refused their task in that stage. */
   private readonly refused = new Set<string>();
+  /** Who refused in this attempt and why (`beta (PRIVACY_BUDGET_EXCEEDED: …)`), named when it aborts. */
+  private readonly refusalReasons: string[] = [];
   private readonly onDone: (outcome: SecAggOutcome) => void;
   private readonly firstTask: (participant: string) => Task;
 
@@ -246,11 +248,12 @@ export class SecAggRound {
    * A participant refused its task of the current stage (it will not answer): the stage closes as soon
    * as everyone else has answered, instead of waiting for the deadline.
    */
-  async noteRefusal(participant: string, taskId: string): Promise<void> {
+  async noteRefusal(participant: string, taskId: string, reason: string): Promise<void> {
     const s = this.session;
     if (this.finished || s.stage === 'done' || s.stage === 'aborted') return;
     if (taskId !== this.taskId(s.stage, participant)) return;
     this.refused.add(`${s.stage}/${participant}`);
+    if (this.refusalReasons.length < 20) this.refusalReasons.push(`${participant} (${reason.slice(0, 200)})`);
     await this.closeIfComplete();
   }
 
@@ -387,7 +390,8 @@ export class SecAggRound {
       closeTasks();
       if (failure !== null) {
         this.finished = true;
-        this.onDone({ ok: false, reason: failure });
+        const refusals = this.refusalReasons.length > 0 ? `; refused: ${this.refusalReasons.join('; ')}` : '';
+        this.onDone({ ok: false, reason: `${failure}${refusals}` });
         return;
       }
       this.deps.log.info(

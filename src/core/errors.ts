@@ -57,6 +57,13 @@ export const errorCodes = {
     summary:
       'a secure-aggregation attempt aborted after unmasking began; the round is not retried (run failed)',
   },
+  PHASE_FAILED: {
+    http: 409,
+    exit: 5,
+    summary:
+      'too few participants could take part in a phase (refusals, tasks a site cannot execute) in maxFailuresPerPhase attempts; the run failed',
+  },
+  RUN_CANCELLED: { http: 409, exit: 5, summary: 'the run was cancelled (by an operator or a quorum)' },
   RATE_LIMITED: {
     http: 429,
     exit: 6,
@@ -69,6 +76,11 @@ export const errorCodes = {
   },
   STORAGE_FULL: { http: 507, exit: 6, summary: "the coordinator's disk is full; nothing was stored" },
   PORT_IN_USE: { http: 503, exit: 6, summary: "the coordinator's port is taken by another process" },
+  WORKSPACE_LOCKED: {
+    http: 409,
+    exit: 6,
+    summary: 'another coordinator is running on this workspace (its pid is named); nothing was changed',
+  },
   UNAVAILABLE: { http: 503, exit: 6, summary: 'a service is not reachable' },
   TIMEOUT: { http: 504, exit: 6, summary: 'an operation timed out' },
   STORE_CORRUPT: {

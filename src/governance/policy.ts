@@ -83,6 +83,11 @@ const approvalsSchema = z.strictObject({
     .describe(
       'quorum that resumes runs paused by an incident (a "resume-runs" proposal); when absent, the adoptPolicy rule applies',
     ),
+  cancelRun: quorumRuleSchema
+    .optional()
+    .describe(
+      'quorum that cancels a run for good (a "cancel-run" proposal); when absent, the startRun rule applies',
+    ),
 });
 
 const policySchema = z
@@ -151,6 +156,8 @@ export interface Policy {
     readonly releaseModel: QuorumRule;
     /** Resuming runs after an incident; absent = the adoptPolicy rule applies. */
     readonly resumeAfterIncident?: QuorumRule | undefined;
+    /** Cancelling a run; absent = the startRun rule applies. */
+    readonly cancelRun?: QuorumRule | undefined;
   };
   /** Hours an open proposal gathers signatures before it expires (absent: DEFAULT_PROPOSAL_TTL_HOURS). */
   readonly proposalTtlHours?: number | undefined;

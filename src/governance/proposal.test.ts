@@ -161,6 +161,25 @@ describe('decideProposal', () => {
     assert.equal(decideProposal(policy, resume, sign(resume, 'a', 'b', 'c'), keys).approved, true);
   });
 
+  it('cancels a run under approvals.startRun, or approvals.cancelRun when the policy sets it', () => {
+    assert.deepEqual(selectApprovalRule(policy, 'cancel-run'), policy.approvals.startRun);
+    const withRule = parsePolicy({
+      ...structuredClone(policyInput),
+      approvals: { ...policyInput.approvals, cancelRun: { member: 'op' } },
+    });
+    assert.deepEqual(selectApprovalRule(withRule, 'cancel-run'), { member: 'op' });
+    const cancel: Proposal = {
+      kind: 'cancel-run',
+      subjectSha256: 'e'.repeat(64),
+      policySha256: computePolicyDigest(withRule),
+      createdAt: '2025-03-02T10:00:00Z',
+    };
+    assert.equal(parseProposal(cancel).kind, 'cancel-run');
+    // Its own rule: the start-run quorum of institutions does not cancel; the operator named does.
+    assert.equal(decideProposal(withRule, cancel, sign(cancel, 'a', 'b'), keys).approved, false);
+    assert.equal(decideProposal(withRule, cancel, sign(cancel, 'op'), keys).approved, true);
+  });
+
   it('resumes runs under approvals.resumeAfterIncident when the policy sets it', () => {
     const input = {
       ...structuredClone(policyInput),

@@ -1,6 +1,6 @@
 /**
  * Governance proposals (issue 6): a change — adopt or change the policy, admit a member, start a run,
- * release a model, resume runs after an incident — is a proposal naming its subject by SHA-256 and the
+ * release a model, resume runs after an incident, cancel a run — is a proposal naming its subject by SHA-256 and the
  * policy in force; members sign
  * it with their Ed25519 identity keys (RFC 8032, src/crypto/signatures.ts) over length-prefixed
  * canonical bytes with a domain-separation tag; it takes effect only when the valid signatures of
@@ -25,6 +25,7 @@ export const proposalKinds = [
   'release-model',
   'resume-runs',
   'replace-identity-key',
+  'cancel-run',
 ] as const;
 export type ProposalKind = (typeof proposalKinds)[number];
 
@@ -174,7 +175,8 @@ function isWellFormed(proposal: Proposal): boolean {
 }
 
 /** The approval rule `policy` names for proposals of `kind`. Resuming runs after an incident uses
- *  approvals.resumeAfterIncident, or approvals.adoptPolicy when the policy sets none. Throws
+ *  approvals.resumeAfterIncident, or approvals.adoptPolicy when the policy sets none; cancelling a run
+ *  uses approvals.cancelRun, or approvals.startRun when the policy sets none. Throws
  *  INVALID_ARGUMENT (field 'kind') for a value that is not a proposal kind. */
 export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRule {
   const { approvals } = policy;
@@ -187,6 +189,9 @@ export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRu
       return approvals.admitMember;
     case 'start-run':
       return approvals.startRun;
+    case 'cancel-run':
+      // Stopping a run is as weighty as starting one, unless the policy names its own rule.
+      return approvals.cancelRun ?? approvals.startRun;
     case 'release-model':
       return approvals.releaseModel;
     case 'resume-runs':

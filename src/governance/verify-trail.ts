@@ -295,6 +295,13 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           bad(e.index, `run ${str(e.run)} is not the run its proposal approved`);
         break;
       }
+      case 'run-cancelled': {
+        if (policy === undefined) break;
+        const p = approvedOf(e.index, e.proposal, 'cancel-run', `cancellation of run ${str(e.run)}`);
+        if (p && (p.subject as { run?: unknown } | null)?.run !== e.run)
+          bad(e.index, `run ${str(e.run)} is not the run its cancel-run proposal named`);
+        break;
+      }
       case 'release-approved': {
         const p = approvedOf(e.index, e.proposal, 'release-model', `release of run ${str(e.run)}`);
         const s = p?.subject as { run?: unknown; modelSha256?: unknown } | undefined;

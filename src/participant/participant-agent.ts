@@ -5,7 +5,7 @@
  * addresses, trains or evaluates locally through the `Trainer` interface, and uploads the update as a
  * chunked safetensors blob. Raw records never leave this process.
  */
-import { createPublicKey, randomInt } from 'node:crypto';
+import { createPublicKey, randomBytes, randomInt } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { EntenteError } from '../core/errors.ts';
@@ -32,12 +32,15 @@ import {
 import {
   type BlobRef,
   PROTOCOL_VERSION,
+  SESSION_HEADER,
   type Standardization,
   type PrivacyReport,
   type SecAggTrainTask,
   type TrainTask,
   type Task,
   type TaskResult,
+  type DataShape,
+  checkModelFitsData,
   createBlobRef,
   parseMessage,
   registerResponseSchema,
@@ -83,6 +86,8 @@ export interface ParticipantOptions {
   readonly identity: TlsIdentity | (() => TlsIdentity);
   /** All of this institution's records; a held-out part is kept for federated evaluation. */
   readonly data: LabeledData;
+  /** Label classes of its data schema (declared at registration; default: the largest label + 1). */
+  readonly dataClasses?: number;
   readonly holdoutFraction?: number;
   readonly log: Logger;
   readonly trainer?: Trainer;
@@ -152,6 +157,21 @@ export interface ParticipantHandle {
   stop(): Promise<void>;
 }
 
+/**
+ * Codes that mean a task cannot be executed at this site as it stands (its model does not fit the
+ * records, a malformed task or result): retrying the same task gives the same answer, so it is refused
+ * once, with the code and reason, and the coordinator decides what the phase does without it.
+ */
+const CANNOT_EXECUTE: ReadonlySet<string> = new Set([
+  'INVALID_ARGUMENT',
+  'INVALID_CONFIG',
+  'INVALID_MESSAGE',
+  'INVALID_TENSOR',
+  'INVALID_DATA',
+  'MALFORMED_BODY',
+  'BODY_TOO_LARGE',
+]);
+
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -188,6 +208,16 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   const sessions = new Map<string, ParticipantSession>();
   const refusals: Refusal[] = [];
   let consortium = '';
+  /** What this site's records look like (declared at registration; every task's model must fit it). */
+  const dataShape: DataShape = {
+    features: options.data.dim,
+    classes:
+      options.dataClasses ??
+      Math.max(
+        2,
+        options.data.y.reduce((m, v) => Math.max(m, v + 1), 0),
+      ),
+  };
   const sessionKey = (runId: string, round: number, attempt: number): string =>
     `${runId}/${round}/${attempt}`;
   const witness =
@@ -413,6 +443,12 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   }
 
   let clientCert = '';
+  /** This process's session: the coordinator refuses a second live process of the same institution. */
+  const session = randomBytes(18).toString('base64url');
+  /**
+   * The client for the coordinator's current URL. Throws UNAVAILABLE while no coordinator is recorded
+   * in the workspace (stopped or restarting): callers back off and retry.
+   */
   const currentClient = (): MtlsClient => {
     const url =
       typeof options.coordinatorUrl === 'function' ? options.coordinatorUrl() : options.coordinatorUrl;
@@ -422,9 +458,14 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       if (client) {
         trafficBase.sent += client.traffic.sent;
         trafficBase.received += client.traffic.received;
-        void client.close();
+        void client.close().catch(() => {});
       }
-      client = createMtlsClient({ baseUrl: url, ...identity, maxResponseBytes: 8 * 1024 * 1024 });
+      client = createMtlsClient({
+        baseUrl: url,
+        ...identity,
+        maxResponseBytes: 8 * 1024 * 1024,
+        headers: { [SESSION_HEADER]: session },
+      });
       clientUrl = url;
       clientCert = identity.certPem;
     }
@@ -745,6 +786,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         trainerId: trainer.id,
         trainerDigest: trainer === builtinTrainer ? computeBuiltinTrainerDigest() : undefined,
         dataSchemaDigest: options.dataSchemaDigest,
+        dataShape,
       });
       journal('plan-answered', { runId: task.runId, go: answer.go });
       return { result: { kind: 'plan', runId: task.runId, round: task.round, ...answer }, chunks: [] };
@@ -770,6 +812,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       // And the task must carry the settings the quorum approved, not others.
       checkTaskConformance(task, checkRunApproved.approvedConfig(task.runId)!);
     }
+    if (task.kind === 'train' || task.kind === 'evaluate' || task.kind === 'secagg-train')
+      // A model that does not fit this site's records cannot be executed here: said once, as a refusal.
+      checkModelFitsData(parseModelSpec(task.modelSpec), dataShape, options.institution);
     if (
       task.kind === 'secagg-train' ||
       task.kind === 'secagg-share-keys' ||
@@ -919,11 +964,22 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       if (
         err instanceof EntenteError &&
         (err.code === 'PROTOCOL_VIOLATION' ||
-          err.code === 'INVALID_MESSAGE' ||
           err.code === 'PRIVACY_BUDGET_EXCEEDED' ||
-          err.code === 'SITE_POLICY_REFUSED')
+          err.code === 'SITE_POLICY_REFUSED' ||
+          CANNOT_EXECUTE.has(err.code))
       ) {
         await refuse(task, err);
+        return;
+      }
+      if (!(err instanceof EntenteError)) {
+        // Not a coded outcome: the trainer or a decoder failed on this task; the same task fails again.
+        await refuse(
+          task,
+          new EntenteError(
+            'INTERNAL',
+            `the task failed at this site: ${String((err as Error)?.message ?? err).slice(0, 300)}`,
+          ),
+        );
         return;
       }
       throw err;
@@ -931,10 +987,29 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     const { result, chunks } = computed;
     const delayMs = typeof options.slowMs === 'number' ? options.slowMs : (options.slowMs?.[task.kind] ?? 0);
     if (delayMs > 0) await sleep(delayMs, signal);
-    await withRetry(async () => {
-      for (const c of chunks) await currentClient().putBytes(`/v1/blobs/${sha256Hex(c)}`, c, 120_000);
-      await currentClient().postJson(`/v1/tasks/${encodeURIComponent(task.taskId)}/result`, result, 120_000);
-    });
+    try {
+      await withRetry(async () => {
+        for (const c of chunks) await currentClient().putBytes(`/v1/blobs/${sha256Hex(c)}`, c, 120_000);
+        await currentClient().postJson(
+          `/v1/tasks/${encodeURIComponent(task.taskId)}/result`,
+          result,
+          120_000,
+        );
+      });
+    } catch (err) {
+      // The coordinator refused this result for good (its shape, not the moment): computing it again
+      // would give the same answer, so the task is reported once as one this site cannot execute.
+      if (err instanceof EntenteError && CANNOT_EXECUTE.has(err.code)) {
+        await refuse(
+          task,
+          new EntenteError(err.code, `the coordinator refused its result: ${err.message}`, {
+            ...(err.field ? { field: err.field } : {}),
+          }),
+        );
+        return;
+      }
+      throw err;
+    }
     log.info({ task: task.taskId }, 'result accepted');
     if (witness && result.kind === 'secagg-masked-input') {
       witness.recordCommitment({
@@ -960,16 +1035,19 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         trainers: [trainer.id],
         software: 'entente/0.1.0',
         ...(options.dataSchemaDigest ? { dataSchemaDigest: options.dataSchemaDigest } : {}),
+        data: dataShape,
       }),
     );
     if (!registered) return;
     const info = parseMessage(registerResponseSchema, registered.body, 'register');
     consortium = info.consortium;
     log.info({ consortium: info.consortium }, 'registered');
+    // Best effort: a missed heartbeat (coordinator down, or no endpoint recorded while it restarts) is
+    // made up by the next one; the poll loop below notices and backs off.
     const heartbeat = setInterval(() => {
-      currentClient()
-        .postJson('/v1/heartbeat', {}, 5_000)
-        .catch(() => {});
+      void (async () => currentClient().postJson('/v1/heartbeat', {}, 5_000))().catch((err: unknown) =>
+        log.debug({ code: (err as EntenteError).code }, `heartbeat not delivered: ${(err as Error).message}`),
+      );
     }, info.heartbeatMs);
     /** False after a failed attempt: the next poll is then not woken by the checkpoint that failed. */
     let witnessOk = true;
@@ -1017,7 +1095,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
             await backoff(err);
             continue;
           }
-          if (err instanceof EntenteError && err.code === 'UNKNOWN_PARTICIPANT') throw err;
+          // Not a member, or another live process of this institution took its place: stop, coded.
+          if (err instanceof EntenteError && (err.code === 'UNKNOWN_PARTICIPANT' || err.code === 'CONFLICT'))
+            throw err;
           await backoff(err);
           continue;
         }

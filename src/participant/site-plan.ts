@@ -6,7 +6,13 @@
  */
 import { EntenteError } from '../core/errors.ts';
 import { type PrivacyEvent, type SiteBudget, checkPrivacyBudget } from '../privacy/index.ts';
-import { type PlanResult, createRoundPrivacyEvents, parseRunConfig } from '../protocol/index.ts';
+import {
+  type DataShape,
+  type PlanResult,
+  checkModelFitsData,
+  createRoundPrivacyEvents,
+  parseRunConfig,
+} from '../protocol/index.ts';
 import { type SiteConfig, checkSitePolicy } from './site-config.ts';
 
 export interface SitePlanInput {
@@ -20,6 +26,8 @@ export interface SitePlanInput {
   readonly trainerDigest?: string | undefined;
   /** SHA-256 of the data schema this site's records follow (undefined when unknown). */
   readonly dataSchemaDigest?: string | undefined;
+  /** What this site's records look like (feature count, classes); the model must fit them. */
+  readonly dataShape?: DataShape | undefined;
 }
 
 type Reason = PlanResult['reasons'][number];
@@ -55,6 +63,20 @@ export function answerPlan(input: SitePlanInput): { go: boolean; reasons: Reason
   } catch (err) {
     if (!(err instanceof EntenteError)) throw err;
     reasons.push({ check: err.field ?? 'site-policy', ok: false, message: `${who}: ${err.message}` });
+  }
+  // The model against this site's records: a run it could not execute is a no-go now, not a failure later.
+  if (input.dataShape) {
+    try {
+      checkModelFitsData(config.model, input.dataShape, who);
+      reasons.push({
+        check: 'model',
+        ok: true,
+        message: `${who}: the model fits this site's records (${input.dataShape.features} features, ${input.dataShape.classes} classes)`,
+      });
+    } catch (err) {
+      if (!(err instanceof EntenteError)) throw err;
+      reasons.push({ check: err.field ?? 'model', ok: false, message: `${who}: ${err.message}` });
+    }
   }
   // Privacy budget over the whole run.
   const events: PrivacyEvent[] = [];

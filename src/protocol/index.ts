@@ -3,3 +3,4 @@ export * from './run-config.ts';
 export * from './run-machine.ts';
 export * from './blob-ref.ts';
 export * from './run-privacy.ts';
+export * from './data-shape.ts';

@@ -53,12 +53,37 @@ export const standardizationSchema = z.strictObject({
 });
 export type Standardization = z.infer<typeof standardizationSchema>;
 
+/**
+ * The header a participant process sends with its registration, polls and heartbeats: a random id it
+ * picks at start, so the coordinator can tell two processes of the same institution apart.
+ */
+export const SESSION_HEADER = 'entente-session';
+export const sessionIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{16,64}$/, 'must be 16-64 letters, digits, _ or -');
+
 export const registerRequestSchema = z.strictObject({
   protocol: z.literal(PROTOCOL_VERSION),
   trainers: z.array(z.string().min(1).max(100)).max(20),
   software: z.string().max(100),
   /** SHA-256 of the data schema the institution's records follow (data/schema.ts). */
   dataSchemaDigest: sha256.optional(),
+  /** What this site's records look like under its schema: encoded feature count and label classes. */
+  data: z
+    .strictObject({
+      features: z
+        .number()
+        .int()
+        .min(1)
+        .max(1 << 20),
+      // 0: a regression target (a number label, no classes).
+      classes: z
+        .number()
+        .int()
+        .min(0)
+        .max(1 << 16),
+    })
+    .optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequestSchema>;
 

@@ -42,6 +42,11 @@ const runConfigInputSchema = z.strictObject({
    * spend privacy at every site, so a member that keeps dropping out cannot burn budgets without bound.
    */
   maxAttemptsPerRound: z.number().int().min(1).max(100).default(3),
+  /**
+   * Failed attempts of one plain phase (too few participants left after refusals or tasks a site cannot
+   * execute) before the run fails (PHASE_FAILED), naming each site and its reason.
+   */
+  maxFailuresPerPhase: z.number().int().min(1).max(100).default(3),
   seed: z
     .string()
     .min(1)
@@ -130,6 +135,7 @@ export interface RunConfig {
   readonly evaluate: boolean;
   readonly roundTimeoutMs: number;
   readonly maxAttemptsPerRound: number;
+  readonly maxFailuresPerPhase: number;
   readonly seed: string;
   readonly dataSchemaDigest?: string | undefined;
   readonly secureAggregation: SecureAggregationConfig;

@@ -199,4 +199,110 @@ describe('phases driven by the app (secure aggregation)', () => {
       waiting,
     );
   });
+
+  describe('refusals, failed attempts and cancellation', () => {
+    const open = (cohort: string[], min = 2): RunState => {
+      const s0 = createRunState({
+        runId: 'r',
+        totalRounds: 1,
+        minParticipants: min,
+        evaluate: false,
+        statistics: false,
+      });
+      const t = stepRun(s0, { type: 'tick', now: 0, available: cohort });
+      return stepRun(t.state, { type: 'phase-opened', cohort, deadlineAt: 1000 }).state;
+    };
+    const refuse = (s: RunState, participant: string, maxFailures = 3) =>
+      stepRun(s, {
+        type: 'participant-refused',
+        participant,
+        code: 'SITE_POLICY_REFUSED',
+        message: 'no',
+        maxFailures,
+      });
+
+    it("a refusal ends that site's part: the phase closes without it as soon as the rest reported", () => {
+      let s = open(['a', 'b', 'c']);
+      s = refuse(s, 'c').state;
+      assert.equal(s.status, 'active');
+      s = stepRun(s, { type: 'result-accepted', participant: 'a' }).state;
+      const out = stepRun(s, { type: 'result-accepted', participant: 'b' });
+      assert.equal(out.state.status, 'closing');
+      assert.deepEqual(out.effects, [
+        { type: 'close-phase', phase: 'train', round: 1, contributors: ['a', 'b'] },
+      ]);
+      // A result from the site that refused counts for nothing.
+      assert.equal(
+        stepRun(refuse(open(['a', 'b', 'c']), 'c').state, { type: 'result-accepted', participant: 'c' }).state
+          .received.length,
+        0,
+      );
+    });
+
+    it('too few left: once the rest answered the attempt fails and reopens; after maxFailures the run fails naming each site', () => {
+      let s = open(['a', 'b']);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        // The attempt can no longer succeed, but a still has its say.
+        const refusedOnly = refuse(s, 'b');
+        assert.equal(refusedOnly.state.status, 'active');
+        assert.deepEqual(refusedOnly.effects, []);
+        const out = stepRun(refusedOnly.state, { type: 'result-accepted', participant: 'a' });
+        assert.equal(out.state.status, 'waiting');
+        assert.equal(out.state.attempt, attempt + 1);
+        assert.deepEqual(
+          out.effects.map((e) => e.type),
+          ['phase-failed'],
+        );
+        const t = stepRun(out.state, { type: 'tick', now: 0, available: ['a', 'b'] });
+        assert.equal(t.effects[0]?.type, 'open-phase');
+        s = stepRun(t.state, { type: 'phase-opened', cohort: ['a', 'b'], deadlineAt: 1000 }).state;
+        assert.deepEqual(s.refused, []);
+      }
+      // The last attempt: a never answers; at the deadline the attempt fails rather than waiting on.
+      const waiting = refuse(s, 'b').state;
+      const last = stepRun(waiting, { type: 'tick', now: 1000, available: ['a', 'b'] });
+      assert.equal(last.state.status, 'failed');
+      assert.equal(last.state.failure?.code, 'PHASE_FAILED');
+      assert.match(last.state.failure!.message, /all 3 attempts.*b \(SITE_POLICY_REFUSED: no\)/);
+      assert.deepEqual(
+        last.effects.map((e) => e.type),
+        ['phase-failed', 'run-failed'],
+      );
+      // Nothing moves a failed run.
+      assert.equal(stepRun(last.state, { type: 'tick', now: 0, available: ['a', 'b'] }).effects.length, 0);
+    });
+
+    it('without refusals a late phase only waits (participants reconnect by themselves)', () => {
+      const s = open(['a', 'b']);
+      const out = stepRun(s, { type: 'tick', now: 1000, available: ['a', 'b'] });
+      assert.equal(out.state.status, 'active');
+      assert.deepEqual(
+        out.effects.map((e) => e.type),
+        ['phase-overdue'],
+      );
+    });
+
+    it('a later phase starts with no failed attempts counted', () => {
+      let s = open(['a', 'b', 'c']);
+      s = refuse(s, 'c').state;
+      s = stepRun(s, { type: 'result-accepted', participant: 'a' }).state;
+      s = stepRun(s, { type: 'result-accepted', participant: 'b' }).state;
+      s = stepRun(s, { type: 'phase-closed' }).state;
+      assert.equal(s.status, 'completed');
+    });
+
+    it('cancel ends an open run for good; resume and ticks do nothing after it', () => {
+      const s = open(['a', 'b']);
+      const out = stepRun(s, { type: 'cancel', by: 'operator' });
+      assert.equal(out.state.status, 'cancelled');
+      assert.deepEqual(out.effects, [{ type: 'run-cancelled', by: 'operator' }]);
+      assert.deepEqual(resumeRun(out.state).effects, []);
+      assert.equal(stepRun(out.state, { type: 'tick', now: 5000, available: ['a', 'b'] }).effects.length, 0);
+      assert.equal(
+        stepRun(out.state, { type: 'result-accepted', participant: 'a' }).state.status,
+        'cancelled',
+      );
+      assert.equal(stepRun(out.state, { type: 'cancel', by: 'x' }).effects.length, 0);
+    });
+  });
 });

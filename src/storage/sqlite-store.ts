@@ -426,6 +426,33 @@ export class SqliteStore {
       .run(status, now, runId, round, kind);
   }
 
+  /** Withdraws every open task of a run (cancelled): later results for them are stale. */
+  closeOpenTasksOfRun(runId: string, status: string, now: number): number {
+    return this.db
+      .prepare("UPDATE tasks SET status = ?, completed_at = ? WHERE run_id = ? AND status = 'open'")
+      .run(status, now, runId).changes;
+  }
+
+  /**
+   * Forgets the results of a failed attempt of a plain phase (the phase reopens and every site answers
+   * again); what they cost stays in the privacy charges and the audit log.
+   */
+  deletePhaseResults(runId: string, round: number, phase: string): void {
+    if (phase === 'train')
+      this.db.prepare('DELETE FROM updates WHERE run_id = ? AND round = ?').run(runId, round);
+    else if (phase === 'evaluate')
+      this.db.prepare('DELETE FROM evaluations WHERE run_id = ? AND round = ?').run(runId, round);
+    else if (phase === 'statistics') this.db.prepare('DELETE FROM statistics WHERE run_id = ?').run(runId);
+  }
+
+  /** What each registered participant said about itself when it last registered (JSON), by id. */
+  listParticipantInfo(): { id: string; info_json: string | null }[] {
+    return this.db.prepare('SELECT id, info_json FROM participants ORDER BY id').all() as {
+      id: string;
+      info_json: string | null;
+    }[];
+  }
+
   insertUpdate(row: UpdateRow): void {
     this.db
       .prepare(
@@ -528,10 +555,12 @@ export class SqliteStore {
       .run(row);
   }
 
-  listStatistics(runId: string): { participant: string; stats_json: string }[] {
+  listStatistics(runId: string): { task_id: string; participant: string; stats_json: string }[] {
     return this.db
-      .prepare('SELECT participant, stats_json FROM statistics WHERE run_id = ? ORDER BY participant')
-      .all(runId) as { participant: string; stats_json: string }[];
+      .prepare(
+        'SELECT task_id, participant, stats_json FROM statistics WHERE run_id = ? ORDER BY participant',
+      )
+      .all(runId) as { task_id: string; participant: string; stats_json: string }[];
   }
 
   /**

@@ -7,7 +7,8 @@
  *   ca/ca.crt, ca/ca.key              the consortium CA (key mode 0600)
  *   coordinator/server.crt|key        the coordinator's TLS identity; coordinator/state/ its store
  *   coordinator/log.key               the audit log's Ed25519 key (signs checkpoints)
- *   coordinator/endpoint.json         where a running coordinator listens
+ *   coordinator/endpoint.json         where a running coordinator listens (its URL and pid)
+ *   coordinator/coordinator.lock      held by the running coordinator (workspace-lock.ts)
  *   operators/<id>/client.crt|key     operator identities (start runs, read status)
  *   institutions/<id>/client.crt|key  one mTLS identity per institution (CN = institution id)
  *   institutions/<id>/identity.crt|key  its Ed25519 signing identity for secure aggregation
@@ -18,7 +19,7 @@
  * twelve times as long.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
@@ -96,6 +97,12 @@ export interface Workspace {
   /** The audit log's Ed25519 private key (PKCS#8 PEM, secret; coordinator/log.key). */
   logSigningKey(): string;
   endpointFile(): string;
+  /** The running coordinator's exclusive lock on this workspace. */
+  coordinatorLockFile(): string;
+  /** Records where the coordinator listens (written whole: a reader never sees half a file). */
+  writeEndpoint(url: string, pid: number): void;
+  /** Removes the endpoint file if it still names `pid` (never another coordinator's). */
+  removeEndpoint(pid: number): void;
   /** The URL a running coordinator wrote to endpoint.json. Throws UNAVAILABLE when absent. */
   readEndpoint(): string;
 }
@@ -328,6 +335,23 @@ export function openWorkspace(dir: string): Workspace {
     },
     logSigningKey: () => read('coordinator', 'log.key'),
     endpointFile: () => join(dir, 'coordinator', 'endpoint.json'),
+    coordinatorLockFile: () => join(dir, 'coordinator', 'coordinator.lock'),
+    writeEndpoint: (url, pid) => {
+      const file = join(dir, 'coordinator', 'endpoint.json');
+      const temporary = `${file}.${pid}.tmp`;
+      writeFileSync(temporary, `${JSON.stringify({ url, pid })}\n`);
+      renameSync(temporary, file);
+    },
+    removeEndpoint: (pid) => {
+      const file = join(dir, 'coordinator', 'endpoint.json');
+      let recorded: unknown;
+      try {
+        recorded = (JSON.parse(readFileSync(file, 'utf8')) as { pid?: unknown }).pid;
+      } catch {
+        return;
+      }
+      if (recorded === pid) rmSync(file, { force: true });
+    },
     readEndpoint: () => {
       try {
         const url = (

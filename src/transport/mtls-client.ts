@@ -15,6 +15,8 @@ export interface MtlsClientOptions {
   readonly caPem: string;
   /** Upper bound on any response body, in bytes. */
   readonly maxResponseBytes?: number;
+  /** Headers sent with every request (a participant's session id). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface HttpResult<T> {
@@ -63,7 +65,7 @@ export function createMtlsClient(options: MtlsClientOptions): MtlsClient {
         method,
         dispatcher: agent,
         body,
-        headers: contentType ? { 'content-type': contentType } : {},
+        headers: { ...options.headers, ...(contentType ? { 'content-type': contentType } : {}) },
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });

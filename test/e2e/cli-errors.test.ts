@@ -86,6 +86,7 @@ const LEAF_COMMANDS = [
   ['run', 'start'],
   ['run', 'plan'],
   ['run', 'release'],
+  ['run', 'cancel'],
   ['status'],
   ['metrics'],
   ['model', 'export'],

@@ -120,6 +120,13 @@ const ROUTES: readonly Route[] = [
     expect: invalid,
   },
   {
+    name: 'POST /v1/runs/:runId/cancel',
+    allowed: ['operator'],
+    // Under a policy this proposes a cancel-run; a run that does not exist is refused first.
+    call: (c) => c.postJson('/v1/runs/none/cancel', {}),
+    expect: notFound,
+  },
+  {
     name: 'GET /v1/runs',
     allowed: ['operator', 'data-steward'],
     call: (c) => c.getJson('/v1/runs'),

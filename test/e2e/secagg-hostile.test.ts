@@ -261,7 +261,8 @@ describe('hostile secure-aggregation results', () => {
       async () => {
         const a = db
           .prepare(
-            "SELECT * FROM secagg_attempts WHERE run_id = 'hostile' AND round = 1 AND outcome != 'running'",
+            // 'unmasking' is not an outcome yet: the attempt is still in its last stage.
+            "SELECT * FROM secagg_attempts WHERE run_id = 'hostile' AND round = 1 AND outcome NOT IN ('running', 'unmasking')",
           )
           .get() as { outcome: string; survivors_json: string; reason: string | null } | undefined;
         const r = db.prepare("SELECT model_out FROM rounds WHERE run_id = 'hostile' AND round = 1").get() as
