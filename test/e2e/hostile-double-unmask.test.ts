@@ -19,6 +19,7 @@ import {
   computeFeatureStats,
   deriveStandardization,
   loadTable,
+  computeSchemaDigest,
   parseDataSchema,
 } from '../../src/data/index.ts';
 import { describeLayout, initializeWeights, parseModelSpec } from '../../src/models/index.ts';
@@ -86,6 +87,7 @@ describe('a coordinator that unmasks one round twice', () => {
       modelSpec: { kind: 'logistic', inputDim: 30 },
       train: { epochs: 1, batchSize: 16, learningRate: 0.1, optimizer: 'sgd', proximalMu: 0 },
       standardization: { mean: [...std.mean], std: [...std.std] },
+      dataSchemaDigest: computeSchemaDigest(schema),
       quantization: { ringBits: 32, clipRange: 1, scale: 2 ** 16 },
       maxWeight: 1000,
       segments: SEGMENTS,
@@ -149,7 +151,7 @@ describe('a coordinator that unmasks one round twice', () => {
   it('a second unmasking of the same round is refused', { timeout: 180_000 }, async () => {
     // Attempt 0 of round 1: all four, complete; the double unmasks S₀ = alpha + beta + delta + gamma.
     const first = await script.openAttempt({ round: 1, attempt: 0, cohort: COHORT });
-    assert.equal(first.answer.kind, 'secagg-train');
+    assert.equal(first.answer.kind, 'secagg-train', JSON.stringify(first.answer).slice(0, 400));
     const s0 = await script.completeAttempt(first);
     assert.deepEqual([...s0.survivors].sort(), COHORT);
     assert.ok(

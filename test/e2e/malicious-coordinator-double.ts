@@ -402,6 +402,8 @@ export function createSecAggScript(input: {
   readonly modelSpec: Record<string, unknown>;
   readonly train: Extract<Task, { kind: 'secagg-train' }>['train'];
   readonly standardization: { mean: number[]; std: number[] };
+  /** The data schema digest the tasks name (sites refuse a task naming none or another). */
+  readonly dataSchemaDigest: string;
   readonly quantization: SecAggContextWire['quantization'];
   readonly maxWeight: number;
   readonly segments: SecAggContextWire['segments'];
@@ -522,6 +524,7 @@ export function createSecAggScript(input: {
         modelSpec: input.modelSpec,
         train: input.train,
         standardization: input.standardization,
+        dataSchemaDigest: input.dataSchemaDigest,
         seed: `${input.run}/train/${round}/${attempt}/${real}`,
         modelLog: { index: input.modelLogIndex },
         secagg: wire,

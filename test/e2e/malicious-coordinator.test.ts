@@ -18,6 +18,7 @@ import { createSeededRng, signEd25519 } from '../../src/crypto/index.ts';
 import {
   applyStandardization,
   computeFeatureStats,
+  computeSchemaDigest,
   deriveStandardization,
   loadTable,
   parseDataSchema,
@@ -56,6 +57,7 @@ const MAX_WEIGHT = 1000;
 const RESULT_TIMEOUT_MS = 20_000;
 
 const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const SCHEMA_DIGEST = computeSchemaDigest(parseDataSchema(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8'))));
 
 function createSegments() {
   const segments: { name: string; offsetWords: number; lengthWords: number }[] = [];
@@ -229,6 +231,7 @@ describe('a malicious coordinator against a real participant process', () => {
       modelSpec: { kind: 'logistic', inputDim: 30 },
       train: TRAIN,
       standardization,
+      dataSchemaDigest: SCHEMA_DIGEST,
       seed: `${RUN}/train/${round}/${attempt}`,
       modelLog: { index: logIndexOf((options.realModel ?? modelRef).sha256) },
       secagg: wire,
@@ -644,6 +647,7 @@ describe('a malicious coordinator against a real participant process', () => {
       modelSpec: { kind: 'logistic', inputDim: 30 },
       train: TRAIN,
       standardization,
+      dataSchemaDigest: SCHEMA_DIGEST,
       seed: `${RUN}/train/${round}/0`,
       modelLog: { index: logIndexOf(modelRef.sha256) },
       secagg: wire,
