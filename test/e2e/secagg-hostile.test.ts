@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { EntenteError } from '../../src/core/index.ts';
 import { createSeededRng } from '../../src/crypto/index.ts';
-import { loadTable, parseDataSchema, splitTrainTest } from '../../src/data/index.ts';
+import { computeSchemaDigest, loadTable, parseDataSchema, splitTrainTest } from '../../src/data/index.ts';
 import { type Task, createBlobRef, taskSchema } from '../../src/protocol/index.ts';
 import {
   ParticipantSession,
@@ -60,10 +60,12 @@ describe('hostile secure-aggregation results', () => {
       await mallory.destroy();
     });
     const signing = setup.ws.institutionSigningIdentity(MALLORY);
+    // Mallory registers like a site with the same records' schema (sites that follow another are left out).
     await mallory.postJson('/v1/participants/register', {
       protocol: 'entente/1',
       trainers: ['builtin'],
       software: 'test',
+      dataSchemaDigest: computeSchemaDigest(parseDataSchema(JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')))),
     });
     const heartbeat = setInterval(() => void mallory.postJson('/v1/heartbeat', {}).catch(() => {}), 1000);
     after(() => clearInterval(heartbeat));
