@@ -47,8 +47,16 @@ export interface ClassificationMetrics {
   /** confusion[true][predicted], predicted = argmax (lowest index on ties). */
   readonly confusion: readonly (readonly number[])[];
   readonly perClass: readonly ClassMetrics[];
-  readonly macro: { readonly precision: number | null; readonly recall: number | null; readonly f1: number | null };
-  readonly micro: { readonly precision: number | null; readonly recall: number | null; readonly f1: number | null };
+  readonly macro: {
+    readonly precision: number | null;
+    readonly recall: number | null;
+    readonly f1: number | null;
+  };
+  readonly micro: {
+    readonly precision: number | null;
+    readonly recall: number | null;
+    readonly f1: number | null;
+  };
   /** Binary: of the positive class. Multi-class: the unweighted mean of one-vs-rest AUCs. Null if undefined. */
   readonly rocAuc: number | null;
   /** Binary: of the positive class. Multi-class: macro one-vs-rest. Null if undefined. */
