@@ -13,6 +13,8 @@ const id = z.string().min(1).max(64);
 const text = z.string().max(2000);
 const runRound = { run: id, round: z.number().int().min(0) };
 const attempt = z.number().int().min(0);
+/** A secure sum of a run's statistics or evaluation phase (absent: its training round). */
+const phase = z.enum(['statistics', 'evaluate']).optional();
 
 /** The fields of each kind of entry (besides kind, index, at, prev). */
 export const logEntryBodies = {
@@ -99,6 +101,7 @@ export const logEntryBodies = {
   'round-started': z.strictObject({
     ...runRound,
     attempt,
+    phase,
     modelIn: hex64,
     cohort: z.array(id),
     protocol: z.enum(['secagg', 'none']),
@@ -108,6 +111,7 @@ export const logEntryBodies = {
   'keys-advertised': z.strictObject({
     ...runRound,
     attempt,
+    phase,
     sessionId: hex64,
     adverts: z.array(
       z.strictObject({
@@ -121,6 +125,7 @@ export const logEntryBodies = {
   'survivors-fixed': z.strictObject({
     ...runRound,
     attempt,
+    phase,
     sessionId: hex64,
     sharedKeys: z.array(id),
     survivors: z.array(id),
@@ -130,13 +135,14 @@ export const logEntryBodies = {
   'update-committed': z.strictObject({
     ...runRound,
     attempt,
+    phase,
     participant: id,
     modelIn: hex64,
     sha256: hex64,
     sessionId: z.string().max(128),
     signature: z.string().max(200),
   }),
-  'round-aborted': z.strictObject({ ...runRound, attempt, reason: text }),
+  'round-aborted': z.strictObject({ ...runRound, attempt, phase, reason: text }),
   'aggregate-computed': z.strictObject({
     ...runRound,
     attempt,

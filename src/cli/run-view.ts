@@ -21,6 +21,8 @@ export interface RunView {
   failure?: { code: string; round: number; attempt: number; message: string } | null;
   secureAggregation: {
     round: number;
+    /** train, statistics or evaluate (absent from views of older coordinators: train). */
+    phase?: string;
     attempt: number;
     cohort: string[];
     survivors: string[] | null;
@@ -77,7 +79,9 @@ export function collectRoundMetrics(view: RunView): RoundMetrics[] {
   const out: RoundMetrics[] = [];
   for (const r of view.rounds) {
     // Under secure aggregation the cohort is that of the round's last attempt.
-    const attempt = view.secureAggregation.filter((a) => a.round === r.round).at(-1);
+    const attempt = view.secureAggregation
+      .filter((a) => a.round === r.round && (a.phase ?? 'train') === 'train')
+      .at(-1);
     out.push({
       round: r.round,
       phase: 'train',

@@ -45,6 +45,7 @@ import {
   describeRefusals,
   createRunState,
   parseRunConfig,
+  planSecAggCohort,
   resumeRun,
   stepRun,
 } from '../protocol/index.ts';
@@ -57,7 +58,6 @@ import {
   type VectorSegment,
   CLIP_INDICATOR_SEGMENT,
   WEIGHT_SEGMENT,
-  computeDefaultThreshold,
   dequantizeSum,
   readSignedWord,
 } from '../secagg/index.ts';
@@ -67,6 +67,7 @@ import type { AuditLog } from './audit-log.ts';
 import { RefusalSummarizer } from './refusal-summary.ts';
 import { checkSchemaAgreement } from './schema-agreement.ts';
 import { SECAGG_TASK_KINDS, SecAggRound } from './secagg-round.ts';
+import { type SumPhaseOutcome, finishSumAttempt, planSumAttempt } from './secure-sum-phase.ts';
 
 /** Meta key under which the data schema a run's tasks name is kept once its first phase opened. */
 function schemaMetaKey(runId: string): string {
@@ -122,6 +123,8 @@ interface LiveRun {
   schemaRefusal?: string;
   /** The secure-aggregation attempt of the open train phase, if the run uses it. */
   secagg: SecAggRound | undefined;
+  /** The outcome of a finished secure sum of the statistics or evaluate phase, consumed by closePhase. */
+  sumResult?: { outcome: SumPhaseOutcome; contributors: string[]; aggregateMs: number } | undefined;
   /** The unmasked result of a finished secure-aggregation attempt, consumed by closePhase. */
   secaggResult:
     | {
@@ -190,7 +193,6 @@ export class RunEngine {
       this.runs.set(row.id, live);
       if (
         config.secureAggregation.protocol === 'secagg' &&
-        live.state.phase === 'train' &&
         (live.state.status === 'active' || live.state.status === 'closing')
       ) {
         // The attempt's secrets and running sum lived in memory only: abort it cleanly and retry.
@@ -350,11 +352,18 @@ export class RunEngine {
   private abortSecAgg(runId: string, live: LiveRun, reason: string): void {
     const d = live.secagg?.session.describe();
     const current = live.state.attempt ?? 0;
+    const phase = live.state.phase;
     const unmaskingBegan = this.deps.store
       .listSecAggAttempts(runId)
-      .some((a) => a.round === live.state.round && a.attempt === current && a.outcome === 'unmasking');
+      .some(
+        (a) =>
+          a.round === live.state.round &&
+          (a.phase ?? 'train') === phase &&
+          a.attempt === current &&
+          a.outcome === 'unmasking',
+      );
     this.deps.store.finishSecAggAttempt(
-      { run_id: runId, round: live.state.round, attempt: live.state.attempt ?? 0 },
+      { run_id: runId, round: live.state.round, attempt: live.state.attempt ?? 0, phase },
       {
         session_id: live.secagg?.session.sessionId ?? null,
         survivors_json: d ? JSON.stringify(d.survivors) : null,
@@ -367,6 +376,7 @@ export class RunEngine {
     live.secagg?.expire();
     live.secagg = undefined;
     live.secaggResult = undefined;
+    live.sumResult = undefined;
     const { round } = live.state;
     const attempt = live.state.attempt ?? 0;
     this.record(
@@ -388,7 +398,13 @@ export class RunEngine {
     } as const;
     this.step(runId, event, () => {
       for (const kind of SECAGG_TASK_KINDS) this.deps.store.closeOpenTasks(runId, round, kind, 'expired', at);
-      this.deps.audit.append('round-aborted', { run: runId, round, attempt, reason: reason.slice(0, 2000) });
+      this.deps.audit.append('round-aborted', {
+        run: runId,
+        round,
+        attempt,
+        ...(phase === 'train' ? {} : { phase }),
+        reason: reason.slice(0, 2000),
+      });
     });
   }
 
@@ -445,7 +461,12 @@ export class RunEngine {
         store.closeOpenTasksOfRun(runId, 'expired', at);
         if (live.secagg)
           store.finishSecAggAttempt(
-            { run_id: runId, round: live.state.round, attempt: live.state.attempt ?? 0 },
+            {
+              run_id: runId,
+              round: live.state.round,
+              attempt: live.state.attempt ?? 0,
+              phase: live.state.phase,
+            },
             {
               session_id: live.secagg.session.sessionId ?? null,
               survivors_json: null,
@@ -639,6 +660,15 @@ export class RunEngine {
       ? (JSON.parse(row.standardization_json) as Standardization)
       : undefined;
     const issuedAt = now();
+    if (phase !== 'train' && live.config.secureAggregation.protocol === 'secagg') {
+      this.openSumAttempt(runId, live, phase, cohort, {
+        model,
+        modelLogIndex: stored.logIndex,
+        standardization,
+        schemaDigest,
+      });
+      return;
+    }
     if (phase === 'train' && live.config.secureAggregation.protocol === 'secagg') {
       this.openSecAggAttempt(
         runId,
@@ -738,12 +768,16 @@ export class RunEngine {
     schemaDigest: string | undefined,
   ): void {
     const sa = live.config.secureAggregation;
-    const cohort = [...selected].sort().slice(0, sa.maxParticipants);
-    const threshold = sa.threshold ?? computeDefaultThreshold(cohort.length);
-    if (threshold > cohort.length) {
+    const planned = planSecAggCohort({
+      selected,
+      maxParticipants: sa.maxParticipants,
+      threshold: sa.threshold,
+    });
+    if (!planned) {
       live.state = { ...live.state, status: 'waiting' };
       return;
     }
+    const { cohort, threshold } = planned;
     const round = live.state.round;
     const attempt = live.state.attempt ?? 0;
     const segments: VectorSegment[] = [];
@@ -897,6 +931,210 @@ export class RunEngine {
     secagg.start();
   }
 
+  /** Opens one secure-sum attempt of a statistics or evaluate phase (first stage: compute the sums, advertise). */
+  private openSumAttempt(
+    runId: string,
+    live: LiveRun,
+    phase: 'statistics' | 'evaluate',
+    selected: readonly string[],
+    input: {
+      model: BlobRef;
+      modelLogIndex: number | undefined;
+      standardization: Standardization | undefined;
+      schemaDigest: string | undefined;
+    },
+  ): void {
+    const sa = live.config.secureAggregation;
+    const planned = planSecAggCohort({
+      selected,
+      maxParticipants: sa.maxParticipants,
+      threshold: sa.threshold,
+    });
+    if (!planned) {
+      live.state = { ...live.state, status: 'waiting' };
+      return;
+    }
+    const { cohort, threshold } = planned;
+    const round = live.state.round;
+    const attempt = live.state.attempt ?? 0;
+    const plan = planSumAttempt({
+      runId,
+      round,
+      attempt,
+      phase,
+      config: live.config,
+      consortium: this.deps.consortium,
+      cohort,
+      threshold,
+      features: live.layout[0]?.shape[1] ?? 0,
+      model: phase === 'evaluate' ? input.model : undefined,
+      modelLogIndex: input.modelLogIndex,
+      standardization: phase === 'evaluate' ? input.standardization : undefined,
+      schemaDigest: input.schemaDigest,
+    });
+    const started = performance.now();
+    const secagg: SecAggRound = new SecAggRound({
+      deps: {
+        store: this.deps.store,
+        blobs: this.deps.blobs,
+        log: this.deps.log,
+        now: this.deps.now,
+        notify: this.deps.notify,
+        record: (kind, participant, code, message) =>
+          this.record(runId, round, kind, participant, code, message),
+        audit: this.deps.audit,
+      },
+      context: plan.context,
+      phase,
+      pinnedKeyOf: this.deps.pinnedKeyOf,
+      firstStageTimeoutMs: live.config.roundTimeoutMs,
+      stageTimeoutMs: sa.stageTimeoutMs,
+      firstTask: (participant) => plan.task(secagg.taskId('advertise-keys', participant), this.deps.now()),
+      onDone: (outcome) => {
+        if (live.secagg !== secagg) return;
+        if (!outcome.ok) {
+          this.abortSecAgg(runId, live, outcome.reason);
+          return;
+        }
+        let result: SumPhaseOutcome;
+        try {
+          result = finishSumAttempt(plan, live.config, outcome.sum, outcome.survivors.length);
+        } catch (err) {
+          this.abortSecAgg(runId, live, `the unmasked sum was refused: ${(err as Error).message}`);
+          return;
+        }
+        live.secagg = undefined;
+        this.deps.store.finishSecAggAttempt(
+          { run_id: runId, round, attempt, phase },
+          {
+            session_id: secagg.session.sessionId ?? null,
+            survivors_json: JSON.stringify(outcome.survivors),
+            dropped_json: JSON.stringify(outcome.dropped),
+            outcome: 'completed',
+            reason: null,
+            finished_at: this.deps.now(),
+          },
+        );
+        live.sumResult = {
+          outcome: result,
+          contributors: outcome.survivors,
+          aggregateMs: performance.now() - started,
+        };
+        this.record(
+          runId,
+          round,
+          'secagg-completed',
+          null,
+          null,
+          `${phase} round ${round} attempt ${attempt}: secure sum of ${outcome.survivors.length} sites unmasked (threshold ${threshold})`,
+        );
+        this.step(runId, { type: 'close-requested', contributors: outcome.survivors });
+      },
+    });
+    live.secagg = secagg;
+    this.step(runId, { type: 'phase-opened', cohort, deadlineAt: null }, () => {
+      this.deps.store.insertSecAggAttempt({
+        run_id: runId,
+        round,
+        attempt,
+        phase,
+        started_at: this.deps.now(),
+        cohort_json: JSON.stringify(cohort),
+        threshold,
+        ring_bits: 64,
+        session_id: null,
+        survivors_json: null,
+        dropped_json: null,
+        outcome: 'running',
+        reason: null,
+        finished_at: null,
+      });
+      this.deps.audit.append('round-started', {
+        run: runId,
+        round,
+        attempt,
+        phase,
+        modelIn: plan.context.baseModelSha256,
+        cohort,
+        protocol: 'secagg',
+        threshold,
+      });
+    });
+    this.record(
+      runId,
+      round,
+      'secagg-started',
+      null,
+      null,
+      `${phase} round ${round} attempt ${attempt}: secure sum with ${cohort.length} participants, threshold ${threshold}`,
+    );
+    secagg.start();
+  }
+
+  /** Closes a statistics or evaluate phase from its unmasked secure sum. */
+  private closeSumPhase(runId: string, live: LiveRun): void {
+    const { store, now } = this.deps;
+    const { phase, round } = live.state;
+    const result = live.sumResult;
+    if (!result) {
+      this.abortSecAgg(runId, live, 'no unmasked sum is available');
+      return;
+    }
+    live.sumResult = undefined;
+    const at = now();
+    const o = result.outcome;
+    this.step(runId, { type: 'phase-closed' }, () => {
+      if (o.kind === 'statistics') {
+        store.updateRun(runId, { standardization_json: JSON.stringify({ mean: o.mean, std: o.std }) });
+        return;
+      }
+      const headline =
+        o.kind === 'regression'
+          ? { examples: o.metrics.numExamples, loss: o.metrics.mse, accuracy: null }
+          : {
+              examples: o.metrics.overall.rows,
+              loss: o.metrics.overall.logLoss,
+              accuracy: o.metrics.overall.accuracy,
+            };
+      store.upsertRound({
+        run_id: runId,
+        round,
+        evaluated_at: at,
+        eval_examples: headline.examples,
+        eval_loss: headline.loss,
+        eval_accuracy: headline.accuracy,
+      });
+      store.setRoundMetrics(
+        runId,
+        round,
+        JSON.stringify(
+          o.kind === 'regression'
+            ? { mse: o.metrics.mse, mae: o.metrics.mae, rmse: o.metrics.rmse, r2: o.metrics.r2, secure: true }
+            : { ...o.metrics, secure: true },
+        ),
+      );
+      this.deps.audit.append('evaluated', {
+        run: runId,
+        round,
+        examples: headline.examples,
+        loss: headline.loss !== null && Number.isFinite(headline.loss) ? headline.loss : null,
+        accuracy: headline.accuracy,
+      });
+    });
+    this.deps.log.info(
+      {
+        run: runId,
+        phase,
+        round,
+        contributors: result.contributors.length,
+        ms: Math.round(result.aggregateMs),
+      },
+      phase === 'statistics'
+        ? 'federated feature statistics summed securely'
+        : 'round evaluated under secure aggregation',
+    );
+  }
+
   /** Dequantizes the unmasked sum: mean delta = (Σ (w/W)·Δ) · W / Σ w, added to the current model. */
   private computeSecAggMean(
     live: LiveRun,
@@ -1024,10 +1262,11 @@ export class RunEngine {
     const live = this.runs.get(task.run_id);
     if (SECAGG_TASK_KINDS.includes(task.kind)) {
       const attempt = (JSON.parse(task.task_json) as { attempt?: number }).attempt ?? 0;
+      const taskPhase = (JSON.parse(task.task_json) as { phase?: string }).phase ?? 'train';
       if (
         task.status !== 'open' ||
         !live?.secagg ||
-        live.state.phase !== 'train' ||
+        live.state.phase !== taskPhase ||
         live.state.round !== task.round
       ) {
         // Too late for the attempt, but the site trained for it: what that cost its records is kept.
@@ -1213,7 +1452,9 @@ export class RunEngine {
     const { phase, round } = live.state;
     const row = store.getRun(runId)!;
     const at = now();
-    if (phase === 'train' && live.config.secureAggregation.protocol === 'secagg') {
+    if (phase !== 'train' && live.config.secureAggregation.protocol === 'secagg') {
+      this.closeSumPhase(runId, live);
+    } else if (phase === 'train' && live.config.secureAggregation.protocol === 'secagg') {
       const result = live.secaggResult;
       if (!result) {
         this.abortSecAgg(runId, live, 'no unmasked sum is available');
@@ -1722,6 +1963,8 @@ export class RunEngine {
     const charges = this.deps.store.listPrivacyCharges(runId);
     const secureAggregation = this.deps.store.listSecAggAttempts(runId).map((a) => ({
       round: a.round,
+      /** train, or the secure sum of the statistics or evaluate phase. */
+      phase: a.phase ?? 'train',
       attempt: a.attempt,
       cohort: JSON.parse(a.cohort_json) as string[],
       threshold: a.threshold,
@@ -1733,7 +1976,7 @@ export class RunEngine {
       reason: a.reason,
       /** What each site reported this attempt cost it: charged (it trained) or reused (nothing new). */
       charges: charges
-        .filter((c) => c.round === a.round && c.attempt === a.attempt)
+        .filter((c) => (a.phase ?? 'train') === 'train' && c.round === a.round && c.attempt === a.attempt)
         .map((c) => {
           const report = JSON.parse(c.report_json) as PrivacyReport;
           const charged = report.chargedAttempt === undefined || report.chargedAttempt === a.attempt;

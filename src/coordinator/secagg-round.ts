@@ -45,7 +45,10 @@ const STAGE_KIND: Record<SecAggStage, Task['kind']> = {
   unmasking: 'secagg-unmasking',
 };
 
-export const SECAGG_TASK_KINDS: readonly string[] = Object.values(STAGE_KIND);
+export const SECAGG_TASK_KINDS: readonly string[] = [...Object.values(STAGE_KIND), 'secagg-sum'];
+
+/** The secure sum of a run's statistics or evaluate phase (absent: a training round's delta). */
+export type SumPhase = 'statistics' | 'evaluate';
 
 export class SecAggRound {
   readonly session: ServerSession;
@@ -63,10 +66,13 @@ export class SecAggRound {
   private readonly refusalReasons: string[] = [];
   private readonly onDone: (outcome: SecAggOutcome) => void;
   private readonly firstTask: (participant: string) => Task;
+  readonly phase: SumPhase | undefined;
 
   constructor(input: {
     deps: SecAggRoundDeps;
     context: SecAggRoundContext;
+    /** A secure sum of this phase instead of a training delta (first-stage task kind 'secagg-sum'). */
+    phase?: SumPhase;
     /** Members' identity keys as pinned in the audit log (adverts are verified against them). */
     pinnedKeyOf: PinnedKeyResolver;
     firstStageTimeoutMs: number;
@@ -76,6 +82,7 @@ export class SecAggRound {
   }) {
     this.deps = input.deps;
     this.ctx = input.context;
+    this.phase = input.phase;
     this.session = new ServerSession({
       context: input.context,
       pinnedKeyOf: input.pinnedKeyOf,
@@ -95,7 +102,18 @@ export class SecAggRound {
   }
 
   taskId(stage: SecAggStage, participant: string): string {
-    return `${this.ctx.runId}.r${this.ctx.round}.a${this.ctx.attempt}.${stage}.${participant}`;
+    const phase = this.phase ? `${this.phase}.` : '';
+    return `${this.ctx.runId}.r${this.ctx.round}.${phase}a${this.ctx.attempt}.${stage}.${participant}`;
+  }
+
+  /** What every log entry of this attempt names: run, round, attempt and (for a secure sum) its phase. */
+  private where() {
+    return {
+      run: this.ctx.runId,
+      round: this.ctx.round,
+      attempt: this.ctx.attempt,
+      ...(this.phase ? { phase: this.phase } : {}),
+    };
   }
 
   private writeTasks(participants: readonly string[], build: (p: string) => Task): void {
@@ -126,6 +144,7 @@ export class SecAggRound {
       runId: this.ctx.runId,
       round: this.ctx.round,
       attempt: this.ctx.attempt,
+      ...(this.phase ? { phase: this.phase } : {}),
       issuedAt: this.deps.now(),
     };
   }
@@ -141,6 +160,11 @@ export class SecAggRound {
     const s = this.session;
     switch (result.kind) {
       case 'secagg-train':
+      case 'secagg-sum':
+        if ((result.kind === 'secagg-sum') !== (this.phase !== undefined))
+          throw new EntenteError('INVALID_MESSAGE', `kind "${result.kind}" does not match the task`, {
+            field: 'kind',
+          });
         await s.acceptAdvert(participant, result.advert);
         break;
       case 'secagg-share-keys':
@@ -199,9 +223,7 @@ export class SecAggRound {
       ref.chunks.map((c) => c.sha256),
     );
     this.deps.audit.append('update-committed', {
-      run: this.ctx.runId,
-      round: this.ctx.round,
-      attempt: this.ctx.attempt,
+      ...this.where(),
       participant,
       modelIn: this.ctx.baseModelSha256,
       sha256: ref.sha256,
@@ -302,9 +324,7 @@ export class SecAggRound {
         else {
           const digest = (text: string): string => createHash('sha256').update(text).digest('hex');
           this.deps.audit.append('keys-advertised', {
-            run: this.ctx.runId,
-            round: this.ctx.round,
-            attempt: this.ctx.attempt,
+            ...this.where(),
             sessionId: s.sessionId!,
             adverts: v.value.adverts.map((a) => ({
               participant: a.participant,
@@ -341,9 +361,7 @@ export class SecAggRound {
         if (!v.ok) failure = v.reason;
         else {
           this.deps.audit.append('survivors-fixed', {
-            run: this.ctx.runId,
-            round: this.ctx.round,
-            attempt: this.ctx.attempt,
+            ...this.where(),
             sessionId: s.sessionId!,
             sharedKeys: s.describe().u2,
             survivors: v.value.survivors,
@@ -411,6 +429,7 @@ export class SecAggRound {
           run_id: this.ctx.runId,
           round: this.ctx.round,
           attempt: this.ctx.attempt,
+          ...(this.phase ? { phase: this.phase } : {}),
         });
       }
       this.deadlineAt = this.deps.now() + this.stageTimeoutMs;

@@ -310,7 +310,7 @@ export class LogWitness {
         }
         if (entry.kind === 'model-released')
           closed.push({ run: entry.run, round: entry.round, attempt: null });
-        if (entry.kind === 'round-aborted')
+        if (entry.kind === 'round-aborted' && !entry.phase)
           closed.push({ run: entry.run, round: entry.round, attempt: entry.attempt });
       }
     }

@@ -35,7 +35,10 @@ import {
   SESSION_HEADER,
   type Standardization,
   type PrivacyReport,
+  type SecAggSumTask,
   type SecAggTrainTask,
+  buildSecureSumContext,
+  encodeSecureSum,
   type TrainTask,
   type Task,
   type TaskResult,
@@ -77,6 +80,12 @@ import { checkTaskConformance, checkTaskSchemaDigest } from './task-conformance.
 import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
 import { chooseTrainingRandomness } from './training-randomness.ts';
 import { openUnmaskedRounds } from './unmasked-rounds.ts';
+import {
+  type EvaluationRowsSource,
+  computeEvaluationValues,
+  computeStatisticsValues,
+  selectAnnotatedRows,
+} from './secure-sum-vector.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
 export interface ParticipantOptions {
@@ -86,6 +95,13 @@ export interface ParticipantOptions {
   readonly identity: TlsIdentity | (() => TlsIdentity);
   /** All of this institution's records; a held-out part is kept for federated evaluation. */
   readonly data: LabeledData;
+  /**
+   * What its data schema says about each row of `data` beyond features and label: the sensitive
+   * attribute's group and slice membership (private evaluation reports fairness and slices from them).
+   */
+  readonly dataAnnotations?: Omit<EvaluationRowsSource, 'data'>;
+  /** The rows this site evaluates on (`--eval-data`); default: its held-out share of `data`. */
+  readonly evaluationRows?: EvaluationRowsSource;
   /** Label classes of its data schema (declared at registration; default: the largest label + 1). */
   readonly dataClasses?: number;
   readonly holdoutFraction?: number;
@@ -218,8 +234,10 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         options.data.y.reduce((m, v) => Math.max(m, v + 1), 0),
       ),
   };
-  const sessionKey = (runId: string, round: number, attempt: number): string =>
-    `${runId}/${round}/${attempt}`;
+  const sessionKey = (runId: string, round: number, attempt: number, phase = 'train'): string =>
+    `${runId}/${round}/${attempt}/${phase}`;
+  const evaluationRows: EvaluationRowsSource =
+    options.evaluationRows ?? selectAnnotatedRows(split.test, split.testIndices, options.dataAnnotations);
   const witness =
     options.witness && options.signing
       ? new LogWitness({
@@ -690,10 +708,76 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     };
   }
 
-  async function computeSecAggStage(
-    task: Exclude<Task, { kind: 'statistics' | 'train' | 'evaluate' | 'secagg-train' | 'plan' }>,
+  /**
+   * Stage advertise-keys of a secure sum (statistics or evaluation): derive the round context from the
+   * task as the coordinator did, compute this site's sums from its own rows, encode them, then create the
+   * session and its signed advert. Nothing is revealed in the clear.
+   */
+  async function computeSecAggSum(
+    task: SecAggSumTask,
   ): Promise<{ result: TaskResult; chunks: Uint8Array[] }> {
-    const key = sessionKey(task.runId, task.round, task.attempt);
+    const signing = options.signing;
+    if (!signing)
+      throw new EntenteError(
+        'PROTOCOL_VIOLATION',
+        'secagg: this participant has no identity key to sign with',
+        {
+          field: 'secagg',
+        },
+      );
+    if (task.secagg.consortium !== consortium)
+      throw new EntenteError('PROTOCOL_VIOLATION', 'secagg.consortium: not the consortium this site joined', {
+        field: 'secagg.consortium',
+      });
+    const context = buildSecureSumContext(task);
+    const pinned = await pinnedKeysFor(context.cohort, signing.keyPem);
+    const std = task.standardization ? toParams(task.standardization) : undefined;
+    let values: Float64Array;
+    if (task.phase === 'statistics') {
+      const stats = computeStatisticsValues(task, split.train);
+      values = stats.values;
+      if (stats.clipped > 0)
+        log.warn(
+          { run: task.runId, clipped: stats.clipped, maxAbsFeature: task.maxAbsFeature },
+          'feature values were clipped before the statistics sum (reported to this site only)',
+        );
+    } else {
+      if (!task.model)
+        throw new EntenteError('INVALID_MESSAGE', 'model: an evaluation sum names its model', {
+          field: 'model',
+        });
+      const spec = parseModelSpec(task.modelSpec);
+      checkModelFitsData(spec, dataShape, options.institution);
+      if (!task.plan)
+        await checkModelInLog({ runId: task.runId, model: task.model, modelLog: task.modelLog });
+      const weights = await fetchModel(task.model, spec);
+      values = computeEvaluationValues(task, spec, weights, evaluationRows, std);
+    }
+    const { session, advert } = ParticipantSession.create({
+      context,
+      self: options.institution,
+      identityKeyPem: signing.keyPem,
+      pinnedKeyOf: (member) => pinned.get(member),
+      input: encodeSecureSum(task.secureSum, values),
+    });
+    sessions.set(sessionKey(task.runId, task.round, task.attempt, task.phase), session);
+    log.info(
+      { run: task.runId, round: task.round, attempt: task.attempt, phase: task.phase },
+      'sums ready; keys advertised for the secure sum',
+    );
+    return {
+      result: { kind: 'secagg-sum', runId: task.runId, round: task.round, attempt: task.attempt, advert },
+      chunks: [],
+    };
+  }
+
+  async function computeSecAggStage(
+    task: Exclude<
+      Task,
+      { kind: 'statistics' | 'train' | 'evaluate' | 'secagg-train' | 'secagg-sum' | 'plan' }
+    >,
+  ): Promise<{ result: TaskResult; chunks: Uint8Array[] }> {
+    const key = sessionKey(task.runId, task.round, task.attempt, task.phase);
     const session = sessions.get(key);
     if (!session) {
       throw new EntenteError(
@@ -728,8 +812,8 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       }
       const out = session.unmask(task);
       // Durably noted before the shares leave: no other attempt of this round will be served.
-      unmasked.record(task.runId, task.round, task.attempt);
-      updateCache.delete(`${task.runId}/${task.round}`);
+      unmasked.record(task.runId, task.round, task.attempt, task.phase);
+      if (!task.phase) updateCache.delete(`${task.runId}/${task.round}`);
       return {
         result: {
           ...base,
@@ -755,7 +839,8 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       task.kind !== 'statistics' &&
       task.kind !== 'train' &&
       task.kind !== 'evaluate' &&
-      task.kind !== 'secagg-train'
+      task.kind !== 'secagg-train' &&
+      task.kind !== 'secagg-sum'
     )
       return;
     const modelKind =
@@ -764,8 +849,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         : undefined;
     checkSitePolicy(site, {
       kind: task.kind,
-      secureAggregation: task.kind === 'secagg-train',
-      cohortSize: task.kind === 'secagg-train' ? task.secagg.cohort.length : undefined,
+      secureAggregation: task.kind === 'secagg-train' || task.kind === 'secagg-sum',
+      cohortSize:
+        task.kind === 'secagg-train' || task.kind === 'secagg-sum' ? task.secagg.cohort.length : undefined,
       modelKind,
       trainerId: trainer.id,
       trainerDigest: trainer === builtinTrainer ? computeBuiltinTrainerDigest() : undefined,
@@ -797,7 +883,8 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       (task.kind === 'statistics' ||
         task.kind === 'train' ||
         task.kind === 'evaluate' ||
-        task.kind === 'secagg-train')
+        task.kind === 'secagg-train' ||
+        (task.kind === 'secagg-sum' && !task.plan))
     ) {
       if (!checkRunApproved)
         throw new EntenteError(
@@ -817,16 +904,18 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       checkModelFitsData(parseModelSpec(task.modelSpec), dataShape, options.institution);
     if (
       task.kind === 'secagg-train' ||
+      task.kind === 'secagg-sum' ||
       task.kind === 'secagg-share-keys' ||
       task.kind === 'secagg-masked-input' ||
       task.kind === 'secagg-consistency-check' ||
       task.kind === 'secagg-unmasking'
     ) {
-      // At most one unmasked sum per (run, round): no stage of another attempt of a round this site
-      // already unmasked, not even training (which would spend privacy for nothing).
-      unmasked.check(task.runId, task.round, task.attempt);
+      // At most one unmasked sum per (run, round, phase): no stage of another attempt of a round this
+      // site already unmasked, not even training (which would spend privacy for nothing).
+      unmasked.check(task.runId, task.round, task.attempt, task.phase);
     }
     if (task.kind === 'secagg-train') return computeSecAggTrain(task);
+    if (task.kind === 'secagg-sum') return computeSecAggSum(task);
     if (
       task.kind === 'secagg-share-keys' ||
       task.kind === 'secagg-masked-input' ||
@@ -1011,7 +1100,9 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
       throw err;
     }
     log.info({ task: task.taskId }, 'result accepted');
-    if (witness && result.kind === 'secagg-masked-input') {
+    // Commitments of training rounds are followed until the log closes their round; those of secure sums
+    // (statistics, evaluation) are logged with their phase and not followed yet.
+    if (witness && result.kind === 'secagg-masked-input' && !('phase' in task && task.phase)) {
       witness.recordCommitment({
         run: result.runId,
         round: result.round,

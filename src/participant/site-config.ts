@@ -22,7 +22,7 @@ const siteConfigSchema = z.strictObject({
       total: budgetSchema.optional(),
     })
     .optional(),
-  /** Refuse to train unless updates leave this site masked (secure aggregation). */
+  /** Refuse to train, or to reveal its statistics and evaluation figures, except masked in a secure sum. */
   requireSecureAggregation: z.boolean().default(false),
   /** Refuse a secure-aggregation round with a smaller cohort. */
   minParticipants: z.number().int().min(3).max(10_000).optional(),
@@ -105,6 +105,12 @@ export function checkSitePolicy(site: SiteConfig, task: TaskFacts): void {
     refuse(
       'requireSecureAggregation',
       'this site trains only under secure aggregation; the task sends a plain update',
+    );
+  // Its statistics and evaluation figures, too, leave only inside a secure sum.
+  if ((task.kind === 'statistics' || task.kind === 'evaluate') && site.requireSecureAggregation)
+    refuse(
+      'requireSecureAggregation',
+      `this site reveals its own ${task.kind === 'statistics' ? 'feature statistics' : 'evaluation figures'} only inside a secure sum; the task asks for them in the clear`,
     );
   if (
     site.minParticipants !== undefined &&

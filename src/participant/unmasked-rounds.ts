@@ -14,24 +14,30 @@ import { EntenteError } from '../core/errors.ts';
 
 export interface UnmaskedRounds {
   /** The attempt of (run, round) this site released unmasking shares for, if any. */
-  unmaskedAttempt(run: string, round: number): number | undefined;
+  unmaskedAttempt(run: string, round: number, phase?: SumPhase): number | undefined;
   /**
    * Throws PROTOCOL_VIOLATION (field 'attempt') when (run, round) was already unmasked in an attempt
    * other than `attempt`; the same attempt (a repeated stage of the unmasked attempt) passes.
    */
-  check(run: string, round: number, attempt: number): void;
+  check(run: string, round: number, attempt: number, phase?: SumPhase): void;
   /** Records durably that (run, round) is unmasked in `attempt`; call before the shares leave. */
-  record(run: string, round: number, attempt: number): void;
+  record(run: string, round: number, attempt: number, phase?: SumPhase): void;
 }
+
+/** Which sum of a round: its training delta (the default), or its statistics or evaluation sum. */
+export type SumPhase = 'train' | 'statistics' | 'evaluate';
 
 interface Line {
   readonly run: string;
   readonly round: number;
   readonly attempt: number;
   readonly at: number;
+  /** Absent for a training round (lines written before sums of other phases existed). */
+  readonly phase?: SumPhase;
 }
 
-const keyOf = (run: string, round: number): string => `${run}\u0000${round}`;
+const keyOf = (run: string, round: number, phase: SumPhase = 'train'): string =>
+  `${run}\u0000${round}\u0000${phase}`;
 
 function isLine(v: unknown): v is Line {
   const l = v as Line;
@@ -43,7 +49,8 @@ function isLine(v: unknown): v is Line {
     Number.isSafeInteger(l.round) &&
     l.round >= 0 &&
     Number.isSafeInteger(l.attempt) &&
-    l.attempt >= 0
+    l.attempt >= 0 &&
+    (l.phase === undefined || l.phase === 'train' || l.phase === 'statistics' || l.phase === 'evaluate')
   );
 }
 
@@ -69,21 +76,22 @@ export function openUnmaskedRounds(path: string | undefined, now: () => number =
         throw new EntenteError('INVALID_CONFIG', `${path}: line ${i + 1} is not an unmasked-round record`, {
           field: 'unmaskedRounds',
         });
-      const seen = unmasked.get(keyOf(line.run, line.round));
+      const seen = unmasked.get(keyOf(line.run, line.round, line.phase));
       if (seen !== undefined && seen !== line.attempt)
         throw new EntenteError(
           'INVALID_CONFIG',
           `${path}: line ${i + 1} records a second unmasked attempt of run ${line.run} round ${line.round}`,
           { field: 'unmaskedRounds' },
         );
-      unmasked.set(keyOf(line.run, line.round), line.attempt);
+      unmasked.set(keyOf(line.run, line.round, line.phase), line.attempt);
     }
   }
-  const unmaskedAttempt = (run: string, round: number): number | undefined => unmasked.get(keyOf(run, round));
+  const unmaskedAttempt = (run: string, round: number, phase?: SumPhase): number | undefined =>
+    unmasked.get(keyOf(run, round, phase));
   return {
     unmaskedAttempt,
-    check(run, round, attempt) {
-      const done = unmaskedAttempt(run, round);
+    check(run, round, attempt, phase) {
+      const done = unmaskedAttempt(run, round, phase);
       if (done !== undefined && done !== attempt)
         throw new EntenteError(
           'PROTOCOL_VIOLATION',
@@ -91,8 +99,8 @@ export function openUnmaskedRounds(path: string | undefined, now: () => number =
           { field: 'attempt' },
         );
     },
-    record(run, round, attempt) {
-      const done = unmaskedAttempt(run, round);
+    record(run, round, attempt, phase) {
+      const done = unmaskedAttempt(run, round, phase);
       if (done === attempt) return;
       if (done !== undefined)
         throw new EntenteError(
@@ -103,13 +111,20 @@ export function openUnmaskedRounds(path: string | undefined, now: () => number =
       if (path) {
         const fd = openSync(path, 'a', 0o600);
         try {
-          writeSync(fd, `${JSON.stringify({ run, round, attempt, at: now() } satisfies Line)}\n`);
+          const line: Line = {
+            run,
+            round,
+            attempt,
+            at: now(),
+            ...(phase && phase !== 'train' ? { phase } : {}),
+          };
+          writeSync(fd, `${JSON.stringify(line)}\n`);
           fsyncSync(fd);
         } finally {
           closeSync(fd);
         }
       }
-      unmasked.set(keyOf(run, round), attempt);
+      unmasked.set(keyOf(run, round, phase), attempt);
     },
   };
 }

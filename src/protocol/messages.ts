@@ -195,7 +195,34 @@ export const signedAdvertSchema = z.strictObject({
 
 const sealedShareSchema = z.strictObject({ peer: id, sealed: b64(1024) });
 const releasedShareSchema = z.strictObject({ owner: id, share: b64(256) });
-const secAggBase = { ...taskBase, attempt: z.number().int().min(0).max(1_000_000) };
+const secAggBase = {
+  ...taskBase,
+  attempt: z.number().int().min(0).max(1_000_000),
+  /** The run phase a secure sum belongs to; absent for a training round. */
+  phase: z.enum(['statistics', 'evaluate']).optional(),
+};
+
+/** A secure sum's declaration (protocol/secure-sum.ts): segments, their bounds and fixed-point scales. */
+export const secureSumDeclarationSchema = z.strictObject({
+  purpose: z.enum(['statistics', 'evaluation', 'regression-evaluation']),
+  maxRows: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 40),
+  segments: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1).max(200),
+        length: z.number().int().min(1).max(10_000_000),
+        kind: z.enum(['count', 'sum', 'signed-sum']),
+        maxPerRow: finite.positive(),
+        fractionBits: z.number().int().min(0).max(52),
+      }),
+    )
+    .min(1)
+    .max(1000),
+});
 
 /** Stage advertise-keys: train on the model, quantize the update, then advertise signed keys. */
 export const secAggTrainTaskSchema = z.strictObject({
@@ -221,6 +248,33 @@ export const secAggTrainTaskSchema = z.strictObject({
   secagg: secAggContextSchema,
 });
 export type SecAggTrainTask = z.infer<typeof secAggTrainTaskSchema>;
+
+/**
+ * Stage advertise-keys of a secure sum that is not a training delta: compute the declared vector (the
+ * standardization statistics, or the evaluation sums of `model` on the site's evaluation rows), encode
+ * it, then advertise signed keys.
+ */
+export const secAggSumTaskSchema = z.strictObject({
+  ...secAggBase,
+  kind: z.literal('secagg-sum'),
+  phase: z.enum(['statistics', 'evaluate']),
+  secureSum: secureSumDeclarationSchema,
+  /** Statistics: the bound every feature value is clipped to before it is added. */
+  maxAbsFeature: finite.positive().optional(),
+  /** Evaluation: the model, its spec and what is measured (evaluation/evaluation-spec.ts). */
+  model: blobRefSchema.optional(),
+  modelSpec: z.unknown().optional(),
+  evaluation: z.unknown().optional(),
+  /** Regression evaluation: the bound targets and predictions are clipped to. */
+  maxAbsTarget: finite.positive().optional(),
+  /** An evaluation plan's job: the plan's digest and the blinded label the model travels under. */
+  plan: z.strictObject({ digest: sha256, label: z.string().min(1).max(32) }).optional(),
+  standardization: standardizationSchema.optional(),
+  dataSchemaDigest: sha256.optional(),
+  modelLog: z.strictObject({ index: z.number().int().min(0) }).optional(),
+  secagg: secAggContextSchema,
+});
+export type SecAggSumTask = z.infer<typeof secAggSumTaskSchema>;
 
 export const secAggShareKeysTaskSchema = z.strictObject({
   ...secAggBase,
@@ -262,6 +316,7 @@ export const taskSchema = z.discriminatedUnion('kind', [
   trainTaskSchema,
   evaluateTaskSchema,
   secAggTrainTaskSchema,
+  secAggSumTaskSchema,
   secAggShareKeysTaskSchema,
   secAggMaskedInputTaskSchema,
   secAggConsistencyTaskSchema,
@@ -358,6 +413,12 @@ export const secAggTrainResultSchema = z.strictObject({
   advert: signedAdvertSchema,
   privacy: privacyReportSchema.optional(),
 });
+export const secAggSumResultSchema = z.strictObject({
+  ...secAggResultBase,
+  kind: z.literal('secagg-sum'),
+  advert: signedAdvertSchema,
+  privacy: privacyReportSchema.optional(),
+});
 export const secAggShareKeysResultSchema = z.strictObject({
   ...secAggResultBase,
   kind: z.literal('secagg-share-keys'),
@@ -408,6 +469,7 @@ export const taskResultSchema = z.discriminatedUnion('kind', [
   trainResultSchema,
   evaluateResultSchema,
   secAggTrainResultSchema,
+  secAggSumResultSchema,
   secAggShareKeysResultSchema,
   secAggMaskedInputResultSchema,
   secAggConsistencyResultSchema,

@@ -5,9 +5,19 @@
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
 import { type StrategyConfig, parseStrategyConfig } from '../aggregation/index.ts';
-import { type ModelSpec, dpSgdOptionsSchema, parseModelSpec, parseTrainOptions } from '../models/index.ts';
+import {
+  type ModelSpec,
+  countOutputs,
+  dpSgdOptionsSchema,
+  isRegressionSpec,
+  parseModelSpec,
+  parseTrainOptions,
+} from '../models/index.ts';
 import { checkRingCapacity, chooseQuantizationScale } from '../secagg/index.ts';
+import { type EvaluationSpec, createEvaluationLayout, parseEvaluationSpec } from '../evaluation/index.ts';
 import { parseMessage } from './messages.ts';
+import { type SecureSumDeclaration, declareStatisticsSum } from './secure-sum.ts';
+import { SECURE_SUM_DEFAULTS, declareEvaluationSum, declareRegressionSum } from './secure-sum-round.ts';
 
 const runConfigInputSchema = z.strictObject({
   id: z
@@ -83,6 +93,31 @@ const runConfigInputSchema = z.strictObject({
         .optional(),
     })
     .optional(),
+  /**
+   * What each round's evaluation measures beyond loss and accuracy (evaluation/evaluation-spec.ts):
+   * histogram and calibration bins, the sensitive attribute and slices the sites' data schema declares.
+   */
+  evaluation: z
+    .strictObject({
+      scoreBins: z.number().int().min(10).max(100_000).optional(),
+      calibrationBins: z.number().int().min(2).max(1000).optional(),
+      sensitive: z
+        .strictObject({ attribute: z.string().min(1).max(128), values: z.array(z.string()).min(2).max(64) })
+        .optional(),
+      slices: z.array(z.string()).max(32).optional(),
+    })
+    .optional(),
+  /**
+   * Bounds of the secure sums of the statistics and evaluation phases (protocol/secure-sum.ts): the most
+   * rows one site contributes, and the clip of feature values and regression targets.
+   */
+  secureSums: z
+    .strictObject({
+      maxRowsPerSite: z.number().int().min(1).max(1e9).optional(),
+      maxAbsFeature: z.number().finite().positive().max(1e12).optional(),
+      maxAbsTarget: z.number().finite().positive().max(1e12).optional(),
+    })
+    .optional(),
   secureAggregation: z
     .strictObject({
       /** 'secagg': Bonawitz et al. 2017 (the coordinator sees only the sum); 'none': plain updates. */
@@ -139,6 +174,8 @@ export interface RunConfig {
   readonly seed: string;
   readonly dataSchemaDigest?: string | undefined;
   readonly secureAggregation: SecureAggregationConfig;
+  readonly evaluation?: z.infer<typeof runConfigInputSchema>['evaluation'];
+  readonly secureSums?: z.infer<typeof runConfigInputSchema>['secureSums'];
   readonly clientDp?:
     | {
         readonly clipNorm: number;
@@ -292,10 +329,60 @@ export function parseRunConfig(input: unknown): RunConfig {
       });
     }
   }
-  return deepFreeze({
+  const config: RunConfig = {
     ...base,
     model,
     strategy,
     secureAggregation: { ...sa, scale: base.clientDp ? sa.scale! : scale },
+  };
+  // The secure sums of statistics and evaluation must fit the ring for the largest cohort: checked now.
+  if (sa.protocol === 'secagg') {
+    if (base.standardize === 'federated') declareRunStatisticsSum(config, 1, sa.maxParticipants);
+    if (base.evaluate) declareRunEvaluationSum(config, sa.maxParticipants);
+  }
+  return deepFreeze(config);
+}
+
+/** What each evaluation of `config` measures (numClasses from its model). Throws INVALID_CONFIG. */
+export function selectRunEvaluationSpec(config: RunConfig): EvaluationSpec {
+  const e = config.evaluation ?? {};
+  try {
+    return parseEvaluationSpec({ numClasses: Math.max(2, countOutputs(config.model)), ...e });
+  } catch (err) {
+    if (err instanceof EntenteError)
+      throw new EntenteError('INVALID_CONFIG', err.message.replace(/^evaluation/, 'run.evaluation'), {
+        field: `run.${err.field ?? 'evaluation'}`,
+      });
+    throw err;
+  }
+}
+
+/** The statistics phase's secure sum for `features` input columns and a cohort of `cohortSize`. */
+export function declareRunStatisticsSum(
+  config: RunConfig,
+  features: number,
+  cohortSize: number,
+): SecureSumDeclaration {
+  return declareStatisticsSum({
+    features,
+    maxRows: config.secureSums?.maxRowsPerSite ?? SECURE_SUM_DEFAULTS.maxRowsPerSite,
+    maxAbsFeature: config.secureSums?.maxAbsFeature ?? SECURE_SUM_DEFAULTS.maxAbsFeature,
+    cohortSize,
+  });
+}
+
+/** An evaluate phase's secure sum: the evaluation layout, or a regression model's five sums. */
+export function declareRunEvaluationSum(config: RunConfig, cohortSize: number): SecureSumDeclaration {
+  const maxRows = config.secureSums?.maxRowsPerSite ?? SECURE_SUM_DEFAULTS.maxRowsPerSite;
+  if (isRegressionSpec(config.model))
+    return declareRegressionSum({
+      maxRows,
+      maxAbsTarget: config.secureSums?.maxAbsTarget ?? SECURE_SUM_DEFAULTS.maxAbsTarget,
+      cohortSize,
+    });
+  return declareEvaluationSum({
+    layout: createEvaluationLayout(selectRunEvaluationSpec(config)),
+    maxRows,
+    cohortSize,
   });
 }

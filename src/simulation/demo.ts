@@ -70,7 +70,13 @@ interface RunView {
   model: BlobRef;
   standardization: { mean: number[]; std: number[] } | null;
   rounds: { round: number; evalAccuracy: number | null; trainLoss: number | null; modelOut: string | null }[];
-  secureAggregation: { round: number; threshold: number; outcome: string; cohort: string[] }[];
+  secureAggregation: {
+    round: number;
+    phase?: string;
+    threshold: number;
+    outcome: string;
+    cohort: string[];
+  }[];
   privacy: Record<string, { epsilonRun: number | null }>;
 }
 
@@ -398,7 +404,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     secureAggregation: {
       protocol: view.secureAggregation.length > 0 ? 'secagg' : 'none',
       thresholds: [...new Set(view.secureAggregation.map((a) => a.threshold))],
-      completed: view.secureAggregation.filter((a) => a.outcome === 'completed').length,
+      completed: view.secureAggregation.filter(
+        (a) => a.outcome === 'completed' && (a.phase ?? 'train') === 'train',
+      ).length,
       aborted: view.secureAggregation.filter((a) => a.outcome === 'aborted').length,
     },
   };

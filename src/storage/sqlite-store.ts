@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS secagg_attempts (
   run_id TEXT NOT NULL, round INTEGER NOT NULL, attempt INTEGER NOT NULL, started_at INTEGER NOT NULL,
   cohort_json TEXT NOT NULL, threshold INTEGER NOT NULL, ring_bits INTEGER NOT NULL, session_id TEXT,
   survivors_json TEXT, dropped_json TEXT, outcome TEXT NOT NULL, reason TEXT, finished_at INTEGER,
-  PRIMARY KEY (run_id, round, attempt)
+  phase TEXT NOT NULL DEFAULT 'train',
+  PRIMARY KEY (run_id, round, phase, attempt)
 );
 CREATE TABLE IF NOT EXISTS log_entries (
   idx INTEGER PRIMARY KEY, body BLOB NOT NULL, leaf_hash BLOB NOT NULL
@@ -99,6 +100,8 @@ export interface SecAggAttemptRow {
   run_id: string;
   round: number;
   attempt: number;
+  /** train, or the secure sum of a statistics or evaluate phase. */
+  phase?: string;
   started_at: number;
   cohort_json: string;
   threshold: number;
@@ -651,15 +654,15 @@ export class SqliteStore {
     this.db
       .prepare(
         `INSERT OR REPLACE INTO secagg_attempts (run_id, round, attempt, started_at, cohort_json, threshold, ring_bits,
-           session_id, survivors_json, dropped_json, outcome, reason, finished_at)
+           session_id, survivors_json, dropped_json, outcome, reason, finished_at, phase)
          VALUES (@run_id, @round, @attempt, @started_at, @cohort_json, @threshold, @ring_bits, @session_id,
-           @survivors_json, @dropped_json, @outcome, @reason, @finished_at)`,
+           @survivors_json, @dropped_json, @outcome, @reason, @finished_at, @phase)`,
       )
-      .run(row);
+      .run({ ...row, phase: row.phase ?? 'train' });
   }
 
   finishSecAggAttempt(
-    key: { run_id: string; round: number; attempt: number },
+    key: { run_id: string; round: number; attempt: number; phase?: string },
     end: Pick<
       SecAggAttemptRow,
       'session_id' | 'survivors_json' | 'dropped_json' | 'outcome' | 'reason' | 'finished_at'
@@ -669,23 +672,25 @@ export class SqliteStore {
       .prepare(
         `UPDATE secagg_attempts SET session_id = @session_id, survivors_json = @survivors_json,
            dropped_json = @dropped_json, outcome = @outcome, reason = @reason, finished_at = @finished_at
-         WHERE run_id = @run_id AND round = @round AND attempt = @attempt`,
+         WHERE run_id = @run_id AND round = @round AND attempt = @attempt AND phase = @phase`,
       )
-      .run({ ...key, ...end });
+      .run({ ...key, phase: key.phase ?? 'train', ...end });
   }
 
   /** The attempt reached its unmasking stage (shares of secrets were asked for): it will not be retried. */
-  markSecAggAttemptUnmasking(key: { run_id: string; round: number; attempt: number }): void {
+  markSecAggAttemptUnmasking(key: { run_id: string; round: number; attempt: number; phase?: string }): void {
     this.db
       .prepare(
-        "UPDATE secagg_attempts SET outcome = 'unmasking' WHERE run_id = @run_id AND round = @round AND attempt = @attempt",
+        "UPDATE secagg_attempts SET outcome = 'unmasking' WHERE run_id = @run_id AND round = @round AND attempt = @attempt AND phase = @phase",
       )
-      .run(key);
+      .run({ ...key, phase: key.phase ?? 'train' });
   }
 
   listSecAggAttempts(runId: string): SecAggAttemptRow[] {
     return this.db
-      .prepare('SELECT * FROM secagg_attempts WHERE run_id = ? ORDER BY round, attempt')
+      .prepare(
+        "SELECT * FROM secagg_attempts WHERE run_id = ? ORDER BY round, CASE phase WHEN 'statistics' THEN 0 WHEN 'train' THEN 1 ELSE 2 END, attempt",
+      )
       .all(runId) as SecAggAttemptRow[];
   }
 

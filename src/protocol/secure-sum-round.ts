@@ -1,0 +1,163 @@
+/**
+ * One secure-sum round as both sides see it, computed in one place: the cohort and threshold of an
+ * attempt, the masked vector's segments, and the round context every party derives from a `secagg-sum`
+ * task (the coordinator when it writes the task, each participant when it reads it), so both agree on
+ * the configuration digest bit for bit (secagg/round-context.ts).
+ */
+import { createHash } from 'node:crypto';
+import { EntenteError } from '../core/errors.ts';
+import { canonicalizeJson } from '../crypto/canonical-json.ts';
+import { type SecAggRoundContext, checkRoundContext, computeDefaultThreshold } from '../secagg/index.ts';
+import type { SecAggContextWire, SecAggSumTask } from './messages.ts';
+import {
+  type SecureSumDeclaration,
+  type SumSegmentBound,
+  declareSecureSum,
+  toVectorSegments,
+} from './secure-sum.ts';
+
+/** Defaults of the bounds a secure sum declares when the run says nothing. */
+export const SECURE_SUM_DEFAULTS = {
+  /** Rows one site may evaluate or describe in one secure sum. */
+  maxRowsPerSite: 100_000,
+  /** Every feature value is clipped to ±maxAbsFeature before it enters the statistics sum. */
+  maxAbsFeature: 10_000,
+  /** Regression targets and predictions are clipped to ±maxAbsTarget in the evaluation sums. */
+  maxAbsTarget: 10_000,
+} as const;
+
+/**
+ * The cohort and threshold of one secure-aggregation attempt: the selected institutions sorted and
+ * capped at maxParticipants, the threshold given or floor(2n/3)+1. Null when the cohort cannot reach
+ * the threshold (the phase waits).
+ */
+export function planSecAggCohort(input: {
+  readonly selected: readonly string[];
+  readonly maxParticipants: number;
+  readonly threshold?: number | undefined;
+}): { readonly cohort: string[]; readonly threshold: number } | null {
+  const cohort = [...new Set(input.selected)].sort().slice(0, input.maxParticipants);
+  const threshold = input.threshold ?? computeDefaultThreshold(cohort.length);
+  if (cohort.length < 3 || threshold > cohort.length) return null;
+  return { cohort, threshold };
+}
+
+/** The evaluation sums as a secure-sum declaration: the layout's segments with their per-row bounds. */
+export function declareEvaluationSum(input: {
+  /** The evaluation layout's segments (evaluation/evaluation-layout.ts), each with its per-row bound. */
+  readonly layout: { readonly segments: readonly SumSegmentBound[] };
+  readonly maxRows: number;
+  readonly cohortSize: number;
+}): SecureSumDeclaration {
+  return declareSecureSum({
+    purpose: 'evaluation',
+    maxRows: input.maxRows,
+    cohortSize: input.cohortSize,
+    segments: input.layout.segments.map((s) => ({
+      name: s.name,
+      length: s.length,
+      kind: s.kind,
+      maxPerRow: s.maxPerRow,
+    })),
+  });
+}
+
+/**
+ * A regression model's evaluation sums (n, Σ(ŷ−t)², Σ|ŷ−t|, Σt, Σt²) as a secure sum, with targets and
+ * predictions clipped to ±maxAbsTarget by each site.
+ */
+export function declareRegressionSum(input: {
+  readonly maxRows: number;
+  readonly maxAbsTarget: number;
+  readonly cohortSize: number;
+}): SecureSumDeclaration {
+  const m = input.maxAbsTarget;
+  return declareSecureSum({
+    purpose: 'regression-evaluation',
+    maxRows: input.maxRows,
+    cohortSize: input.cohortSize,
+    segments: [
+      { name: 'count', length: 1, kind: 'count', maxPerRow: 1 },
+      { name: 'sumSquaredError', length: 1, kind: 'sum', maxPerRow: 4 * m * m },
+      { name: 'sumAbsoluteError', length: 1, kind: 'sum', maxPerRow: 2 * m },
+      { name: 'sumTarget', length: 1, kind: 'signed-sum', maxPerRow: m },
+      { name: 'sumTargetSquared', length: 1, kind: 'sum', maxPerRow: m * m },
+    ],
+  });
+}
+
+/** The secure-aggregation part of a secure-sum task: a 2^64 ring, weight 1 per site. */
+export function buildSecureSumWire(input: {
+  readonly consortium: string;
+  readonly attempt: number;
+  readonly cohort: readonly string[];
+  readonly threshold: number;
+  readonly declaration: SecureSumDeclaration;
+}): SecAggContextWire {
+  return {
+    consortium: input.consortium,
+    attempt: input.attempt,
+    cohort: [...input.cohort],
+    threshold: input.threshold,
+    // Sums are encoded per segment (secure-sum.ts); clipRange and scale are unused and fixed at 1.
+    quantization: { ringBits: 64, clipRange: 1, scale: 1 },
+    maxWeight: 1,
+    segments: toVectorSegments(input.declaration),
+  };
+}
+
+/** What a secure-sum task binds beyond the wire context: everything that shapes the vector. */
+function describeSumOptions(task: SecAggSumTask): unknown {
+  return {
+    purpose: task.secureSum.purpose,
+    phase: task.phase,
+    secureSum: task.secureSum,
+    maxAbsFeature: task.maxAbsFeature ?? null,
+    maxAbsTarget: task.maxAbsTarget ?? null,
+    evaluation: task.evaluation ?? null,
+    modelSpec: task.modelSpec ?? null,
+    plan: task.plan ?? null,
+    standardization: task.standardization ?? null,
+    dataSchemaDigest: task.dataSchemaDigest ?? null,
+  };
+}
+
+/**
+ * The round context of a secure-sum task, identical on both sides. The base "model" is the evaluated
+ * model, or for statistics the SHA-256 of the declaration. Throws INVALID_MESSAGE when the wire
+ * segments are not the declaration's, or the context is inconsistent (checkRoundContext).
+ */
+export function buildSecureSumContext(task: SecAggSumTask): SecAggRoundContext {
+  const expected = toVectorSegments(task.secureSum);
+  if (canonicalizeJson(expected) !== canonicalizeJson(task.secagg.segments))
+    throw new EntenteError('INVALID_MESSAGE', 'secagg.segments: do not match the secure-sum declaration', {
+      field: 'secagg.segments',
+    });
+  if (task.secagg.quantization.ringBits !== 64 || task.secagg.maxWeight !== 1)
+    throw new EntenteError(
+      'INVALID_MESSAGE',
+      'secagg.quantization: a secure sum uses the 2^64 ring and weight 1',
+      {
+        field: 'secagg.quantization',
+      },
+    );
+  if ((task.phase === 'evaluate') !== (task.model !== undefined))
+    throw new EntenteError(
+      'INVALID_MESSAGE',
+      'model: an evaluation sum names its model, a statistics sum none',
+      {
+        field: 'model',
+      },
+    );
+  const base =
+    task.model?.sha256 ?? createHash('sha256').update(canonicalizeJson(task.secureSum), 'utf8').digest('hex');
+  const context: SecAggRoundContext = {
+    ...task.secagg,
+    runId: task.runId,
+    round: task.round,
+    baseModelSha256: base,
+    options: describeSumOptions(task),
+  };
+  checkRoundContext(context);
+  return context;
+}
