@@ -78,7 +78,8 @@ def calibration(conf, hit, n_bins):
     pos = np.bincount(ids, weights=hit.astype(float), minlength=n_bins)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prob_true, prob_pred = calibration_curve(hit.astype(int), conf, n_bins=n_bins, strategy="uniform")
+        # pos_label=1 so that a set with no (or only) positives is accepted
+        prob_true, prob_pred = calibration_curve(hit.astype(int), conf, n_bins=n_bins, strategy="uniform", pos_label=1)
     nz = counts > 0
     gap = np.abs(pos[nz] / counts[nz] - sums[nz] / counts[nz])
     return {
@@ -88,8 +89,8 @@ def calibration(conf, hit, n_bins):
         # sklearn's own output (non-empty bins only, in bin order)
         "sklearnProbTrue": prob_true.tolist(),
         "sklearnProbPred": prob_pred.tolist(),
-        "ece": float(np.sum(counts[nz] / len(conf) * gap)),
-        "mce": float(np.max(gap)),
+        "ece": float(np.sum(counts[nz] / len(conf) * gap)) if len(conf) else None,
+        "mce": float(np.max(gap)) if len(conf) else None,
     }
 
 
@@ -98,8 +99,8 @@ def classification(P, y, k):
     pred = np.argmax(P, axis=1)  # lowest index on ties
     out = {
         "rows": int(n),
-        "accuracy": float(accuracy_score(y, pred)),
-        "logLoss": float(log_loss(y, P, eps=EPS, labels=list(range(k)))),
+        "accuracy": float(accuracy_score(y, pred)) if n else None,
+        "logLoss": float(log_loss(y, P, eps=EPS, labels=list(range(k)))) if n else None,
         # Same loss without sklearn's row renormalisation (the definition Entente sums).
         "logLossNoRenormalise": float(np.mean(-np.log(np.clip(P[np.arange(n), y], EPS, 1 - EPS)))),
         "confusion": confusion_matrix(y, pred, labels=list(range(k))).tolist(),
@@ -107,28 +108,35 @@ def classification(P, y, k):
     }
     if k == 2:
         s = P[:, 1]
-        out["brier"] = float(brier_score_loss(y, s))
-        out["rocAucExact"] = float(roc_auc_score(y, s))
-        out["averagePrecisionExact"] = float(average_precision_score(y, s))
+        out["brier"] = float(brier_score_loss(y, s, pos_label=1))
+        both = 0 < y.sum() < n
+        out["rocAucExact"] = float(roc_auc_score(y, s)) if both else None
+        out["averagePrecisionExact"] = float(average_precision_score(y, s)) if y.sum() > 0 else None
         binned = {}
         for b in SCORE_BINS:
             ids = bin_ids(s, b)
             pos = np.bincount(ids[y == 1], minlength=b)
             neg = np.bincount(ids[y == 0], minlength=b)
-            fpr, tpr, _ = roc_curve(y, ids, drop_intermediate=False)
+            if both:
+                fpr, tpr, _ = roc_curve(y, ids, drop_intermediate=False)
             binned[str(b)] = {
-                "rocAuc": float(roc_auc_score(y, ids)),
-                "averagePrecision": float(average_precision_score(y, ids)),
-                "bound": float(np.sum(pos * neg) / (2 * pos.sum() * neg.sum())),
-                "rocCurve": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+                "rocAuc": float(roc_auc_score(y, ids)) if both else None,
+                "averagePrecision": float(average_precision_score(y, ids)) if y.sum() > 0 else None,
+                "bound": float(np.sum(pos * neg) / (2 * pos.sum() * neg.sum())) if both else None,
+                "rocCurve": {"fpr": fpr.tolist(), "tpr": tpr.tolist()} if both else None,
             }
         out["binned"] = binned
         conf, hit = s, y == 1
     else:
         Y = label_binarize(y, classes=list(range(k)))
         out["brier"] = float(np.mean(np.sum((P - Y) ** 2, axis=1)))
-        out["rocAucExact"] = float(roc_auc_score(y, P, multi_class="ovr", average="macro", labels=list(range(k))))
-        out["averagePrecisionExact"] = float(average_precision_score(Y, P, average="macro"))
+        # scikit-learn refuses one-vs-rest AUC when a class has no rows or only rows: null then
+        both = all(0 < Y[:, c].sum() < n for c in range(k))
+        some = all(Y[:, c].sum() > 0 for c in range(k))
+        out["rocAucExact"] = (
+            float(roc_auc_score(y, P, multi_class="ovr", average="macro", labels=list(range(k)))) if both else None
+        )
+        out["averagePrecisionExact"] = float(average_precision_score(Y, P, average="macro")) if some else None
         binned = {}
         for b in SCORE_BINS:
             ids = np.stack([bin_ids(P[:, c], b) for c in range(k)], axis=1)
@@ -136,12 +144,12 @@ def classification(P, y, k):
             for c in range(k):
                 pos = np.bincount(ids[y == c, c], minlength=b)
                 neg = np.bincount(ids[y != c, c], minlength=b)
-                bounds.append(np.sum(pos * neg) / (2 * pos.sum() * neg.sum()))
+                bounds.append(np.sum(pos * neg) / (2 * pos.sum() * neg.sum()) if both else None)
             binned[str(b)] = {
                 # ovr macro on the bin indices: each class's column replaced by its bin index
-                "rocAuc": float(np.mean([roc_auc_score(Y[:, c], ids[:, c]) for c in range(k)])),
-                "averagePrecision": float(average_precision_score(Y, ids, average="macro")),
-                "bound": float(np.mean(bounds)),
+                "rocAuc": float(np.mean([roc_auc_score(Y[:, c], ids[:, c]) for c in range(k)])) if both else None,
+                "averagePrecision": float(average_precision_score(Y, ids, average="macro")) if some else None,
+                "bound": float(np.mean(bounds)) if both else None,
             }
         out["binned"] = binned
         conf, hit = np.max(P, axis=1), pred == y
@@ -281,8 +289,86 @@ def wine():
     )
 
 
+def synthetic_binary():
+    """Hand-made edge cases: scores on bin edges, ties (p1 = 0.5 predicts class 0), 0 and 1 exactly,
+    a group with no positives (null TPR), a group with no rows."""
+    rng = np.random.default_rng(5)
+    edges = [0.0, 1.0, 0.5, 0.1, 0.2, 0.3, 0.7, 0.7000000000000001, 0.30000000000000004, 0.9, 0.05, 0.95]
+    s = np.array(edges + list(np.round(rng.random(28), 2)))
+    y = (rng.random(len(s)) < s).astype(int)
+    y[:4] = [0, 1, 1, 0]
+    P = np.stack([1 - s, s], axis=1)
+    groups = rng.integers(0, 2, len(s))
+    groups[y == 0] = np.where(rng.random(int((y == 0).sum())) < 0.5, 0, 2)  # group 2: negatives only
+    groups[-3:] = -1
+    member = np.zeros(len(s), dtype=bool)
+    member[::3] = True
+    return document(
+        "synthetic-binary",
+        P,
+        y,
+        2,
+        groups,
+        ["g0", "g1", "g2", "g3"],
+        "group",
+        "every third row",
+        member,
+        "Synthetic: scores on bin edges and rounded uniform scores (numpy default_rng(5)); g2 has only "
+        "negatives, g3 has no rows; the last 3 rows have no group.",
+    )
+
+
+def synthetic_multiclass():
+    """4 classes; class 3 never the label, class 2 never predicted, one tie row (argmax = lowest index)."""
+    rng = np.random.default_rng(11)
+    P = rng.dirichlet([1.0, 1.0, 1.0, 1.0], 30)
+    for row in P:  # class 2 never the strict maximum: swap it with the smallest
+        m = np.argmin(row)
+        row[2], row[m] = row[m], row[2]
+    P[0] = [0.4, 0.4, 0.2, 0.0]
+    P[1] = [0.0, 0.0, 0.0, 1.0]
+    y = rng.integers(0, 3, 30)
+    groups = rng.integers(-1, 2, 30)
+    member = P[:, 0] > 0.25
+    return document(
+        "synthetic-multiclass",
+        P,
+        y,
+        4,
+        groups,
+        ["g0", "g1"],
+        "group",
+        "p0>0.25",
+        member,
+        "Synthetic: numpy default_rng(11) Dirichlet(1,1,1,1) probabilities, labels in 0..2 (class 3 absent: "
+        "recall null, one-vs-rest AUC undefined), class 2 never predicted (precision null); row 0 a tie.",
+    )
+
+
+def bin_vectors():
+    """numpy's bin index for values on and around the edges, for several bin counts."""
+    cases = []
+    for n in [2, 3, 7, 10, 15, 100, 1000, 100000]:
+        step = 1.0 / n
+        values = {0.0, 1.0, 0.5, 0.1, 0.2, 0.3, 0.7, 0.9, 1e-300, 1 - 2**-53}
+        for i in list(range(1, min(n, 40))) + list(range(max(1, n - 5), n)):
+            for v in (i / n, i * step):
+                values.update({v, float(np.nextafter(v, 0)), float(np.nextafter(v, 1))})
+        vs = sorted(values)
+        cases.append({"bins": n, "values": vs, "binIds": bin_ids(np.array(vs), n).tolist()})
+    return {"rule": "np.searchsorted(np.linspace(0, 1, n + 1)[1:-1], p)", "numpy": np.__version__, "cases": cases}
+
+
 def main():
-    for name, doc in [("breast-cancer-reference.json", breast_cancer()), ("wine-reference.json", wine())]:
+    with open(os.path.join(HERE, "bin-edges.json"), "w") as f:
+        json.dump(bin_vectors(), f, indent=1)
+        f.write("\n")
+    for name, doc in [
+        ("breast-cancer-reference.json", breast_cancer()),
+        ("wine-reference.json", wine()),
+        ("synthetic-binary-reference.json", synthetic_binary()),
+        ("synthetic-multiclass-reference.json", synthetic_multiclass()),
+    ]:
         with open(os.path.join(HERE, name), "w") as f:
             json.dump(doc, f, indent=1)
             f.write("\n")
