@@ -18,7 +18,10 @@ export interface EvaluationSpec {
   readonly slices?: readonly string[];
 }
 
-/** One bin of a reliability diagram: [lower, upper) except the last, which is [lower, 1]. */
+/**
+ * One bin of a reliability diagram: (lower, upper] except the first, which is [0, upper] (scikit-learn's
+ * calibration_curve rule: a value on an inner edge belongs to the lower bin).
+ */
 export interface ReliabilityBin {
   readonly lower: number;
   readonly upper: number;
@@ -59,6 +62,11 @@ export interface ClassificationMetrics {
   };
   /** Binary: of the positive class. Multi-class: the unweighted mean of one-vs-rest AUCs. Null if undefined. */
   readonly rocAuc: number | null;
+  /**
+   * Bound on |rocAuc − the AUC of the unbinned scores| from rows sharing a score bin:
+   * Σ_b pos_b·neg_b / (2PN) (multi-class: mean over classes). Null when rocAuc is.
+   */
+  readonly rocAucBinningBound?: number | null;
   /** Binary: of the positive class. Multi-class: macro one-vs-rest. Null if undefined. */
   readonly averagePrecision: number | null;
   /** ROC curve points (binary: positive class; multi-class: class 0 vs rest is NOT given, only binary). */
