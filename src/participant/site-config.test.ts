@@ -68,11 +68,17 @@ describe('site policy', () => {
     assert.equal(refusedFor(pinned, { ...task, trainerDigest: undefined }), 'site.allowedTrainerDigests');
   });
 
-  it('does not apply training limits to evaluation', () => {
+  it('reveals statistics and evaluation figures only inside a secure sum when it requires secure aggregation', () => {
+    for (const kind of ['evaluate', 'statistics'])
+      assert.equal(
+        refusedFor({ requireSecureAggregation: true }, { ...task, kind, secureAggregation: false }),
+        'site.requireSecureAggregation',
+      );
     assert.equal(
-      refusedFor({ requireSecureAggregation: true }, { ...task, kind: 'evaluate', secureAggregation: false }),
+      refusedFor({ requireSecureAggregation: true }, { ...task, kind: 'secagg-sum', secureAggregation: true }),
       undefined,
     );
+    assert.equal(refusedFor({}, { ...task, kind: 'evaluate', secureAggregation: false }), undefined);
   });
 
   it('names the field of a malformed site configuration', () => {

@@ -337,8 +337,18 @@ export function parseRunConfig(input: unknown): RunConfig {
   };
   // The secure sums of statistics and evaluation must fit the ring for the largest cohort: checked now.
   if (sa.protocol === 'secagg') {
-    if (base.standardize === 'federated') declareRunStatisticsSum(config, 1, sa.maxParticipants);
-    if (base.evaluate) declareRunEvaluationSum(config, sa.maxParticipants);
+    try {
+      if (base.standardize === 'federated') declareRunStatisticsSum(config, 1, sa.maxParticipants);
+      if (base.evaluate) declareRunEvaluationSum(config, sa.maxParticipants);
+    } catch (err) {
+      if (err instanceof EntenteError && err.field?.startsWith('secureSum'))
+        throw new EntenteError(
+          'INVALID_CONFIG',
+          `secureSums: ${err.message} (secureAggregation.maxParticipants ${sa.maxParticipants}, secureSums.maxRowsPerSite, maxAbsFeature and maxAbsTarget set the bounds)`,
+          { field: 'secureSums' },
+        );
+      throw err;
+    }
   }
   return deepFreeze(config);
 }

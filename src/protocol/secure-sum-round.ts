@@ -23,7 +23,7 @@ export const SECURE_SUM_DEFAULTS = {
   /** Every feature value is clipped to ±maxAbsFeature before it enters the statistics sum. */
   maxAbsFeature: 10_000,
   /** Regression targets and predictions are clipped to ±maxAbsTarget in the evaluation sums. */
-  maxAbsTarget: 10_000,
+  maxAbsTarget: 1_000,
 } as const;
 
 /**
