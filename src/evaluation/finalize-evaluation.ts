@@ -329,25 +329,53 @@ function spread(values: readonly (number | null)[]): number | null {
   return defined.length === 0 ? null : Math.max(...defined) - Math.min(...defined);
 }
 
-function fairnessMetrics(
-  layout: EvaluationLayout,
-  sums: Float64Array,
-  overall: Block,
-): FairnessMetrics | null {
+/** Group counts within each group and within all rows (the overall block is already checked). */
+function checkFairness(layout: EvaluationLayout, sums: Float64Array, overall: Block): void {
+  const { spec } = layout;
+  if (spec.sensitive === undefined) return;
+  const seg = (name: string): Float64Array => view(sums, findSegment(layout, `fairness.${name}`));
+  const k = spec.numClasses;
+  const support = supports(overall.confusion, k);
+  const groupCount = spec.sensitive.values.length;
+  if (k !== 2) {
+    const rows = seg('rows');
+    const correct = seg('correct');
+    for (let g = 0; g < groupCount; g++)
+      if (correct[g]! > rows[g]!) throw refuse(`fairness.correct[${g}] exceeds fairness.rows[${g}]`);
+    if (total(rows) > total(support) || total(correct) > trace(overall.confusion, k))
+      throw refuse('fairness counts more rows than overall.confusion');
+    return;
+  }
+  const positives = seg('positives');
+  const negatives = seg('negatives');
+  const truePositives = seg('truePositives');
+  const falsePositives = seg('falsePositives');
+  for (let g = 0; g < groupCount; g++) {
+    if (truePositives[g]! > positives[g]!)
+      throw refuse(`fairness.truePositives[${g}] exceeds fairness.positives[${g}]`);
+    if (falsePositives[g]! > negatives[g]!)
+      throw refuse(`fairness.falsePositives[${g}] exceeds fairness.negatives[${g}]`);
+  }
+  // confusion[t·2 + p]: [1] = false positives, [3] = true positives
+  if (
+    total(positives) > support[1]! ||
+    total(negatives) > support[0]! ||
+    total(truePositives) > overall.confusion[3]! ||
+    total(falsePositives) > overall.confusion[1]!
+  )
+    throw refuse('fairness counts more rows than overall.confusion');
+}
+
+function fairnessMetrics(layout: EvaluationLayout, sums: Float64Array): FairnessMetrics | null {
   const { spec } = layout;
   if (spec.sensitive === undefined) return null;
   const values = spec.sensitive.values;
   const seg = (name: string): Float64Array => view(sums, findSegment(layout, `fairness.${name}`));
   const groups: Record<string, GroupMetrics> = {};
   const k = spec.numClasses;
-  const support = supports(overall.confusion, k);
   if (k !== 2) {
     const rows = seg('rows');
     const correct = seg('correct');
-    for (let g = 0; g < values.length; g++)
-      if (correct[g]! > rows[g]!) throw refuse(`fairness.correct[${g}] exceeds fairness.rows[${g}]`);
-    if (total(rows) > total(support) || total(correct) > trace(overall.confusion, k))
-      throw refuse('fairness counts more rows than overall.confusion');
     values.forEach((value, g) => {
       groups[value] = {
         rows: rows[g]!,
@@ -370,19 +398,6 @@ function fairnessMetrics(
   const negatives = seg('negatives');
   const truePositives = seg('truePositives');
   const falsePositives = seg('falsePositives');
-  for (let g = 0; g < values.length; g++) {
-    if (truePositives[g]! > positives[g]!)
-      throw refuse(`fairness.truePositives[${g}] exceeds fairness.positives[${g}]`);
-    if (falsePositives[g]! > negatives[g]!)
-      throw refuse(`fairness.falsePositives[${g}] exceeds fairness.negatives[${g}]`);
-  }
-  if (
-    total(positives) > support[1]! ||
-    total(negatives) > support[0]! ||
-    total(truePositives) > overall.confusion[3]! ||
-    total(falsePositives) > overall.confusion[1]!
-  )
-    throw refuse('fairness counts more rows than overall.confusion');
   const selection: (number | null)[] = [];
   const tprs: (number | null)[] = [];
   const fprs: (number | null)[] = [];
@@ -421,6 +436,7 @@ function readChecked(layout: EvaluationLayout, sums: Float64Array): Block[] {
   blocks.forEach((block, i) => {
     checkBlock(layout, block, i === 0 ? null : blocks[0]!);
   });
+  checkFairness(layout, sums, blocks[0]!);
   return blocks;
 }
 
@@ -438,7 +454,7 @@ export function finalizeEvaluation(layout: EvaluationLayout, sums: Float64Array)
   });
   return {
     overall: classificationMetrics(layout, overall),
-    fairness: fairnessMetrics(layout, sums, overall),
+    fairness: fairnessMetrics(layout, sums),
     slices,
   };
 }
