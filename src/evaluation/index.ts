@@ -1,1 +1,2 @@
 export type * from './evaluation-metrics.ts';
+export * from './evaluation-report.ts';
