@@ -296,7 +296,7 @@ describe('renderEvaluationReport: HTML', () => {
     assert.equal(html.split('<table>').length - 1, html.split('class="table-scroll"').length - 1);
     // Model A: reliability and ROC; model B: reliability only (its curve is null).
     assert.deepEqual(
-      [...html.matchAll(/<svg class="chart" id="([^"]+)" viewBox="0 0 320 320"/g)].map((m) => m[1]),
+      [...html.matchAll(/<svg class="chart" id="([^"]+)" viewBox="0 0 320 306"/g)].map((m) => m[1]),
       ['model-0-reliability', 'model-0-roc', 'model-1-reliability'],
     );
     assert.ok(html.includes('No ROC curve'));

@@ -227,7 +227,7 @@ function checkCurve(
  * The geometry of both charts, in SVG user units: a 240 × 240 plot whose origin (0, 0) is at
  * (60, 256) and whose (1, 1) is at (300, 16), so a value v maps to x = 60 + 240·v, y = 256 − 240·v.
  */
-const CHART = { width: 320, height: 320, left: 60, top: 16, size: 240 } as const;
+const CHART = { width: 320, height: 306, left: 60, top: 16, size: 240 } as const;
 const sx = (v: number): string => (CHART.left + CHART.size * v).toFixed(2);
 const sy = (v: number): string => (CHART.top + CHART.size * (1 - v)).toFixed(2);
 
@@ -254,7 +254,7 @@ function chartFrame(xTitle: string, yTitle: string, diagonal: string): string[] 
     `<line class="axis" x1="${CHART.left}" y1="${bottom}" x2="${right}" y2="${bottom}"/>`,
     `<line class="axis" x1="${CHART.left}" y1="${CHART.top}" x2="${CHART.left}" y2="${bottom}"/>`,
     `<line class="diagonal" x1="${sx(0)}" y1="${sy(0)}" x2="${sx(1)}" y2="${sy(1)}"><title>${escapeHtml(diagonal)}</title></line>`,
-    `<text class="axis-title" x="${CHART.left + CHART.size / 2}" y="${CHART.height - 8}" text-anchor="middle">${escapeHtml(xTitle)}</text>`,
+    `<text class="axis-title" x="${CHART.left + CHART.size / 2}" y="${CHART.top + CHART.size + 42}" text-anchor="middle">${escapeHtml(xTitle)}</text>`,
     `<text class="axis-title" x="16" y="${CHART.top + CHART.size / 2}" text-anchor="middle" transform="rotate(-90 16 ${CHART.top + CHART.size / 2})">${escapeHtml(yTitle)}</text>`,
   );
   return out;
@@ -417,7 +417,7 @@ function buildBlocks(input: EvaluationReportInput): { title: string; blocks: Blo
     const micro = object(overall.micro, `${at}.micro`);
     blocks.push({
       kind: 'table',
-      caption: `Precision, recall and F1 per class: ${m.display}`,
+      caption: 'Precision, recall and F1 per class',
       columns: ['Class', 'Precision', 'Recall', 'F1', 'Support'],
       rows: [
         ...perClass.map((c, k) => {
@@ -452,7 +452,7 @@ function buildBlocks(input: EvaluationReportInput): { title: string; blocks: Blo
     const n = confusion.length;
     blocks.push({
       kind: 'table',
-      caption: `Confusion matrix (rows: true class, columns: predicted class): ${m.display}`,
+      caption: 'Confusion matrix (rows: true class, columns: predicted class)',
       columns: ['True \\ predicted', ...Array.from({ length: n }, (_, k) => className(classes, k))],
       rows: confusion.map((row, t) => {
         if (array(row, `${at}.confusion[${t}]`).length !== n)
@@ -466,7 +466,7 @@ function buildBlocks(input: EvaluationReportInput): { title: string; blocks: Blo
     const bins = checkBins(overall.reliability, `${at}.reliability`);
     blocks.push({
       kind: 'table',
-      caption: `Reliability bins (each from its lower bound, included, to its upper, excluded but for the last): ${m.display}`,
+      caption: 'Reliability bins (lower bound included, upper excluded but for the last bin)',
       columns: ['Bin', 'Rows', 'Mean predicted', 'Fraction positive'],
       rows: bins.map((b) => [
         `${b.lower.toFixed(2)}–${b.upper.toFixed(2)}`,
@@ -479,7 +479,7 @@ function buildBlocks(input: EvaluationReportInput): { title: string; blocks: Blo
     blocks.push({
       kind: 'figure',
       svg: reliabilitySvg(`model-${i}-reliability`, m.display, bins),
-      caption: `Reliability diagram: ${m.display}. ECE ${fixed(overall.ece, `${at}.ece`)}, MCE ${fixed(overall.mce, `${at}.mce`)}.`,
+      caption: `Reliability diagram. ECE ${fixed(overall.ece, `${at}.ece`)}, MCE ${fixed(overall.mce, `${at}.mce`)}.`,
     });
     const curve = checkCurve(overall.rocCurve, `${at}.rocCurve`);
     const auc = fixed(overall.rocAuc, `${at}.rocAuc`);
@@ -487,7 +487,7 @@ function buildBlocks(input: EvaluationReportInput): { title: string; blocks: Blo
       blocks.push({
         kind: 'figure',
         svg: rocSvg(`model-${i}-roc`, m.display, curve, auc),
-        caption: `ROC curve: ${m.display}, ${curve.fpr.length} points, AUC ${auc}.`,
+        caption: `ROC curve, ${curve.fpr.length} points. AUC ${auc}.`,
       });
     else
       blocks.push({
@@ -521,7 +521,7 @@ function buildBlocks(input: EvaluationReportInput): { title: string; blocks: Blo
       });
       blocks.push({
         kind: 'table',
-        caption: `Per group of ${fairness.attribute}: ${m.display}`,
+        caption: `Per group of ${fairness.attribute}`,
         columns: ['Group', 'Rows', 'Selection rate', 'True positive rate', 'False positive rate', 'Accuracy'],
         rows: entries(fairness.groups, `${f}.groups`).map(([group, g]) => {
           const gf = `${f}.groups.${group}`;
@@ -545,7 +545,7 @@ function buildBlocks(input: EvaluationReportInput): { title: string; blocks: Blo
     else
       blocks.push({
         kind: 'table',
-        caption: `Metrics per slice: ${m.display}`,
+        caption: 'Metrics per slice',
         columns: ['Slice', ...HEADLINE_COLUMNS],
         rows: slices.map(([slice, s]) => {
           const sf = `${m.at}.metrics.slices.${slice}`;
@@ -651,17 +651,28 @@ function htmlCell(cell: Cell): string {
   return typeof cell === 'string' ? escapeHtml(cell) : `<code>${escapeHtml(cell.code)}</code>`;
 }
 
+/** Numbers, ranges of numbers and "—": right-aligned, never wrapped. */
+const NUMERIC = /^(?:-?\d+(?:\.\d+)?(?:–\d+(?:\.\d+)?)?|—)$/;
+
+/** A table cell element: `th` heading its row, or `td`; numeric cells carry class "n". */
+function htmlTableCell(cell: Cell, header: boolean): string {
+  const tag = header ? 'th scope="row"' : 'td';
+  const numeric = typeof cell === 'string' && NUMERIC.test(cell) ? ' class="n"' : '';
+  return `<${tag}${numeric}>${htmlCell(cell)}</${header ? 'th' : 'td'}>`;
+}
+
 const STYLE = [
   'body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#1b1b1b;line-height:1.4}',
   'h1,h2,h3,p,li,dd,figcaption{overflow-wrap:anywhere}',
   'h2{border-bottom:1px solid #c8c8c8;padding-bottom:0.2rem;margin-top:2rem}',
   'table{border-collapse:collapse;margin:0.5rem 0 1rem;font-variant-numeric:tabular-nums}',
   'caption{text-align:left;font-weight:600;padding:0.25rem 0}',
-  'th,td{border:1px solid #c8c8c8;padding:0.3rem 0.5rem;text-align:right;vertical-align:top}',
-  'th:first-child,td:first-child,thead th{text-align:left}',
+  'th,td{border:1px solid #c8c8c8;padding:0.3rem 0.5rem;text-align:left;vertical-align:top}',
+  'th.n,td.n{text-align:right;white-space:nowrap}',
   'thead th{background:#f0f0f0}',
-  'tbody th{font-weight:600;background:#f8f8f8;overflow-wrap:anywhere}',
+  'tbody th{font-weight:600;background:#f8f8f8}',
   'code{font-size:0.85em;word-break:break-all}',
+  'td code{white-space:nowrap;word-break:normal}',
   '.table-scroll{overflow-x:auto;max-width:100%}',
   'dl{display:grid;grid-template-columns:minmax(8rem,max-content) minmax(0,1fr);gap:0.2rem 0.75rem}',
   'dt{font-weight:600}',
@@ -735,15 +746,7 @@ function renderHtml(title: string, blocks: readonly Block[]): string {
         );
         if (block.rows.length === 0) out.push(`<tr><td colspan="${block.columns.length}">none</td></tr>`);
         for (const row of block.rows)
-          out.push(
-            `<tr>${row
-              .map((c, i) =>
-                i === 0 && block.rowHeaders
-                  ? `<th scope="row">${htmlCell(c)}</th>`
-                  : `<td>${htmlCell(c)}</td>`,
-              )
-              .join('')}</tr>`,
-          );
+          out.push(`<tr>${row.map((c, i) => htmlTableCell(c, i === 0 && block.rowHeaders)).join('')}</tr>`);
         out.push('</tbody>', '</table>', '</div>');
         break;
       case 'figure':
