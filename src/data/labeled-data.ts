@@ -15,4 +15,11 @@ export interface LabeledData {
   readonly dim: number;
   /** Encoded column names, length `dim` (one-hot columns as `<feature>=<category>`). */
   readonly featureNames: readonly string[];
+  /**
+   * With a schema that declares `sensitive`: each row's group, the index of its cell in
+   * `sensitive.values`, or -1 when the cell is missing. Never model input.
+   */
+  readonly groups?: Int32Array | undefined;
+  /** With a schema that declares `slices`: one 0/1 membership array (length `count`) per slice, in order. */
+  readonly slices?: readonly Uint8Array[] | undefined;
 }

@@ -199,3 +199,102 @@ describe('the vendored breast-cancer data set', () => {
     assert.equal(data.y[568], 1);
   });
 });
+
+describe('loadTable: the sensitive attribute and slices', () => {
+  const evaluation = (overrides: Record<string, unknown> = {}) =>
+    schemaOf({
+      missing: 'drop-row',
+      missingTokens: ['', 'NA'],
+      sensitive: { name: 'race', values: ['a', 'b', 'c'] },
+      slices: [
+        { name: 'age>=50', column: 'age', min: 50 },
+        { name: 'site a', column: 'site_type', in: ['a'] },
+        { name: 'bmi 20-30', column: 'bmi', min: 20, max: 30 },
+        { name: 'female', column: 'sex', in: ['F'] },
+      ],
+      ...overrides,
+    });
+  const text = [
+    'age,sex,bmi,outcome,race,site_type',
+    '40,M,22.5,yes,b,a', // kept
+    '55,F,,no,a,a', // dropped: bmi missing
+    '50,F,30,no,NA,b', // kept, no group
+    '70,NA,19.9,yes,c,NA', // dropped: sex missing
+    '12,M,20,no,c,NA', // kept
+    '49,F,29.99,yes,a,a', // kept
+  ].join('\n');
+
+  it('returns groups and slice memberships aligned with the kept rows, none as model input', () => {
+    const data = loadTable(text, evaluation());
+    assert.equal(data.count, 4);
+    assert.deepEqual(data.featureNames, ['age', 'sex=F', 'sex=M', 'bmi']);
+    assert.deepEqual([...data.x.subarray(0, 4)], [40, 0, 1, 22.5]);
+    assert.deepEqual([...data.y], [1, 0, 0, 1]);
+    assert.deepEqual([...data.groups!], [1, -1, 2, 0]);
+    assert.equal(data.slices!.length, 4);
+    assert.deepEqual(
+      data.slices!.map((m) => [...m]),
+      [
+        [0, 1, 0, 0], // age >= 50 (inclusive)
+        [1, 0, 0, 1], // site_type a; a missing cell is in no slice
+        [1, 0, 1, 1], // 20 <= bmi < 30 (30 excluded)
+        [0, 1, 0, 1], // sex F
+      ],
+    );
+    assert.ok(data.groups instanceof Int32Array && data.slices![0] instanceof Uint8Array);
+  });
+
+  it('keeps every row unchanged when none is dropped, and omits the fields when not declared', () => {
+    const all = ['age,sex,bmi,outcome,race,site_type', '40,M,22.5,yes,b,a', '50,F,30,no,,b'].join('\n');
+    const data = loadTable(all, evaluation());
+    assert.deepEqual([...data.groups!], [1, -1]);
+    assert.deepEqual([...data.slices![0]!], [0, 1]);
+    const plain = loadTable(all, schemaOf({ ignore: ['race', 'site_type'] }));
+    assert.ok(!('groups' in plain) && !('slices' in plain));
+    assert.deepEqual([...plain.x], [...data.x]);
+  });
+
+  it('accepts the sensitive column as a feature or an ignored column', () => {
+    const asFeature = loadTable(
+      table('40,M,22.5,yes', '57,F,31,no'),
+      schemaOf({ sensitive: { name: 'sex', values: ['M', 'F'] } }),
+    );
+    assert.deepEqual([...asFeature.groups!], [0, 1]);
+    assert.equal(asFeature.dim, 4);
+    const ignored = loadTable(
+      'age,sex,bmi,outcome,race\n40,M,22.5,yes,b\n',
+      schemaOf({ ignore: ['race'], sensitive: { name: 'race', values: ['a', 'b'] } }),
+    );
+    assert.deepEqual([...ignored.groups!], [1]);
+    assert.equal(ignored.dim, 4);
+  });
+
+  it('refuses a value that is not declared, a non-number bounded cell and an absent column', () => {
+    const header = 'age,sex,bmi,outcome,race,site_type';
+    rejects(
+      `${header}\n40,M,22.5,yes,b,a\n41,M,22.5,yes,B,a`,
+      'race',
+      'row 2, column "race": "B" is not a declared value of the sensitive attribute',
+      evaluation(),
+    );
+    // Refused even on a row that is dropped for a missing feature.
+    rejects(
+      `${header}\n40,M,,yes,d,a`,
+      'race',
+      'row 1, column "race": "d" is not a declared value of the sensitive attribute',
+      evaluation(),
+    );
+    rejects(
+      `${header}\n40,M,22.5,yes,b,a`,
+      'site_type',
+      'row 1, column "site_type": "a" is not a number (a slice bounds this column)',
+      evaluation({ slices: [{ name: 's', column: 'site_type', min: 1 }] }),
+    );
+    rejects(
+      'age,sex,bmi,outcome,site_type\n40,M,22.5,yes,a',
+      'race',
+      'column "race": is declared but not in the header (missing: "race")',
+      evaluation(),
+    );
+  });
+});

@@ -11,6 +11,13 @@
  * label can only be dropped. Rows keep their file order. Standardization is not applied here (the
  * statistics may be federated; see standardize.ts). When the file does not fit and its header line
  * seems to use another delimiter than the one given (`;` or a tab instead of `,`), the error says so.
+ *
+ * The evaluation fields of a schema are read but never encoded as model input (unless the column is
+ * also a feature): the `sensitive` column gives each kept row's group (index into `sensitive.values`,
+ * -1 for a missing cell; any other value is refused) and each slice a 0/1 membership per kept row (a
+ * missing cell is in no slice; bounds compare the cell's decimal value, so a non-number cell is
+ * refused). A missing cell in such a column never drops or rejects a row by itself: the missing policy
+ * applies to features and the label only.
  */
 import { EntenteError } from '../core/errors.ts';
 import { type CsvDelimiter, type CsvTable, describeDelimiter, detectDelimiter, parseCsv } from './csv.ts';
@@ -47,6 +54,14 @@ export function loadTable(
   const missingTokens = new Set(schema.missingTokens);
   const labelColumn = columnOf.get(schema.label.name)!;
   const featureColumns = schema.features.map((f) => columnOf.get(f.name)!);
+  const sensitive = schema.sensitive;
+  const sensitiveColumn = sensitive ? columnOf.get(sensitive.name)! : -1;
+  const groupIndex = new Map((sensitive?.values ?? []).map((v, k) => [v, k]));
+  const groups = sensitive ? new Int32Array(rows.length) : undefined;
+  const sliceSpecs = schema.slices ?? [];
+  const sliceColumns = sliceSpecs.map((s) => columnOf.get(s.column)!);
+  const sliceValues = sliceSpecs.map((s) => (s.in ? new Set(s.in) : undefined));
+  const slices = schema.slices ? sliceSpecs.map(() => new Uint8Array(rows.length)) : undefined;
 
   const x = new Float32Array(rows.length * dim);
   const y = new Int32Array(rows.length);
@@ -96,6 +111,25 @@ export function loadTable(
       if (k === undefined) fail(rowNo, schema.label.name, `${quote(labelCell)} is not a declared class`);
       y[count] = k;
     }
+    if (groups) {
+      const cell = row[sensitiveColumn]!;
+      const k = missingTokens.has(cell) ? -1 : groupIndex.get(cell);
+      if (k === undefined)
+        fail(rowNo, sensitive!.name, `${quote(cell)} is not a declared value of the sensitive attribute`);
+      groups[count] = k;
+    }
+    if (slices) {
+      for (let s = 0; s < sliceSpecs.length; s++) {
+        const spec = sliceSpecs[s]!;
+        const cell = row[sliceColumns[s]!]!;
+        const values = sliceValues[s];
+        slices[s]![count] = missingTokens.has(cell)
+          ? 0
+          : values
+            ? Number(values.has(cell))
+            : Number(inRange(parseSliceCell(cell, rowNo, spec.column), spec.min, spec.max));
+      }
+    }
     if (!dropRow) count++;
   }
   if (count === 0) {
@@ -111,6 +145,8 @@ export function loadTable(
     count,
     dim,
     featureNames,
+    ...(groups ? { groups: count === rows.length ? groups : groups.slice(0, count) } : {}),
+    ...(slices ? { slices: slices.map((m) => (count === rows.length ? m : m.slice(0, count))) } : {}),
   };
   if (imputed) {
     const sourceColumns = schema.features.flatMap((f) => (f.categories ?? [f.name]).map(() => f.name));
@@ -150,7 +186,14 @@ function indexHeader(header: readonly string[], schema: DataSchema): Map<string,
     if (columnOf.has(name)) fail(undefined, name, 'appears more than once in the header');
     columnOf.set(name, c);
   });
-  const declared = [...schema.features.map((f) => f.name), schema.label.name];
+  const declared = [
+    ...new Set([
+      ...schema.features.map((f) => f.name),
+      schema.label.name,
+      ...(schema.sensitive ? [schema.sensitive.name] : []),
+      ...(schema.slices ?? []).map((s) => s.column),
+    ]),
+  ];
   const absent = declared.filter((name) => !columnOf.has(name));
   if (absent.length > 0) {
     fail(
@@ -178,6 +221,19 @@ function parseNumberCell(cell: string, integer: boolean, rowNo: number, column: 
     fail(rowNo, column, `${quote(cell)} is outside the float32 range`);
   if (integer && !Number.isInteger(value)) fail(rowNo, column, `${quote(cell)} is not an integer`);
   return value;
+}
+
+/** A slice's bounded cell: a decimal literal, compared as its (double) value. */
+function parseSliceCell(cell: string, rowNo: number, column: string): number {
+  const value = Number(cell);
+  if (!DECIMAL.test(cell) || !Number.isFinite(value))
+    fail(rowNo, column, `${quote(cell)} is not a number (a slice bounds this column)`);
+  return value;
+}
+
+/** min inclusive, max exclusive; an absent bound does not limit. */
+function inRange(value: number, min: number | undefined, max: number | undefined): boolean {
+  return (min === undefined || value >= min) && (max === undefined || value < max);
 }
 
 /** Replaces NaN (missing) entries of each column by the mean of the column's present entries. */

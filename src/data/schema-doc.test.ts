@@ -33,9 +33,20 @@ function examples(): LabeledData[] {
 }
 
 describe('docs/data-schema.md', () => {
-  it('has four schemas, each followed by a table, covering every type, label kind and missing policy', () => {
+  it('has five schemas, each followed by a table, covering every type, label kind and missing policy', () => {
     const kinds = blocks().map((b) => b.kind);
-    assert.deepEqual(kinds, ['schema', 'csv', 'schema', 'csv', 'schema', 'csv', 'schema', 'csv']);
+    assert.deepEqual(kinds, [
+      'schema',
+      'csv',
+      'schema',
+      'csv',
+      'schema',
+      'csv',
+      'schema',
+      'csv',
+      'schema',
+      'csv',
+    ]);
     const schemas = blocks()
       .filter((b) => b.kind === 'schema')
       .map((b) => parseDataSchema(JSON.parse(b.text)));
@@ -51,12 +62,12 @@ describe('docs/data-schema.md', () => {
     ]);
     assert.deepEqual(
       schemas.map((s) => s.label.type ?? 'classes'),
-      ['classes', 'number', 'classes', 'classes'],
+      ['classes', 'number', 'classes', 'classes', 'classes'],
     );
   });
 
   it('encodes the examples as the page says', () => {
-    const [types, regression, imputed, ignored] = examples();
+    const [types, regression, imputed, ignored, evaluation] = examples();
     // A regression target: kept as a number, no class labels.
     assert.deepEqual([...regression!.target!], [151, 75]);
     assert.deepEqual([...regression!.x], [59, 32.1, 48, 21.6].map(Math.fround));
@@ -70,6 +81,31 @@ describe('docs/data-schema.md', () => {
     // record_id ignored; the row with a missing x dropped.
     assert.equal(ignored!.count, 2);
     assert.deepEqual([...ignored!.x], [0.5, 2]);
+    // The second row dropped; groups F, M, F; age>=50 holds rows 1 and 2, site-type-a row 1 only.
+    assert.equal(evaluation!.count, 3);
+    assert.deepEqual(evaluation!.featureNames, ['age', 'sex=F', 'sex=M', 'bmi']);
+    assert.deepEqual([...evaluation!.groups!], [0, 1, 0]);
+    assert.deepEqual(
+      evaluation!.slices!.map((m) => [...m]),
+      [
+        [1, 1, 0],
+        [1, 0, 0],
+      ],
+    );
+  });
+
+  it('is right that the evaluation fields are in the digest only when declared', () => {
+    const schemas = blocks().filter((b) => b.kind === 'schema');
+    const withFields = JSON.parse(schemas[4]!.text) as Record<string, unknown>;
+    const { sensitive: _s, slices: _l, ...without } = withFields;
+    const digest = computeSchemaDigest(parseDataSchema(without));
+    assert.notEqual(computeSchemaDigest(parseDataSchema(withFields)), digest);
+    assert.notEqual(
+      computeSchemaDigest(parseDataSchema({ ...without, sensitive: withFields.sensitive })),
+      digest,
+    );
+    assert.notEqual(computeSchemaDigest(parseDataSchema({ ...without, slices: withFields.slices })), digest);
+    assert.equal(computeSchemaDigest(parseDataSchema({ ...without, ignore: ['site_type'] })), digest);
   });
 
   it('is right that class order and defaults are part of the digest and ignore is not', () => {

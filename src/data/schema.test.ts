@@ -115,3 +115,146 @@ describe('computeSchemaDigest', () => {
     assert.deepEqual(s.label.classes, ['malignant', 'benign']);
   });
 });
+
+describe('the evaluation fields: sensitive and slices', () => {
+  const evaluation = () => ({
+    ...base(),
+    ignore: ['site_type'],
+    sensitive: { name: 'sex', values: ['F', 'M'] },
+    slices: [
+      { name: 'age>=50', column: 'age', min: 50 },
+      { name: 'site-type-a', column: 'site_type', in: ['a'] },
+    ],
+  });
+
+  it('parses, freezes and leaves schemas without them unchanged', () => {
+    const s = parseDataSchema(evaluation());
+    assert.deepEqual(s.sensitive, { name: 'sex', values: ['F', 'M'] });
+    assert.deepEqual(s.slices, [
+      { name: 'age>=50', column: 'age', min: 50 },
+      { name: 'site-type-a', column: 'site_type', in: ['a'] },
+    ]);
+    assert.ok(Object.isFrozen(s.sensitive) && Object.isFrozen(s.slices) && Object.isFrozen(s.slices![1]!.in));
+    const plain = parseDataSchema(base());
+    assert.ok(!('sensitive' in plain) && !('slices' in plain));
+    // An extra column that is neither a feature nor ignored, and a range on a regression label.
+    const extra = parseDataSchema({
+      ...base(),
+      label: { name: 'score', type: 'number' },
+      sensitive: { name: 'ethnicity', values: ['x', 'y', 'z'] },
+      slices: [
+        { name: 'low score', column: 'score', max: 0.5 },
+        { name: 'mid', column: 'bmi', min: -1, max: 1.5 },
+      ],
+    });
+    assert.equal(extra.sensitive!.name, 'ethnicity');
+    assert.deepEqual(extra.slices![1], { name: 'mid', column: 'bmi', min: -1, max: 1.5 });
+  });
+
+  it('names the offending field', () => {
+    const e = evaluation();
+    rejects({ ...e, sensitive: { name: 'sex', values: ['F'] } }, 'sensitive.values');
+    rejects(
+      { ...e, sensitive: { name: 'sex', values: Array.from({ length: 65 }, (_, i) => `v${i}`) } },
+      'sensitive.values',
+    );
+    rejects({ ...e, sensitive: { name: 'sex', values: ['F', 'M', 'F'] } }, 'sensitive.values[2]');
+    rejects({ ...e, sensitive: { name: 'sex', values: ['F', ''] } }, 'sensitive.values[1]');
+    rejects(
+      { ...e, missingTokens: ['', 'NA'], sensitive: { name: 'race', values: ['a', 'NA'] } },
+      'sensitive.values[1]',
+    );
+    rejects({ ...e, sensitive: { name: 'outcome', values: ['no', 'yes'] } }, 'sensitive.name');
+    rejects({ ...e, sensitive: { name: 'sex', values: ['F', 'M'], kind: 'x' } }, 'sensitive.kind');
+    rejects({ ...e, slices: [] }, 'slices');
+    rejects(
+      { ...e, slices: Array.from({ length: 33 }, (_, i) => ({ name: `s${i}`, column: 'age', min: i })) },
+      'slices',
+    );
+    rejects({ ...e, slices: [{ name: '<script>', column: 'age', min: 1 }] }, 'slices[0].name');
+    rejects({ ...e, slices: [{ name: ' lead', column: 'age', min: 1 }] }, 'slices[0].name');
+    rejects({ ...e, slices: [{ name: 'x'.repeat(65), column: 'age', min: 1 }] }, 'slices[0].name');
+    rejects(
+      {
+        ...e,
+        slices: [
+          { name: 'a', column: 'age', min: 1 },
+          { name: 'a', column: 'bmi', max: 1 },
+        ],
+      },
+      'slices[1].name',
+    );
+    rejects({ ...e, slices: [e.slices[0], { name: 'b', column: 'age' }] }, 'slices[1].min');
+    rejects({ ...e, slices: [e.slices[0], { name: 'b', column: 'age', min: 'x' }] }, 'slices[1].min');
+    rejects({ ...e, slices: [e.slices[0], { name: 'b', column: 'age', min: 5, max: 5 }] }, 'slices[1].max');
+    rejects({ ...e, slices: [e.slices[0], { name: 'b', column: 'sex', min: 1 }] }, 'slices[1].min');
+    rejects({ ...e, slices: [e.slices[0], { name: 'b', column: 'outcome', max: 1 }] }, 'slices[1].max');
+    rejects(
+      { ...e, slices: [e.slices[0], { name: 'b', column: 'age', min: 1, in: ['3'] }] },
+      'slices[1].min',
+    );
+    rejects({ ...e, slices: [e.slices[0], { name: 'b', column: 'age', in: [] }] }, 'slices[1].in');
+    rejects({ ...e, slices: [e.slices[0], { name: 'b', column: 'age', in: ['3', '3'] }] }, 'slices[1].in[1]');
+    rejects({ ...e, slices: [e.slices[0], { name: 'b', column: 'age', in: [''] }] }, 'slices[1].in[0]');
+    rejects({ ...e, slices: [e.slices[0], { name: 'b', column: '', in: ['a'] }] }, 'slices[1].column');
+    rejects(
+      { ...e, slices: [e.slices[0], { name: 'b', column: 'age', in: ['a'], step: 1 }] },
+      'slices[1].step',
+    );
+  });
+
+  it('keeps the digest of a schema without them and covers them when declared', () => {
+    const plain = computeSchemaDigest(parseDataSchema(base()));
+    const withIgnore = computeSchemaDigest(parseDataSchema({ ...base(), ignore: ['site_type'] }));
+    assert.equal(withIgnore, plain);
+    const d = computeSchemaDigest(parseDataSchema(evaluation()));
+    assert.notEqual(d, plain);
+    const e = evaluation();
+    const canonical =
+      '{"features":[{"name":"age","type":"integer"},{"categories":["F","M"],"name":"sex","type":"category"},' +
+      '{"name":"bmi","type":"number"}],"label":{"classes":["no","yes"],"name":"outcome"},"missing":"reject",' +
+      '"missingTokens":[""],"sensitive":{"name":"sex","values":["F","M"]},"slices":[{"column":"age","min":50,' +
+      '"name":"age>=50"},{"column":"site_type","in":["a"],"name":"site-type-a"}],"standardize":true}';
+    assert.equal(d, createHash('sha256').update(canonical).digest('hex'));
+    // Key order inside the new fields does not matter; every value does.
+    const reordered = {
+      ...e,
+      sensitive: { values: ['F', 'M'], name: 'sex' },
+      slices: [{ min: 50, column: 'age', name: 'age>=50' }, e.slices[1]],
+    };
+    assert.equal(computeSchemaDigest(parseDataSchema(reordered)), d);
+    const variants = [
+      { ...e, sensitive: undefined },
+      { ...e, slices: undefined },
+      { ...e, sensitive: { name: 'sex', values: ['M', 'F'] } },
+      { ...e, sensitive: { name: 'site_type', values: ['F', 'M'] } },
+      { ...e, slices: [...e.slices].reverse() },
+      { ...e, slices: [{ name: 'age>=50', column: 'age', min: 50.5 }, e.slices[1]] },
+      { ...e, slices: [{ name: 'age>=50', column: 'age', max: 50 }, e.slices[1]] },
+      { ...e, slices: [{ name: 'age>=51', column: 'age', min: 50 }, e.slices[1]] },
+      { ...e, slices: [e.slices[0], { name: 'site-type-a', column: 'site_type', in: ['a', 'b'] }] },
+      { ...e, slices: [e.slices[0]] },
+    ];
+    const digests = new Set(variants.map((v) => computeSchemaDigest(parseDataSchema(v))));
+    assert.equal(digests.size, variants.length);
+    assert.ok(!digests.has(d) && !digests.has(plain));
+  });
+
+  it('writes numbers in canonical JSON as ECMAScript does (RFC 8785)', () => {
+    const digestOf = (min: number) =>
+      computeSchemaDigest(parseDataSchema({ ...base(), slices: [{ name: 's', column: 'bmi', min }] }));
+    const expected = (text: string) =>
+      createHash('sha256')
+        .update(
+          '{"features":[{"name":"age","type":"integer"},{"categories":["F","M"],"name":"sex","type":"category"},' +
+            '{"name":"bmi","type":"number"}],"label":{"classes":["no","yes"],"name":"outcome"},"missing":"reject",' +
+            `"missingTokens":[""],"slices":[{"column":"bmi","min":${text},"name":"s"}],"standardize":true}`,
+        )
+        .digest('hex');
+    assert.equal(digestOf(-0), expected('0'));
+    assert.equal(digestOf(1e21), expected('1e+21'));
+    assert.equal(digestOf(0.1), expected('0.1'));
+    assert.equal(digestOf(1e-7), expected('1e-7'));
+    assert.equal(digestOf(18.5), expected('18.5'));
+  });
+});

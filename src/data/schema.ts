@@ -39,7 +39,39 @@ export interface DataSchema {
   readonly standardize: boolean;
   /** Columns present in the file that are deliberately not used. Default `[]`. Not covered by the digest. */
   readonly ignore: readonly string[];
+  /**
+   * The sensitive attribute a private evaluation reports fairness over: a column of the table (a
+   * feature, an ignored column or an extra column that is read but never encoded) whose cell must be
+   * one of `values` (exact match) or a missing token (then the row is in no group).
+   */
+  readonly sensitive?: SensitiveSpec;
+  /** Named subsets of rows every evaluation metric is also reported for, in declaration order. */
+  readonly slices?: readonly SliceSpec[];
 }
+
+export interface SensitiveSpec {
+  readonly name: string;
+  /** The groups, 2 to 64 distinct values; a row's group is the index of its cell here. */
+  readonly values: readonly string[];
+}
+
+/**
+ * A slice: the rows whose `column` cell is in `in` (exact match, any column), or, on a number or
+ * integer column, whose value is within `[min, max)` (either bound may be absent, not both). A
+ * missing cell is in no slice.
+ */
+export interface SliceSpec {
+  readonly name: string;
+  readonly column: string;
+  readonly min?: number;
+  readonly max?: number;
+  readonly in?: readonly string[];
+}
+
+/** Limits of the optional evaluation fields. */
+export const MAX_SENSITIVE_VALUES = 64;
+export const MAX_SLICES = 32;
+const SLICE_NAME = /^[A-Za-z0-9][A-Za-z0-9 _.<>=-]{0,63}$/;
 
 const name = z.string().min(1, 'must be a non-empty string');
 
@@ -60,13 +92,47 @@ const dataSchemaSchema = z.strictObject({
   missingTokens: z.array(z.string()).optional(),
   standardize: z.boolean(),
   ignore: z.array(name).optional(),
+  sensitive: z
+    .strictObject({
+      name,
+      values: z
+        .array(name)
+        .min(2, 'must declare at least two values')
+        .max(MAX_SENSITIVE_VALUES, `must declare at most ${MAX_SENSITIVE_VALUES} values`),
+    })
+    .optional(),
+  slices: z
+    .array(
+      z.strictObject({
+        name: z
+          .string()
+          .regex(
+            SLICE_NAME,
+            'must be 1 to 64 characters: letters, digits, space, _ . < > = -, starting with a letter or digit',
+          ),
+        column: name,
+        min: z.number().optional(),
+        max: z.number().optional(),
+        in: z
+          .array(z.string())
+          .min(1, 'must list at least one value')
+          .max(1024, 'must list at most 1024 values')
+          .optional(),
+      }),
+    )
+    .min(1, 'must declare at least one slice (omit the field otherwise)')
+    .max(MAX_SLICES, `must declare at most ${MAX_SLICES} slices`)
+    .optional(),
 });
 
 /**
  * Validates an untrusted value (e.g. parsed schema.json) and returns a frozen `DataSchema` with
  * defaults filled in. Unknown keys are rejected. Cross-field rules: feature, label and ignored column
  * names are distinct; `categories` is given exactly for category features and has no duplicates;
- * classes have no duplicates; no category or class equals a missing token.
+ * classes have no duplicates; no category or class equals a missing token. The optional evaluation
+ * fields: `sensitive.name` is any column but the label, its values distinct and not missing tokens;
+ * slice names are distinct, each slice has `in` (distinct values, none a missing token) or bounds
+ * (`min` < `max` when both) on a column that holds numbers.
  * Throws EntenteError('INVALID_CONFIG') whose message and `field` name the offending path
  * (e.g. `features[3].type`).
  */
@@ -117,6 +183,9 @@ export function parseDataSchema(value: unknown): DataSchema {
   ignore.forEach((column, i) => {
     claim(column, `ignore[${i}]`);
   });
+  const sensitive =
+    input.sensitive === undefined ? undefined : checkSensitive(input.sensitive, input, missingTokens);
+  const slices = input.slices === undefined ? undefined : checkSlices(input.slices, input, missingTokens);
 
   return Object.freeze({
     features: Object.freeze(features),
@@ -129,7 +198,80 @@ export function parseDataSchema(value: unknown): DataSchema {
     missingTokens: Object.freeze([...missingTokens]),
     standardize: input.standardize,
     ignore: Object.freeze([...ignore]),
+    ...(sensitive ? { sensitive } : {}),
+    ...(slices ? { slices } : {}),
   });
+}
+
+type ParsedInput = z.infer<typeof dataSchemaSchema>;
+
+/** The sensitive column is any column but the label; its values are distinct and none is a missing token. */
+function checkSensitive(
+  input: NonNullable<ParsedInput['sensitive']>,
+  schema: ParsedInput,
+  missingTokens: readonly string[],
+): SensitiveSpec {
+  if (input.name === schema.label.name)
+    fail(
+      'sensitive.name',
+      `column "${input.name}" is the label; the sensitive attribute must be another column`,
+    );
+  assertUnique(input.values, 'sensitive.values');
+  assertNotMissingToken(input.values, missingTokens, 'sensitive.values');
+  return Object.freeze({ name: input.name, values: Object.freeze([...input.values]) });
+}
+
+/**
+ * Slice names are distinct; a slice has either `in` or at least one of `min`/`max` (min < max when
+ * both); bounds need a column that holds numbers (a number or integer feature, a regression label, or
+ * a column that is neither a feature nor the label, whose cells are then read as numbers).
+ */
+function checkSlices(
+  input: NonNullable<ParsedInput['slices']>,
+  schema: ParsedInput,
+  missingTokens: readonly string[],
+): readonly SliceSpec[] {
+  const names = new Map<string, number>();
+  const out = input.map((slice, i): SliceSpec => {
+    const field = `slices[${i}]`;
+    const previous = names.get(slice.name);
+    if (previous !== undefined)
+      fail(`${field}.name`, `"${slice.name}" is already the name of slices[${previous}]`);
+    names.set(slice.name, i);
+    const bounded = slice.min !== undefined || slice.max !== undefined;
+    if (slice.in !== undefined) {
+      if (bounded)
+        fail(
+          `${field}.${slice.min !== undefined ? 'min' : 'max'}`,
+          'is not allowed with "in" (a slice is either a list of values or a range)',
+        );
+      assertUnique(slice.in, `${field}.in`);
+      assertNotMissingToken(slice.in, missingTokens, `${field}.in`);
+      return Object.freeze({ name: slice.name, column: slice.column, in: Object.freeze([...slice.in]) });
+    }
+    if (!bounded) fail(`${field}.min`, 'a slice needs "in", or "min" and/or "max"');
+    if (slice.min !== undefined && slice.max !== undefined && !(slice.min < slice.max))
+      fail(`${field}.max`, `must be greater than min (${slice.min}); min is inclusive, max exclusive`);
+    const feature = schema.features.find((f) => f.name === slice.column);
+    const nonNumeric =
+      feature?.type === 'category'
+        ? 'a category feature'
+        : slice.column === schema.label.name && schema.label.type !== 'number'
+          ? 'a class label'
+          : undefined;
+    if (nonNumeric !== undefined)
+      fail(
+        `${field}.${slice.min !== undefined ? 'min' : 'max'}`,
+        `column "${slice.column}" is ${nonNumeric}; bounds need a number column (use "in" to list values)`,
+      );
+    return Object.freeze({
+      name: slice.name,
+      column: slice.column,
+      ...(slice.min !== undefined ? { min: slice.min } : {}),
+      ...(slice.max !== undefined ? { max: slice.max } : {}),
+    });
+  });
+  return Object.freeze(out);
 }
 
 /** The encoded feature column names, in order (one-hot columns as `<feature>=<category>`). */
@@ -145,7 +287,8 @@ export function listFeatureColumns(schema: DataSchema): string[] {
 /**
  * Stable identifier of a schema: lower-case hex SHA-256 of the UTF-8 canonical JSON (RFC 8785: sorted
  * keys, no whitespace) of every field except `ignore`, which only describes a site's extra file
- * columns and does not change the encoded data. Defaults are part of a parsed schema, so a schema
+ * columns and does not change the encoded data. `sensitive` and `slices` are covered when declared
+ * and absent from the canonical JSON otherwise, so a schema without them keeps the digest it had. Defaults are part of a parsed schema, so a schema
  * that spells out a default has the same digest as one that omits it.
  */
 export function computeSchemaDigest(schema: DataSchema): string {
@@ -162,15 +305,41 @@ export function computeSchemaDigest(schema: DataSchema): string {
     missing: schema.missing,
     missingTokens: [...schema.missingTokens],
     standardize: schema.standardize,
+    // The evaluation fields are covered only when declared, so a schema without them keeps its digest.
+    ...(schema.sensitive
+      ? { sensitive: { name: schema.sensitive.name, values: [...schema.sensitive.values] } }
+      : {}),
+    ...(schema.slices
+      ? {
+          slices: schema.slices.map((slice): JsonValue => {
+            const out: { [key: string]: JsonValue } = { name: slice.name, column: slice.column };
+            if (slice.in !== undefined) out.in = [...slice.in];
+            if (slice.min !== undefined) out.min = slice.min;
+            if (slice.max !== undefined) out.max = slice.max;
+            return out;
+          }),
+        }
+      : {}),
   };
   return sha256Hex(new TextEncoder().encode(encodeCanonicalJson(covered)));
 }
 
-type JsonValue = string | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | readonly JsonValue[]
+  | { readonly [key: string]: JsonValue };
 
-/** RFC 8785 for the values a schema contains (no numbers): strings as ECMAScript JSON.stringify,
- * object keys sorted by UTF-16 code units, no whitespace. */
+/** RFC 8785 for the values a schema contains: strings and finite numbers as ECMAScript
+ * JSON.stringify (RFC 8785 section 3.2.2.3 is the ECMAScript Number-to-String algorithm, so `-0` is
+ * `0` and `1e21` is `1e+21`), object keys sorted by UTF-16 code units, no whitespace. */
 function encodeCanonicalJson(value: JsonValue): string {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new RangeError('canonical JSON has no non-finite numbers');
+    return JSON.stringify(value);
+  }
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(encodeCanonicalJson).join(',')}]`;
   const record = value as { readonly [key: string]: JsonValue };

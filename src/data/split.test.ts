@@ -86,6 +86,24 @@ describe('selectRows', () => {
     assert.equal(s.count, 3);
   });
 
+  it('carries groups and slice memberships with their rows', () => {
+    const d = {
+      ...dataOf([0, 1, 2]),
+      groups: Int32Array.of(1, -1, 0),
+      slices: [Uint8Array.of(1, 0, 0), Uint8Array.of(0, 1, 1)],
+    };
+    const s = selectRows(d, [2, 0, 2]);
+    assert.deepEqual([...s.groups!], [0, 1, 0]);
+    assert.deepEqual(
+      s.slices!.map((m) => [...m]),
+      [
+        [0, 1, 0],
+        [1, 0, 1],
+      ],
+    );
+    assert.ok(!('groups' in selectRows(dataOf([0, 1]), [1])));
+  });
+
   it('rejects out-of-range indices naming them', () => {
     const d = dataOf([0, 1]);
     for (const bad of [2, -1, 0.5]) {

@@ -74,7 +74,8 @@ export function splitTrainTest(data: LabeledData, testFraction: number, rng: Rng
 }
 
 /**
- * A new `LabeledData` holding rows `indices` of `data`, in that order (repeats allowed). Every index
+ * A new `LabeledData` holding rows `indices` of `data`, in that order (repeats allowed), with their
+ * targets, groups and slice memberships when `data` has them. Every index
  * must be an integer in [0, data.count) (INVALID_ARGUMENT naming `indices[i]`).
  */
 export function selectRows(data: LabeledData, indices: ArrayLike<number>): LabeledData {
@@ -83,6 +84,8 @@ export function selectRows(data: LabeledData, indices: ArrayLike<number>): Label
   const x = new Float32Array(count * dim);
   const y = new Int32Array(count);
   const target = data.target ? new Float32Array(count) : undefined;
+  const groups = data.groups ? new Int32Array(count) : undefined;
+  const slices = data.slices?.map(() => new Uint8Array(count));
   for (let i = 0; i < count; i++) {
     const row = indices[i]!;
     if (!Number.isInteger(row) || row < 0 || row >= data.count) {
@@ -93,6 +96,17 @@ export function selectRows(data: LabeledData, indices: ArrayLike<number>): Label
     x.set(data.x.subarray(row * dim, row * dim + dim), i * dim);
     y[i] = data.y[row]!;
     if (target) target[i] = data.target![row]!;
+    if (groups) groups[i] = data.groups![row]!;
+    if (slices) for (let s = 0; s < slices.length; s++) slices[s]![i] = data.slices![s]![row]!;
   }
-  return { x, y, ...(target ? { target } : {}), count, dim, featureNames: [...data.featureNames] };
+  return {
+    x,
+    y,
+    ...(target ? { target } : {}),
+    count,
+    dim,
+    featureNames: [...data.featureNames],
+    ...(groups ? { groups } : {}),
+    ...(slices ? { slices } : {}),
+  };
 }

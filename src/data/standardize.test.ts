@@ -54,6 +54,21 @@ describe('standardization', () => {
     assert.deepEqual(z.y, cancer.y);
   });
 
+  it('copies groups and slice memberships unchanged', () => {
+    const d = {
+      ...selectRows(cancer, [0, 1, 2]),
+      groups: Int32Array.of(0, -1, 1),
+      slices: [Uint8Array.of(1, 0, 1)],
+    };
+    const z = applyStandardization(d, deriveStandardization(computeFeatureStats(cancer)));
+    assert.deepEqual([...z.groups!], [0, -1, 1]);
+    assert.deepEqual([...z.slices![0]!], [1, 0, 1]);
+    assert.notEqual(z.groups, d.groups);
+    assert.ok(
+      !('groups' in applyStandardization(cancer, deriveStandardization(computeFeatureStats(cancer)))),
+    );
+  });
+
   it('matches a two-pass mean and population std', () => {
     const d = tableOf([
       [1, 10],

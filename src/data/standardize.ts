@@ -92,7 +92,7 @@ export function deriveStandardization(stats: FeatureStats): StandardizationParam
   return { mean, std };
 }
 
-/** A standardized copy of `data` (new x, y and featureNames arrays). Throws INVALID_ARGUMENT when
+/** A standardized copy of `data` (new x, y and featureNames arrays; groups and slices copied). Throws INVALID_ARGUMENT when
  * the parameters do not have `data.dim` columns or a std is not > 0. */
 export function applyStandardization(data: LabeledData, params: StandardizationParams): LabeledData {
   const { dim, count } = data;
@@ -125,6 +125,8 @@ export function applyStandardization(data: LabeledData, params: StandardizationP
     count,
     dim,
     featureNames: [...data.featureNames],
+    ...(data.groups ? { groups: new Int32Array(data.groups) } : {}),
+    ...(data.slices ? { slices: data.slices.map((m) => new Uint8Array(m)) } : {}),
   };
 }
 
