@@ -23,6 +23,7 @@ import {
   computeProposalDigest,
   decideFirstPolicy,
   decideProposal,
+  parseEvaluationPlan,
   parsePolicy,
   parseProposal,
   proposalKinds,
@@ -255,6 +256,28 @@ export class Governance {
             field: 'subject.identityKey',
           });
         return { member, identityKey };
+      }
+      case 'approve-evaluation-plan': {
+        // The plan must parse (its decision rule too), be for this consortium, and use a data schema the
+        // policy allows. Its model digests are not looked up: a compared model may come from outside
+        // the consortium's runs (e.g. a baseline trained elsewhere); the evaluation round fetches them.
+        const plan = parseEvaluationPlan(subject);
+        if (plan.consortium !== policy!.consortium)
+          throw new EntenteError(
+            'POLICY_REFUSED',
+            `plan.consortium: the plan is for "${plan.consortium}", not for "${policy!.consortium}"`,
+            { field: 'plan.consortium' },
+          );
+        if (
+          plan.dataSchemaDigest !== undefined &&
+          !policy!.exchange.dataSchemaDigests.includes(plan.dataSchemaDigest)
+        )
+          throw new EntenteError(
+            'POLICY_REFUSED',
+            'plan.dataSchemaDigest: not among the data schemas the policy allows (exchange.dataSchemaDigests)',
+            { field: 'plan.dataSchemaDigest' },
+          );
+        return JSON.parse(JSON.stringify(plan)) as unknown;
       }
       case 'resume-runs': {
         const open = this.deps.gov.openIncidents().map((i) => i.id);
