@@ -192,7 +192,8 @@ export interface DecisionRule {
 const NUMBER_RE = /-?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?/y;
 const MODEL_RE = /[a-z][a-z0-9-]{0,31}/y;
 const METRIC_RE = /[A-Za-z][A-Za-z0-9]{0,63}/y;
-const SLICE_RE = /slice\["([^"\\\u0000-\u001f]{1,200})"\]\./y;
+/** A slice name: printable ASCII other than '"' and '\'. */
+const SLICE_RE = /slice\["([ !#-[\]-~]{1,200})"\]\./y;
 
 /**
  * Parses a decision rule: `clause ('and' clause)*`, clause = `operand op operand` with op one of
