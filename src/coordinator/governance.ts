@@ -23,6 +23,7 @@ import {
   computeProposalDigest,
   decideFirstPolicy,
   decideProposal,
+  computeEvaluationPlanDigest,
   parseEvaluationPlan,
   parsePolicy,
   parseProposal,
@@ -277,6 +278,17 @@ export class Governance {
             'plan.dataSchemaDigest: not among the data schemas the policy allows (exchange.dataSchemaDigests)',
             { field: 'plan.dataSchemaDigest' },
           );
+        // One plan, one approval: a plan already approved or awaiting signatures is not proposed again.
+        const digest = computeEvaluationPlanDigest(plan);
+        for (const row of this.deps.gov.listProposals()) {
+          if (row.kind !== kind || (row.status !== 'open' && row.status !== 'approved')) continue;
+          if ((JSON.parse(row.proposal_json) as Proposal).subjectSha256 === digest)
+            throw new EntenteError(
+              'CONFLICT',
+              `plan: this plan is already ${row.status === 'open' ? 'proposed' : 'approved'} (proposal ${row.id.slice(0, 16)}…)`,
+              { field: 'plan' },
+            );
+        }
         return JSON.parse(JSON.stringify(plan)) as unknown;
       }
       case 'resume-runs': {
