@@ -18,6 +18,7 @@ import {
   computeEvaluationPlanDigest,
   decisionValuesOf,
   evaluateDecisionRule,
+  headlineFigures,
   parseDecisionRule,
   parseEvaluationPlan,
   verifyUnblinding,
@@ -395,5 +396,30 @@ describe('blinding', () => {
       right: 0.95 - 0.01,
       holds: false,
     });
+  });
+});
+
+describe('headlineFigures', () => {
+  it("reads the plan's metrics overall and per declared slice from a metrics report", () => {
+    const input = planInput();
+    input.metrics = ['rocAuc', 'macroF1', 'demographicParityDifference', 'ece'];
+    input.decisionRule = 'candidate.rocAuc > 0.5';
+    const plan = parseEvaluationPlan(input);
+    const overall = { rocAuc: 0.9, ece: Number.NaN, macro: { f1: 0.7 }, accuracy: 0.8 };
+    const report = {
+      overall,
+      fairness: { demographicParityDifference: 0.12 },
+      slices: { 'age>=50': { rocAuc: 0.85, ece: 0.04, macro: { f1: null } }, other: { rocAuc: 0.1 } },
+    };
+    assert.deepEqual(headlineFigures(plan, report), {
+      metrics: { rocAuc: 0.9, macroF1: 0.7, demographicParityDifference: 0.12, ece: null },
+      sliceMetrics: {
+        'age>=50': { rocAuc: 0.85, macroF1: null, demographicParityDifference: null, ece: 0.04 },
+      },
+    });
+    assert.deepEqual(
+      headlineFigures(plan, { overall, fairness: null, slices: {} }).metrics.demographicParityDifference,
+      null,
+    );
   });
 });

@@ -515,6 +515,50 @@ export interface EvaluationResultInput {
   readonly protocol: string;
 }
 
+/**
+ * What a metrics report looks like to this module (the evaluation folder's EvaluationMetrics, declared
+ * structurally here: governance does not import it).
+ */
+export interface HeadlineSource {
+  readonly overall: Readonly<Record<string, unknown>>;
+  readonly fairness: Readonly<Record<string, unknown>> | null;
+  readonly slices: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+}
+
+const FAIRNESS_METRICS: ReadonlySet<string> = new Set([
+  'demographicParityDifference',
+  'demographicParityRatio',
+  'equalizedOddsDifference',
+  'equalOpportunityDifference',
+]);
+
+/**
+ * The plan's metrics read from a metrics report: overall, and per slice the plan declares (fairness
+ * figures exist only overall). `macroF1` is `macro.f1`. A value that is not a finite number is null.
+ */
+export function headlineFigures(
+  plan: EvaluationPlan,
+  report: HeadlineSource,
+): { metrics: Record<string, number | null>; sliceMetrics?: Record<string, Record<string, number | null>> } {
+  const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const read = (set: Readonly<Record<string, unknown>>, fairness: HeadlineSource['fairness']) => {
+    const out: Record<string, number | null> = {};
+    for (const m of plan.metrics) {
+      if (m === 'macroF1') out[m] = num((set.macro as Record<string, unknown> | undefined)?.f1);
+      else if (FAIRNESS_METRICS.has(m)) out[m] = num(fairness?.[m]);
+      else out[m] = num(set[m]);
+    }
+    return out;
+  };
+  const metrics = read(report.overall, report.fairness);
+  const slices = declaredSlices(plan).filter((s) => Object.hasOwn(report.slices, s));
+  if (slices.length === 0) return { metrics };
+  return {
+    metrics,
+    sliceMetrics: Object.fromEntries(slices.map((s) => [s, read(report.slices[s]!, null)])),
+  };
+}
+
 /** Body of an `evaluation-blinded` entry. */
 export function buildEvaluationBlindedBody(planDigest: string, commitments: readonly BlindCommitment[]) {
   return {
