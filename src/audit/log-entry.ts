@@ -15,6 +15,12 @@ const runRound = { run: id, round: z.number().int().min(0) };
 const attempt = z.number().int().min(0);
 /** A secure sum of a run's statistics or evaluation phase (absent: its training round). */
 const phase = z.enum(['statistics', 'evaluate']).optional();
+/** A blinded evaluation label: model-A … model-H. */
+const blindLabel = z.string().regex(/^model-[A-H]$/);
+/** Headline figures: metric name → value (null where the metric is undefined on the data). */
+const figures = z
+  .record(z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,63}$/), z.number().nullable())
+  .refine((m) => Object.keys(m).length <= 64, 'at most 64 metrics');
 
 /** The fields of each kind of entry (besides kind, index, at, prev). */
 export const logEntryBodies = {
@@ -204,6 +210,53 @@ export const logEntryBodies = {
   'run-failed': z.strictObject({ ...runRound, attempt, code: z.string().max(64), reason: text }),
   /** A run stopped for good by an operator (`by`), or by a cancel-run quorum (`proposal`). */
   'run-cancelled': z.strictObject({ run: id, by: z.string().max(200), proposal: hex64.optional() }),
+  /**
+   * The blinded labels of an approved evaluation plan (`plan`: its digest): one salted hash commitment
+   * per label to the model it stands for, opened by `evaluation-unblinded` once every result is logged.
+   */
+  'evaluation-blinded': z.strictObject({
+    plan: hex64,
+    commitments: z
+      .array(z.strictObject({ label: blindLabel, commitment: hex64 }))
+      .min(1)
+      .max(8),
+  }),
+  /** The headline figures of one blinded model under a plan, and the digest of the full metrics report. */
+  'evaluation-result': z.strictObject({
+    plan: hex64,
+    label: blindLabel,
+    metrics: figures,
+    sliceMetrics: z
+      .record(z.string().min(1).max(200), figures)
+      .refine((s) => Object.keys(s).length <= 64, 'at most 64 slices')
+      .optional(),
+    metricsSha256: hex64,
+    rows: z.number().int().min(0),
+    protocol: z.string().min(1).max(64),
+  }),
+  /** The openings of a plan's blinding commitments: which model each label was. */
+  'evaluation-unblinded': z.strictObject({
+    plan: hex64,
+    openings: z
+      .array(z.strictObject({ label: blindLabel, name: id, sha256: hex64, salt: hex64 }))
+      .min(1)
+      .max(8),
+  }),
+  /** The plan's decision rule evaluated on the logged, unblinded figures. */
+  'evaluation-decision': z.strictObject({
+    plan: hex64,
+    outcome: z.enum(['pass', 'fail', 'undetermined']),
+    clauses: z
+      .array(
+        z.strictObject({
+          text,
+          left: z.number().nullable(),
+          right: z.number().nullable(),
+          holds: z.boolean().nullable(),
+        }),
+      )
+      .max(32),
+  }),
 } as const;
 
 export type LogEntryKind = keyof typeof logEntryBodies;

@@ -226,11 +226,11 @@ export function registerGovernanceCommands(program: Command, participant: Comman
     proposal
       .command('create')
       .description(
-        'propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs, replace-identity-key, cancel-run',
+        'propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs, replace-identity-key, cancel-run, approve-evaluation-plan (or: eval plan create)',
       )
       .requiredOption(
         '--kind <kind>',
-        'adopt-policy | admit-member | start-run | release-model | resume-runs | replace-identity-key | cancel-run',
+        'adopt-policy | admit-member | start-run | release-model | resume-runs | replace-identity-key | cancel-run | approve-evaluation-plan',
       )
       .option(
         '--subject <file>',

@@ -14,6 +14,7 @@ import { computeWitnessName, createWorkspace, openSiteDir, openWorkspace } from 
 import { createMtlsClient } from '../transport/index.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { readStructuredFile } from './read-file.ts';
+import { registerEvaluationCommands } from './evaluation-commands.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
@@ -516,6 +517,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerPrivacyCommands(program);
   registerModelCommands(program);
+  registerEvaluationCommands(program);
   return program;
 }
 

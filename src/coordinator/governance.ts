@@ -23,6 +23,8 @@ import {
   computeProposalDigest,
   decideFirstPolicy,
   decideProposal,
+  computeEvaluationPlanDigest,
+  parseEvaluationPlan,
   parsePolicy,
   parseProposal,
   proposalKinds,
@@ -255,6 +257,39 @@ export class Governance {
             field: 'subject.identityKey',
           });
         return { member, identityKey };
+      }
+      case 'approve-evaluation-plan': {
+        // The plan must parse (its decision rule too), be for this consortium, and use a data schema the
+        // policy allows. Its model digests are not looked up: a compared model may come from outside
+        // the consortium's runs (e.g. a baseline trained elsewhere); the evaluation round fetches them.
+        const plan = parseEvaluationPlan(subject);
+        if (plan.consortium !== policy!.consortium)
+          throw new EntenteError(
+            'POLICY_REFUSED',
+            `plan.consortium: the plan is for "${plan.consortium}", not for "${policy!.consortium}"`,
+            { field: 'plan.consortium' },
+          );
+        if (
+          plan.dataSchemaDigest !== undefined &&
+          !policy!.exchange.dataSchemaDigests.includes(plan.dataSchemaDigest)
+        )
+          throw new EntenteError(
+            'POLICY_REFUSED',
+            'plan.dataSchemaDigest: not among the data schemas the policy allows (exchange.dataSchemaDigests)',
+            { field: 'plan.dataSchemaDigest' },
+          );
+        // One plan, one approval: a plan already approved or awaiting signatures is not proposed again.
+        const digest = computeEvaluationPlanDigest(plan);
+        for (const row of this.deps.gov.listProposals()) {
+          if (row.kind !== kind || (row.status !== 'open' && row.status !== 'approved')) continue;
+          if ((JSON.parse(row.proposal_json) as Proposal).subjectSha256 === digest)
+            throw new EntenteError(
+              'CONFLICT',
+              `plan: this plan is already ${row.status === 'open' ? 'proposed' : 'approved'} (proposal ${row.id.slice(0, 16)}…)`,
+              { field: 'plan' },
+            );
+        }
+        return JSON.parse(JSON.stringify(plan)) as unknown;
       }
       case 'resume-runs': {
         const open = this.deps.gov.openIncidents().map((i) => i.id);

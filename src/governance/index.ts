@@ -5,3 +5,4 @@ export * from './report.ts';
 export * from './run-check.ts';
 export * from './verify-trail.ts';
 export * from './identity-key.ts';
+export * from './evaluation-plan.ts';

@@ -88,6 +88,11 @@ const approvalsSchema = z.strictObject({
     .describe(
       'quorum that cancels a run for good (a "cancel-run" proposal); when absent, the startRun rule applies',
     ),
+  evaluationPlan: quorumRuleSchema
+    .optional()
+    .describe(
+      'quorum that approves a pre-registered evaluation plan (an "approve-evaluation-plan" proposal); when absent, the startRun rule applies',
+    ),
 });
 
 const policySchema = z
@@ -158,6 +163,8 @@ export interface Policy {
     readonly resumeAfterIncident?: QuorumRule | undefined;
     /** Cancelling a run; absent = the startRun rule applies. */
     readonly cancelRun?: QuorumRule | undefined;
+    /** Approving an evaluation plan; absent = the startRun rule applies. */
+    readonly evaluationPlan?: QuorumRule | undefined;
   };
   /** Hours an open proposal gathers signatures before it expires (absent: DEFAULT_PROPOSAL_TTL_HOURS). */
   readonly proposalTtlHours?: number | undefined;

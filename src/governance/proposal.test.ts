@@ -180,6 +180,35 @@ describe('decideProposal', () => {
     assert.equal(decideProposal(withRule, cancel, sign(cancel, 'op'), keys).approved, true);
   });
 
+  it('approves an evaluation plan under approvals.startRun, or approvals.evaluationPlan when set', () => {
+    const plan: Proposal = {
+      kind: 'approve-evaluation-plan',
+      subjectSha256: '7'.repeat(64),
+      policySha256: computePolicyDigest(policy),
+      createdAt: '2025-03-02T11:00:00Z',
+    };
+    assert.deepEqual(selectApprovalRule(policy, 'approve-evaluation-plan'), policy.approvals.startRun);
+    assert.equal(decideProposal(policy, plan, sign(plan, 'a'), keys).approved, false);
+    assert.equal(decideProposal(policy, plan, sign(plan, 'a', 'c'), keys).approved, true);
+    const withRule = parsePolicy({
+      ...structuredClone(policyInput),
+      approvals: { ...policyInput.approvals, evaluationPlan: { all: [{ member: 'x' }, { member: 'a' }] } },
+    });
+    const underRule = { ...plan, policySha256: computePolicyDigest(withRule) };
+    // The start-run quorum is not enough: the auditor the rule names must sign too.
+    assert.equal(decideProposal(withRule, underRule, sign(underRule, 'a', 'c'), keys).approved, false);
+    assert.equal(decideProposal(withRule, underRule, sign(underRule, 'a', 'x'), keys).approved, true);
+    // A rule naming someone outside the policy is refused where it is written.
+    assert.throws(
+      () =>
+        parsePolicy({
+          ...structuredClone(policyInput),
+          approvals: { ...policyInput.approvals, evaluationPlan: { member: 'nobody' } },
+        }),
+      (err: { field?: string }) => err.field === 'policy.approvals.evaluationPlan.member',
+    );
+  });
+
   it('resumes runs under approvals.resumeAfterIncident when the policy sets it', () => {
     const input = {
       ...structuredClone(policyInput),

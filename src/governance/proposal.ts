@@ -1,6 +1,6 @@
 /**
  * Governance proposals (issue 6): a change — adopt or change the policy, admit a member, start a run,
- * release a model, resume runs after an incident, cancel a run — is a proposal naming its subject by SHA-256 and the
+ * release a model, resume runs after an incident, cancel a run, approve an evaluation plan — is a proposal naming its subject by SHA-256 and the
  * policy in force; members sign
  * it with their Ed25519 identity keys (RFC 8032, src/crypto/signatures.ts) over length-prefixed
  * canonical bytes with a domain-separation tag; it takes effect only when the valid signatures of
@@ -26,13 +26,15 @@ export const proposalKinds = [
   'resume-runs',
   'replace-identity-key',
   'cancel-run',
+  'approve-evaluation-plan',
 ] as const;
 export type ProposalKind = (typeof proposalKinds)[number];
 
 export interface Proposal {
   readonly kind: ProposalKind;
-  /** SHA-256 of what is decided: the new policy, the admission request, the run config, the model, or
-   *  (for 'resume-runs') the incident record the resumption closes. */
+  /** SHA-256 of what is decided: the new policy, the admission request, the run config, the model,
+   *  (for 'resume-runs') the incident record the resumption closes, or (for 'approve-evaluation-plan')
+   *  the evaluation plan (its digest, evaluation-plan.ts). */
   readonly subjectSha256: string;
   /** computePolicyDigest of the policy in force (for the very first policy: of that policy itself). */
   readonly policySha256: string;
@@ -176,7 +178,8 @@ function isWellFormed(proposal: Proposal): boolean {
 
 /** The approval rule `policy` names for proposals of `kind`. Resuming runs after an incident uses
  *  approvals.resumeAfterIncident, or approvals.adoptPolicy when the policy sets none; cancelling a run
- *  uses approvals.cancelRun, or approvals.startRun when the policy sets none. Throws
+ *  uses approvals.cancelRun, or approvals.startRun when the policy sets none; approving an evaluation
+ *  plan uses approvals.evaluationPlan, or approvals.startRun when the policy sets none. Throws
  *  INVALID_ARGUMENT (field 'kind') for a value that is not a proposal kind. */
 export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRule {
   const { approvals } = policy;
@@ -192,6 +195,9 @@ export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRu
     case 'cancel-run':
       // Stopping a run is as weighty as starting one, unless the policy names its own rule.
       return approvals.cancelRun ?? approvals.startRun;
+    case 'approve-evaluation-plan':
+      // Pre-registering a comparison is as weighty as starting a run, unless the policy names its own rule.
+      return approvals.evaluationPlan ?? approvals.startRun;
     case 'release-model':
       return approvals.releaseModel;
     case 'resume-runs':

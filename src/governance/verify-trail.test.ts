@@ -10,6 +10,21 @@ import fc from 'fast-check';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { sha256Hex } from '../crypto/digest.ts';
 import { generateEd25519KeyPem, readEd25519PublicKey, signEd25519 } from '../crypto/signatures.ts';
+import { logEntryBodies } from '../audit/log-entry.ts';
+import { createSeededRng } from '../crypto/seeded-rng.ts';
+import {
+  assignBlindLabels,
+  type BlindOpening,
+  buildEvaluationBlindedBody,
+  buildEvaluationDecisionBody,
+  buildEvaluationResultBody,
+  buildEvaluationUnblindedBody,
+  commitBlinding,
+  computeEvaluationPlanDigest,
+  decisionValuesOf,
+  type EvaluationPlan,
+  parseEvaluationPlan,
+} from './evaluation-plan.ts';
 import { encodeKeyRotation } from './identity-key.ts';
 import { computePolicyDigest, parsePolicy } from './policy.ts';
 import { computeProposalDigest, type Proposal, type ProposalKind, signProposal } from './proposal.ts';
@@ -824,5 +839,252 @@ describe('verifyGovernanceTrail: pinned identity keys (trust nobody alone)', () 
     assert.ok(report.identityKeys.has('mallory'), 'its key is recorded');
     assert.ok(!report.members.has('mallory'), 'but it is not a member');
     for (const m of INSTITUTIONS) assert.ok(report.members.has(m));
+  });
+});
+
+// ---- Pre-registered evaluation plans -----------------------------------------------------------
+
+interface EvaluationTrail {
+  readonly t: ValidTrail;
+  readonly planDigest: string;
+  readonly plan: EvaluationPlan;
+  readonly openings: BlindOpening[];
+  readonly labelOf: (name: string) => string;
+  readonly otherDigest: string;
+  readonly otherProposal: string;
+}
+
+const EVAL_SALTS = [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)];
+const FIGURES: Record<string, Record<string, number>> = {
+  candidate: { rocAuc: 0.91, ece: 0.03, accuracy: 0.86 },
+  baseline: { rocAuc: 0.915, ece: 0.04, accuracy: 0.87 },
+};
+
+function evaluationPlanInput(title: string): Json {
+  return {
+    consortium: 'hospitals-eu',
+    title,
+    models: [
+      { name: 'candidate', sha256: 'c'.repeat(64) },
+      { name: 'baseline', sha256: MODEL_SHA256 },
+    ],
+    metrics: ['rocAuc', 'ece', 'accuracy'],
+    evaluation: { numClasses: 2, slices: ['age>=50'] },
+    hypothesis: 'the candidate is not worse than the baseline',
+    decisionRule: 'candidate.rocAuc >= baseline.rocAuc - 0.01 and candidate.ece <= 0.05',
+    createdAt: '2026-12-08T01:00:00Z',
+  };
+}
+
+/**
+ * The valid trail, then: plan P approved (operator + 2 institutions, the startRun rule since the policy
+ * names no evaluationPlan rule), a second plan Q only proposed, P blinded, one result per label, P
+ * unblinded and decided. Named entries: 'plan.decided', 'eval.blinded', 'eval.result.A',
+ * 'eval.result.B', 'eval.unblinded', 'eval.decision'.
+ */
+function buildEvaluationTrail(): EvaluationTrail {
+  const t = buildValidTrail();
+  const b = t.builder;
+  const v1 = computePolicyDigest(parsePolicy(t.policyV1));
+  const plan = parseEvaluationPlan(evaluationPlanInput('candidate vs baseline'));
+  const planDigest = computeEvaluationPlanDigest(plan);
+  const id = b.propose('approve-evaluation-plan', JSON.parse(JSON.stringify(plan)), v1, 'hospital-a');
+  for (const s of ['operator', 'hospital-a', 'hospital-b']) b.sign(id, s);
+  t.at['plan.decided'] = b.decide(id);
+  const other = parseEvaluationPlan(evaluationPlanInput('another comparison'));
+  const otherProposal = b.propose('approve-evaluation-plan', JSON.parse(JSON.stringify(other)), v1);
+
+  const assignments = assignBlindLabels(plan, createSeededRng('trail/blinding'));
+  const { commitments, openings } = commitBlinding({ planDigest, assignments, salts: EVAL_SALTS });
+  const add = (kind: string, body: Record<string, unknown>): number => {
+    (logEntryBodies as Record<string, { parse(v: unknown): unknown }>)[kind]!.parse(body);
+    return b.add(kind, body);
+  };
+  t.at['eval.blinded'] = add('evaluation-blinded', buildEvaluationBlindedBody(planDigest, commitments));
+  for (const o of [...openings].sort((x, y) => x.label.localeCompare(y.label)))
+    t.at[`eval.result.${o.label.slice(-1)}`] = add(
+      'evaluation-result',
+      buildEvaluationResultBody({
+        planDigest,
+        label: o.label,
+        metrics: FIGURES[o.name]!,
+        metricsSha256: digestOf(FIGURES[o.name]),
+        rows: 120,
+        protocol: 'secagg',
+      }),
+    );
+  t.at['eval.unblinded'] = add('evaluation-unblinded', buildEvaluationUnblindedBody(planDigest, openings));
+  const results = new Map(openings.map((o) => [o.label, { metrics: FIGURES[o.name]! }]));
+  t.at['eval.decision'] = add(
+    'evaluation-decision',
+    buildEvaluationDecisionBody(planDigest, plan, decisionValuesOf(openings, results)),
+  );
+  const labelOf = (name: string) => openings.find((o) => o.name === name)!.label;
+  return {
+    t,
+    planDigest,
+    plan,
+    openings,
+    labelOf,
+    otherDigest: computeEvaluationPlanDigest(other),
+    otherProposal,
+  };
+}
+
+/** The body of an entry (without kind, index, at and prev). */
+function bodyOf(entry: Entry): Record<string, unknown> {
+  const { kind: _k, index: _i, at: _a, prev: _p, ...body } = entry;
+  return body;
+}
+
+/** A copy of the trail's entries with entry `name` moved to just before entry `before`, re-indexed. */
+function moveBefore(t: ValidTrail, name: string, before: string): Entry[] {
+  const list = [...t.entries];
+  const [moved] = list.splice(at(t, name), 1);
+  list.splice(at(t, before), 0, moved!);
+  return list.map((e, index) => ({ ...e, index }));
+}
+
+describe('verifyGovernanceTrail: pre-registered evaluation plans', () => {
+  it('accepts plan, blinding, results, unblinding and decision in order', () => {
+    const e = buildEvaluationTrail();
+    const report = verifyGovernanceTrail(e.t.entries);
+    assertProblems(report, []);
+    assert.ok(
+      report.facts.some((f) =>
+        /evaluation: 1 plans pre-registered by quorum, 2 blinded results, 1 decisions/.test(f),
+      ),
+    );
+    const decision = entryAt(e.t, 'eval.decision');
+    assert.equal(decision.outcome, 'pass');
+  });
+
+  it('reports a result logged before its plan was approved', () => {
+    const e = buildEvaluationTrail();
+    const entries = moveBefore(e.t, 'eval.result.A', 'plan.decided');
+    const report = verifyGovernanceTrail(entries);
+    const index = at(e.t, 'plan.decided');
+    assert.ok(
+      report.problems.some(
+        (p) => p.index === index && /no approved approve-evaluation-plan proposal before it/.test(p.message),
+      ),
+      JSON.stringify(report.problems),
+    );
+  });
+
+  it('reports a result for another plan (proposed, not approved) and a result for an unknown digest', () => {
+    const e = buildEvaluationTrail();
+    const result = bodyOf(entryAt(e.t, 'eval.result.A'));
+    const b = e.t.builder;
+    const i = b.add('evaluation-result', { ...result, plan: e.otherDigest });
+    const j = b.add('evaluation-result', { ...result, plan: 'f'.repeat(64) });
+    assertProblems(verifyGovernanceTrail(b.entries), [
+      [i, /names plan .*no approved approve-evaluation-plan proposal/],
+      [j, /names plan ffffffffffff…, which no approved/],
+    ]);
+  });
+
+  it('reports a result answering a plan approved but never blinded', () => {
+    const e = buildEvaluationTrail();
+    const b = e.t.builder;
+    for (const s of ['operator', 'hospital-b', 'hospital-c']) b.sign(e.otherProposal, s);
+    b.decide(e.otherProposal);
+    const i = b.add('evaluation-result', { ...bodyOf(entryAt(e.t, 'eval.result.A')), plan: e.otherDigest });
+    assertProblems(verifyGovernanceTrail(b.entries), [[i, /whose labels are not committed yet/]]);
+  });
+
+  it('reports a label not committed and a duplicate result', () => {
+    const e = buildEvaluationTrail();
+    const entries = [...e.t.entries];
+    const a = at(e.t, 'eval.result.A');
+    const extra = { ...entries[a]!, label: 'model-C' };
+    const dup = { ...entries[a]! };
+    entries.splice(a + 1, 0, extra, dup);
+    const list = entries.map((x, index) => ({ ...x, index }));
+    assertProblems(verifyGovernanceTrail(list), [
+      [a + 1, /label model-C is not among the blinding commitments/],
+      [a + 2, /a second result for model-A .*first: entry/],
+    ]);
+  });
+
+  it('reports an unblinding before every label has its result, and a result after it', () => {
+    const e = buildEvaluationTrail();
+    const entries = moveBefore(e.t, 'eval.unblinded', 'eval.result.B');
+    const report = verifyGovernanceTrail(entries);
+    const index = at(e.t, 'eval.result.B');
+    assertProblems(report, [
+      [index, /unblinded before the results of model-B/],
+      [index + 1, /a result for model-B logged after .* was unblinded/],
+      [index + 2, /says pass, but its rule gives undetermined/],
+    ]);
+  });
+
+  it('reports openings that do not match the commitments or the plan', () => {
+    const e = buildEvaluationTrail();
+    const u = at(e.t, 'eval.unblinded');
+    const entry = e.t.entries[u]!;
+    const openings = entry.openings as BlindOpening[];
+    // The labels swapped after the results were seen.
+    const swapped = openings.map((o, i) => ({
+      ...o,
+      name: openings[1 - i]!.name,
+      sha256: openings[1 - i]!.sha256,
+    }));
+    e.t.entries[u] = { ...entry, openings: swapped };
+    let report = verifyGovernanceTrail(e.t.entries);
+    assert.ok(
+      report.problems.filter((p) => p.index === u && /does not match its commitment/.test(p.message))
+        .length === 2,
+    );
+    // A wrong salt.
+    e.t.entries[u] = { ...entry, openings: [{ ...openings[0]!, salt: '00'.repeat(32) }, openings[1]!] };
+    report = verifyGovernanceTrail(e.t.entries);
+    assert.ok(report.problems.some((p) => p.index === u && /does not match its commitment/.test(p.message)));
+    // One label left closed.
+    e.t.entries[u] = { ...entry, openings: [openings[0]!] };
+    report = verifyGovernanceTrail(e.t.entries);
+    assert.ok(report.problems.some((p) => p.index === u && /committed but not opened/.test(p.message)));
+  });
+
+  it('reports a decision that does not follow from the rule, or comes before the unblinding', () => {
+    const e = buildEvaluationTrail();
+    const d = at(e.t, 'eval.decision');
+    const entry = e.t.entries[d]!;
+    e.t.entries[d] = { ...entry, outcome: 'fail' };
+    assertProblems(verifyGovernanceTrail(e.t.entries), [[d, /says fail, but its rule gives pass/]]);
+    const clauses = (entry.clauses as { left: number }[]).map((c, i) => (i === 0 ? { ...c, left: 0.99 } : c));
+    e.t.entries[d] = { ...entry, clauses };
+    assertProblems(verifyGovernanceTrail(e.t.entries), [
+      [d, /clauses of the decision .* are not those its rule gives/],
+    ]);
+    e.t.entries[d] = entry;
+    const early = moveBefore(e.t, 'eval.decision', 'eval.unblinded');
+    assertProblems(verifyGovernanceTrail(early), [[at(e.t, 'eval.unblinded'), /before its unblinding/]]);
+  });
+
+  it('reports a decision whose figures were edited in the result entry', () => {
+    const e = buildEvaluationTrail();
+    const r = at(e.t, `eval.result.${e.labelOf('candidate').slice(-1)}`);
+    e.t.entries[r] = { ...e.t.entries[r]!, metrics: { ...FIGURES.candidate, ece: 0.2 } };
+    assertProblems(verifyGovernanceTrail(e.t.entries), [
+      [at(e.t, 'eval.decision'), /says pass, but its rule gives fail/],
+    ]);
+  });
+
+  it('does not approve a plan without its quorum, nor an invalid plan', () => {
+    const t = buildValidTrail();
+    const b = t.builder;
+    const v1 = computePolicyDigest(parsePolicy(t.policyV1));
+    const bad = { ...evaluationPlanInput('x'), decisionRule: 'candidate.f1 > 0' };
+    b.propose('approve-evaluation-plan', bad, v1);
+    const created = b.entries.length - 1;
+    const plan = parseEvaluationPlan(evaluationPlanInput('y'));
+    const id = b.propose('approve-evaluation-plan', JSON.parse(JSON.stringify(plan)), v1);
+    b.sign(id, 'hospital-a');
+    const decided = b.decide(id);
+    assertProblems(verifyGovernanceTrail(b.entries), [
+      [created, /the evaluation plan proposed is not a valid plan/],
+      [decided, /approved without its quorum/],
+    ]);
   });
 });

@@ -5,7 +5,8 @@
  * proposal's subject against its digest, each signature against the signer's key (Ed25519, RFC 8032,
  * over the proposal's canonical bytes), and each approval against the quorum of the policy in force
  * (quorum.ts). Effects must follow an approval: a policy adopted, a run configured, a model released or
- * an incident resolved under a policy without the matching approved proposal is a problem. Pure: it
+ * an incident resolved under a policy without the matching approved proposal is a problem; so is an
+ * evaluation step out of the order its pre-registered plan fixes (evaluation-trail.ts). Pure: it
  * takes plain entry objects (what src/audit's parseLogEntry returns), never throws on bad data.
  */
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
@@ -18,6 +19,8 @@ import {
   recordPresentedKey,
   verifyKeyRotation,
 } from './identity-key.ts';
+import { type EvaluationPlan, parseEvaluationPlan } from './evaluation-plan.ts';
+import { createEvaluationTrail } from './evaluation-trail.ts';
 import { computePolicyDigest, type Policy, parsePolicy } from './policy.ts';
 import {
   decideFirstPolicy,
@@ -83,6 +86,9 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
   const proposals = new Map<string, OpenProposal>();
   let policy: Policy | undefined;
   const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0, keyChanges: 0 };
+  const evaluation = createEvaluationTrail(bad);
+  /** The evaluation plan each approve-evaluation-plan proposal pre-registers (by proposal id). */
+  const plans = new Map<string, EvaluationPlan>();
 
   const approvedOf = (
     index: number,
@@ -191,6 +197,16 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
             bad(e.index, 'the first policy proposed is not a valid policy');
           }
         }
+        if (kind === 'approve-evaluation-plan') {
+          try {
+            const plan = parseEvaluationPlan(e.subject);
+            if (policy && plan.consortium !== policy.consortium)
+              bad(e.index, `the evaluation plan is for consortium "${plan.consortium}", not this one`);
+            else plans.set(str(e.proposal), plan);
+          } catch {
+            bad(e.index, 'the evaluation plan proposed is not a valid plan');
+          }
+        }
         const expected = under ? computePolicyDigest(under) : undefined;
         if (expected !== undefined && expected !== proposal.policySha256)
           bad(e.index, 'the proposal does not name the policy in force');
@@ -245,6 +261,9 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
             `approved without its quorum: still needs ${decision?.missing ?? 'a policy in force'}`,
           );
         p.approved = true;
+        const plan = plans.get(str(e.proposal));
+        if (p.proposal.kind === 'approve-evaluation-plan' && plan)
+          evaluation.approve(p.proposal.subjectSha256, plan, e.index);
         break;
       }
       case 'policy-adopted': {
@@ -318,6 +337,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         break;
       }
       default:
+        evaluation.check(e);
         break;
     }
   }
@@ -327,6 +347,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
       : [
           `governance: ${counts.proposals} proposals, ${counts.signatures} signatures, ${counts.approvals} approvals re-checked against the quorum in force; ${counts.policies} policy versions, ${counts.runs} runs under a policy`,
         ];
+  facts.push(...evaluation.facts());
   const members = policy ? new Set(Object.keys(policy.members)) : genesisMembers;
   facts.push(
     `identity keys: ${keys.size} pinned, ${counts.keyChanges} changed by rotation or recovery${identity.presented.size > 0 ? `; presented but not authorized (count for nothing): ${[...identity.presented.keys()].sort().slice(0, 10).join(', ')}` : ''}`,

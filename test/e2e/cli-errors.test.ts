@@ -114,6 +114,9 @@ const LEAF_COMMANDS = [
   ['privacy', 'epsilon'],
   ['privacy', 'calibrate'],
   ['privacy', 'plan'],
+  ['eval', 'plan', 'create'],
+  ['eval', 'plan', 'sign'],
+  ['eval', 'plan', 'show'],
 ] as const;
 
 describe('CLI errors: entente: CODE: message and the documented exit code', { timeout: 900_000 }, () => {
