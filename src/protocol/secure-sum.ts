@@ -4,12 +4,13 @@
  *
  * A declaration lists the vector's segments in order, each with what one row may add to each of its
  * coordinates (`maxPerRow`) and whether that is an integer count or a real sum, plus the most rows one
- * site may hold (`maxRows`). From those bounds, the cohort size and the ring (2^64), `declareSecureSum`
- * chooses a fixed-point scale per segment (2^fractionBits; 0 for counts) such that the sum over the
- * whole cohort fits the exact integer range the ring is read back with (2^53, `readSignedWord`), and
- * refuses a declaration that cannot fit. Each site encodes its own sums (the sum of its rows) rounded
- * to the nearest multiple of 2^-fractionBits, so the decoded total is within cohort·2^-(fractionBits+1)
- * of the exact one per coordinate; counts are exact.
+ * site may hold (`maxRows`). Counts travel as one 2^64 ring word each and are exact while the cohort's
+ * total stays below 2^52. Real sums travel in fixed point, v → N = round(v · 2^fractionBits), split over
+ * two ring words N = hi · 2^40 + lo with 0 ≤ lo < 2^40: the lo words of up to 2^23 sites add without
+ * wrapping, and the hi words hold ±2^63, so the cohort's total is exact up to 2^103 and real sums keep
+ * 2^-32 resolution even for squares of large values. (One word would leave a few fraction bits for
+ * Σx² and ruin a variance computed as Σx²/n − mean².) Each site rounds its own sum, so the decoded total
+ * is within cohort·2^-(fractionBits+1) of the exact one; counts are exact.
  *
  * Honest sites stay inside the bounds by construction (clipping where a value could exceed them);
  * a site can still put any value inside its bounds into its share of the sum, as with training deltas:
@@ -42,12 +43,15 @@ export interface SecureSumDeclaration {
   readonly segments: readonly SecureSumSegment[];
 }
 
-/** The exact integer range the unmasked ring words are read back with (readSignedWord). */
-const EXACT_LIMIT = 2 ** 52;
-/** Finest scale used for sums: 2^-24 per site is far below any figure's meaning. */
-const MAX_FRACTION_BITS = 24;
-/** A sum with fewer fraction bits than this is too coarse: refuse the declaration instead. */
-const MIN_FRACTION_BITS = 2;
+/** The exact integer range of a count word (read back as a float64 integer). */
+const COUNT_LIMIT = 2 ** 52;
+/** Real sums: fraction bits, the lo word's width and the exact range of the two-word total. */
+const FRACTION_BITS = 32;
+const LO_BITS = 40n;
+const LO_MOD = 1n << LO_BITS;
+const WIDE_LIMIT = 2 ** 102;
+/** The lo words of this many sites add below 2^63. */
+const MAX_WIDE_SITES = 2 ** 22;
 
 function invalid(field: string, message: string): never {
   throw new EntenteError('INVALID_CONFIG', `${field}: ${message}`, { field });
@@ -81,23 +85,27 @@ export function declareSecureSum(input: {
       invalid(`${field}.maxPerRow`, 'a count adds an integer per row');
     const total = cohortSize * maxRows * s.maxPerRow;
     if (s.kind === 'count') {
-      if (total > EXACT_LIMIT)
+      if (total > COUNT_LIMIT)
         invalid(
           field,
-          `a cohort of ${cohortSize} sites × ${maxRows} rows × ${s.maxPerRow} exceeds the ring's exact range 2^52`,
+          `a cohort of ${cohortSize} sites × ${maxRows} rows × ${s.maxPerRow} exceeds a count word's exact range 2^52`,
         );
       return { ...s, fractionBits: 0 };
     }
-    const fractionBits = Math.min(MAX_FRACTION_BITS, Math.floor(Math.log2(EXACT_LIMIT / total)));
-    if (!(fractionBits >= MIN_FRACTION_BITS))
+    if (total * 2 ** FRACTION_BITS > WIDE_LIMIT || cohortSize > MAX_WIDE_SITES)
       invalid(
         field,
-        `a cohort of ${cohortSize} sites × ${maxRows} rows × ${s.maxPerRow} leaves under ${MIN_FRACTION_BITS} fraction bits in the ring's exact range 2^52: lower maxRows or the bound`,
+        `a cohort of ${cohortSize} sites × ${maxRows} rows × ${s.maxPerRow} exceeds a real sum's exact range 2^70: lower maxRows or the bound`,
       );
-    return { ...s, fractionBits };
+    return { ...s, fractionBits: FRACTION_BITS };
   });
   if (segments.length === 0) invalid('secureSum.segments', 'at least one segment');
   return { purpose: input.purpose, maxRows, segments };
+}
+
+/** Ring words of one segment: one per count, two per real sum (hi words, then lo words). */
+function wordsOf(s: SecureSumSegment): number {
+  return s.kind === 'count' ? s.length : 2 * s.length;
 }
 
 /** Total coordinates of the declared values (without the weight word). */
@@ -110,16 +118,11 @@ export function toVectorSegments(decl: SecureSumDeclaration): VectorSegment[] {
   const out: VectorSegment[] = [];
   let offset = 0;
   for (const s of decl.segments) {
-    out.push({ name: s.name, offsetWords: offset, lengthWords: s.length });
-    offset += s.length;
+    out.push({ name: s.name, offsetWords: offset, lengthWords: wordsOf(s) });
+    offset += wordsOf(s);
   }
   out.push({ name: WEIGHT_SEGMENT, offsetWords: offset, lengthWords: 1 });
   return out;
-}
-
-/** Writes the signed integer `value` (|value| ≤ 2^53) into a 2^64 ring word, two's complement. */
-function writeSignedWord64(out: BigUint64Array, index: number, value: number): void {
-  out[index] = BigInt.asUintN(64, BigInt(value));
 }
 
 /** Reads a 2^64 ring word as a signed integer; throws PROTOCOL_VIOLATION outside ±2^53. */
@@ -143,12 +146,12 @@ export function encodeSecureSum(decl: SecureSumDeclaration, values: Float64Array
     throw new EntenteError('INVALID_DATA', `values: expected ${n} sums, got ${values.length}`, {
       field: 'values',
     });
-  const out = new BigUint64Array(n + 1);
+  const out = new BigUint64Array(decl.segments.reduce((w, s) => w + wordsOf(s), 0) + 1);
   let i = 0;
+  let word = 0;
   for (const s of decl.segments) {
     const max = decl.maxRows * s.maxPerRow;
     const min = s.kind === 'signed-sum' ? -max : 0;
-    const scale = 2 ** s.fractionBits;
     for (let j = 0; j < s.length; j++, i++) {
       const v = values[i]!;
       if (!(Number.isFinite(v) && v >= min && v <= max) || (s.kind === 'count' && !Number.isInteger(v)))
@@ -157,10 +160,19 @@ export function encodeSecureSum(decl: SecureSumDeclaration, values: Float64Array
           `values.${s.name}[${j}]: ${v} is outside the declared bounds [${min}, ${max}]${s.kind === 'count' ? ' or not an integer' : ''}`,
           { field: `values.${s.name}` },
         );
-      writeSignedWord64(out, i, Math.round(v * scale));
+      if (s.kind === 'count') {
+        out[word + j] = BigInt(v);
+        continue;
+      }
+      // N = round(v · 2^f) exactly: v · 2^f is exact in float64 (a power-of-two scale), then rounded.
+      const big = BigInt(Math.round(v * 2 ** s.fractionBits));
+      const hi = big >> LO_BITS; // floor division, also for negative N
+      out[word + j] = BigInt.asUintN(64, hi);
+      out[word + s.length + j] = big - (hi << LO_BITS);
     }
+    word += wordsOf(s);
   }
-  out[n] = 1n;
+  out[word] = 1n;
   return out;
 }
 
@@ -176,26 +188,41 @@ export function decodeSecureSum(
 ): Float64Array {
   if (!(sum instanceof BigUint64Array))
     throw new EntenteError('PROTOCOL_VIOLATION', 'sum: secure sums use the 2^64 ring', { field: 'sum' });
-  const n = countSecureSumValues(decl);
-  if (sum.length !== n + 1)
-    throw new EntenteError('PROTOCOL_VIOLATION', `sum: expected ${n + 1} words`, { field: 'sum' });
-  const weight = readSignedWord64(sum, n);
+  const words = decl.segments.reduce((w, s) => w + wordsOf(s), 0);
+  if (sum.length !== words + 1)
+    throw new EntenteError('PROTOCOL_VIOLATION', `sum: expected ${words + 1} words`, { field: 'sum' });
+  const weight = readSignedWord64(sum, words);
   if (weight !== contributors)
     throw new EntenteError(
       'PROTOCOL_VIOLATION',
       `sum: the weight channel says ${weight} sites contributed, not ${contributors}`,
       { field: 'sum' },
     );
-  const out = new Float64Array(n);
+  const out = new Float64Array(countSecureSumValues(decl));
   let i = 0;
+  let word = 0;
   for (const s of decl.segments) {
     const max = contributors * decl.maxRows * s.maxPerRow;
     const min = s.kind === 'signed-sum' ? -max : 0;
-    // Rounding at each site moves the total by at most contributors/2 units of 2^-fractionBits.
+    // Rounding at each site moves a real total by at most contributors/2 units of 2^-fractionBits.
     const slack = s.kind === 'count' ? 0 : contributors * 2 ** -(s.fractionBits + 1);
-    const scale = 2 ** -s.fractionBits;
     for (let j = 0; j < s.length; j++, i++) {
-      const v = readSignedWord64(sum, i) * scale;
+      let v: number;
+      if (s.kind === 'count') v = readSignedWord64(sum, word + j);
+      else {
+        const lo = sum[word + s.length + j]!;
+        // Honest lo words add to less than contributors · 2^40: anything else is refused.
+        if (lo >= BigInt(contributors) * LO_MOD)
+          throw new EntenteError(
+            'PROTOCOL_VIOLATION',
+            `sum.${s.name}[${j}]: is outside the declared bounds`,
+            {
+              field: `sum.${s.name}`,
+            },
+          );
+        const total = (BigInt.asIntN(64, sum[word + j]!) << LO_BITS) + lo;
+        v = Number(total) * 2 ** -s.fractionBits;
+      }
       if (v < min - slack || v > max + slack)
         throw new EntenteError(
           'PROTOCOL_VIOLATION',
@@ -204,6 +231,7 @@ export function decodeSecureSum(
         );
       out[i] = s.kind === 'signed-sum' ? v : Math.max(0, v);
     }
+    word += wordsOf(s);
   }
   return out;
 }

@@ -5,6 +5,8 @@
  * is left behind.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EntenteError } from '../core/errors.ts';
 
@@ -45,7 +47,10 @@ export function spawnEntente(
   children.add(child);
   let log = '';
   child.stderr?.setEncoding('utf8');
+  // Diagnostics: ENTENTE_CHILD_LOG_DIR keeps every child's log in <dir>/<name>.log as well.
+  const keepIn = process.env.ENTENTE_CHILD_LOG_DIR;
   child.stderr?.on('data', (d: string) => {
+    if (keepIn) appendFileSync(join(keepIn, `${name.replace(/[^A-Za-z0-9._-]/g, '_')}.log`), d, { mode: 0o600 });
     log += d;
     if (log.length > 2_000_000) log = log.slice(-1_000_000);
   });

@@ -213,7 +213,7 @@ export type BlobReference =
   /** A run's strategy state tensors (server momentum, moments): the coordinator's own. */
   | { kind: 'strategy-state'; runId: string; blob: StoredBlobRef };
 
-const MODEL_TASK_KINDS = "('train', 'evaluate', 'secagg-train')";
+const MODEL_TASK_KINDS = "('train', 'evaluate', 'secagg-train', 'secagg-sum')";
 
 /** SQLite's result codes for a damaged or foreign file. */
 const CORRUPTION_CODES = new Set([
