@@ -82,6 +82,7 @@ import { chooseTrainingRandomness } from './training-randomness.ts';
 import { openUnmaskedRounds } from './unmasked-rounds.ts';
 import {
   type EvaluationRowsSource,
+  checkPlanTask,
   computeEvaluationValues,
   computeStatisticsValues,
   selectAnnotatedRows,
@@ -730,6 +731,18 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         field: 'secagg.consortium',
       });
     const context = buildSecureSumContext(task);
+    if (task.plan) {
+      // An evaluation plan's job: only a plan the verified log shows approved, exactly as approved.
+      if (!checkRunApproved)
+        throw new EntenteError(
+          'PROTOCOL_VIOLATION',
+          'governance: this site needs the audit log to check plans',
+          {
+            field: 'plan',
+          },
+        );
+      checkPlanTask(task, await checkRunApproved.approvedPlan(task.plan.digest), options.dataSchemaDigest);
+    }
     const pinned = await pinnedKeysFor(context.cohort, signing.keyPem);
     const std = task.standardization ? toParams(task.standardization) : undefined;
     let values: Float64Array;

@@ -8,6 +8,7 @@
 import { EntenteError } from '../core/errors.ts';
 import type { Weights } from '../core/tensor.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
+import type { EvaluationPlan } from '../governance/index.ts';
 import { type LabeledData, applyStandardization } from '../data/index.ts';
 import {
   type EvaluationSpec,
@@ -227,4 +228,25 @@ export function selectAnnotatedRows(
     ...(annotations.sensitive ? { sensitive: annotations.sensitive } : {}),
     ...(slices ? { slices } : {}),
   };
+}
+
+/**
+ * An evaluation plan's task must be what the plan this site found approved in its verified log
+ * pre-registered: an evaluation of one of its models, measuring exactly its evaluation spec, under a
+ * blinded label, on data of its schema. Throws PROTOCOL_VIOLATION naming the field.
+ */
+export function checkPlanTask(
+  task: SecAggSumTask,
+  plan: EvaluationPlan,
+  ownSchemaDigest: string | undefined,
+): void {
+  if (task.phase !== 'evaluate') refuse('phase', 'an evaluation plan only evaluates');
+  if (!task.plan || !/^model-[A-H]$/.test(task.plan.label)) refuse('plan.label', 'is not a blinded label');
+  if (!task.model || !plan.models.some((m) => m.sha256 === task.model!.sha256))
+    refuse('model', 'is not one of the models the approved plan names');
+  const planned = canonicalizeJson(parseEvaluationSpec(plan.evaluation));
+  if (canonicalizeJson(parseEvaluationSpec(task.evaluation)) !== planned)
+    refuse('evaluation', 'is not what the approved plan measures');
+  if (plan.dataSchemaDigest !== undefined && plan.dataSchemaDigest !== ownSchemaDigest)
+    refuse('plan.dataSchemaDigest', "the plan evaluates data of another schema than this site's");
 }
