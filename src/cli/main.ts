@@ -15,6 +15,7 @@ import { createMtlsClient } from '../transport/index.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { readStructuredFile } from './read-file.ts';
 import { registerEvaluationCommands } from './evaluation-commands.ts';
+import { registerEvaluationRunCommands } from './evaluation-run-commands.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
@@ -517,7 +518,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerPrivacyCommands(program);
   registerModelCommands(program);
-  registerEvaluationCommands(program);
+  registerEvaluationRunCommands(registerEvaluationCommands(program));
   return program;
 }
 
