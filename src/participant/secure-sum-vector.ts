@@ -210,22 +210,28 @@ function computeRegressionValues(
   return out;
 }
 
-/** The rows at `indices` of `data` with their annotations (the default evaluation rows: the holdout). */
-export function selectAnnotatedRows(
+/** What a site's data schema declares for private evaluation: its sensitive attribute and slice names. */
+export interface EvaluationAnnotations {
+  readonly sensitive?: { readonly attribute: string; readonly values: readonly string[] } | undefined;
+  /** Slice names in the order of `data.slices`. */
+  readonly slices?: readonly string[] | undefined;
+}
+
+/** Evaluation rows from loaded data (its groups and slice memberships) and what the schema names them. */
+export function toEvaluationRows(
   data: LabeledData,
-  indices: readonly number[],
-  annotations: Omit<EvaluationRowsSource, 'data'> | undefined,
+  annotations: EvaluationAnnotations | undefined,
 ): EvaluationRowsSource {
-  if (!annotations) return { data };
-  const slices = annotations.slices
-    ? new Map(
-        [...annotations.slices].map(([name, member]) => [name, Uint8Array.from(indices, (i) => member[i]!)]),
-      )
-    : undefined;
+  const names = annotations?.slices ?? [];
+  const slices =
+    data.slices && names.length === data.slices.length
+      ? new Map(names.map((name, i) => [name, data.slices![i]!]))
+      : undefined;
   return {
     data,
-    ...(annotations.groups ? { groups: Int32Array.from(indices, (i) => annotations.groups![i]!) } : {}),
-    ...(annotations.sensitive ? { sensitive: annotations.sensitive } : {}),
+    ...(data.groups && annotations?.sensitive
+      ? { groups: data.groups, sensitive: annotations.sensitive }
+      : {}),
     ...(slices ? { slices } : {}),
   };
 }
