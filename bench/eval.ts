@@ -273,10 +273,13 @@ function computeSiteSums(
   weights: Tensor[],
   layout: EvaluationLayout,
   site: Site,
+  predictMs: number[],
 ): Float64Array {
   const rows = site.labels.length;
   const k = layout.spec.numClasses;
+  const t0 = performance.now();
   const raw = predictProbabilities(spec, weights, site.x);
+  predictMs.push(performance.now() - t0);
   let probabilities: Float64Array | Float32Array = raw;
   if (raw.length === rows && k === 2) {
     // Logistic regression gives P(y = 1) only: the two columns are [1 − p, p].
@@ -352,6 +355,8 @@ interface CaseConfig {
 interface CaseResult {
   name: string;
   evalLocal: number[];
+  /** The predictProbabilities part of evalLocal. */
+  evalPredict: number[];
   evalProtocol: number[];
   evalRound: RoundTiming[];
   train: RoundTiming[];
@@ -464,6 +469,8 @@ async function runCase(
 
   const siteSums = new Map<string, Float64Array>();
   const evalLocal: number[] = [];
+  const evalPredict: number[] = [];
+  let predictMs: number[] = [];
   const evalProtocol: number[] = [];
   const evalRound: RoundTiming[] = [];
   const train: RoundTiming[] = [];
@@ -474,9 +481,10 @@ async function runCase(
   const evaluationRound = async () => {
     // (a) local computation at every site (predict + accumulate), timed per site.
     const local: number[] = [];
+    predictMs = [];
     for (const site of sites) {
       const t0 = performance.now();
-      siteSums.set(site.id, computeSiteSums(spec, weights, layout, site));
+      siteSums.set(site.id, computeSiteSums(spec, weights, layout, site, predictMs));
       local.push(performance.now() - t0);
     }
     // (b) the secure sum: encode at each site, the protocol, decode and finalize at the coordinator.
@@ -534,6 +542,7 @@ async function runCase(
     if (!evalFirst) train.push(await trainingRound());
     const e = await evaluationRound();
     evalLocal.push(...e.local);
+    evalPredict.push(...predictMs);
     evalProtocol.push(e.timing.totalMs);
     evalRound.push(e.timing);
     if (evalFirst) train.push(await trainingRound());
@@ -542,12 +551,13 @@ async function runCase(
   return {
     name: config.name,
     evalLocal,
+    evalPredict,
     evalProtocol,
     evalRound,
     train,
     localTrainingMs,
     correct: problems.length === 0,
-    problems,
+    problems: [...new Set(problems)],
     trainSumCorrect,
     meta: {
       model: spec,
@@ -603,6 +613,7 @@ function summarize(c: CaseResult, aes: number) {
       vectorBytes: er.words * 8,
       uploadBytesPerSite: er.uploadBytes,
       localMsPerSite: evalLocal,
+      localPredictMsPerSite: stats(c.evalPredict),
       secureSumProtocolMs: evalProtocol,
       stagesMedianMs: stageStats(c.evalRound),
       masking: masking(c.evalRound),
