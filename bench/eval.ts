@@ -478,14 +478,19 @@ async function runCase(
   let trainSumCorrect = true;
   let lastMetrics: EvaluationMetrics | undefined;
 
-  const evaluationRound = async () => {
-    // (a) local computation at every site (predict + accumulate), timed per site.
+  const evaluationRound = async (localSites: readonly Site[]) => {
+    // (a) local computation (predict + accumulate), timed per site. The sums are deterministic, so a
+    // measured run recomputes one site's (in turn) and checks it equals the cached one.
     const local: number[] = [];
     predictMs = [];
-    for (const site of sites) {
+    for (const site of localSites) {
       const t0 = performance.now();
-      siteSums.set(site.id, computeSiteSums(spec, weights, layout, site, predictMs));
+      const sums = computeSiteSums(spec, weights, layout, site, predictMs);
       local.push(performance.now() - t0);
+      const cached = siteSums.get(site.id);
+      if (cached && Buffer.compare(Buffer.from(cached.buffer), Buffer.from(sums.buffer)) !== 0)
+        problems.push(`${site.id}: local sums differ between runs`);
+      siteSums.set(site.id, sums);
     }
     // (b) the secure sum: encode at each site, the protocol, decode and finalize at the coordinator.
     const { result, timing } = await runSecAggRound(
@@ -532,7 +537,7 @@ async function runCase(
   };
 
   log(`${config.name}: warm-up ...`);
-  await evaluationRound();
+  await evaluationRound(sites);
   await trainingRound();
   problems = [];
   for (let r = 0; r < runs; r++) {
@@ -540,7 +545,7 @@ async function runCase(
     // Alternate the order so both see the same conditions on a shared machine.
     const evalFirst = r % 2 === 0;
     if (!evalFirst) train.push(await trainingRound());
-    const e = await evaluationRound();
+    const e = await evaluationRound([sites[r % sites.length]!]);
     evalLocal.push(...e.local);
     evalPredict.push(...predictMs);
     evalProtocol.push(e.timing.totalMs);
@@ -649,7 +654,7 @@ export async function benchEval(args: string[]): Promise<void> {
   const started = performance.now();
   const quick = args.includes('--quick');
   const rows = quick ? 2_000 : 10_000;
-  const runs = quick ? 3 : 7;
+  const runs = quick ? 5 : 15;
   const cases: CaseConfig[] = [
     { name: 'binary-logistic-30', spec: { kind: 'logistic', inputDim: 30 } },
     {
@@ -678,7 +683,7 @@ export async function benchEval(args: string[]): Promise<void> {
     aes128CtrRunsBytesPerSecond: aesRuns.map(Math.round),
     notes: [
       `Synthetic data: ${SITES.length} sites × ${rows} rows, features from a seeded AES-CTR generator (triangular on (−1, 1), shifted per site), labels drawn from the model's own probabilities; the model has seeded random initial weights, not trained ones.`,
-      'Evaluation round: local = one site predicting its rows and accumulating its evaluation sums (localMsPerSite, per site); secureSumProtocolMs = wall time of the whole secure sum with all 3 sites and the server run one after the other in one process: encode at each site, AdvertiseKeys, ShareKeys, masking, blob commitment and signature, folding, ConsistencyCheck, Unmasking, decodeSecureSum and finalizeEvaluation. The coordinator builds the round context from a real secagg-sum task (buildSecureSumContext).',
+      'Evaluation round: local = one site predicting its rows and accumulating its evaluation sums (localMsPerSite: one site per run, in turn; localPredictMsPerSite is its predictProbabilities part); secureSumProtocolMs = wall time of the whole secure sum with all 3 sites and the server run one after the other in one process: encode at each site, AdvertiseKeys, ShareKeys, masking, blob commitment and signature, folding, ConsistencyCheck, Unmasking, decodeSecureSum and finalizeEvaluation. The coordinator builds the round context from a real secagg-sum task (buildSecureSumContext).',
       'Training round: aggregation only (the same stages with weight scaling + quantization instead of encode, and dequantization instead of decode/finalize); local training is excluded. The update of each site is real: one epoch of minibatch SGD on its rows (timed once per site, reported under context only). Ring 2^32 with the run-config defaults (clipRange 1, maxWeight 10,0, maxParticipants 100).',
       'No network, storage, audit log or process boundaries: both rounds are measured as pure computation; in a deployment the per-stage round trips (the same number for both) add the same latency to each.',
       'Evaluation vectors travel in the 2^64 ring (8 bytes a word; real sums take two words), training vectors in the 2^32 ring (4 bytes a word). uploadBytesPerSite counts the JSON bodies and the masked-input blob of one site.',
