@@ -104,9 +104,11 @@ describe('a site’s secure-sum vector', () => {
       assert.ok(Math.abs(decoded[i]! - exact[i]!) <= 1e-8, `coordinate ${i}`);
   });
 
-  it('refuses a declaration it does not derive itself (a widened per-row bound, another cohort size)', () => {
+  it('refuses a declaration it does not derive itself (a widened per-row bound, a bound another clip implies)', () => {
     const task = evaluationTask();
-    const segments = task.secureSum.segments.map((x, i) => (i === 1 ? { ...x, maxPerRow: x.maxPerRow * 2 } : x));
+    const segments = task.secureSum.segments.map((x, i) =>
+      i === 1 ? { ...x, maxPerRow: x.maxPerRow * 2 } : x,
+    );
     const widened = { ...task, secureSum: { ...task.secureSum, segments } };
     assert.equal(
       codeOf(() =>
@@ -120,7 +122,8 @@ describe('a site’s secure-sum vector', () => {
       ),
       'PROTOCOL_VIOLATION secureSum',
     );
-    const stats = declareStatisticsSum({ features: 3, maxRows: 1000, maxAbsFeature: 10, cohortSize: 4 });
+    // A declaration whose squares' bound does not follow from the clip the task names.
+    const stats = declareStatisticsSum({ features: 3, maxRows: 1000, maxAbsFeature: 100, cohortSize: 3 });
     const statsTask = evaluationTask({
       phase: 'statistics',
       secureSum: { ...stats, segments: [...stats.segments] },
