@@ -93,6 +93,10 @@ export async function computeSecAggSum(ctx: ParticipantContext, task: SecAggSumT
   };
 }
 
+/**
+ * The later stages of a round (ShareKeys, MaskedInputCollection, ConsistencyCheck, Unmasking) through the
+ * session this site holds for the attempt; a protocol violation ends that session.
+ */
 export async function computeSecAggStage(
   ctx: ParticipantContext,
   task: Exclude<Task, { kind: 'statistics' | 'train' | 'evaluate' | 'secagg-train' | 'secagg-sum' | 'plan' }>,
