@@ -207,7 +207,11 @@ describe('an evaluation plan’s task at a site', () => {
     dataSchemaDigest: 'ef'.repeat(32),
     createdAt: '2026-12-08T00:00:00Z',
   });
-  const ok = evaluationTask({ plan: { digest: '00'.repeat(32), label: 'model-A' } });
+  const ok = evaluationTask({
+    runId: 'eval-0000000000000000',
+    round: 1,
+    plan: { digest: '00'.repeat(32), label: 'model-A' },
+  });
 
   it('passes when it is exactly what the approved plan pre-registered', () => {
     assert.equal(
@@ -240,6 +244,25 @@ describe('an evaluation plan’s task at a site', () => {
     assert.equal(
       codeOf(() => checkPlanTask(ok, plan, 'aa'.repeat(32))),
       'PROTOCOL_VIOLATION plan.dataSchemaDigest',
+    );
+    // The same label under another run id or round (a second sum to difference), or a label past the plan.
+    assert.equal(
+      codeOf(() => checkPlanTask({ ...ok, runId: 'eval-other' }, plan, 'ef'.repeat(32))),
+      'PROTOCOL_VIOLATION runId',
+    );
+    assert.equal(
+      codeOf(() => checkPlanTask({ ...ok, round: 2 }, plan, 'ef'.repeat(32))),
+      'PROTOCOL_VIOLATION runId',
+    );
+    assert.equal(
+      codeOf(() =>
+        checkPlanTask(
+          { ...ok, round: 3, plan: { digest: '00'.repeat(32), label: 'model-C' } },
+          plan,
+          'ef'.repeat(32),
+        ),
+      ),
+      'PROTOCOL_VIOLATION plan.label',
     );
     assert.equal(
       codeOf(() => checkPlanTask({ ...ok, phase: 'statistics' }, plan, 'ef'.repeat(32))),
