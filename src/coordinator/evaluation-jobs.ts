@@ -46,7 +46,6 @@ import {
   decodeSecureSum,
   declareEvaluationSum,
   evaluationJobId,
-  evaluationLabelRound,
   planSecAggCohort,
 } from '../protocol/index.ts';
 import type { PinnedKeyResolver } from '../secagg/index.ts';
