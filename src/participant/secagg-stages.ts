@@ -99,7 +99,19 @@ export async function computeSecAggSum(ctx: ParticipantContext, task: SecAggSumT
  */
 export async function computeSecAggStage(
   ctx: ParticipantContext,
-  task: Exclude<Task, { kind: 'statistics' | 'train' | 'evaluate' | 'secagg-train' | 'secagg-sum' | 'plan' }>,
+  task: Exclude<
+    Task,
+    {
+      kind:
+        | 'statistics'
+        | 'train'
+        | 'evaluate'
+        | 'secagg-train'
+        | 'secagg-sum'
+        | 'evaluation-reveal'
+        | 'plan';
+    }
+  >,
 ): Promise<TaskOutput> {
   const { sessions, unmasked, updateCache } = ctx;
   const key = sessionKey(task.runId, task.round, task.attempt, task.phase);

@@ -9,6 +9,7 @@ import { builtinTrainer, parseModelSpec } from '../models/index.ts';
 import { type Task, checkModelFitsData } from '../protocol/index.ts';
 import type { ParticipantContext, TaskOutput } from './participant-context.ts';
 import { computeEvaluate, computeStatistics, computeTrain } from './plain-tasks.ts';
+import { computeReveal } from './evaluation-reveal.ts';
 import { computeSecAggStage, computeSecAggSum } from './secagg-stages.ts';
 import { computeSecAggTrain } from './secagg-train.ts';
 import { checkSitePolicy } from './site-config.ts';
@@ -102,6 +103,7 @@ export async function computeTask(ctx: ParticipantContext, task: Task): Promise<
     // site already unmasked, not even training (which would spend privacy for nothing).
     ctx.unmasked.check(task.runId, task.round, task.attempt, task.phase);
   }
+  if (task.kind === 'evaluation-reveal') return computeReveal(ctx, task);
   if (task.kind === 'secagg-train') return computeSecAggTrain(ctx, task);
   if (task.kind === 'secagg-sum') return computeSecAggSum(ctx, task);
   if (
