@@ -1,5 +1,5 @@
 /**
- * The coordinator's side of governance (issue 6): who is a member and in which roles, proposals signed
+ * The coordinator's side of governance: who is a member and in which roles, proposals signed
  * by members and decided by the quorum the policy in force names (src/governance), their effects, and
  * incidents that pause new rounds until a quorum resumes them. Certificates (enrollment, renewal,
  * revocation, identity keys) are in enrollment.ts. Every decision is an audit-log entry written in the
