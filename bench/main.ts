@@ -2,6 +2,7 @@
 import { benchAccountant } from './accountant.ts';
 import { benchAudit } from './audit.ts';
 import { benchCliStartup } from './cli-startup.ts';
+import { benchEval } from './eval.ts';
 import { benchGovernance } from './governance.ts';
 import { benchPrivacyUtility } from './privacy-utility.ts';
 import { benchRound } from './round.ts';
@@ -12,6 +13,7 @@ const benches: Record<string, (args: string[]) => Promise<void>> = {
   accountant: benchAccountant,
   audit: benchAudit,
   'cli-startup': benchCliStartup,
+  eval: benchEval,
   governance: benchGovernance,
   'privacy-utility': benchPrivacyUtility,
   round: benchRound,

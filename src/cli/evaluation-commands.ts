@@ -46,7 +46,7 @@ interface PlanView {
   plan: EvaluationPlan;
 }
 
-function checkDigestArgument(value: string, field: string): string {
+export function checkDigestArgument(value: string, field: string): string {
   if (!/^[0-9a-f]{64}$/.test(value))
     throw new EntenteError('INVALID_ARGUMENT', `${field}: must be 64 lower-case hex digits`, { field });
   return value;
@@ -84,7 +84,11 @@ function planOfView(view: ProposalView): EvaluationPlan {
  * The approve-evaluation-plan proposal for `ref` (a plan digest or a proposal id): an approved one
  * first, then an open one, then the newest. Throws NOT_FOUND naming `field`.
  */
-async function findPlanProposal(client: MtlsClient, ref: string, field: string): Promise<ProposalView> {
+export async function findPlanProposal(
+  client: MtlsClient,
+  ref: string,
+  field: string,
+): Promise<ProposalView> {
   const list = (await client.getJson<{ proposals: ProposalView[] }>('/v1/proposals')).body!.proposals;
   const matching = list.filter(
     (v) => v.proposal.kind === PLAN_KIND && (v.id === ref || v.proposal.subjectSha256 === ref),
@@ -128,7 +132,7 @@ async function logIndicesOf(
   return { logIndex, approvedLogIndex };
 }
 
-async function describePlan(client: MtlsClient, view: ProposalView): Promise<PlanView> {
+export async function describePlan(client: MtlsClient, view: ProposalView): Promise<PlanView> {
   const plan = planOfView(view);
   return {
     digest: view.proposal.subjectSha256,
@@ -167,7 +171,7 @@ async function isSigningMember(client: MtlsClient, member: string): Promise<bool
   return roles.some((role) => role !== 'observer');
 }
 
-async function withMember<T>(
+export async function withMember<T>(
   opts: MemberOptions,
   fn: (m: ReturnType<typeof openMember>) => Promise<T>,
 ): Promise<T> {

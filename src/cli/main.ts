@@ -15,6 +15,7 @@ import { createMtlsClient } from '../transport/index.ts';
 import { registerAuditCommands } from './audit-commands.ts';
 import { readStructuredFile } from './read-file.ts';
 import { registerEvaluationCommands } from './evaluation-commands.ts';
+import { registerEvaluationRunCommands } from './evaluation-run-commands.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
@@ -298,8 +299,12 @@ export function buildProgram(): Command {
       parseHttpsUrl(v, '--coordinator'),
     )
     .option(
+      '--eval-data <csv>',
+      'the rows this site evaluates on (same schema and delimiter); it then trains on all of --data',
+    )
+    .option(
       '--holdout <fraction>',
-      'fraction of local rows held out for federated evaluation',
+      'without --eval-data: fraction of local rows held out for federated evaluation',
       (v: string) => parseOpenFraction(v, '--holdout'),
       0.2,
     )
@@ -325,6 +330,7 @@ export function buildProgram(): Command {
         workspace?: string;
         institution?: string;
         data: string;
+        evalData?: string;
         schema: string;
         delimiter: string;
         coordinator?: string;
@@ -334,9 +340,11 @@ export function buildProgram(): Command {
         batchJournal?: string;
       }) => {
         const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
-        const data = loadTable(readTextFile(opts.data, '--data'), schema, {
-          delimiter: parseDelimiter(opts.delimiter),
-        });
+        const delimiter = parseDelimiter(opts.delimiter);
+        const data = loadTable(readTextFile(opts.data, '--data'), schema, { delimiter });
+        const evaluationData = opts.evalData
+          ? loadTable(readTextFile(opts.evalData, '--eval-data'), schema, { delimiter })
+          : undefined;
         const where = participantIdentity(opts);
         const log = createLogger(`participant:${where.institution}`);
         const handle = startParticipant({
@@ -345,6 +353,13 @@ export function buildProgram(): Command {
           dataSchemaDigest: computeSchemaDigest(schema),
           ...siteOptions(opts.siteConfig),
           data,
+          ...(evaluationData ? { evaluationData } : {}),
+          evaluationAnnotations: {
+            ...(schema.sensitive
+              ? { sensitive: { attribute: schema.sensitive.name, values: [...schema.sensitive.values] } }
+              : {}),
+            ...(schema.slices ? { slices: schema.slices.map((x) => x.name) } : {}),
+          },
           dataClasses: schema.label.classes.length,
           holdoutFraction: opts.holdout,
           log,
@@ -517,7 +532,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerPrivacyCommands(program);
   registerModelCommands(program);
-  registerEvaluationCommands(program);
+  registerEvaluationRunCommands(registerEvaluationCommands(program));
   return program;
 }
 

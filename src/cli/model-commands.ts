@@ -37,7 +37,8 @@ import {
 } from '../models/index.ts';
 import type { MtlsClient } from '../transport/index.ts';
 import { type MemberOptions, addMemberOptions, openMember } from './governance-commands.ts';
-import { readBinaryFile, readTextFile, writeOutputFile } from './parse-options.ts';
+import { readModelOffline } from './model-export-offline.ts';
+import { parseInteger, readBinaryFile, readTextFile, writeOutputFile } from './parse-options.ts';
 import { readStructuredFile } from './read-file.ts';
 import { type RunView, collectRoundMetrics, formatMetricsCsv, formatMetricsTable } from './run-view.ts';
 
@@ -138,81 +139,147 @@ export function registerModelCommands(program: Command): void {
       .description(
         "write a completed run's final model (safetensors, as released) and its model card (<file>.card.json)",
       )
-      .argument('<runId>', 'run id')
+      .argument('[runId]', 'run id (or --run)')
+      .option('--run <id>', 'run id')
+      .option(
+        '--round <n>',
+        "the round whose model to write: only the final round's (the released model) is served",
+        (v: string) => parseInteger(v, '--round', 0),
+      )
       .requiredOption('--out <file>', 'model file to write, e.g. model.safetensors')
       .option('--json', 'print the model card as JSON'),
-  ).action(async (runId: string, opts: MemberOptions & { out: string; json?: boolean }) => {
-    const card = await withMember(opts, async (client) => {
-      // The model route applies the access rules (release under a policy) before anything else is read.
-      const bytes = await client.getBytes(
-        `/v1/runs/${encodeURIComponent(runId)}/model`,
-        MAX_PARAMETERS * 4 + 1024 * 1024,
-      );
-      const view = await readRunView(client, runId).catch((err: unknown) => {
-        if (err instanceof EntenteError && err.code === 'FORBIDDEN')
-          throw new EntenteError(
-            'FORBIDDEN',
-            `run "${runId}": the model card needs the run's record (its spec and standardization), which only an operator or a data steward may read`,
-            { field: 'runId' },
-          );
-        throw err;
+  ).action(
+    async (
+      positional: string | undefined,
+      opts: MemberOptions & { run?: string; round?: number; out: string; json?: boolean },
+    ) => {
+      if (positional !== undefined && opts.run !== undefined && positional !== opts.run)
+        throw new EntenteError('INVALID_ARGUMENT', '--run: names another run than the argument', {
+          field: 'run',
+        });
+      const runId = opts.run ?? positional;
+      if (runId === undefined)
+        throw new EntenteError('INVALID_ARGUMENT', '--run: say which run (--run ID)', { field: 'run' });
+      const card = await exportModel(runId, opts).catch((err: unknown) => {
+        // The workspace's coordinator is not running: its holder reads the released model from its files.
+        if (!(err instanceof EntenteError && err.code === 'UNAVAILABLE' && opts.workspace && !opts.site))
+          throw err;
+        return exportOffline(runId, opts);
       });
-      const sha256 = sha256Hex(bytes);
-      const last = view.rounds.at(-1);
-      if (sha256 !== view.model?.sha256 || (last && last.modelOut !== sha256))
-        throw new EntenteError(
-          'DIGEST_MISMATCH',
-          `run "${runId}": the model served is not the run's final model`,
-          {
-            field: 'model',
-          },
+      if (opts.json) console.log(JSON.stringify(card));
+      else
+        console.log(
+          `wrote ${opts.out} (${card.model.bytes} bytes, sha256 ${card.model.sha256}, audit-log entry ${card.auditLog.entry}) and ${modelCardPath(opts.out)}`,
         );
-      const logged = await findModelEntry(client, runId, sha256);
-      if (!logged)
-        throw new EntenteError(
-          'DIGEST_MISMATCH',
-          `run "${runId}": no model-released entry of the audit log names the model served`,
-          { field: 'model' },
-        );
-      const spec: ModelSpec = parseModelSpec(view.config.model);
-      decodeSafetensors(bytes, { expected: describeLayout(spec) });
-      const metrics = collectRoundMetrics(view);
-      const lastEvaluation = metrics.filter((m) => m.phase === 'evaluate' && m.accuracy !== null).at(-1);
-      const lastTrain = metrics.filter((m) => m.phase === 'train').at(-1);
-      const card: ModelCard = {
-        format: MODEL_CARD_FORMAT,
-        run: runId,
-        rounds: view.rounds.length,
-        modelSpec: spec,
-        model: { file: basename(opts.out), sha256, bytes: bytes.length },
-        standardization: view.standardization,
-        dataSchemaDigest: view.config.dataSchemaDigest ?? null,
-        finalMetrics: {
-          round: last?.round ?? 0,
-          trainLoss: lastTrain?.loss ?? null,
-          evaluation: lastEvaluation
-            ? {
-                round: lastEvaluation.round,
-                examples: lastEvaluation.examples,
-                loss: lastEvaluation.loss,
-                accuracy: lastEvaluation.accuracy,
-              }
-            : null,
-        },
-        auditLog: logged,
-        exportedAt: new Date().toISOString(),
-      };
-      writeOutputFile(opts.out, bytes, '--out');
-      writeOutputFile(modelCardPath(opts.out), `${JSON.stringify(card, null, 2)}\n`, '--out');
-      return card;
-    });
-    if (opts.json) console.log(JSON.stringify(card));
-    else
-      console.log(
-        `wrote ${opts.out} (${card.model.bytes} bytes, sha256 ${card.model.sha256}, audit-log entry ${card.auditLog.entry}) and ${modelCardPath(opts.out)}`,
-      );
-  });
+    },
+  );
+  registerPredict(model);
+}
 
+function exportOffline(runId: string, opts: { workspace?: string; round?: number; out: string }): ModelCard {
+  const m = readModelOffline(opts.workspace!, runId);
+  if (opts.round !== undefined && opts.round !== m.finalMetrics.round)
+    throw new EntenteError(
+      'NOT_FOUND',
+      `--round: run "${runId}" serves only its final model (round ${m.finalMetrics.round}); earlier rounds' models stay with the coordinator`,
+      { field: 'round' },
+    );
+  const spec: ModelSpec = parseModelSpec(m.config.model);
+  decodeSafetensors(m.bytes, { expected: describeLayout(spec) });
+  const card: ModelCard = {
+    format: MODEL_CARD_FORMAT,
+    run: runId,
+    rounds: m.rounds,
+    modelSpec: spec,
+    model: { file: basename(opts.out), sha256: m.sha256, bytes: m.bytes.length },
+    standardization: m.standardization,
+    dataSchemaDigest: m.config.dataSchemaDigest ?? null,
+    finalMetrics: m.finalMetrics,
+    auditLog: m.auditLog,
+    exportedAt: new Date().toISOString(),
+  };
+  writeOutputFile(opts.out, m.bytes, '--out');
+  writeOutputFile(modelCardPath(opts.out), `${JSON.stringify(card, null, 2)}\n`, '--out');
+  return card;
+}
+
+async function exportModel(
+  runId: string,
+  opts: MemberOptions & { round?: number; out: string },
+): Promise<ModelCard> {
+  return withMember(opts, async (client) => {
+    // The model route applies the access rules (release under a policy) before anything else is read.
+    const bytes = await client.getBytes(
+      `/v1/runs/${encodeURIComponent(runId)}/model`,
+      MAX_PARAMETERS * 4 + 1024 * 1024,
+    );
+    const view = await readRunView(client, runId).catch((err: unknown) => {
+      if (err instanceof EntenteError && err.code === 'FORBIDDEN')
+        throw new EntenteError(
+          'FORBIDDEN',
+          `run "${runId}": the model card needs the run's record (its spec and standardization), which only an operator or a data steward may read`,
+          { field: 'runId' },
+        );
+      throw err;
+    });
+    const sha256 = sha256Hex(bytes);
+    const last = view.rounds.at(-1);
+    if (sha256 !== view.model?.sha256 || (last && last.modelOut !== sha256))
+      throw new EntenteError(
+        'DIGEST_MISMATCH',
+        `run "${runId}": the model served is not the run's final model`,
+        {
+          field: 'model',
+        },
+      );
+    const logged = await findModelEntry(client, runId, sha256);
+    if (!logged)
+      throw new EntenteError(
+        'DIGEST_MISMATCH',
+        `run "${runId}": no model-released entry of the audit log names the model served`,
+        { field: 'model' },
+      );
+    if (opts.round !== undefined && opts.round !== last?.round)
+      throw new EntenteError(
+        'NOT_FOUND',
+        `--round: run "${runId}" serves only its final model (round ${last?.round ?? 0}); earlier rounds' models stay with the coordinator`,
+        { field: 'round' },
+      );
+    const spec: ModelSpec = parseModelSpec(view.config.model);
+    decodeSafetensors(bytes, { expected: describeLayout(spec) });
+    const metrics = collectRoundMetrics(view);
+    const lastEvaluation = metrics.filter((m) => m.phase === 'evaluate' && m.accuracy !== null).at(-1);
+    const lastTrain = metrics.filter((m) => m.phase === 'train').at(-1);
+    const card: ModelCard = {
+      format: MODEL_CARD_FORMAT,
+      run: runId,
+      rounds: view.rounds.length,
+      modelSpec: spec,
+      model: { file: basename(opts.out), sha256, bytes: bytes.length },
+      standardization: view.standardization,
+      dataSchemaDigest: view.config.dataSchemaDigest ?? null,
+      finalMetrics: {
+        round: last?.round ?? 0,
+        trainLoss: lastTrain?.loss ?? null,
+        evaluation: lastEvaluation
+          ? {
+              round: lastEvaluation.round,
+              examples: lastEvaluation.examples,
+              loss: lastEvaluation.loss,
+              accuracy: lastEvaluation.accuracy,
+            }
+          : null,
+      },
+      auditLog: logged,
+      exportedAt: new Date().toISOString(),
+    };
+    writeOutputFile(opts.out, bytes, '--out');
+    writeOutputFile(modelCardPath(opts.out), `${JSON.stringify(card, null, 2)}\n`, '--out');
+    return card;
+  });
+}
+
+function registerPredict(model: Command): void {
   model
     .command('predict')
     .description(
@@ -226,7 +293,10 @@ export function registerModelCommands(program: Command): void {
     .requiredOption('--schema <file>', 'the data schema the run was trained with (JSON or YAML)')
     .option('--card <file>', 'model card (default: <model>.card.json next to the model)')
     .option('--out <csv>', 'write predictions here (default: stdout)')
-    .option('--json', 'print a JSON summary (rows, accuracy when labelled)')
+    .option(
+      '--json',
+      'print JSON: {"probabilities": [[p_class0, p_class1, …], …]} in row order, rows, accuracy',
+    )
     .action(
       (opts: {
         model: string;
@@ -300,12 +370,14 @@ export function registerModelCommands(program: Command): void {
         const classes = predictClasses(spec, weights, data.x);
         const probabilities = predictProbabilities(spec, weights, data.x);
         const lines = [['prediction', ...names.map((c) => `p_${c}`)].map(quoteCsv).join(',')];
+        const rows: number[][] = [];
         let correct = 0;
         for (let i = 0; i < data.count; i++) {
           const p =
             k === 2 && probabilities.length === data.count
               ? [1 - probabilities[i]!, probabilities[i]!]
               : Array.from(probabilities.subarray(i * k, (i + 1) * k));
+          rows.push(p);
           lines.push([names[classes[i]!]!, ...p.map((v) => String(v))].map(quoteCsv).join(','));
           if (classes[i] === data.y[i]) correct++;
         }
@@ -314,7 +386,16 @@ export function registerModelCommands(program: Command): void {
         else if (!opts.json) process.stdout.write(csv);
         const accuracy = labelled ? correct / data.count : null;
         if (opts.json)
-          console.log(JSON.stringify({ rows: data.count, accuracy, ...(opts.out ? { out: opts.out } : {}) }));
+          // Class probabilities in the CSV's row order, one column per class of the schema.
+          console.log(
+            JSON.stringify({
+              probabilities: rows,
+              classes: names,
+              rows: data.count,
+              accuracy,
+              ...(opts.out ? { out: opts.out } : {}),
+            }),
+          );
         else if (accuracy !== null)
           console.error(
             `accuracy ${accuracy.toFixed(4)} on ${data.count} labelled rows (${correct} correct)`,

@@ -10,6 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
+import { parseEvaluationPlan } from '../governance/index.ts';
 import {
   type DataShape,
   MAX_CHUNK_BYTES,
@@ -37,6 +38,7 @@ import { type RouteName, publicPaths, routeAccess } from './access.ts';
 import { AuditLog } from './audit-log.ts';
 import { blobNotAvailable, mayReadBlob } from './blob-access.ts';
 import { assertPortFree, listenError, readRememberedPort } from './coordinator-port.ts';
+import { EvaluationJobs } from './evaluation-jobs.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
 import { ParticipantSessions } from './participant-sessions.ts';
@@ -86,6 +88,9 @@ const sha256Param = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 hex digest'),
 });
 const taskParam = z.strictObject({ taskId: z.string().min(1).max(200) });
+const evaluationStartSchema = z.strictObject({
+  plan: z.string().regex(/^[0-9a-f]{64}$/, 'must be a plan digest'),
+});
 const runParam = z.strictObject({ runId: z.string().min(1).max(64) });
 const waitQuery = z.object({
   waitMs: z.coerce.number().int().min(0).max(60_000).default(25_000),
@@ -261,6 +266,48 @@ async function serve(
     },
     ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
   });
+  const evaluations = new EvaluationJobs({
+    store,
+    blobs,
+    log: log.child({ component: 'evaluation' }),
+    audit,
+    now: () => Date.now(),
+    notify,
+    available,
+    isPaused: () => governance.isPaused(),
+    consortium: ws.consortium.consortium,
+    pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
+    approvedPlan: (digest) => {
+      for (const row of gov.listProposals()) {
+        if (row.kind !== 'approve-evaluation-plan' || row.status !== 'approved') continue;
+        if ((JSON.parse(row.proposal_json) as { subjectSha256: string }).subjectSha256 !== digest) continue;
+        return parseEvaluationPlan(JSON.parse(row.subject_json));
+      }
+      return undefined;
+    },
+    knownModel: (sha256) => {
+      for (const row of store.listRuns()) {
+        if (row.status !== 'completed' || engine.finalModelOf(row.id) !== sha256) continue;
+        const ref = engine.finalModelRef(row.id);
+        if (!ref) continue;
+        return {
+          ref,
+          modelSpec: parseRunConfig(JSON.parse(row.config_json)).model,
+          ...(row.standardization_json ? { standardization: JSON.parse(row.standardization_json) } : {}),
+        };
+      }
+      return undefined;
+    },
+    publishCheckpoint: () => {
+      audit.publishCheckpoint();
+      for (const id of institutions()) notify(id);
+    },
+  });
+  /** Every engine's deadlines and next steps: runs, then evaluation jobs. */
+  const tick = (): void => {
+    engine.tick();
+    evaluations.tick();
+  };
   const maxPolls = options.maxPollsPerMember ?? DEFAULT_MAX_POLLS_PER_MEMBER;
   const quota = options.memberStorageBytes ?? DEFAULT_MEMBER_STORAGE_BYTES;
   const openPolls = new Map<string, number>();
@@ -352,7 +399,7 @@ async function serve(
     sessions.register(id, sessionOf(request), request.raw.socket);
     store.touchParticipant(id, Date.now(), JSON.stringify(body));
     log.info({ participant: id }, 'participant registered');
-    engine.tick();
+    tick();
     const res: RegisterResponse = { institution: id, consortium: ws.consortium.consortium, heartbeatMs };
     return res;
   });
@@ -361,7 +408,7 @@ async function serve(
     const id = guard(request, 'POST /v1/heartbeat');
     sessions.see(id, sessionOf(request), request.raw.socket);
     store.touchParticipant(id, Date.now());
-    engine.tick();
+    tick();
     return { ok: true, protocol: PROTOCOL_VERSION };
   });
 
@@ -389,7 +436,7 @@ async function serve(
   const poll = async (request: FastifyRequest, reply: FastifyReply, id: string): Promise<unknown> => {
     const { waitMs, checkpoint } = parseMessage(waitQuery, request.query, 'query');
     store.touchParticipant(id, Date.now());
-    engine.tick();
+    tick();
     const deadline = Date.now() + waitMs;
     const checkpointAtStart = checkpoint ?? audit.checkpointSize;
     // A participant that died mid-poll must not go on being "seen": stop as soon as its socket closes.
@@ -509,6 +556,8 @@ async function serve(
     }
     store.touchParticipant(id, Date.now());
     if (result.kind === 'plan') return planner.accept(id, taskId, result);
+    const owner = store.getTask(taskId)?.run_id;
+    if (owner !== undefined && evaluations.owns(owner)) return evaluations.acceptResult(id, taskId, result);
     return engine.acceptResult(id, taskId, result);
   });
 
@@ -550,6 +599,27 @@ async function serve(
         .listRuns()
         .map((r) => ({ id: r.id, status: r.status, createdAt: r.created_at, finishedAt: r.finished_at })),
     };
+  });
+
+  // ---- Evaluation jobs: an approved evaluation plan evaluated under secure aggregation. ----
+  app.post('/v1/evaluations', async (request, reply) => {
+    const id = guard(request, 'POST /v1/evaluations');
+    const { plan } = parseMessage(evaluationStartSchema, request.body, 'evaluation');
+    return reply.status(201).send(evaluations.start(plan, id));
+  });
+  app.get('/v1/evaluations', async (request) => {
+    guard(request, 'GET /v1/evaluations');
+    return { evaluations: evaluations.list() };
+  });
+  app.get('/v1/evaluations/:plan', async (request) => {
+    guard(request, 'GET /v1/evaluations/:plan');
+    const { plan } = parseMessage(evaluationStartSchema, request.params, 'path');
+    const view = evaluations.describe(plan);
+    if (!view)
+      throw new EntenteError('NOT_FOUND', `plan ${plan.slice(0, 12)}… has no evaluation job`, {
+        field: 'plan',
+      });
+    return view;
   });
 
   // ---- The audit log: members read it and its proofs; institutions (its witnesses) cosign it. ----
@@ -681,7 +751,7 @@ async function serve(
   );
   const ticker = setInterval(() => {
     try {
-      engine.tick();
+      tick();
       engine.flushRefusalSummaries();
     } catch (err) {
       log.error({ err }, 'tick failed');
@@ -696,6 +766,7 @@ async function serve(
       clearInterval(ticker);
       clearInterval(collector);
       closing = true;
+      evaluations.close();
       try {
         for (const p of [...waiters.keys()]) notify(p);
         await app.close();

@@ -64,6 +64,12 @@ export const errorCodes = {
       'too few participants could take part in a phase (refusals, tasks a site cannot execute) in maxFailuresPerPhase attempts; the run failed',
   },
   RUN_CANCELLED: { http: 409, exit: 5, summary: 'the run was cancelled (by an operator or a quorum)' },
+  EVALUATION_FAILED: {
+    http: 409,
+    exit: 5,
+    summary:
+      "an evaluation plan's job failed (a blinded model's secure sum aborted in every attempt, or during unmasking)",
+  },
   RATE_LIMITED: {
     http: 429,
     exit: 6,

@@ -50,6 +50,8 @@ export interface TrailReport {
    * enrollment entry the log's writer could add for a name of its choosing) admits no one.
    */
   readonly members: ReadonlySet<string>;
+  /** Evaluation plans whose approve-evaluation-plan proposal was approved, by plan digest. */
+  readonly approvedPlans: ReadonlyMap<string, EvaluationPlan>;
 }
 
 interface OpenProposal {
@@ -89,6 +91,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
   const evaluation = createEvaluationTrail(bad);
   /** The evaluation plan each approve-evaluation-plan proposal pre-registers (by proposal id). */
   const plans = new Map<string, EvaluationPlan>();
+  const approvedPlans = new Map<string, EvaluationPlan>();
 
   const approvedOf = (
     index: number,
@@ -262,8 +265,10 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           );
         p.approved = true;
         const plan = plans.get(str(e.proposal));
-        if (p.proposal.kind === 'approve-evaluation-plan' && plan)
+        if (p.proposal.kind === 'approve-evaluation-plan' && plan) {
           evaluation.approve(p.proposal.subjectSha256, plan, e.index);
+          approvedPlans.set(p.proposal.subjectSha256, plan);
+        }
         break;
       }
       case 'policy-adopted': {
@@ -352,5 +357,5 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
   facts.push(
     `identity keys: ${keys.size} pinned, ${counts.keyChanges} changed by rotation or recovery${identity.presented.size > 0 ? `; presented but not authorized (count for nothing): ${[...identity.presented.keys()].sort().slice(0, 10).join(', ')}` : ''}`,
   );
-  return { problems, facts, identityKeys: keys, presentedKeys: identity.presented, members };
+  return { problems, facts, identityKeys: keys, presentedKeys: identity.presented, members, approvedPlans };
 }

@@ -81,10 +81,12 @@ import { computeBuiltinTrainerDigest } from './trainer-digest.ts';
 import { chooseTrainingRandomness } from './training-randomness.ts';
 import { openUnmaskedRounds } from './unmasked-rounds.ts';
 import {
+  type EvaluationAnnotations,
   type EvaluationRowsSource,
+  checkPlanTask,
   computeEvaluationValues,
   computeStatisticsValues,
-  selectAnnotatedRows,
+  toEvaluationRows,
 } from './secure-sum-vector.ts';
 import { type MtlsClient, createMtlsClient } from '../transport/index.ts';
 
@@ -96,12 +98,15 @@ export interface ParticipantOptions {
   /** All of this institution's records; a held-out part is kept for federated evaluation. */
   readonly data: LabeledData;
   /**
-   * What its data schema says about each row of `data` beyond features and label: the sensitive
-   * attribute's group and slice membership (private evaluation reports fairness and slices from them).
+   * What its data schema declares for private evaluation (the sensitive attribute, slice names); the
+   * rows' groups and slice memberships travel with the loaded data.
    */
-  readonly dataAnnotations?: Omit<EvaluationRowsSource, 'data'>;
-  /** The rows this site evaluates on (`--eval-data`); default: its held-out share of `data`. */
-  readonly evaluationRows?: EvaluationRowsSource;
+  readonly evaluationAnnotations?: EvaluationAnnotations;
+  /**
+   * The rows this site evaluates on (`--eval-data`); it then trains on all of `data`. Default: a
+   * held-out share of `data` (holdoutFraction).
+   */
+  readonly evaluationData?: LabeledData;
   /** Label classes of its data schema (declared at registration; default: the largest label + 1). */
   readonly dataClasses?: number;
   readonly holdoutFraction?: number;
@@ -211,11 +216,13 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   const trainer = options.trainer ?? builtinTrainer;
   const controller = new AbortController();
   const signal = controller.signal;
-  const split = splitTrainTest(
-    options.data,
-    options.holdoutFraction ?? 0.2,
-    createSeededRng(`${options.institution}/holdout`),
-  );
+  const split = options.evaluationData
+    ? { train: options.data, test: options.evaluationData }
+    : splitTrainTest(
+        options.data,
+        options.holdoutFraction ?? 0.2,
+        createSeededRng(`${options.institution}/holdout`),
+      );
   const maxBackoff = options.maxBackoffMs ?? 5_000;
   let client: MtlsClient | undefined;
   let clientUrl = '';
@@ -236,8 +243,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
   };
   const sessionKey = (runId: string, round: number, attempt: number, phase = 'train'): string =>
     `${runId}/${round}/${attempt}/${phase}`;
-  const evaluationRows: EvaluationRowsSource =
-    options.evaluationRows ?? selectAnnotatedRows(split.test, split.testIndices, options.dataAnnotations);
+  const evaluationRows: EvaluationRowsSource = toEvaluationRows(split.test, options.evaluationAnnotations);
   const witness =
     options.witness && options.signing
       ? new LogWitness({
@@ -730,6 +736,18 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         field: 'secagg.consortium',
       });
     const context = buildSecureSumContext(task);
+    if (task.plan) {
+      // An evaluation plan's job: only a plan the verified log shows approved, exactly as approved.
+      if (!checkRunApproved)
+        throw new EntenteError(
+          'PROTOCOL_VIOLATION',
+          'governance: this site needs the audit log to check plans',
+          {
+            field: 'plan',
+          },
+        );
+      checkPlanTask(task, await checkRunApproved.approvedPlan(task.plan.digest), options.dataSchemaDigest);
+    }
     const pinned = await pinnedKeysFor(context.cohort, signing.keyPem);
     const std = task.standardization ? toParams(task.standardization) : undefined;
     let values: Float64Array;

@@ -10,7 +10,7 @@
  */
 import { type LogEntry, MerkleTree, hashLeaf, parseLogEntry } from '../audit/index.ts';
 import { EntenteError } from '../core/errors.ts';
-import { type TrailEntry, verifyGovernanceTrail } from '../governance/index.ts';
+import { type EvaluationPlan, type TrailEntry, verifyGovernanceTrail } from '../governance/index.ts';
 import { type RunConfig, parseRunConfig } from '../protocol/index.ts';
 import type { MtlsClient } from '../transport/index.ts';
 import type { LogWitness } from './log-witness.ts';
@@ -32,6 +32,11 @@ export interface RunApprovalCheck {
    * secure-aggregation adverts are checked against, never a certificate.
    */
   pinnedKeys(): Promise<ReadonlyMap<string, Uint8Array>>;
+  /**
+   * The evaluation plan with digest `digest` as the verified log pre-registers it (approved by its
+   * quorum). Throws PROTOCOL_VIOLATION when the log shows no such approval or breaks a rule.
+   */
+  approvedPlan(digest: string): Promise<EvaluationPlan>;
 }
 
 export function createRunApprovalCheck(input: {
@@ -44,6 +49,8 @@ export function createRunApprovalCheck(input: {
   let trailOkAt = -1;
   let keysAt = -1;
   let keys: ReadonlyMap<string, Uint8Array> = new Map();
+  let plansAt = -1;
+  let plans: ReadonlyMap<string, EvaluationPlan> = new Map();
 
   /** Reads the entries added since the last call and checks the whole log against the verified root. */
   async function sync(): Promise<void> {
@@ -83,6 +90,20 @@ export function createRunApprovalCheck(input: {
         keysAt = entries.length;
       }
       return keys;
+    },
+    async approvedPlan(digest: string): Promise<EvaluationPlan> {
+      await sync();
+      if (plansAt !== entries.length) {
+        const trail = verifyGovernanceTrail(entries as unknown as TrailEntry[]);
+        if (trail.problems.length > 0)
+          refuse(`entry ${trail.problems[0]!.index}: ${trail.problems[0]!.message}`);
+        plans = trail.approvedPlans;
+        plansAt = entries.length;
+      }
+      const plan = plans.get(digest);
+      if (!plan)
+        refuse(`evaluation plan ${digest.slice(0, 12)}… is not approved in the log this site verified`);
+      return plan;
     },
     async check(run: string): Promise<void> {
       await sync();

@@ -8,6 +8,7 @@
 import { EntenteError } from '../core/errors.ts';
 import type { Weights } from '../core/tensor.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
+import type { EvaluationPlan } from '../governance/index.ts';
 import { type LabeledData, applyStandardization } from '../data/index.ts';
 import {
   type EvaluationSpec,
@@ -209,22 +210,49 @@ function computeRegressionValues(
   return out;
 }
 
-/** The rows at `indices` of `data` with their annotations (the default evaluation rows: the holdout). */
-export function selectAnnotatedRows(
+/** What a site's data schema declares for private evaluation: its sensitive attribute and slice names. */
+export interface EvaluationAnnotations {
+  readonly sensitive?: { readonly attribute: string; readonly values: readonly string[] } | undefined;
+  /** Slice names in the order of `data.slices`. */
+  readonly slices?: readonly string[] | undefined;
+}
+
+/** Evaluation rows from loaded data (its groups and slice memberships) and what the schema names them. */
+export function toEvaluationRows(
   data: LabeledData,
-  indices: readonly number[],
-  annotations: Omit<EvaluationRowsSource, 'data'> | undefined,
+  annotations: EvaluationAnnotations | undefined,
 ): EvaluationRowsSource {
-  if (!annotations) return { data };
-  const slices = annotations.slices
-    ? new Map(
-        [...annotations.slices].map(([name, member]) => [name, Uint8Array.from(indices, (i) => member[i]!)]),
-      )
-    : undefined;
+  const names = annotations?.slices ?? [];
+  const slices =
+    data.slices && names.length === data.slices.length
+      ? new Map(names.map((name, i) => [name, data.slices![i]!]))
+      : undefined;
   return {
     data,
-    ...(annotations.groups ? { groups: Int32Array.from(indices, (i) => annotations.groups![i]!) } : {}),
-    ...(annotations.sensitive ? { sensitive: annotations.sensitive } : {}),
+    ...(data.groups && annotations?.sensitive
+      ? { groups: data.groups, sensitive: annotations.sensitive }
+      : {}),
     ...(slices ? { slices } : {}),
   };
+}
+
+/**
+ * An evaluation plan's task must be what the plan this site found approved in its verified log
+ * pre-registered: an evaluation of one of its models, measuring exactly its evaluation spec, under a
+ * blinded label, on data of its schema. Throws PROTOCOL_VIOLATION naming the field.
+ */
+export function checkPlanTask(
+  task: SecAggSumTask,
+  plan: EvaluationPlan,
+  ownSchemaDigest: string | undefined,
+): void {
+  if (task.phase !== 'evaluate') refuse('phase', 'an evaluation plan only evaluates');
+  if (!task.plan || !/^model-[A-H]$/.test(task.plan.label)) refuse('plan.label', 'is not a blinded label');
+  if (!task.model || !plan.models.some((m) => m.sha256 === task.model!.sha256))
+    refuse('model', 'is not one of the models the approved plan names');
+  const planned = canonicalizeJson(parseEvaluationSpec(plan.evaluation));
+  if (canonicalizeJson(parseEvaluationSpec(task.evaluation)) !== planned)
+    refuse('evaluation', 'is not what the approved plan measures');
+  if (plan.dataSchemaDigest !== undefined && plan.dataSchemaDigest !== ownSchemaDigest)
+    refuse('plan.dataSchemaDigest', "the plan evaluates data of another schema than this site's");
 }

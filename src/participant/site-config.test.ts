@@ -75,7 +75,10 @@ describe('site policy', () => {
         'site.requireSecureAggregation',
       );
     assert.equal(
-      refusedFor({ requireSecureAggregation: true }, { ...task, kind: 'secagg-sum', secureAggregation: true }),
+      refusedFor(
+        { requireSecureAggregation: true },
+        { ...task, kind: 'secagg-sum', secureAggregation: true },
+      ),
       undefined,
     );
     assert.equal(refusedFor({}, { ...task, kind: 'evaluate', secureAggregation: false }), undefined);

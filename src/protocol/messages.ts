@@ -21,6 +21,16 @@ const id = z
   .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lower-case letters, digits, ".", "_" or "-"');
 const finite = z.number().finite();
 
+/**
+ * A task id: `<run>.r<round>[.<phase>][.a<attempt>][.<stage>].<participant>`, so longer than any one id
+ * (run and participant ids are at most 64 characters each).
+ */
+const taskIdSchema = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be lower-case letters, digits, ".", "_" or "-"');
+
 export const institutionIdSchema = id;
 export const runIdSchema = id;
 
@@ -95,7 +105,7 @@ export const registerResponseSchema = z.strictObject({
 export type RegisterResponse = z.infer<typeof registerResponseSchema>;
 
 const taskBase = {
-  taskId: id,
+  taskId: taskIdSchema,
   runId: id,
   round: z.number().int().min(0),
   issuedAt: z.number().int(),

@@ -6,8 +6,16 @@
 import { join } from 'node:path';
 import { parseVerifierKey, verifyCosignatures, verifyLog } from '../audit/index.ts';
 import { SqliteStore, openWorkspace } from '../storage/index.ts';
+import type { PrivateEvaluationSummary } from './demo-evaluation.ts';
 
 export interface DemoSummary {
+  /** The training run's id. */
+  runId: string;
+  /**
+   * The released model evaluated under secure aggregation on the union of every site's evaluation rows
+   * (sites/<id>/evaluation.csv), by a pre-registered plan; the sensitive attribute is synthetic.
+   */
+  privateEvaluation: PrivateEvaluationSummary;
   globalAccuracy: number;
   localOnlyAccuracy: Record<string, number>;
   meanLocalOnlyAccuracy: number;
@@ -89,6 +97,8 @@ export function auditDemoLog(dir: string, witnesses: readonly string[]): DemoSum
   }
 }
 
+const num = (v: number | null): string => (v === null ? '—' : v.toFixed(4));
+
 export function printSummary(s: DemoSummary, rounds: number, rows: number, testRows: number): void {
   const pct = (v: number): string => (v * 100).toFixed(1).padStart(6) + '%';
   const lines = [
@@ -107,7 +117,8 @@ export function printSummary(s: DemoSummary, rounds: number, rows: number, testR
     s.secureAggregation.protocol === 'secagg'
       ? `  aggregation        secure aggregation (Bonawitz et al. 2017, full graph, ring 2^32), threshold ${s.secureAggregation.thresholds.join('/')} of 3; ${s.secureAggregation.completed} rounds unmasked as a sum only, ${s.secureAggregation.aborted} attempts aborted`
       : '  aggregation        plain (the coordinator saw each update)',
-    `  federated eval     ${s.federatedEvalAccuracy === null ? '-' : pct(s.federatedEvalAccuracy)} (institutions' own held-out rows, weighted)`,
+    `  federated eval     ${s.federatedEvalAccuracy === null ? '-' : pct(s.federatedEvalAccuracy)} (last round, sites' evaluation rows, secure sum)`,
+    `  private eval       ${s.privateEvaluation.rows} rows under secure aggregation: accuracy ${num(s.privateEvaluation.accuracy)}, ROC AUC ${num(s.privateEvaluation.rocAuc)}, ECE ${num(s.privateEvaluation.ece)}, Brier ${num(s.privateEvaluation.brier)}; demographic parity difference ${num(s.privateEvaluation.demographicParityDifference)} over synthetic "${s.privateEvaluation.sensitiveAttribute}"; decision ${s.privateEvaluation.decision}; ${s.privateEvaluation.matchesCentralized ? 'equals' : 'DIFFERS FROM'} the centralized computation`,
     `  bytes sent         ${s.bytesSent.toLocaleString('en-US')} (coordinator -> participants)`,
     `  bytes received     ${s.bytesReceived.toLocaleString('en-US')} (participants -> coordinator)`,
     `  wall time          ${(s.wallMs / 1000).toFixed(1)} s`,

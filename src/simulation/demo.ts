@@ -46,6 +46,14 @@ import {
 import { createMtlsClient } from '../transport/index.ts';
 import { type DemoSummary, auditDemoLog, printSummary } from './demo-summary.ts';
 import { startProcessFederation } from './process-federation.ts';
+import {
+  DEMO_SENSITIVE,
+  addDemoAttribute,
+  demoEvaluationSchema,
+  evaluateCentrally,
+  runDemoEvaluation,
+  sameFigures,
+} from './demo-evaluation.ts';
 
 export const DATASET_DIR = fileURLToPath(new URL('../../datasets/breast-cancer/', import.meta.url));
 export const DEMO_INSTITUTIONS = ['hospital-a', 'hospital-b', 'clinic-c'] as const;
@@ -135,10 +143,18 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const started = performance.now();
   const seed = options.seed ?? 'entente-demo-v1';
   const csvText = readFileSync(join(DATASET_DIR, 'breast-cancer.csv'), 'utf8');
-  const schemaPath = join(DATASET_DIR, 'schema.json');
-  const schema = parseDataSchema(JSON.parse(readFileSync(schemaPath, 'utf8')));
-  const table = parseCsv(csvText);
-  const all = loadTable(csvText, schema);
+  const baseSchema = parseDataSchema(JSON.parse(readFileSync(join(DATASET_DIR, 'schema.json'), 'utf8')));
+  // The demo's copy of the rows gains a synthetic sensitive attribute (demo-evaluation.ts says how).
+  const table = addDemoAttribute(
+    parseCsv(csvText).header,
+    parseCsv(csvText).rows,
+    baseSchema.label.name,
+    'malignant',
+    seed,
+  );
+  const schemaJson = demoEvaluationSchema(baseSchema);
+  const schema = parseDataSchema(schemaJson);
+  const all = loadTable(`${[table.header, ...table.rows].map((r) => r.join(',')).join('\n')}\n`, schema);
 
   // 20% of all rows: the common test set; the rest split by label skew across institutions.
   const outer = splitTrainTest(all, 0.2, createSeededRng(`${seed}/test-split`));
@@ -170,12 +186,27 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   });
   const sitesDir = join(dir, 'sites');
   ensurePrivateDir(sitesDir);
+  const schemaPath = join(dir, 'schema.json');
+  writeFileSync(schemaPath, `${JSON.stringify(schemaJson, null, 2)}\n`);
+  // The common test rows are the sites' evaluation rows: each site evaluates privately on its share.
+  const evalOrder = [...outer.testIndices];
+  const shuffle = createSeededRng(`${seed}/evaluation-rows`);
+  for (let i = evalOrder.length - 1; i > 0; i--) {
+    const j = Math.floor(shuffle.nextFloat64() * (i + 1));
+    [evalOrder[i], evalOrder[j]] = [evalOrder[j]!, evalOrder[i]!];
+  }
   const participants: DemoSummary['participants'] = {};
   const partData = new Map<string, LabeledData>();
   DEMO_INSTITUTIONS.forEach((id, k) => {
     const rows = parts[k]!.map((i) => outer.trainIndices[i]!);
     ensurePrivateDir(join(sitesDir, id));
     writeRows(join(sitesDir, id, 'data.csv'), table.header, table.rows, rows);
+    writeRows(
+      join(sitesDir, id, 'evaluation.csv'),
+      table.header,
+      table.rows,
+      evalOrder.filter((_, i) => i % DEMO_INSTITUTIONS.length === k).sort((a, b) => a - b),
+    );
     const local = selectRows(all, rows);
     partData.set(id, local);
     let malignant = 0;
@@ -209,6 +240,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   let view: RunView;
   let finalBytes: Buffer;
   let traffic = { bytesSent: 0, bytesReceived: 0 };
+  let privateEvaluation: Awaited<ReturnType<typeof runDemoEvaluation>> | undefined;
   try {
     // 1. Enrollment with one-time tokens; keys are made in each member's own folder.
     members = await enrollDemoMembers({
@@ -244,7 +276,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     for (const id of DEMO_INSTITUTIONS)
       federation.startParticipant(
         id,
-        ['--data', join(sitesDir, id, 'data.csv'), '--schema', schemaPath],
+        [
+          '--data',
+          join(sitesDir, id, 'data.csv'),
+          '--eval-data',
+          join(sitesDir, id, 'evaluation.csv'),
+          '--schema',
+          schemaPath,
+        ],
         join(sitesDir, id),
       );
     // 3. The run, started only when the startRun quorum signed.
@@ -303,6 +342,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         await approveByQuorum(members, release.id, [DEMO_AUDITOR, 'hospital-a'], say)
       ).signers;
     }
+    // 5. The released model, evaluated privately on every site's evaluation rows under a pre-registered plan.
+    if (view.status === 'completed')
+      privateEvaluation = await runDemoEvaluation({
+        client,
+        members,
+        signers: [operatorId, 'hospital-a', 'hospital-b'],
+        modelSha256: view.model.sha256,
+        dataSchemaDigest,
+        dir,
+        say,
+      });
     // Fetch the released global model over the same authenticated API and check its address.
     const bytes = await client.getBytes('/v1/runs/demo/model', view.model.bytes);
     if (sha256Hex(bytes) !== view.model.sha256) throw new Error('final model does not match its digest');
@@ -376,7 +426,26 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   }
   const meanLocal = Object.values(localOnlyAccuracy).reduce((a, b) => a + b, 0) / DEMO_INSTITUTIONS.length;
   const lastEval = view.rounds.filter((x) => x.evalAccuracy !== null).at(-1)?.evalAccuracy ?? null;
+  const fedParams = { mean: Float64Array.from(fedStd.mean), std: Float64Array.from(fedStd.std) };
+  const central = evaluateCentrally(spec, globalWeights, outer.test, fedParams);
+  const secure = privateEvaluation!.metrics;
   const summary: DemoSummary = {
+    runId: 'demo',
+    privateEvaluation: {
+      rows: secure.overall.rows,
+      accuracy: secure.overall.accuracy,
+      logLoss: secure.overall.logLoss,
+      brier: secure.overall.brier,
+      ece: secure.overall.ece,
+      rocAuc: secure.overall.rocAuc,
+      averagePrecision: secure.overall.averagePrecision,
+      demographicParityDifference: secure.fairness?.demographicParityDifference ?? null,
+      equalizedOddsDifference: secure.fairness?.equalizedOddsDifference ?? null,
+      sensitiveAttribute: DEMO_SENSITIVE.name,
+      plan: privateEvaluation!.plan,
+      decision: privateEvaluation!.decision,
+      matchesCentralized: sameFigures(secure, central),
+    },
     globalAccuracy,
     localOnlyAccuracy,
     meanLocalOnlyAccuracy: meanLocal,

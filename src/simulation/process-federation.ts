@@ -50,7 +50,8 @@ export function spawnEntente(
   // Diagnostics: ENTENTE_CHILD_LOG_DIR keeps every child's log in <dir>/<name>.log as well.
   const keepIn = process.env.ENTENTE_CHILD_LOG_DIR;
   child.stderr?.on('data', (d: string) => {
-    if (keepIn) appendFileSync(join(keepIn, `${name.replace(/[^A-Za-z0-9._-]/g, '_')}.log`), d, { mode: 0o600 });
+    if (keepIn)
+      appendFileSync(join(keepIn, `${name.replace(/[^A-Za-z0-9._-]/g, '_')}.log`), d, { mode: 0o600 });
     log += d;
     if (log.length > 2_000_000) log = log.slice(-1_000_000);
   });

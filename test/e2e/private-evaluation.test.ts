@@ -1,0 +1,302 @@
+/**
+ * Private evaluation end to end, over real mutual TLS with `entente` participant processes:
+ *
+ * 1. Two governed runs under secure aggregation. Their statistics and every round's evaluation reach
+ *    the coordinator only as secure sums: its store holds no site's statistics or evaluation row, and
+ *    each round's metrics (ROC AUC, calibration, fairness, the slice) come from the unmasked sum.
+ * 2. A blinded comparison of the two final models by a pre-registered plan: the coordinator refuses to
+ *    run a plan before its quorum approved it; after approval `entente eval run --wait` commits the
+ *    blinded labels, evaluates each model under secure aggregation on every site's `--eval-data`
+ *    rows, logs the results, then the unblinding and the decision, in that order; the governance trail
+ *    of the log replays without a problem; the figures equal the centralized computation on the union
+ *    of the sites' evaluation rows; `entente eval report` writes the Markdown and HTML report.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { type LogEntry, parseLogEntry } from '../../src/audit/index.ts';
+import { decodeSafetensors } from '../../src/core/safetensors.ts';
+import { createSeededRng } from '../../src/crypto/index.ts';
+import { computeSchemaDigest, loadTable, parseCsv, parseDataSchema } from '../../src/data/index.ts';
+import type { EvaluationMetrics } from '../../src/evaluation/index.ts';
+import {
+  type TrailEntry,
+  computeEvaluationPlanDigest,
+  parseEvaluationPlan,
+  verifyGovernanceTrail,
+} from '../../src/governance/index.ts';
+import { describeLayout, parseModelSpec } from '../../src/models/index.ts';
+import {
+  CLI_ENTRY,
+  type ChildHandle,
+  DATASET_DIR,
+  demoRunConfig,
+  spawnEntente,
+  stopChild,
+} from '../../src/simulation/index.ts';
+import {
+  addDemoAttribute,
+  demoEvaluationSchema,
+  evaluateCentrally,
+  sameFigures,
+} from '../../src/simulation/demo-evaluation.ts';
+import { writePrivateFile } from '../../src/storage/index.ts';
+import { waitFor } from './fixtures.ts';
+import {
+  type GovernedConsortium,
+  OPERATOR,
+  createTestPolicy,
+  startGovernedConsortium,
+} from './governance-fixtures.ts';
+
+const INSTITUTIONS = ['alpha', 'beta', 'gamma'] as const;
+
+function runCli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', CLI_ENTRY, ...args],
+      { env: { ...process.env, ENTENTE_LOG_LEVEL: 'warn' }, maxBuffer: 64 * 1024 * 1024, timeout: 180_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+interface RunView {
+  status: string;
+  model: { sha256: string };
+  standardization: { mean: number[]; std: number[] };
+  rounds: { round: number; evalMetrics?: unknown }[];
+}
+
+describe('private evaluation under secure aggregation', () => {
+  let gov: GovernedConsortium;
+  const children: ChildHandle[] = [];
+  let schemaPath: string;
+  let schemaDigest: string;
+  const evalFiles = new Map<string, string>();
+
+  before(async () => {
+    // The breast cancer rows with the demo's synthetic sensitive attribute, split IID over the sites;
+    // each site keeps a quarter of its rows as its evaluation rows.
+    const raw = parseCsv(readFileSync(join(DATASET_DIR, 'breast-cancer.csv'), 'utf8'));
+    const table = addDemoAttribute(raw.header, raw.rows, 'diagnosis', 'malignant', 'e2e-private-eval');
+    const schemaJson = demoEvaluationSchema(
+      parseDataSchema(JSON.parse(readFileSync(join(DATASET_DIR, 'schema.json'), 'utf8'))),
+    );
+    schemaDigest = computeSchemaDigest(parseDataSchema(schemaJson));
+    gov = await startGovernedConsortium({
+      institutions: INSTITUTIONS,
+      policy: createTestPolicy({ institutions: INSTITUTIONS, dataSchemaDigest: schemaDigest }),
+    });
+    schemaPath = join(gov.dir, 'schema.json');
+    writeFileSync(schemaPath, JSON.stringify(schemaJson));
+    const rng = createSeededRng('e2e-private-eval/split');
+    const order = table.rows.map((_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rng.nextFloat64() * (i + 1));
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    INSTITUTIONS.forEach((id, k) => {
+      const mine = order.filter((_, i) => i % INSTITUTIONS.length === k);
+      const cut = Math.floor(mine.length * 0.75);
+      const write = (name: string, rows: number[]) => {
+        const path = join(gov.sites.get(id)!.dir, name);
+        writePrivateFile(
+          path,
+          `${[table.header, ...rows.map((r) => table.rows[r]!)].map((r) => r.join(',')).join('\n')}\n`,
+        );
+        return path;
+      };
+      const data = write('data.csv', mine.slice(0, cut));
+      evalFiles.set(id, write('evaluation.csv', mine.slice(cut)));
+      children.push(
+        spawnEntente(id, [
+          'participant',
+          'start',
+          '--site',
+          gov.sites.get(id)!.dir,
+          '--data',
+          data,
+          '--eval-data',
+          evalFiles.get(id)!,
+          '--schema',
+          schemaPath,
+        ]),
+      );
+    });
+  });
+  after(async () => {
+    await Promise.all(children.map((c) => stopChild(c)));
+    await gov?.close();
+  });
+
+  const approve = async (kind: string, subject: unknown): Promise<string> => {
+    const p = await gov.propose(OPERATOR, kind, subject);
+    await gov.sign(OPERATOR, p.id).catch(() => undefined);
+    await gov.sign('alpha', p.id);
+    const done = await gov.sign('beta', p.id);
+    assert.equal(done.status, 'approved', `${kind}: ${done.missing}`);
+    return p.id;
+  };
+
+  const startRun = async (id: string, rounds: number, learningRate: number): Promise<RunView> => {
+    const config = {
+      ...demoRunConfig(rounds, id),
+      id,
+      train: { epochs: 1, batchSize: 16, learningRate, optimizer: 'sgd' },
+      dataSchemaDigest: schemaDigest,
+      evaluation: {
+        scoreBins: 1000,
+        sensitive: { attribute: 'group', values: ['A', 'B'] },
+        slices: ['large-tumours'],
+      },
+    };
+    const posted = await gov.operator.postJson<{ proposal: string }>('/v1/runs', config);
+    await gov.sign(OPERATOR, posted.body.proposal);
+    await gov.sign('alpha', posted.body.proposal);
+    assert.equal((await gov.sign('beta', posted.body.proposal)).status, 'approved');
+    const view = await waitFor(
+      `run ${id} to complete`,
+      async () => {
+        const r = (await gov.operator.getJson<RunView>(`/v1/runs/${id}`).catch(() => undefined))?.body;
+        return r && r.status !== 'running' ? r : undefined;
+      },
+      150_000,
+    );
+    assert.equal(view.status, 'completed');
+    await approve('release-model', { run: id });
+    return view;
+  };
+
+  let candidate: RunView;
+  let baseline: RunView;
+
+  it('runs under secure aggregation reveal no site figures: statistics and evaluations are secure sums', {
+    timeout: 400_000,
+  }, async () => {
+    candidate = await startRun('candidate-run', 3, 0.1);
+    baseline = await startRun('baseline-run', 1, 0.01);
+    const last = candidate.rounds.at(-1)!.evalMetrics as EvaluationMetrics & { secure: boolean };
+    assert.equal(last.secure, true);
+    assert.ok(last.overall.rocAuc! > 0.9, `ROC AUC ${last.overall.rocAuc}`);
+    assert.equal(last.fairness?.attribute, 'group');
+    assert.ok(Object.hasOwn(last.slices, 'large-tumours'));
+    // The coordinator's own store: no per-site statistics or evaluation row, only sums of >= 3 sites.
+    const db = new Database(join(gov.dir, 'coordinator', 'state', 'coordinator.db'), { readonly: true });
+    try {
+      assert.equal((db.prepare('SELECT count(*) AS n FROM statistics').get() as { n: number }).n, 0);
+      assert.equal((db.prepare('SELECT count(*) AS n FROM evaluations').get() as { n: number }).n, 0);
+      const sums = db
+        .prepare("SELECT phase, outcome, survivors_json FROM secagg_attempts WHERE run_id = 'candidate-run'")
+        .all() as { phase: string; outcome: string; survivors_json: string }[];
+      assert.deepEqual([...new Set(sums.map((s) => s.phase))].sort(), ['evaluate', 'statistics', 'train']);
+      for (const s of sums) assert.equal(JSON.parse(s.survivors_json).length, 3);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('a blinded comparison by a pre-registered plan: labels committed, results, unblinding, decision', {
+    timeout: 300_000,
+  }, async () => {
+    const plan = parseEvaluationPlan({
+      consortium: 'test',
+      title: 'candidate vs baseline',
+      models: [
+        { name: 'candidate', sha256: candidate.model.sha256 },
+        { name: 'baseline', sha256: baseline.model.sha256 },
+      ],
+      metrics: ['rocAuc', 'ece', 'accuracy', 'demographicParityDifference'],
+      evaluation: {
+        numClasses: 2,
+        scoreBins: 1000,
+        calibrationBins: 10,
+        sensitive: { attribute: 'group', values: ['A', 'B'] },
+        slices: ['large-tumours'],
+      },
+      hypothesis: 'three rounds beat one slow round and stay calibrated',
+      decisionRule: 'candidate.rocAuc >= baseline.rocAuc - 0.01 and candidate.ece <= 0.2',
+      dataSchemaDigest: schemaDigest,
+      createdAt: '2026-12-08T02:00:00Z',
+    });
+    const digest = computeEvaluationPlanDigest(plan);
+    // Not approved yet: the coordinator refuses to evaluate it.
+    const early = await runCli(['eval', 'run', digest, '--workspace', gov.dir]);
+    assert.equal(early.code, 4, early.stderr);
+    assert.match(early.stderr, /^entente: NOT_FOUND: plan: .* is not an approved evaluation plan/m);
+    await approve('approve-evaluation-plan', plan);
+    const run = await runCli(['eval', 'run', digest, '--wait', '--json', '--workspace', gov.dir]);
+    assert.equal(run.code, 0, run.stderr);
+    const job = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as {
+      status: string;
+      results: { label: string; rows: number; metrics: EvaluationMetrics }[];
+      unblinding: { label: string; name: string; sha256: string }[];
+      decision: { outcome: string };
+    };
+    assert.equal(job.status, 'completed');
+    assert.deepEqual(job.results.map((r) => r.label).sort(), ['model-A', 'model-B']);
+    assert.deepEqual(job.unblinding.map((o) => o.name).sort(), ['baseline', 'candidate']);
+    assert.equal(job.decision.outcome, 'pass');
+
+    // The log: blinding, then both results, then the unblinding, then the decision; the trail replays.
+    const entries = (
+      await gov.operator.getJson<{ entries: { index: number; body: string }[] }>(
+        '/v1/log/entries?start=0&end=10000',
+      )
+    ).body!.entries.map((e) => parseLogEntry(Buffer.from(e.body, 'base64'), `entry ${e.index}`));
+    const kinds = entries.filter((e) => e.kind.startsWith('evaluation-')).map((e) => e.kind);
+    assert.deepEqual(kinds, [
+      'evaluation-blinded',
+      'evaluation-result',
+      'evaluation-result',
+      'evaluation-unblinded',
+      'evaluation-decision',
+    ]);
+    const trail = verifyGovernanceTrail(entries as unknown as TrailEntry[]);
+    assert.deepEqual(trail.problems, []);
+    assert.ok(trail.approvedPlans.has(digest));
+    const blinded = entries.find((e) => e.kind === 'evaluation-blinded') as LogEntry & { plan: string };
+    assert.equal(blinded.plan, digest);
+
+    // Each model's secure figures equal the centralized computation on the union of the evaluation rows.
+    const schema = parseDataSchema(JSON.parse(readFileSync(schemaPath, 'utf8')));
+    const texts = INSTITUTIONS.map((id) => readFileSync(evalFiles.get(id)!, 'utf8').trim().split('\n'));
+    const union = loadTable(`${[texts[0]![0]!, ...texts.flatMap((t) => t.slice(1))].join('\n')}\n`, schema);
+    for (const [name, view] of [
+      ['candidate', candidate],
+      ['baseline', baseline],
+    ] as const) {
+      const label = job.unblinding.find((o) => o.name === name)!.label;
+      const secure = job.results.find((r) => r.label === label)!.metrics;
+      const runId = name === 'candidate' ? 'candidate-run' : 'baseline-run';
+      const bytes = await gov.operator.getBytes(`/v1/runs/${runId}/model`, 1 << 20);
+      const spec = parseModelSpec({ kind: 'logistic', inputDim: 30 });
+      const { weights } = decodeSafetensors(bytes, { expected: describeLayout(spec) });
+      const central = evaluateCentrally(spec, weights, union, {
+        mean: Float64Array.from(view.standardization.mean),
+        std: Float64Array.from(view.standardization.std),
+      });
+      assert.equal(secure.overall.rows, union.count);
+      assert.ok(sameFigures(secure, central), `${name}: secure and centralized figures differ`);
+    }
+
+    // The report: Markdown and self-contained HTML with the unblinded names and the decision.
+    const out = join(gov.dir, 'report');
+    const report = await runCli(['eval', 'report', digest, '--out', out, '--workspace', gov.dir]);
+    assert.equal(report.code, 0, report.stderr);
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    assert.match(md, /candidate/);
+    assert.match(md, /pass/);
+    assert.ok(existsSync(join(out, 'report.html')));
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg/);
+    // Evaluated once: the same plan cannot run again.
+    const again = await runCli(['eval', 'run', digest, '--workspace', gov.dir]);
+    assert.equal(again.code, 5, again.stderr);
+    assert.match(again.stderr, /CONFLICT/);
+  });
+});
