@@ -45,6 +45,8 @@ import {
   buildSecureSumWire,
   decodeSecureSum,
   declareEvaluationSum,
+  evaluationJobId,
+  evaluationLabelRound,
   planSecAggCohort,
 } from '../protocol/index.ts';
 import type { PinnedKeyResolver } from '../secagg/index.ts';
@@ -123,11 +125,6 @@ export interface EvaluationJobView {
 
 const metaKey = (plan: string): string => `evaluation-job:${plan}`;
 const INDEX_KEY = 'evaluation-jobs';
-
-/** The job id (the runId its tasks carry): short, fixed by the plan. */
-export function evaluationJobId(plan: string): string {
-  return `eval-${plan.slice(0, 16)}`;
-}
 
 export class EvaluationJobs {
   private readonly deps: EvaluationJobsDeps;

@@ -104,9 +104,11 @@ describe('a site’s secure-sum vector', () => {
       assert.ok(Math.abs(decoded[i]! - exact[i]!) <= 1e-8, `coordinate ${i}`);
   });
 
-  it('refuses a declaration it does not derive itself (a widened per-row bound, another cohort size)', () => {
+  it('refuses a declaration it does not derive itself (a widened per-row bound, a bound another clip implies)', () => {
     const task = evaluationTask();
-    const segments = task.secureSum.segments.map((x, i) => (i === 1 ? { ...x, maxPerRow: x.maxPerRow * 2 } : x));
+    const segments = task.secureSum.segments.map((x, i) =>
+      i === 1 ? { ...x, maxPerRow: x.maxPerRow * 2 } : x,
+    );
     const widened = { ...task, secureSum: { ...task.secureSum, segments } };
     assert.equal(
       codeOf(() =>
@@ -120,7 +122,8 @@ describe('a site’s secure-sum vector', () => {
       ),
       'PROTOCOL_VIOLATION secureSum',
     );
-    const stats = declareStatisticsSum({ features: 3, maxRows: 1000, maxAbsFeature: 10, cohortSize: 4 });
+    // A declaration whose squares' bound does not follow from the clip the task names.
+    const stats = declareStatisticsSum({ features: 3, maxRows: 1000, maxAbsFeature: 100, cohortSize: 3 });
     const statsTask = evaluationTask({
       phase: 'statistics',
       secureSum: { ...stats, segments: [...stats.segments] },
@@ -204,7 +207,11 @@ describe('an evaluation plan’s task at a site', () => {
     dataSchemaDigest: 'ef'.repeat(32),
     createdAt: '2026-12-08T00:00:00Z',
   });
-  const ok = evaluationTask({ plan: { digest: '00'.repeat(32), label: 'model-A' } });
+  const ok = evaluationTask({
+    runId: 'eval-0000000000000000',
+    round: 1,
+    plan: { digest: '00'.repeat(32), label: 'model-A' },
+  });
 
   it('passes when it is exactly what the approved plan pre-registered', () => {
     assert.equal(
@@ -237,6 +244,25 @@ describe('an evaluation plan’s task at a site', () => {
     assert.equal(
       codeOf(() => checkPlanTask(ok, plan, 'aa'.repeat(32))),
       'PROTOCOL_VIOLATION plan.dataSchemaDigest',
+    );
+    // The same label under another run id or round (a second sum to difference), or a label past the plan.
+    assert.equal(
+      codeOf(() => checkPlanTask({ ...ok, runId: 'eval-other' }, plan, 'ef'.repeat(32))),
+      'PROTOCOL_VIOLATION runId',
+    );
+    assert.equal(
+      codeOf(() => checkPlanTask({ ...ok, round: 2 }, plan, 'ef'.repeat(32))),
+      'PROTOCOL_VIOLATION runId',
+    );
+    assert.equal(
+      codeOf(() =>
+        checkPlanTask(
+          { ...ok, round: 3, plan: { digest: '00'.repeat(32), label: 'model-C' } },
+          plan,
+          'ef'.repeat(32),
+        ),
+      ),
+      'PROTOCOL_VIOLATION plan.label',
     );
     assert.equal(
       codeOf(() => checkPlanTask({ ...ok, phase: 'statistics' }, plan, 'ef'.repeat(32))),

@@ -29,6 +29,8 @@ import {
   declareEvaluationSum,
   declareRegressionSum,
   declareStatisticsSum,
+  evaluationJobId,
+  evaluationLabelRound,
 } from '../protocol/index.ts';
 
 /** The rows a site evaluates on, with what its data schema says about each of them. */
@@ -248,6 +250,12 @@ export function checkPlanTask(
 ): void {
   if (task.phase !== 'evaluate') refuse('phase', 'an evaluation plan only evaluates');
   if (!task.plan || !/^model-[A-H]$/.test(task.plan.label)) refuse('plan.label', 'is not a blinded label');
+  // One run id per plan and one round per label: with one unmasked sum per (run, round, phase) at this
+  // site, no label of the plan is summed twice here (no differencing of two cohorts' sums).
+  const round = evaluationLabelRound(task.plan.label)!;
+  if (round > plan.models.length) refuse('plan.label', 'the plan has no model under this label');
+  if (task.runId !== evaluationJobId(task.plan.digest) || task.round !== round)
+    refuse('runId', "is not the plan's evaluation run and the label's round");
   if (!task.model || !plan.models.some((m) => m.sha256 === task.model!.sha256))
     refuse('model', 'is not one of the models the approved plan names');
   const planned = canonicalizeJson(parseEvaluationSpec(plan.evaluation));

@@ -16,6 +16,20 @@ import {
   toVectorSegments,
 } from './secure-sum.ts';
 
+/**
+ * The run id an evaluation plan's tasks carry, fixed by the plan's digest, and the round of each blinded
+ * label (model-A is round 1, …): with each site's one unmasked sum per (run, round, phase), no plan's
+ * label can be evaluated twice at a site, so a coordinator cannot difference two cohorts' sums.
+ */
+export function evaluationJobId(planDigest: string): string {
+  return `eval-${planDigest.slice(0, 16)}`;
+}
+
+export function evaluationLabelRound(label: string): number | undefined {
+  const m = /^model-([A-H])$/.exec(label);
+  return m ? m[1]!.charCodeAt(0) - 64 : undefined;
+}
+
 /** Defaults of the bounds a secure sum declares when the run says nothing. */
 export const SECURE_SUM_DEFAULTS = {
   /** Rows one site may evaluate or describe in one secure sum. */

@@ -117,6 +117,8 @@ const LEAF_COMMANDS = [
   ['eval', 'plan', 'create'],
   ['eval', 'plan', 'sign'],
   ['eval', 'plan', 'show'],
+  ['eval', 'run'],
+  ['eval', 'report'],
 ] as const;
 
 describe('CLI errors: entente: CODE: message and the documented exit code', { timeout: 900_000 }, () => {

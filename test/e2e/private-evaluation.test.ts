@@ -294,6 +294,54 @@ describe('private evaluation under secure aggregation', () => {
     assert.match(md, /pass/);
     assert.ok(existsSync(join(out, 'report.html')));
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg/);
+    // A coordinator that tries to sum a label twice (another run id), or to run a plan no quorum approved,
+    // gets refusals from the sites before any row is touched. The tasks are written straight into the
+    // coordinator's store, as a malicious coordinator would.
+    const db = new Database(join(gov.dir, 'coordinator', 'state', 'coordinator.db'));
+    try {
+      const legit = db
+        .prepare(
+          "SELECT task_json FROM tasks WHERE kind = 'secagg-sum' AND participant = 'alpha' AND run_id LIKE 'eval-%'",
+        )
+        .get() as { task_json: string };
+      const base = JSON.parse(legit.task_json) as Record<string, unknown> & {
+        plan: { digest: string; label: string };
+      };
+      const rogue = (id: string, task: Record<string, unknown>) =>
+        db
+          .prepare(
+            "INSERT INTO tasks (id, run_id, round, kind, participant, status, task_json, created_at) VALUES (?, ?, ?, 'secagg-sum', 'alpha', 'open', ?, ?)",
+          )
+          .run(id, task.runId, task.round, JSON.stringify({ ...task, taskId: id }), Date.now());
+      rogue('rogue.again.alpha', { ...base, runId: 'eval-again', attempt: 0 });
+      rogue('rogue.unapproved.alpha', {
+        ...base,
+        runId: `eval-${'9'.repeat(16)}`,
+        plan: { digest: '9'.repeat(64), label: 'model-A' },
+      });
+    } finally {
+      db.close();
+    }
+    const journal = () =>
+      readFileSync(join(gov.sites.get('alpha')!.dir, 'journal.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { event: string; taskId?: string; code?: string; message?: string });
+    const twice = await waitFor(
+      'alpha to refuse the second sum of a label',
+      async () => journal().find((e) => e.event === 'task-refused' && e.taskId === 'rogue.again.alpha'),
+      30_000,
+    );
+    assert.equal(twice.code, 'PROTOCOL_VIOLATION');
+    assert.match(twice.message ?? '', /runId: is not the plan's evaluation run/);
+    const unapproved = await waitFor(
+      'alpha to refuse an unapproved plan',
+      async () => journal().find((e) => e.event === 'task-refused' && e.taskId === 'rogue.unapproved.alpha'),
+      30_000,
+    );
+    assert.equal(unapproved.code, 'PROTOCOL_VIOLATION');
+    assert.match(unapproved.message ?? '', /governance: evaluation plan 999999999999… is not approved/);
+
     // Evaluated once: the same plan cannot run again.
     const again = await runCli(['eval', 'run', digest, '--workspace', gov.dir]);
     assert.equal(again.code, 5, again.stderr);

@@ -144,6 +144,25 @@ const ROUTES: readonly Route[] = [
     call: (c) => c.getBytes('/v1/runs/none/model', 1024),
     expect: notFound,
   },
+  {
+    name: 'POST /v1/evaluations',
+    allowed: ['operator'],
+    // No approved plan has this digest: refused after the role check, nothing is started.
+    call: (c) => c.postJson('/v1/evaluations', { plan: unknownProposal }),
+    expect: notFound,
+  },
+  {
+    name: 'GET /v1/evaluations',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson('/v1/evaluations'),
+    expect: ok,
+  },
+  {
+    name: 'GET /v1/evaluations/:plan',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson(`/v1/evaluations/${unknownProposal}`),
+    expect: notFound,
+  },
   { name: 'GET /v1/status', allowed: ['operator'], call: (c) => c.getJson('/v1/status'), expect: ok },
   { name: 'GET /v1/summary', allowed: ALL, call: (c) => c.getJson('/v1/summary'), expect: ok },
   {
