@@ -257,6 +257,17 @@ export const logEntryBodies = {
       )
       .max(32),
   }),
+  /**
+   * One site's own evaluation sums of a plan's label, revealed with its consent (the plan asks for
+   * per-site figures, the policy allows them, the site's own policy too): their digest, not the sums.
+   */
+  'evaluation-disclosure': z.strictObject({
+    plan: hex64,
+    label: blindLabel,
+    site: id,
+    rows: z.number().int().min(0),
+    sumsSha256: hex64,
+  }),
 } as const;
 
 export type LogEntryKind = keyof typeof logEntryBodies;

@@ -29,6 +29,12 @@ export interface EvaluationJobView {
     contributors: string[];
     metrics: EvaluationMetrics;
     logIndex: number;
+    perSite?: {
+      sites: Record<string, { rows: number; metrics: Record<string, number | null> }>;
+      worstSite: Record<string, { site: string; value: number } | null>;
+      leaveOneOut: Record<string, Record<string, number | null> | null>;
+      withheld: string[];
+    };
   }[];
   unblinding: { label: string; name: string; sha256: string }[] | null;
   unblindedLogIndex: number | null;
@@ -73,6 +79,19 @@ const fmt = (v: number | null | undefined): string => (typeof v === 'number' ? v
 function describeClause(c: NonNullable<EvaluationJobView['decision']>['clauses'][number]): string {
   const verdict = c.holds === null ? 'undetermined' : c.holds ? 'holds' : 'does not hold';
   return `${c.text}: ${fmt(c.left)} vs ${fmt(c.right)}, ${verdict}`;
+}
+
+/** Per-site figures as report notes: who revealed (each logged), the worst site per metric, who withheld. */
+function describePerSite(
+  label: string,
+  p: NonNullable<EvaluationJobView['results'][number]['perSite']>,
+): string[] {
+  const worst = Object.entries(p.worstSite)
+    .filter(([, w]) => w !== null)
+    .map(([metric, w]) => `${metric} ${fmt(w!.value)} at ${w!.site}`);
+  return [
+    `${label}: per-site figures revealed by ${Object.keys(p.sites).join(', ') || 'no site'} (each logged as a disclosure)${p.withheld.length ? `; withheld by ${p.withheld.join(', ')}` : ''}; worst site: ${worst.join(', ') || '—'}.`,
+  ];
 }
 
 function failIfFailed(view: EvaluationJobView): void {
@@ -162,6 +181,7 @@ export function registerEvaluationRunCommands(evaluation: Command): void {
           `Every figure is computed from sums over all participating sites' evaluation rows, added under secure aggregation: no site's own figures were seen by anyone.`,
           ...(view.status === 'running' ? ['The evaluation is still running: results so far.'] : []),
           ...(view.failure ? [`The evaluation failed: ${view.failure}`] : []),
+          ...view.results.flatMap((r) => (r.perSite ? describePerSite(r.label, r.perSite) : [])),
         ],
       };
       const report = renderEvaluationReport(input);

@@ -302,6 +302,7 @@ async function serve(
       audit.publishCheckpoint();
       for (const id of institutions()) notify(id);
     },
+    perSiteAllowed: () => governance.policy?.exchange.perSiteEvaluation === true,
   });
   /** Every engine's deadlines and next steps: runs, then evaluation jobs. */
   const tick = (): void => {

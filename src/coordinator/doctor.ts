@@ -219,8 +219,9 @@ export function runDoctor(workspaceDir: string): DoctorReport {
           ? [e.modelSha256]
           : e.kind === 'model-released'
             ? [e.modelIn, e.modelSha256]
-            : e.kind === 'round-started'
-              ? [e.modelIn]
+            : e.kind === 'round-started' && e.phase !== 'statistics'
+              ? // A statistics sum's modelIn is the digest of its declaration, not a model.
+                [e.modelIn]
               : [];
       for (const sha of named) if (!models.has(sha)) models.set(sha, e.index);
     }

@@ -46,12 +46,18 @@ import {
   decodeSecureSum,
   declareEvaluationSum,
   evaluationJobId,
-  evaluationLabelRound,
   planSecAggCohort,
 } from '../protocol/index.ts';
 import type { PinnedKeyResolver } from '../secagg/index.ts';
 import type { BlobStore, SqliteStore } from '../storage/index.ts';
 import type { AuditLog } from './audit-log.ts';
+import {
+  type PerSiteFigures,
+  type RevealState,
+  buildRevealTask,
+  checkRevealedSums,
+  summarizePerSite,
+} from './evaluation-reveal.ts';
 import { SecAggRound } from './secagg-round.ts';
 
 /** Secure-sum attempts per label before the job fails. */
@@ -80,6 +86,8 @@ export interface EvaluationJobsDeps {
   /** A model this coordinator holds (a completed run's final model), by SHA-256. */
   readonly knownModel: (sha256: string) => KnownModel | undefined;
   readonly publishCheckpoint: () => void;
+  /** Whether the policy in force lets a plan ask sites for their own figures (exchange.perSiteEvaluation). */
+  readonly perSiteAllowed?: () => boolean;
   readonly stageTimeoutMs?: number;
   readonly firstStageTimeoutMs?: number;
 }
@@ -101,7 +109,13 @@ interface JobState {
     contributors: string[];
     metrics: EvaluationMetrics;
     logIndex: number;
+    /** The unmasked total (kept for leave-one-site-out figures). */
+    values?: number[];
+    /** Per-site figures, where the plan, the policy and each site consented. */
+    perSite?: PerSiteFigures;
   }[];
+  /** The per-site reveal under way for the label just summed. */
+  reveal?: RevealState;
   unblindedAt?: number;
   decision?: { outcome: string; clauses: unknown[]; logIndex: number };
   failure?: string;
@@ -230,6 +244,10 @@ export class EvaluationJobs {
           .catch((err: unknown) => this.abortRound(job, `internal error: ${(err as Error).message}`));
         continue;
       }
+      if (job.reveal) {
+        this.finishRevealIfDone(job, this.deps.now());
+        continue;
+      }
       if (this.deps.isPaused?.()) continue;
       this.open(job);
     }
@@ -247,6 +265,10 @@ export class EvaluationJobs {
         field: 'taskId',
       });
     const job = this.jobs.get(task.run_id);
+    if (job && task.kind === 'evaluation-reveal') {
+      this.acceptReveal(job, participant, taskId, result);
+      return { accepted: true };
+    }
     const round = job ? this.rounds.get(job.id) : undefined;
     if (!job || !round || task.status !== 'open' || task.round !== job.next + 1)
       throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a stage that is no longer open`, {
@@ -385,14 +407,21 @@ export class EvaluationJobs {
           return;
         }
         let metrics: EvaluationMetrics;
+        let values: Float64Array;
         try {
-          const values = decodeSecureSum(declaration, outcome.sum, outcome.survivors.length);
+          values = decodeSecureSum(declaration, outcome.sum, outcome.survivors.length);
           metrics = finalizeEvaluation(createEvaluationLayout(spec), values);
         } catch (err) {
           this.abortRound(job, `the unmasked sum was refused: ${(err as Error).message}`);
           return;
         }
-        this.record(job, plan, opening, metrics, outcome.survivors);
+        this.record(job, plan, opening, metrics, outcome.survivors, values, {
+          model: model.ref,
+          modelSpec: model.modelSpec,
+          evaluation: spec,
+          ...(model.standardization ? { standardization: model.standardization } : {}),
+          ...(plan.dataSchemaDigest ? { dataSchemaDigest: plan.dataSchemaDigest } : {}),
+        });
       },
     });
     this.rounds.set(job.id, sumRound);
@@ -426,8 +455,11 @@ export class EvaluationJobs {
     opening: BlindOpening,
     metrics: EvaluationMetrics,
     survivors: string[],
+    values: Float64Array,
+    revealBase: Parameters<typeof buildRevealTask>[0]['base'],
   ): void {
     const figures = headlineFigures(plan, metrics as unknown as Parameters<typeof headlineFigures>[1]);
+    const reveal = plan.perSite === true && this.deps.perSiteAllowed?.() === true;
     const now = this.deps.now();
     this.deps.store.transaction(() => {
       this.deps.store.finishSecAggAttempt(
@@ -459,33 +491,139 @@ export class EvaluationJobs {
         contributors: survivors,
         metrics,
         logIndex,
+        ...(reveal ? { values: Array.from(values) } : {}),
       });
-      job.next += 1;
-      job.attempt = 0;
-      if (job.next === job.openings.length) {
-        job.unblindedAt = this.deps.audit.append(
-          'evaluation-unblinded',
-          buildEvaluationUnblindedBody(job.plan, job.openings),
-        );
-        const logged = new Map(
-          job.results.map((r) => [
-            r.label,
-            headlineFigures(plan, r.metrics as unknown as Parameters<typeof headlineFigures>[1]),
-          ]),
-        );
-        const body = buildEvaluationDecisionBody(job.plan, plan, decisionValuesOf(job.openings, logged));
-        const decisionIndex = this.deps.audit.append('evaluation-decision', body);
-        job.decision = { outcome: body.outcome, clauses: body.clauses, logIndex: decisionIndex };
-        job.status = 'completed';
-        job.finishedAt = now;
-      }
+      if (reveal) {
+        // The plan, the policy and (each answering) site consent: ask the survivors for their own sums.
+        job.reveal = {
+          round: job.next + 1,
+          label: opening.label,
+          asked: [...survivors],
+          deadlineAt: now + (this.deps.stageTimeoutMs ?? 30_000),
+          revealed: {},
+          refused: [],
+        };
+        for (const p of survivors) {
+          const task = buildRevealTask({
+            jobId: job.id,
+            round: job.next + 1,
+            participant: p,
+            planDigest: job.plan,
+            label: opening.label,
+            base: revealBase,
+            issuedAt: now,
+          });
+          this.deps.store.insertTask({
+            id: task.taskId,
+            run_id: job.id,
+            round: task.round,
+            kind: task.kind,
+            participant: p,
+            status: 'open',
+            task_json: JSON.stringify(task),
+            created_at: now,
+            completed_at: null,
+          });
+        }
+      } else this.advance(job, plan, now);
       this.save(job);
     });
+    if (reveal) for (const p of survivors) this.deps.notify(p);
     this.deps.publishCheckpoint();
     this.deps.log.info(
       { job: job.id, label: opening.label, rows: metrics.overall.rows, status: job.status },
       'blinded model evaluated under secure aggregation',
     );
+    if (job.status === 'running') this.tick();
+  }
+
+  /** The next label; after the last, the unblinding and the decision (in the caller's transaction). */
+  private advance(job: JobState, plan: EvaluationPlan, now: number): void {
+    job.next += 1;
+    job.attempt = 0;
+    if (job.next === job.openings.length) {
+      job.unblindedAt = this.deps.audit.append(
+        'evaluation-unblinded',
+        buildEvaluationUnblindedBody(job.plan, job.openings),
+      );
+      const logged = new Map(
+        job.results.map((r) => [
+          r.label,
+          headlineFigures(plan, r.metrics as unknown as Parameters<typeof headlineFigures>[1]),
+        ]),
+      );
+      const body = buildEvaluationDecisionBody(job.plan, plan, decisionValuesOf(job.openings, logged));
+      const decisionIndex = this.deps.audit.append('evaluation-decision', body);
+      job.decision = { outcome: body.outcome, clauses: body.clauses, logIndex: decisionIndex };
+      job.status = 'completed';
+      job.finishedAt = now;
+    }
+  }
+
+  /** One site's answer to a reveal task: its sums (checked and logged as a disclosure) or its refusal. */
+  private acceptReveal(job: JobState, participant: string, taskId: string, result: TaskResult): void {
+    const reveal = job.reveal;
+    const task = this.deps.store.getTask(taskId)!;
+    if (!reveal || task.round !== reveal.round || task.status !== 'open')
+      throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a reveal that is no longer open`, {
+        field: 'round',
+      });
+    const now = this.deps.now();
+    if (result.kind === 'refusal') {
+      this.deps.store.transaction(() => {
+        this.deps.store.setTaskStatus(taskId, 'refused', now);
+        reveal.refused.push(participant);
+        this.save(job);
+      });
+    } else {
+      if (result.kind !== 'evaluation-reveal' || result.runId !== job.id || result.round !== reveal.round)
+        throw new EntenteError('INVALID_MESSAGE', "kind: the task asks for this site's evaluation sums", {
+          field: 'kind',
+        });
+      const plan = this.deps.approvedPlan(job.plan)!;
+      const layout = createEvaluationLayout(parseEvaluationSpec(plan.evaluation));
+      const checked = checkRevealedSums(layout, result.sums, SECURE_SUM_DEFAULTS.maxRowsPerSite);
+      this.deps.store.transaction(() => {
+        this.deps.audit.append('evaluation-disclosure', {
+          plan: job.plan,
+          label: reveal.label,
+          site: participant,
+          rows: checked.rows,
+          sumsSha256: checked.sumsSha256,
+        });
+        this.deps.store.setTaskStatus(taskId, 'done', now);
+        reveal.revealed[participant] = [...result.sums];
+        this.save(job);
+      });
+      this.deps.log.warn(
+        { job: job.id, label: reveal.label, site: participant },
+        'a site revealed its own figures (logged as a disclosure)',
+      );
+    }
+    this.finishRevealIfDone(job, now);
+  }
+
+  /** Ends the reveal when every survivor answered or refused, or at its deadline; then the next label. */
+  private finishRevealIfDone(job: JobState, now: number): void {
+    const reveal = job.reveal;
+    if (!reveal) return;
+    const answered = reveal.refused.length + Object.keys(reveal.revealed).length;
+    if (answered < reveal.asked.length && now < reveal.deadlineAt) return;
+    const plan = this.deps.approvedPlan(job.plan);
+    if (!plan) {
+      this.fail(job, 'the plan is no longer approved');
+      return;
+    }
+    const layout = createEvaluationLayout(parseEvaluationSpec(plan.evaluation));
+    const result = job.results.find((r) => r.label === reveal.label)!;
+    this.deps.store.transaction(() => {
+      result.perSite = summarizePerSite(plan, layout, result.values ?? [], reveal);
+      this.deps.store.closeOpenTasks(job.id, reveal.round, 'evaluation-reveal', 'expired', now);
+      job.reveal = undefined;
+      this.advance(job, plan, now);
+      this.save(job);
+    });
+    this.deps.publishCheckpoint();
     if (job.status === 'running') this.tick();
   }
 

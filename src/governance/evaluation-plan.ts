@@ -87,6 +87,11 @@ const planSchema = z.strictObject({
   hypothesis: z.string().min(1).max(2000),
   decisionRule: z.string().min(1).max(MAX_DECISION_RULE_CHARS),
   dataSchemaDigest: hex64.optional(),
+  /**
+   * Ask each site, after the secure sums, for its own figures (worst site, leave one site out): only
+   * where the policy's exchange.perSiteEvaluation and the site's own policy allow it; each is logged.
+   */
+  perSite: z.boolean().optional(),
   createdAt: rfc3339Utc,
 });
 
@@ -100,6 +105,7 @@ export interface EvaluationPlan {
   readonly hypothesis: string;
   readonly decisionRule: string;
   readonly dataSchemaDigest?: string | undefined;
+  readonly perSite?: boolean | undefined;
   readonly createdAt: string;
 }
 

@@ -127,6 +127,21 @@ export function createEvaluationTrail(bad: (index: number, message: string) => v
           p.results.set(label, { index: e.index, metrics, ...(sliceMetrics ? { sliceMetrics } : {}) });
           return true;
         }
+        case 'evaluation-disclosure': {
+          const p = planOf(e, `the disclosure of ${str(e.site)}'s figures`);
+          if (!p) return true;
+          const label = str(e.label);
+          if (p.plan.perSite !== true)
+            bad(
+              e.index,
+              `plan ${short(str(e.plan))} asks for no per-site figures, yet ${str(e.site)}'s were disclosed`,
+            );
+          else if (!p.results.has(label))
+            bad(e.index, `a disclosure for ${label} of plan ${short(str(e.plan))} before its secure result`);
+          else if (p.unblindedAt !== undefined)
+            bad(e.index, `a disclosure for ${label} logged after plan ${short(str(e.plan))} was unblinded`);
+          return true;
+        }
         case 'evaluation-unblinded': {
           const p = planOf(e, 'an unblinding');
           if (!p) return true;

@@ -65,6 +65,12 @@ const exchangeSchema = z.strictObject({
     .array(sha256HexSchema)
     .min(1, 'must list the data schema digest(s) runs may use')
     .describe('SHA-256 of each data schema a run may use'),
+  perSiteEvaluation: z
+    .boolean()
+    .optional()
+    .describe(
+      "whether an evaluation plan may ask each site for its own figures (worst site, leave one site out); each site's own policy decides too, and every reveal is logged",
+    ),
 });
 
 const agreementSchema = z.strictObject({
@@ -148,6 +154,7 @@ export interface Policy {
     };
     readonly clipping: { readonly maxClipNorm?: number | undefined };
     readonly dataSchemaDigests: readonly string[];
+    readonly perSiteEvaluation?: boolean | undefined;
   };
   readonly agreements: ReadonlyArray<{
     readonly id: string;

@@ -1088,3 +1088,37 @@ describe('verifyGovernanceTrail: pre-registered evaluation plans', () => {
     ]);
   });
 });
+
+describe('verifyGovernanceTrail: per-site disclosures of an evaluation plan', () => {
+  const disclosure = (plan: string, label: string) => ({
+    plan,
+    label,
+    site: 'hospital-a',
+    rows: 40,
+    sumsSha256: 'd'.repeat(64),
+  });
+
+  it('reports a disclosure the policy does not allow, of a plan that asked for none', () => {
+    const e = buildEvaluationTrail();
+    const b = e.t.builder;
+    // After a result of its label (the order is right), but the policy and the plan never consented.
+    const i = b.add('evaluation-disclosure', disclosure(e.planDigest, e.labelOf('candidate')));
+    const report = verifyGovernanceTrail(b.entries);
+    assert.ok(
+      report.problems.some((p) => p.index === i && /the policy in force does not allow it/.test(p.message)),
+    );
+    assert.ok(report.problems.some((p) => p.index === i && /asks for no per-site figures/.test(p.message)));
+  });
+
+  it('reports a disclosure of a plan no quorum approved', () => {
+    const e = buildEvaluationTrail();
+    const b = e.t.builder;
+    const i = b.add('evaluation-disclosure', disclosure('f'.repeat(64), 'model-A'));
+    const report = verifyGovernanceTrail(b.entries);
+    assert.ok(
+      report.problems.some(
+        (p) => p.index === i && /no approved approve-evaluation-plan proposal/.test(p.message),
+      ),
+    );
+  });
+});

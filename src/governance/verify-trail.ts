@@ -52,6 +52,8 @@ export interface TrailReport {
   readonly members: ReadonlySet<string>;
   /** Evaluation plans whose approve-evaluation-plan proposal was approved, by plan digest. */
   readonly approvedPlans: ReadonlyMap<string, EvaluationPlan>;
+  /** The consortium policy in force at the end of the entries (undefined before the first). */
+  readonly policy: Policy | undefined;
 }
 
 interface OpenProposal {
@@ -341,6 +343,15 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           bad(e.index, `incident ${str(e.incident)} is not among those its proposal resolved`);
         break;
       }
+      case 'evaluation-disclosure':
+        // A site's own figures leave it only where the policy in force allows per-site evaluation.
+        if (policy?.exchange.perSiteEvaluation !== true)
+          bad(
+            e.index,
+            `${str(e.site)}'s evaluation figures were disclosed, but the policy in force does not allow it`,
+          );
+        evaluation.check(e);
+        break;
       default:
         evaluation.check(e);
         break;
@@ -357,5 +368,13 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
   facts.push(
     `identity keys: ${keys.size} pinned, ${counts.keyChanges} changed by rotation or recovery${identity.presented.size > 0 ? `; presented but not authorized (count for nothing): ${[...identity.presented.keys()].sort().slice(0, 10).join(', ')}` : ''}`,
   );
-  return { problems, facts, identityKeys: keys, presentedKeys: identity.presented, members, approvedPlans };
+  return {
+    problems,
+    facts,
+    identityKeys: keys,
+    presentedKeys: identity.presented,
+    members,
+    approvedPlans,
+    policy,
+  };
 }

@@ -37,6 +37,8 @@ export interface RunApprovalCheck {
    * quorum). Throws PROTOCOL_VIOLATION when the log shows no such approval or breaks a rule.
    */
   approvedPlan(digest: string): Promise<EvaluationPlan>;
+  /** Whether the policy in force (in the verified log) lets evaluation plans ask for per-site figures. */
+  perSiteEvaluationAllowed(): Promise<boolean>;
 }
 
 export function createRunApprovalCheck(input: {
@@ -51,6 +53,7 @@ export function createRunApprovalCheck(input: {
   let keys: ReadonlyMap<string, Uint8Array> = new Map();
   let plansAt = -1;
   let plans: ReadonlyMap<string, EvaluationPlan> = new Map();
+  let perSite = false;
 
   /** Reads the entries added since the last call and checks the whole log against the verified root. */
   async function sync(): Promise<void> {
@@ -80,6 +83,17 @@ export function createRunApprovalCheck(input: {
       refuse(`the entries served do not hash to the checkpoint of size ${size} this site verified`);
   }
 
+  /** Replays the verified log's governance trail when it grew: approved plans and the policy in force. */
+  async function refreshPlans(): Promise<void> {
+    await sync();
+    if (plansAt === entries.length) return;
+    const trail = verifyGovernanceTrail(entries as unknown as TrailEntry[]);
+    if (trail.problems.length > 0) refuse(`entry ${trail.problems[0]!.index}: ${trail.problems[0]!.message}`);
+    plans = trail.approvedPlans;
+    perSite = trail.policy?.exchange.perSiteEvaluation === true;
+    plansAt = entries.length;
+  }
+
   return {
     approvedConfig: (run) => approved.get(run),
     async pinnedKeys() {
@@ -92,18 +106,15 @@ export function createRunApprovalCheck(input: {
       return keys;
     },
     async approvedPlan(digest: string): Promise<EvaluationPlan> {
-      await sync();
-      if (plansAt !== entries.length) {
-        const trail = verifyGovernanceTrail(entries as unknown as TrailEntry[]);
-        if (trail.problems.length > 0)
-          refuse(`entry ${trail.problems[0]!.index}: ${trail.problems[0]!.message}`);
-        plans = trail.approvedPlans;
-        plansAt = entries.length;
-      }
+      await refreshPlans();
       const plan = plans.get(digest);
       if (!plan)
         refuse(`evaluation plan ${digest.slice(0, 12)}… is not approved in the log this site verified`);
       return plan;
+    },
+    async perSiteEvaluationAllowed(): Promise<boolean> {
+      await refreshPlans();
+      return perSite;
     },
     async check(run: string): Promise<void> {
       await sync();

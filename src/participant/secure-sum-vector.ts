@@ -101,12 +101,8 @@ export function computeStatisticsValues(
 }
 
 /** The evaluation spec of the task, checked against this site's model outputs and data schema. */
-function checkEvaluationSpec(
-  task: SecAggSumTask,
-  spec: ModelSpec,
-  rows: EvaluationRowsSource,
-): EvaluationSpec {
-  const evaluation = parseEvaluationSpec(task.evaluation);
+function checkEvaluationSpec(input: unknown, spec: ModelSpec, rows: EvaluationRowsSource): EvaluationSpec {
+  const evaluation = parseEvaluationSpec(input);
   const classes = Math.max(2, countOutputs(spec));
   if (evaluation.numClasses !== classes)
     refuse('evaluation.numClasses', `the model has ${classes} classes, not ${evaluation.numClasses}`);
@@ -149,12 +145,38 @@ export function computeEvaluationValues(
   const data = standardization ? applyStandardization(rows.data, standardization) : rows.data;
   checkRowCount(task, data.count);
   if (isRegressionSpec(spec)) return computeRegressionValues(task, spec, weights, data);
-  const evaluation = checkEvaluationSpec(task, spec, rows);
+  const evaluation = checkEvaluationSpec(task.evaluation, spec, rows);
   const layout = createEvaluationLayout(evaluation);
   sameDeclaration(
     task,
     declareEvaluationSum({ layout, maxRows: task.secureSum.maxRows, cohortSize: task.secagg.cohort.length }),
   );
+  return accumulateOwnRows(evaluation, spec, weights, data, rows);
+}
+
+/**
+ * This site's own evaluation sums of `weights` on its evaluation rows, for a reveal it consented to
+ * (the same figures it added to the plan's secure sum).
+ */
+export function computeRevealValues(
+  task: { evaluation?: unknown },
+  spec: ModelSpec,
+  weights: Weights,
+  rows: EvaluationRowsSource,
+  standardization: { mean: Float64Array; std: Float64Array } | undefined,
+): Float64Array {
+  const data = standardization ? applyStandardization(rows.data, standardization) : rows.data;
+  return accumulateOwnRows(checkEvaluationSpec(task.evaluation, spec, rows), spec, weights, data, rows);
+}
+
+function accumulateOwnRows(
+  evaluation: EvaluationSpec,
+  spec: ModelSpec,
+  weights: Weights,
+  data: LabeledData,
+  rows: EvaluationRowsSource,
+): Float64Array {
+  const layout = createEvaluationLayout(evaluation);
   const raw = predictProbabilities(spec, weights, data.x);
   const k = evaluation.numClasses;
   // Logistic regression gives P(y = 1) only: the two columns are [1 − p, p].
@@ -244,7 +266,7 @@ export function toEvaluationRows(
  * blinded label, on data of its schema. Throws PROTOCOL_VIOLATION naming the field.
  */
 export function checkPlanTask(
-  task: SecAggSumTask,
+  task: Pick<SecAggSumTask, 'phase' | 'plan' | 'model' | 'evaluation' | 'runId' | 'round'>,
   plan: EvaluationPlan,
   ownSchemaDigest: string | undefined,
 ): void {

@@ -24,6 +24,11 @@ const siteConfigSchema = z.strictObject({
     .optional(),
   /** Refuse to train, or to reveal its statistics and evaluation figures, except masked in a secure sum. */
   requireSecureAggregation: z.boolean().default(false),
+  /**
+   * Reveal this site's own evaluation figures of an approved plan that asks for them (worst site, leave
+   * one site out), as a logged disclosure. Default: never.
+   */
+  revealEvaluation: z.boolean().default(false),
   /** Refuse a secure-aggregation round with a smaller cohort. */
   minParticipants: z.number().int().min(3).max(10_000).optional(),
   /** Model kinds this site trains (default: any built-in). */
@@ -48,6 +53,7 @@ const siteConfigSchema = z.strictObject({
 export interface SiteConfig {
   readonly privacyBudget?: SiteBudget;
   readonly requireSecureAggregation?: boolean;
+  readonly revealEvaluation?: boolean;
   readonly minParticipants?: number;
   readonly allowedModels?: readonly string[];
   readonly allowedTrainers?: readonly string[];
@@ -75,6 +81,7 @@ export function parseSiteConfig(input: unknown): SiteConfig {
         }
       : {}),
     ...(c.requireSecureAggregation ? { requireSecureAggregation: true } : {}),
+    ...(c.revealEvaluation ? { revealEvaluation: true } : {}),
     ...(c.minParticipants !== undefined ? { minParticipants: c.minParticipants } : {}),
     ...(c.allowedModels ? { allowedModels: c.allowedModels } : {}),
     ...(c.allowedTrainers ? { allowedTrainers: c.allowedTrainers } : {}),

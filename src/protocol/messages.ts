@@ -286,6 +286,23 @@ export const secAggSumTaskSchema = z.strictObject({
 });
 export type SecAggSumTask = z.infer<typeof secAggSumTaskSchema>;
 
+/**
+ * After an evaluation plan's secure sum of one label, a plan that asks for per-site figures asks each
+ * site for its own sums in the clear: only where the policy and the site's own policy allow it, and
+ * every answer is logged as a disclosure. The task names what the secure sum measured.
+ */
+export const evaluationRevealTaskSchema = z.strictObject({
+  ...taskBase,
+  kind: z.literal('evaluation-reveal'),
+  plan: z.strictObject({ digest: sha256, label: z.string().min(1).max(32) }),
+  model: blobRefSchema,
+  modelSpec: z.unknown(),
+  evaluation: z.unknown(),
+  standardization: standardizationSchema.optional(),
+  dataSchemaDigest: sha256.optional(),
+});
+export type EvaluationRevealTask = z.infer<typeof evaluationRevealTaskSchema>;
+
 export const secAggShareKeysTaskSchema = z.strictObject({
   ...secAggBase,
   kind: z.literal('secagg-share-keys'),
@@ -327,6 +344,7 @@ export const taskSchema = z.discriminatedUnion('kind', [
   evaluateTaskSchema,
   secAggTrainTaskSchema,
   secAggSumTaskSchema,
+  evaluationRevealTaskSchema,
   secAggShareKeysTaskSchema,
   secAggMaskedInputTaskSchema,
   secAggConsistencyTaskSchema,
@@ -423,6 +441,15 @@ export const secAggTrainResultSchema = z.strictObject({
   advert: signedAdvertSchema,
   privacy: privacyReportSchema.optional(),
 });
+/** A site's own evaluation sums, revealed with its consent (logged as a disclosure). */
+export const evaluationRevealResultSchema = z.strictObject({
+  kind: z.literal('evaluation-reveal'),
+  runId: id,
+  round: z.number().int().min(0),
+  sums: z.array(finite.min(0)).max(16_777_216),
+});
+export type EvaluationRevealResult = z.infer<typeof evaluationRevealResultSchema>;
+
 export const secAggSumResultSchema = z.strictObject({
   ...secAggResultBase,
   kind: z.literal('secagg-sum'),
@@ -480,6 +507,7 @@ export const taskResultSchema = z.discriminatedUnion('kind', [
   evaluateResultSchema,
   secAggTrainResultSchema,
   secAggSumResultSchema,
+  evaluationRevealResultSchema,
   secAggShareKeysResultSchema,
   secAggMaskedInputResultSchema,
   secAggConsistencyResultSchema,

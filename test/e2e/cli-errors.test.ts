@@ -359,9 +359,11 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       { args: ['run', 'start', files['run.yaml']!, ...ws()], code: 'UNAVAILABLE' },
       { args: ['proposal', 'list', ...ws()], code: 'UNAVAILABLE' },
       { args: ['metrics', 'run-1', ...ws()], code: 'UNAVAILABLE' },
+      // With no coordinator running, the workspace's holder reads its files (offline export).
       {
         args: ['model', 'export', 'run-1', ...ws(), '--out', join(dir, 'm.safetensors')],
-        code: 'UNAVAILABLE',
+        code: 'NOT_FOUND',
+        says: /run "run-1" does not exist in this workspace/,
       },
       { args: ['audit', 'verify', '--log', deadUrl, ...ws()], code: 'UNAVAILABLE' },
       { args: ['status', '--workspace', join(dir, 'missing-ws')], code: 'INVALID_CONFIG' },

@@ -144,8 +144,10 @@ describe('hostile objects: object-level access and integrity at rest', { timeout
     const commits = entries.filter(
       (e): e is Extract<LogEntry, { kind: 'update-committed' }> => e.kind === 'update-committed',
     );
-    const ofAlpha = commits.filter((c) => c.participant === 'alpha');
+    // Its training rounds' masked inputs (the statistics phase is a secure sum too: one more).
+    const ofAlpha = commits.filter((c) => c.participant === 'alpha' && c.phase === undefined);
     assert.equal(ofAlpha.length, 2, 'alpha committed one masked input per round');
+    assert.equal(commits.filter((c) => c.participant === 'alpha' && c.phase === 'statistics').length, 1);
     const unknown = sha(randomBytes(32));
     const unknownErr = await expectError(
       gov.clientOf('beta').getBytes(`/v1/blobs/${unknown}`, 1 << 20),

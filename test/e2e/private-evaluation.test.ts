@@ -91,7 +91,14 @@ describe('private evaluation under secure aggregation', () => {
     schemaDigest = computeSchemaDigest(parseDataSchema(schemaJson));
     gov = await startGovernedConsortium({
       institutions: INSTITUTIONS,
-      policy: createTestPolicy({ institutions: INSTITUTIONS, dataSchemaDigest: schemaDigest }),
+      policy: {
+        ...createTestPolicy({ institutions: INSTITUTIONS, dataSchemaDigest: schemaDigest }),
+        exchange: {
+          ...(createTestPolicy({ institutions: INSTITUTIONS, dataSchemaDigest: schemaDigest })
+            .exchange as object),
+          perSiteEvaluation: true,
+        },
+      },
     });
     schemaPath = join(gov.dir, 'schema.json');
     writeFileSync(schemaPath, JSON.stringify(schemaJson));
@@ -113,6 +120,9 @@ describe('private evaluation under secure aggregation', () => {
         return path;
       };
       const data = write('data.csv', mine.slice(0, cut));
+      // alpha and beta reveal their own figures when a plan asks and the policy allows; gamma never does.
+      const siteConfig = join(gov.sites.get(id)!.dir, 'site-config.json');
+      writePrivateFile(siteConfig, JSON.stringify({ revealEvaluation: id !== 'gamma' }));
       evalFiles.set(id, write('evaluation.csv', mine.slice(cut)));
       children.push(
         spawnEntente(id, [
@@ -126,6 +136,8 @@ describe('private evaluation under secure aggregation', () => {
           evalFiles.get(id)!,
           '--schema',
           schemaPath,
+          '--site-config',
+          siteConfig,
         ]),
       );
     });
@@ -222,6 +234,7 @@ describe('private evaluation under secure aggregation', () => {
       hypothesis: 'three rounds beat one slow round and stay calibrated',
       decisionRule: 'candidate.rocAuc >= baseline.rocAuc - 0.01 and candidate.ece <= 0.2',
       dataSchemaDigest: schemaDigest,
+      perSite: true,
       createdAt: '2026-12-08T02:00:00Z',
     });
     const digest = computeEvaluationPlanDigest(plan);
@@ -250,13 +263,41 @@ describe('private evaluation under secure aggregation', () => {
       )
     ).body!.entries.map((e) => parseLogEntry(Buffer.from(e.body, 'base64'), `entry ${e.index}`));
     const kinds = entries.filter((e) => e.kind.startsWith('evaluation-')).map((e) => e.kind);
+    // Per label: its secure result, then the disclosures of the two sites that consented (gamma did not).
     assert.deepEqual(kinds, [
       'evaluation-blinded',
       'evaluation-result',
+      'evaluation-disclosure',
+      'evaluation-disclosure',
       'evaluation-result',
+      'evaluation-disclosure',
+      'evaluation-disclosure',
       'evaluation-unblinded',
       'evaluation-decision',
     ]);
+    const disclosed = entries.filter((e) => e.kind === 'evaluation-disclosure') as (LogEntry & {
+      site: string;
+    })[];
+    assert.deepEqual([...new Set(disclosed.map((d) => d.site))].sort(), ['alpha', 'beta']);
+    for (const r of job.results) {
+      const per = (
+        r as unknown as {
+          perSite: {
+            sites: Record<string, { rows: number }>;
+            withheld: string[];
+            worstSite: Record<string, { site: string } | null>;
+            leaveOneOut: Record<string, unknown>;
+          };
+        }
+      ).perSite;
+      assert.deepEqual(Object.keys(per.sites).sort(), ['alpha', 'beta']);
+      assert.deepEqual(per.withheld, ['gamma']);
+      assert.ok(['alpha', 'beta'].includes(per.worstSite.rocAuc!.site));
+      assert.ok(per.leaveOneOut.alpha && per.leaveOneOut.beta);
+      // The revealed rows are each site's evaluation rows; gamma's stay inside the secure total only.
+      const rows = Object.values(per.sites).reduce((n, s) => n + s.rows, 0);
+      assert.ok(rows < r.rows);
+    }
     const trail = verifyGovernanceTrail(entries as unknown as TrailEntry[]);
     assert.deepEqual(trail.problems, []);
     assert.ok(trail.approvedPlans.has(digest));
