@@ -5,14 +5,12 @@
  * update built for the earlier attempt when nothing that shapes it changed (computeUpdateKey).
  */
 import { EntenteError } from '../core/errors.ts';
-import { countParameters } from '../core/tensor.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { sha256Hex } from '../crypto/digest.ts';
 import { applyStandardization } from '../data/index.ts';
 import { parseModelSpec } from '../models/index.ts';
-import type { PrivacyReport, SecAggTrainTask } from '../protocol/index.ts';
+import { type PrivacyReport, type SecAggTrainTask, describeTrainSegments } from '../protocol/index.ts';
 import {
-  CLIP_INDICATOR_SEGMENT,
   ParticipantSession,
   type RingVector,
   type SecAggRoundContext,
@@ -74,9 +72,8 @@ export async function computeSecAggTrain(
   const layout = trainer.describeLayout(spec);
   const segs = task.secagg.segments;
   if (
-    segs.length !== layout.length + 1 + (task.clientDp?.indicatorNoiseStd ? 1 : 0) ||
-    (task.clientDp?.indicatorNoiseStd && segs[layout.length]!.name !== CLIP_INDICATOR_SEGMENT) ||
-    layout.some((t, i) => segs[i]!.name !== t.name || segs[i]!.lengthWords !== countParameters([t]))
+    canonicalizeJson(segs) !==
+    canonicalizeJson(describeTrainSegments(layout, task.clientDp?.indicatorNoiseStd !== undefined))
   ) {
     throw new EntenteError('PROTOCOL_VIOLATION', 'secagg.segments: do not match the model layout', {
       field: 'secagg.segments',

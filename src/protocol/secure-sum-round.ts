@@ -7,7 +7,14 @@
 import { createHash } from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
-import { type SecAggRoundContext, checkRoundContext, computeDefaultThreshold } from '../secagg/index.ts';
+import {
+  CLIP_INDICATOR_SEGMENT,
+  type SecAggRoundContext,
+  type VectorSegment,
+  WEIGHT_SEGMENT,
+  checkRoundContext,
+  computeDefaultThreshold,
+} from '../secagg/index.ts';
 import type { SecAggContextWire, SecAggSumTask } from './messages.ts';
 import {
   type SecureSumDeclaration,
@@ -54,6 +61,30 @@ export function planSecAggCohort(input: {
   const threshold = input.threshold ?? computeDefaultThreshold(cohort.length);
   if (cohort.length < 3 || threshold > cohort.length) return null;
   return { cohort, threshold };
+}
+
+/**
+ * A training round's masked vector: one segment per tensor of the model layout, then (adaptive
+ * clipping) the one-word clip indicator, then the one-word weight channel. The coordinator writes these
+ * into the task and every site requires exactly these.
+ */
+export function describeTrainSegments(
+  layout: readonly { readonly name: string; readonly shape: readonly number[] }[],
+  adaptiveClipping: boolean,
+): VectorSegment[] {
+  const segments: VectorSegment[] = [];
+  let offset = 0;
+  for (const t of layout) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    segments.push({ name: t.name, offsetWords: offset, lengthWords: n });
+    offset += n;
+  }
+  if (adaptiveClipping) {
+    segments.push({ name: CLIP_INDICATOR_SEGMENT, offsetWords: offset, lengthWords: 1 });
+    offset += 1;
+  }
+  segments.push({ name: WEIGHT_SEGMENT, offsetWords: offset, lengthWords: 1 });
+  return segments;
 }
 
 /** The evaluation sums as a secure-sum declaration: the layout's segments with their per-row bounds. */
