@@ -3,8 +3,7 @@
  * HTTPS server, owns the timers (deadline ticks) and the long-poll waiters. Every endpoint checks the
  * caller's role (from its verified certificate) before doing anything.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -38,6 +37,7 @@ import { createMtlsServer, readPeerIdentity } from '../transport/index.ts';
 import { type RouteName, publicPaths, routeAccess } from './access.ts';
 import { AuditLog } from './audit-log.ts';
 import { blobNotAvailable, mayReadBlob } from './blob-access.ts';
+import { assertPortFree, listenError, readRememberedPort } from './coordinator-port.ts';
 import { EvaluationJobs } from './evaluation-jobs.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
@@ -779,63 +779,4 @@ async function serve(
       }
     },
   };
-}
-
-/** The port a previous start of this workspace's coordinator was served on, if recorded. */
-function readRememberedPort(path: string): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const port = (JSON.parse(text) as { port?: unknown }).port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535)
-    throw new EntenteError('INVALID_CONFIG', `${path}: port must be an integer from 1 to 65535`, {
-      field: 'port',
-    });
-  return port;
-}
-
-function portInUse(port: number, remembered: boolean, cause: unknown): EntenteError {
-  return new EntenteError(
-    'PORT_IN_USE',
-    remembered
-      ? `port: ${port} is in use by another process; it is the port this workspace's coordinator was served on before, which enrolled sites use; free it, or pass --port (sites must then be given the new URL)`
-      : `port: ${port} is in use by another process`,
-    { field: 'port', cause },
-  );
-}
-
-/**
- * Why the coordinator cannot listen, as an error code: a taken port (PORT_IN_USE), a port that needs
- * privileges or a host that is not an address of this machine (INVALID_ARGUMENT); anything else as is.
- */
-function listenError(err: unknown, port: number, remembered: boolean): unknown {
-  const code = (err as { code?: unknown }).code;
-  if (code === 'EADDRINUSE') return portInUse(port, remembered, err);
-  if (code === 'EACCES')
-    return new EntenteError(
-      'INVALID_ARGUMENT',
-      `port: ${port} needs privileges here; choose one above 1023, or 0`,
-      {
-        field: 'port',
-        cause: err,
-      },
-    );
-  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN')
-    return new EntenteError('INVALID_ARGUMENT', 'host: not an address of this machine', {
-      field: 'host',
-      cause: err,
-    });
-  return err;
-}
-
-/** Throws PORT_IN_USE when `port` cannot be bound on `host` now. */
-async function assertPortFree(host: string, port: number, remembered: boolean): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const probe = createNetServer();
-    probe.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, port, remembered)));
-    probe.listen(port, host, () => probe.close(() => resolve()));
-  });
 }

@@ -1,5 +1,5 @@
 /**
- * Members' certificates (issue 6): on-site enrollment with one-time tokens and CSRs (private keys never
+ * Members' certificates: on-site enrollment with one-time tokens and CSRs (private keys never
  * reach the coordinator), short-lived certificates, renewal keeping the identity key, revocation checked
  * on every request, and the members' Ed25519 identity keys that approvals are verified with. Every
  * enrollment, renewal, revocation and new log witness is an audit-log entry in the same transaction.
@@ -9,14 +9,8 @@ import type { Logger } from 'pino';
 import { formatVerifierKey } from '../audit/index.ts';
 import { safeCallerText } from '../core/caller-text.ts';
 import { EntenteError } from '../core/errors.ts';
-import {
-  type CertificateAndKey,
-  createEnrollmentToken,
-  issueCertificateFromRequest,
-  parseEnrollmentToken,
-  verifyIdentityCertificate,
-} from '../crypto/index.ts';
-import { isSameKey, type MemberRole, verifyKeyRotation } from '../governance/index.ts';
+import { type CertificateAndKey, createEnrollmentToken, parseEnrollmentToken } from '../crypto/index.ts';
+import { isSameKey, type MemberRole } from '../governance/index.ts';
 import {
   computeWitnessName,
   type GovernanceStore,
@@ -25,6 +19,13 @@ import {
 } from '../storage/index.ts';
 import { normalizeSerial } from '../transport/index.ts';
 import type { AuditLog } from './audit-log.ts';
+import {
+  type IssuedCertificates,
+  checkKeyRotation,
+  describeIssued,
+  issueMemberCertificates,
+  readIdentityKey,
+} from './enrollment-certificates.ts';
 
 export interface EnrollmentDeps {
   readonly ws: Workspace;
@@ -184,9 +185,15 @@ export class Enrollment {
       throw new EntenteError('FORBIDDEN', `member: "${row.member}" is no longer a member`, {
         field: 'member',
       });
-    const issued = await this.issue(row.member, body.tlsCsr, body.identityCsr);
+    const issued = await issueMemberCertificates(this.deps, row.member, body.tlsCsr, body.identityCsr);
     const renewal = this.deps.gov.getMember(row.member) !== undefined;
-    const rotation = this.checkRotation(row.member, issued.identityKey, body.rotationSignature);
+    const rotation = checkKeyRotation(
+      this.deps.ws.consortium.consortium,
+      row.member,
+      this.pinnedKeyOf(row.member),
+      issued.identityKey,
+      body.rotationSignature,
+    );
     this.deps.store.transaction(() => {
       if (!this.deps.gov.useToken(parsed.tokenSha256, now))
         throw new EntenteError('UNAUTHENTICATED', 'token: this enrollment token was already used', {
@@ -210,36 +217,13 @@ export class Enrollment {
     });
     this.deps.audit.publishCheckpoint();
     this.deps.onMembershipChange?.();
-    return this.describeIssued(row.member, issued);
-  }
-
-  /**
-   * For a member whose identity key is pinned already and who presents another one: its rotation
-   * signature (by the pinned key) when one is given and verifies. Throws INVALID_ARGUMENT (field
-   * rotationSignature) for one that does not verify; undefined when none is given (the new key is then
-   * only presented: it counts for nothing until a replace-identity-key quorum approves it).
-   */
-  private checkRotation(
-    member: string,
-    key: Uint8Array,
-    signatureB64: string | undefined,
-  ): string | undefined {
-    const pinned = this.pinnedKeyOf(member);
-    if (!pinned || Buffer.compare(Buffer.from(pinned), Buffer.from(key)) === 0 || signatureB64 === undefined)
-      return undefined;
-    const rotation = {
-      consortium: this.deps.ws.consortium.consortium,
-      member,
-      previousKey: Buffer.from(pinned).toString('base64'),
-      key: Buffer.from(key).toString('base64'),
-    };
-    if (!verifyKeyRotation(rotation, new Uint8Array(Buffer.from(signatureB64, 'base64'))))
-      throw new EntenteError(
-        'INVALID_ARGUMENT',
-        `rotationSignature: does not verify with the identity key pinned for ${member}`,
-        { field: 'rotationSignature' },
-      );
-    return signatureB64;
+    return describeIssued(
+      this.deps,
+      row.member,
+      this.rolesOf(row.member),
+      this.pinnedKeyOf(row.member),
+      issued,
+    );
   }
 
   /** The identity key pinned for `member` in the log (enrolled or made by `entente init`), if any. */
@@ -298,7 +282,7 @@ export class Enrollment {
   /** Renews a member's certificates (mutual TLS with its current one): a new TLS key, its identity key kept. */
   async renew(member: string, body: { tlsCsr: string; identityCsr: string }) {
     const current = this.identityKeyOf(member);
-    const issued = await this.issue(member, body.tlsCsr, body.identityCsr);
+    const issued = await issueMemberCertificates(this.deps, member, body.tlsCsr, body.identityCsr);
     if (current && Buffer.compare(Buffer.from(current), Buffer.from(issued.identityKey)) !== 0)
       throw new EntenteError(
         'INVALID_ARGUMENT',
@@ -307,44 +291,12 @@ export class Enrollment {
       );
     this.deps.store.transaction(() => this.record(member, issued, true));
     this.deps.audit.publishCheckpoint();
-    return this.describeIssued(member, issued);
-  }
-
-  private async issue(member: string, tlsCsr: unknown, identityCsr: unknown) {
-    if (typeof tlsCsr !== 'string')
-      throw new EntenteError('INVALID_ARGUMENT', 'tlsCsr: must be a PEM certificate request', {
-        field: 'tlsCsr',
-      });
-    if (typeof identityCsr !== 'string')
-      throw new EntenteError('INVALID_ARGUMENT', 'identityCsr: must be a PEM certificate request', {
-        field: 'identityCsr',
-      });
-    const notBefore = new Date(this.deps.now() - 60_000);
-    const params = { commonName: member, notBefore, validityDays: this.deps.certificateDays };
-    const rename = (field: string) => (err: unknown) => {
-      if (err instanceof EntenteError)
-        throw new EntenteError(err.code, `${field}: ${err.message}`, { field });
-      throw err;
-    };
-    const tls = await issueCertificateFromRequest(this.deps.ca, tlsCsr, { ...params, kind: 'tls' }).catch(
-      rename('tlsCsr'),
-    );
-    const identity = await issueCertificateFromRequest(this.deps.ca, identityCsr, {
-      ...params,
-      kind: 'identity',
-    }).catch(rename('identityCsr'));
-    const check = await verifyIdentityCertificate(identity.certPem, this.deps.ca.certPem, {
-      commonName: member,
-      at: new Date(this.deps.now()),
-    });
-    if (!check.ok)
-      throw new EntenteError('INTERNAL', `issued identity certificate does not verify: ${check.reason}`);
-    return { tls, identity, identityKey: check.publicKey };
+    return describeIssued(this.deps, member, this.rolesOf(member), this.pinnedKeyOf(member), issued);
   }
 
   private record(
     member: string,
-    issued: Awaited<ReturnType<Enrollment['issue']>>,
+    issued: IssuedCertificates,
     renewal: boolean,
     rotationSignature?: string,
   ): void {
@@ -407,25 +359,6 @@ export class Enrollment {
     }
   }
 
-  private describeIssued(member: string, issued: Awaited<ReturnType<Enrollment['issue']>>) {
-    const { ws, audit } = this.deps;
-    return {
-      member,
-      consortium: ws.consortium.consortium,
-      roles: [...this.rolesOf(member)],
-      tlsCertPem: issued.tls.certPem,
-      identityCertPem: issued.identity.certPem,
-      caPem: this.deps.ca.certPem,
-      notAfter: issued.tls.notAfter.toISOString(),
-      log: { origin: audit.origin, key: audit.verifierKey },
-      /** Whether the identity key this request presented is the one pinned for the member in the log. */
-      identityKey:
-        Buffer.compare(Buffer.from(this.pinnedKeyOf(member) ?? []), Buffer.from(issued.identityKey)) === 0
-          ? 'pinned'
-          : 'presented (not pinned: sign a rotation with the previous key, or ask for a replace-identity-key quorum)',
-    };
-  }
-
   /** Revokes a member's certificates (all, or one serial); refused at once on every later request. */
   revoke(by: string, target: { member: string; serial?: string | undefined }, reason: string): string[] {
     const rows = this.deps.gov
@@ -470,11 +403,4 @@ export class Enrollment {
       out.set(m.id, new Uint8Array(Buffer.from(m.identity_key_b64, 'base64')));
     return out;
   }
-}
-
-/** The raw Ed25519 key of a PEM identity certificate (SPKI id-Ed25519, RFC 8410). */
-function readIdentityKey(certPem: string): Uint8Array {
-  const spki = new X509Certificate(certPem).publicKey.export({ format: 'der', type: 'spki' });
-  if (spki.length !== 44) throw new Error('not an Ed25519 key');
-  return new Uint8Array(spki.subarray(12));
 }

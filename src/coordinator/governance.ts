@@ -1,14 +1,12 @@
 /**
- * The coordinator's side of governance (issue 6): who is a member and in which roles, proposals signed
+ * The coordinator's side of governance: who is a member and in which roles, proposals signed
  * by members and decided by the quorum the policy in force names (src/governance), their effects, and
  * incidents that pause new rounds until a quorum resumes them. Certificates (enrollment, renewal,
  * revocation, identity keys) are in enrollment.ts. Every decision is an audit-log entry written in the
  * same transaction as the state it changes. The coordinator never holds a member's private key and
  * cannot approve anything by itself: approvals are Ed25519 signatures it only verifies.
  */
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { safeCallerText } from '../core/caller-text.ts';
 import { EntenteError } from '../core/errors.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { sha256Hex } from '../crypto/digest.ts';
@@ -23,8 +21,6 @@ import {
   computeProposalDigest,
   decideFirstPolicy,
   decideProposal,
-  computeEvaluationPlanDigest,
-  parseEvaluationPlan,
   parsePolicy,
   parseProposal,
   proposalKinds,
@@ -32,6 +28,8 @@ import {
 import type { GovernanceStore, SqliteStore, Workspace } from '../storage/index.ts';
 import type { AuditLog } from './audit-log.ts';
 import { Enrollment } from './enrollment.ts';
+import { listIncidents, raiseIncident, resumeWithoutPolicy } from './incidents.ts';
+import { admittedPolicy, checkProposalSubject } from './proposal-subjects.ts';
 
 export interface GovernanceDeps {
   readonly ws: Workspace;
@@ -122,7 +120,13 @@ export class Governance {
         field: 'kind',
       });
     const k = kind as ProposalKind;
-    const normalized = this.checkSubject(k, subject);
+    const normalized = checkProposalSubject(
+      this.deps,
+      this.policyValue,
+      (member) => this.enrollment.presentedKeyOf(member),
+      k,
+      subject,
+    );
     const policy = this.policyValue;
     const policySha256 =
       policy !== undefined ? computePolicyDigest(policy) : computePolicyDigest(normalized as Policy);
@@ -160,153 +164,6 @@ export class Governance {
     this.deps.audit.publishCheckpoint();
     this.deps.log.info({ proposal: id, kind: k, proposer }, 'proposal created');
     return this.describeProposal(id);
-  }
-
-  /** Validates a subject for its kind and returns it in the form that is hashed and recorded. */
-  private checkSubject(kind: ProposalKind, subject: unknown): unknown {
-    const policy = this.policyValue;
-    if (kind !== 'adopt-policy' && policy === undefined)
-      throw new EntenteError('CONFLICT', `kind: no policy is in force yet; a ${kind} proposal needs one`, {
-        field: 'kind',
-      });
-    const obj = (subject ?? {}) as Record<string, unknown>;
-    switch (kind) {
-      case 'adopt-policy': {
-        const next = parsePolicy(subject);
-        const version = policy ? policy.version + 1 : 1;
-        if (next.version !== version)
-          throw new EntenteError('INVALID_CONFIG', `policy.version: must be ${version}`, {
-            field: 'policy.version',
-          });
-        if (next.consortium !== this.deps.ws.consortium.consortium)
-          throw new EntenteError(
-            'INVALID_CONFIG',
-            `policy.consortium: must be "${this.deps.ws.consortium.consortium}"`,
-            {
-              field: 'policy.consortium',
-            },
-          );
-        return JSON.parse(JSON.stringify(next)) as unknown;
-      }
-      case 'admit-member': {
-        const member = obj.member;
-        if (typeof member !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/.test(member) || member.length > 64)
-          throw new EntenteError('INVALID_ARGUMENT', 'subject.member: must be a member id', {
-            field: 'subject.member',
-          });
-        if (policy!.members[member])
-          throw new EntenteError('CONFLICT', `subject.member: "${member}" is already a member`, {
-            field: 'subject.member',
-          });
-        const next = this.admitted(policy!, member, obj.roles);
-        return { member, roles: next.members[member]!.roles };
-      }
-      case 'start-run': {
-        this.deps.checkRun(subject, policy!);
-        return JSON.parse(JSON.stringify(subject)) as unknown;
-      }
-      case 'cancel-run': {
-        const run = obj.run;
-        if (typeof run !== 'string')
-          throw new EntenteError('INVALID_ARGUMENT', 'subject.run: must be a run id', {
-            field: 'subject.run',
-          });
-        const row = this.deps.store.getRun(run);
-        if (!row)
-          throw new EntenteError('NOT_FOUND', `subject.run: run "${run.slice(0, 64)}" does not exist`, {
-            field: 'subject.run',
-          });
-        if (row.status !== 'running')
-          throw new EntenteError('CONFLICT', `subject.run: run "${run}" already ended (${row.status})`, {
-            field: 'subject.run',
-          });
-        return { run };
-      }
-      case 'release-model': {
-        const run = obj.run;
-        if (typeof run !== 'string')
-          throw new EntenteError('INVALID_ARGUMENT', 'subject.run: must be a run id', {
-            field: 'subject.run',
-          });
-        const model = this.deps.finalModelOf(run);
-        if (!model)
-          throw new EntenteError('CONFLICT', `subject.run: run "${run}" has not completed`, {
-            field: 'subject.run',
-          });
-        return { run, modelSha256: model };
-      }
-      case 'replace-identity-key': {
-        const member = obj.member;
-        if (typeof member !== 'string' || !policy!.members[member])
-          throw new EntenteError(
-            'INVALID_ARGUMENT',
-            'subject.member: must be a member of the policy in force',
-            {
-              field: 'subject.member',
-            },
-          );
-        const identityKey = this.enrollment.presentedKeyOf(member);
-        if (identityKey === undefined)
-          throw new EntenteError(
-            'CONFLICT',
-            `subject.member: "${member}" has presented no new identity key (it re-enrolls first)`,
-            { field: 'subject.member' },
-          );
-        if (obj.identityKey !== undefined && obj.identityKey !== identityKey)
-          throw new EntenteError('CONFLICT', `subject.identityKey: not the key "${member}" presented`, {
-            field: 'subject.identityKey',
-          });
-        return { member, identityKey };
-      }
-      case 'approve-evaluation-plan': {
-        // The plan must parse (its decision rule too), be for this consortium, and use a data schema the
-        // policy allows. Its model digests are not looked up: a compared model may come from outside
-        // the consortium's runs (e.g. a baseline trained elsewhere); the evaluation round fetches them.
-        const plan = parseEvaluationPlan(subject);
-        if (plan.consortium !== policy!.consortium)
-          throw new EntenteError(
-            'POLICY_REFUSED',
-            `plan.consortium: the plan is for "${plan.consortium}", not for "${policy!.consortium}"`,
-            { field: 'plan.consortium' },
-          );
-        if (
-          plan.dataSchemaDigest !== undefined &&
-          !policy!.exchange.dataSchemaDigests.includes(plan.dataSchemaDigest)
-        )
-          throw new EntenteError(
-            'POLICY_REFUSED',
-            'plan.dataSchemaDigest: not among the data schemas the policy allows (exchange.dataSchemaDigests)',
-            { field: 'plan.dataSchemaDigest' },
-          );
-        // One plan, one approval: a plan already approved or awaiting signatures is not proposed again.
-        const digest = computeEvaluationPlanDigest(plan);
-        for (const row of this.deps.gov.listProposals()) {
-          if (row.kind !== kind || (row.status !== 'open' && row.status !== 'approved')) continue;
-          if ((JSON.parse(row.proposal_json) as Proposal).subjectSha256 === digest)
-            throw new EntenteError(
-              'CONFLICT',
-              `plan: this plan is already ${row.status === 'open' ? 'proposed' : 'approved'} (proposal ${row.id.slice(0, 16)}…)`,
-              { field: 'plan' },
-            );
-        }
-        return JSON.parse(JSON.stringify(plan)) as unknown;
-      }
-      case 'resume-runs': {
-        const open = this.deps.gov.openIncidents().map((i) => i.id);
-        if (open.length === 0)
-          throw new EntenteError('CONFLICT', 'subject: no incident is open', { field: 'subject' });
-        return { incidents: open };
-      }
-    }
-  }
-
-  /** The policy with `member` added in `roles` (validated), one version up. */
-  private admitted(policy: Policy, member: string, roles: unknown): Policy {
-    return parsePolicy({
-      ...JSON.parse(JSON.stringify(policy)),
-      version: policy.version + 1,
-      members: { ...policy.members, [member]: { roles } },
-    });
   }
 
   private keys(): Map<string, Uint8Array> {
@@ -392,7 +249,7 @@ export class Governance {
       const next =
         kind === 'adopt-policy'
           ? parsePolicy(subject)
-          : this.admitted(
+          : admittedPolicy(
               this.policyValue!,
               (subject as { member: string }).member,
               (subject as { roles: unknown }).roles,
@@ -519,50 +376,16 @@ export class Governance {
 
   /** Any member raises an incident: no new round or phase opens until a quorum resumes. */
   raiseIncident(by: string, reason: unknown): { incident: string; paused: boolean } {
-    if (typeof reason !== 'string' || reason.trim().length === 0 || reason.length > 2000)
-      throw new EntenteError('INVALID_ARGUMENT', 'reason: must be 1 to 2000 characters', { field: 'reason' });
-    const id = `inc-${new Date(this.deps.now()).toISOString().slice(0, 10)}-${randomBytes(4).toString('hex')}`;
-    // Quoted later to operators and auditors: control characters escaped, bounded (the log's text limit).
-    const said = safeCallerText(reason, 1900);
-    this.deps.store.transaction(() => {
-      this.deps.gov.insertIncident({ id, raised_by: by, reason: said, raised_at: this.deps.now() });
-      this.deps.audit.append('incident-raised', { incident: id, raisedBy: by, reason: said });
-    });
-    this.deps.audit.publishCheckpoint();
-    this.deps.log.warn({ incident: id, by }, 'incident raised: new rounds are paused');
-    return { incident: id, paused: true };
+    return raiseIncident(this.deps, by, reason);
   }
 
   /** Without a policy in force (a local workspace) an operator resumes directly; with one, only a quorum. */
   resumeWithoutPolicy(by: string): string[] {
-    if (this.policyValue)
-      throw new EntenteError(
-        'FORBIDDEN',
-        'resuming needs a resume-runs proposal approved by the policy quorum',
-        {
-          field: 'kind',
-        },
-      );
-    let closed: string[] = [];
-    this.deps.store.transaction(() => {
-      closed = this.deps.gov.resolveIncidents(this.deps.now(), [by], null);
-      for (const incident of closed)
-        this.deps.audit.append('incident-resolved', { incident, proposal: null, resolvedBy: [by] });
-    });
-    this.deps.audit.publishCheckpoint();
-    return closed;
+    return resumeWithoutPolicy(this.deps, this.policyValue !== undefined, by);
   }
 
   listIncidents() {
-    return this.deps.gov.listIncidents().map((i) => ({
-      id: i.id,
-      raisedBy: i.raised_by,
-      reason: i.reason,
-      raisedAt: new Date(i.raised_at).toISOString(),
-      resolvedAt: i.resolved_at === null ? null : new Date(i.resolved_at).toISOString(),
-      resolvedBy: i.resolved_by_json ? (JSON.parse(i.resolved_by_json) as string[]) : [],
-      proposal: i.proposal,
-    }));
+    return listIncidents(this.deps);
   }
 
   /** The stored records (for the report). */

@@ -2,8 +2,8 @@
  * Drives one secure-aggregation attempt of a train round on the coordinator: writes one task per stage
  * for the participants still in, enforces each stage's deadline (a stage closes early when everyone
  * expected answered, or at its deadline when at least t did), validates masked inputs in full before
- * folding them into a single running sum (so memory is one vector whatever n), and at the end asks the
- * pure `ServerSession` (secagg/server-session.ts) to unmask the sum. It never holds an individual
+ * folding them into a single running sum (secagg-masked-input.ts; memory is one vector whatever n),
+ * and at the end asks the pure `ServerSession` (secagg/server-session.ts) to unmask the sum. It never holds an individual
  * unmasked update: it has none. Aborts (fewer than t at some stage) are reported, never partial sums.
  */
 import { createHash } from 'node:crypto';
@@ -16,12 +16,12 @@ import {
   type SecAggRoundContext,
   type SecAggStage,
   ServerSession,
-  addRingVectors,
   countVectorWords,
 } from '../secagg/index.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import type { BlobStore, SqliteStore } from '../storage/index.ts';
 import type { AuditLog } from './audit-log.ts';
+import { checkMaskedInput, foldMaskedInput } from './secagg-masked-input.ts';
 
 export interface SecAggRoundDeps {
   readonly store: SqliteStore;
@@ -190,32 +190,7 @@ export class SecAggRound {
 
   /** Checks size, chunk presence, digest and the signed commitment, and only then folds into the sum. */
   private acceptMaskedInput(participant: string, ref: BlobRef, signature: string): void {
-    const wordBytes = this.ctx.quantization.ringBits / 8;
-    const expected = countVectorWords(this.ctx) * wordBytes;
-    if (ref.bytes !== expected) {
-      throw new EntenteError('INVALID_TENSOR', `maskedInput.bytes must be ${expected} for this round`, {
-        field: 'maskedInput.bytes',
-      });
-    }
-    for (const [i, c] of ref.chunks.entries()) {
-      if (c.bytes % wordBytes !== 0)
-        throw new EntenteError('MALFORMED_BODY', `maskedInput.chunks.${i} splits a ring element`, {
-          field: `maskedInput.chunks.${i}`,
-        });
-      if (this.deps.blobs.sizeOf(c.sha256) !== c.bytes)
-        throw new EntenteError('MALFORMED_BODY', `maskedInput.chunks.${i} was not uploaded completely`, {
-          field: `maskedInput.chunks.${i}`,
-        });
-    }
-    const h = createHash('sha256');
-    this.deps.blobs.readPieces(
-      ref.chunks.map((c) => c.sha256),
-      (piece) => h.update(piece),
-    );
-    if (h.digest('hex') !== ref.sha256)
-      throw new EntenteError('DIGEST_MISMATCH', 'maskedInput.sha256 does not match the uploaded chunks', {
-        field: 'maskedInput.sha256',
-      });
+    checkMaskedInput(this.deps.blobs, this.ctx, ref);
     this.session.acceptMaskedInput(participant, ref.sha256, signature);
     // Folded into the sum: its chunks no longer count against the member's upload quota.
     this.deps.store.releaseChunkUploads(
@@ -231,39 +206,8 @@ export class SecAggRound {
       signature,
     });
     if (this.folded.has(participant)) return;
-    this.foldInto(ref);
+    foldMaskedInput(this.deps.blobs, this.ctx.quantization.ringBits, this.sum, ref);
     this.folded.add(participant);
-  }
-
-  private foldInto(ref: BlobRef): void {
-    const wordBytes = this.ctx.quantization.ringBits / 8;
-    const scratch = new Uint8Array(1024 * 1024 + 8);
-    let carry = 0;
-    let word = 0;
-    this.deps.blobs.readPieces(
-      ref.chunks.map((c) => c.sha256),
-      (piece) => {
-        let at = 0;
-        while (at < piece.length) {
-          const take = Math.min(piece.length - at, scratch.length - 8 - carry);
-          scratch.set(piece.subarray(at, at + take), carry);
-          const total = carry + take;
-          const words = Math.floor(total / wordBytes);
-          if (words > 0) {
-            const target = this.sum.subarray(word, word + words);
-            const source =
-              wordBytes === 4
-                ? new Uint32Array(scratch.buffer, 0, words)
-                : new BigUint64Array(scratch.buffer, 0, words);
-            addRingVectors(target as RingVector, source as RingVector);
-            word += words;
-          }
-          carry = total - words * wordBytes;
-          scratch.copyWithin(0, words * wordBytes, total);
-          at += take;
-        }
-      },
-    );
   }
 
   /**
