@@ -6,20 +6,18 @@
  */
 import type { Tensor } from '../core/tensor.ts';
 import { EntenteError } from '../core/errors.ts';
-import { countParameters } from '../core/tensor.ts';
 import {
   type BlobRef,
   type SecAggContextWire,
   type Standardization,
   computeUpdateNoiseMultiplier,
+  describeTrainSegments,
   planSecAggCohort,
 } from '../protocol/index.ts';
 import {
   type RingVector,
   type SecAggRoundContext,
-  type VectorSegment,
   CLIP_INDICATOR_SEGMENT,
-  WEIGHT_SEGMENT,
   dequantizeSum,
   readSignedWord,
 } from '../secagg/index.ts';
@@ -53,19 +51,9 @@ export function openSecAggAttempt(
   const { cohort, threshold } = planned;
   const round = live.state.round;
   const attempt = live.state.attempt ?? 0;
-  const segments: VectorSegment[] = [];
-  let offset = 0;
-  for (const t of live.layout) {
-    const n = countParameters([t]);
-    segments.push({ name: t.name, offsetWords: offset, lengthWords: n });
-    offset += n;
-  }
   const cdp = live.config.clientDp;
-  if (cdp?.adaptive) {
-    segments.push({ name: CLIP_INDICATOR_SEGMENT, offsetWords: offset, lengthWords: 1 });
-    offset += 1;
-  }
-  segments.push({ name: WEIGHT_SEGMENT, offsetWords: offset, lengthWords: 1 });
+  // The segments every site requires (one definition, in the protocol layer).
+  const segments = describeTrainSegments(live.layout, cdp?.adaptive !== undefined);
   const clipNorm = clipNormIn ?? cdp?.clipNorm;
   const taskClientDp = cdp
     ? {
