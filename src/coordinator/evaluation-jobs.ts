@@ -11,142 +11,48 @@
  * coordinator carries on with the next attempt.
  */
 import { randomBytes } from 'node:crypto';
-import type { Logger } from 'pino';
 import { EntenteError } from '../core/errors.ts';
-import { canonicalizeJson } from '../crypto/canonical-json.ts';
-import { sha256Hex } from '../crypto/digest.ts';
 import { createSecureRng } from '../crypto/secure-rng.ts';
-import {
-  type EvaluationMetrics,
-  createEvaluationLayout,
-  finalizeEvaluation,
-  parseEvaluationSpec,
-} from '../evaluation/index.ts';
-import {
-  type BlindOpening,
-  type EvaluationPlan,
-  assignBlindLabels,
-  buildEvaluationBlindedBody,
-  buildEvaluationDecisionBody,
-  buildEvaluationResultBody,
-  buildEvaluationUnblindedBody,
-  commitBlinding,
-  decisionValuesOf,
-  headlineFigures,
-} from '../governance/index.ts';
-import { isRegressionSpec, type ModelSpec } from '../models/index.ts';
-import {
-  type BlobRef,
-  type SecAggSumTask,
-  type Standardization,
-  type TaskResult,
-  SECURE_SUM_DEFAULTS,
-  buildSecureSumContext,
-  buildSecureSumWire,
-  decodeSecureSum,
-  declareEvaluationSum,
-  evaluationJobId,
-  planSecAggCohort,
-} from '../protocol/index.ts';
-import type { PinnedKeyResolver } from '../secagg/index.ts';
-import type { BlobStore, SqliteStore } from '../storage/index.ts';
-import type { AuditLog } from './audit-log.ts';
-import {
-  type PerSiteFigures,
-  type RevealState,
-  buildRevealTask,
-  checkRevealedSums,
-  summarizePerSite,
-} from './evaluation-reveal.ts';
-import { SecAggRound } from './secagg-round.ts';
+import { assignBlindLabels, buildEvaluationBlindedBody, commitBlinding } from '../governance/index.ts';
+import { isRegressionSpec } from '../models/index.ts';
+import { type TaskResult, evaluationJobId } from '../protocol/index.ts';
+import type { SecAggRound } from './secagg-round.ts';
 
 /** Secure-sum attempts per label before the job fails. */
-export const MAX_ATTEMPTS = 3;
-
-/** A model the coordinator can hand out: its blob, its spec and the standardization it was trained with. */
-export interface KnownModel {
-  readonly ref: BlobRef;
-  readonly modelSpec: ModelSpec;
-  readonly standardization?: Standardization | undefined;
-}
-
-export interface EvaluationJobsDeps {
-  readonly store: SqliteStore;
-  readonly blobs: BlobStore;
-  readonly log: Logger;
-  readonly audit: AuditLog;
-  readonly now: () => number;
-  readonly notify: (participant: string) => void;
-  readonly available: () => readonly string[];
-  readonly isPaused?: () => boolean;
-  readonly consortium: string;
-  readonly pinnedKeyOf: PinnedKeyResolver;
-  /** The plan an approved approve-evaluation-plan proposal pre-registered, by digest. */
-  readonly approvedPlan: (digest: string) => EvaluationPlan | undefined;
-  /** A model this coordinator holds (a completed run's final model), by SHA-256. */
-  readonly knownModel: (sha256: string) => KnownModel | undefined;
-  readonly publishCheckpoint: () => void;
-  /** Whether the policy in force lets a plan ask sites for their own figures (exchange.perSiteEvaluation). */
-  readonly perSiteAllowed?: () => boolean;
-  readonly stageTimeoutMs?: number;
-  readonly firstStageTimeoutMs?: number;
-}
-
-interface JobState {
-  readonly plan: string;
-  readonly id: string;
-  readonly startedBy: string;
-  readonly startedAt: number;
-  status: 'running' | 'completed' | 'failed';
-  /** The blinded assignment with salts (secret until the unblinding). */
-  readonly openings: BlindOpening[];
-  /** Index into openings of the label being evaluated. */
-  next: number;
-  attempt: number;
-  results: {
-    label: string;
-    rows: number;
-    contributors: string[];
-    metrics: EvaluationMetrics;
-    logIndex: number;
-    /** The unmasked total (kept for leave-one-site-out figures). */
-    values?: number[];
-    /** Per-site figures, where the plan, the policy and each site consented. */
-    perSite?: PerSiteFigures;
-  }[];
-  /** The per-site reveal under way for the label just summed. */
-  reveal?: RevealState;
-  unblindedAt?: number;
-  decision?: { outcome: string; clauses: unknown[]; logIndex: number };
-  failure?: string;
-  finishedAt?: number;
-}
-
-/** What `GET /v1/evaluations/:plan` shows: blinded until the unblinding is logged. */
-export interface EvaluationJobView {
-  readonly plan: string;
-  readonly id: string;
-  readonly title: string;
-  readonly status: JobState['status'];
-  readonly startedAt: number;
-  readonly labels: string[];
-  readonly results: JobState['results'];
-  readonly unblinding: { label: string; name: string; sha256: string; salt: string }[] | null;
-  readonly unblindedLogIndex: number | null;
-  readonly decision: JobState['decision'] | null;
-  readonly failure: string | null;
-}
-
-const metaKey = (plan: string): string => `evaluation-job:${plan}`;
-const INDEX_KEY = 'evaluation-jobs';
+import {
+  type EvaluationJobView,
+  type EvaluationJobsDeps,
+  INDEX_KEY,
+  type JobState,
+  type JobsContext,
+  MAX_ATTEMPTS,
+  metaKey,
+} from './evaluation-job-state.ts';
+import { acceptRevealAnswer, finishRevealIfDone, openJobRound } from './evaluation-job-steps.ts';
+export {
+  type EvaluationJobView,
+  type EvaluationJobsDeps,
+  type KnownModel,
+  MAX_ATTEMPTS,
+} from './evaluation-job-state.ts';
 
 export class EvaluationJobs {
   private readonly deps: EvaluationJobsDeps;
   private readonly jobs = new Map<string, JobState>();
   private readonly rounds = new Map<string, SecAggRound>();
+  /** What the round, result and reveal steps (evaluation-job-steps.ts) use of this object. */
+  private readonly ctx: JobsContext = {
+    deps: undefined as unknown as EvaluationJobsDeps,
+    rounds: this.rounds,
+    save: (job) => this.save(job),
+    fail: (job, reason) => this.fail(job, reason),
+    abortRound: (job, reason) => this.abortRound(job, reason),
+    tick: () => this.tick(),
+  };
 
   constructor(deps: EvaluationJobsDeps) {
     this.deps = deps;
+    (this.ctx as { deps: EvaluationJobsDeps }).deps = deps;
     const index = JSON.parse(deps.store.getMeta(INDEX_KEY) ?? '[]') as string[];
     for (const plan of index) {
       const raw = deps.store.getMeta(metaKey(plan));
@@ -333,298 +239,16 @@ export class EvaluationJobs {
     return this.attemptRow(job)?.outcome === 'unmasking';
   }
 
-  /** Opens the secure sum of the next label over the available sites. */
   private open(job: JobState): void {
-    const plan = this.deps.approvedPlan(job.plan);
-    const opening = job.openings[job.next];
-    if (!plan || !opening) {
-      this.fail(job, 'the plan is no longer approved or has no such label');
-      return;
-    }
-    const model = this.deps.knownModel(opening.sha256);
-    if (!model) {
-      this.fail(job, `model ${opening.label} is no longer held by the coordinator`);
-      return;
-    }
-    const planned = planSecAggCohort({ selected: this.deps.available(), maxParticipants: 1000 });
-    if (!planned) return; // fewer than 3 sites: wait
-    const { cohort, threshold } = planned;
-    const spec = parseEvaluationSpec(plan.evaluation);
-    const declaration = declareEvaluationSum({
-      layout: createEvaluationLayout(spec),
-      maxRows: SECURE_SUM_DEFAULTS.maxRowsPerSite,
-      cohortSize: cohort.length,
-    });
-    const round = job.next + 1;
-    const attempt = job.attempt;
-    const secagg = buildSecureSumWire({
-      consortium: this.deps.consortium,
-      attempt,
-      cohort,
-      threshold,
-      declaration,
-    });
-    const task = (taskId: string, issuedAt: number): SecAggSumTask => ({
-      taskId,
-      runId: job.id,
-      round,
-      attempt,
-      issuedAt,
-      kind: 'secagg-sum',
-      phase: 'evaluate',
-      secureSum: { ...declaration, segments: [...declaration.segments] },
-      model: model.ref,
-      modelSpec: model.modelSpec,
-      evaluation: spec,
-      plan: { digest: job.plan, label: opening.label },
-      ...(model.standardization ? { standardization: model.standardization } : {}),
-      ...(plan.dataSchemaDigest ? { dataSchemaDigest: plan.dataSchemaDigest } : {}),
-      secagg,
-    });
-    const context = buildSecureSumContext(task('context', 0));
-    const sumRound: SecAggRound = new SecAggRound({
-      deps: {
-        store: this.deps.store,
-        blobs: this.deps.blobs,
-        log: this.deps.log,
-        now: this.deps.now,
-        notify: this.deps.notify,
-        record: (kind, participant, code, message) =>
-          this.deps.log.info({ job: job.id, kind, participant, code }, message),
-        audit: this.deps.audit,
-      },
-      context,
-      phase: 'evaluate',
-      pinnedKeyOf: this.deps.pinnedKeyOf,
-      firstStageTimeoutMs: this.deps.firstStageTimeoutMs ?? 120_000,
-      stageTimeoutMs: this.deps.stageTimeoutMs ?? 30_000,
-      firstTask: (participant) => task(sumRound.taskId('advertise-keys', participant), this.deps.now()),
-      onDone: (outcome) => {
-        if (this.rounds.get(job.id) !== sumRound) return;
-        this.rounds.delete(job.id);
-        if (!outcome.ok) {
-          this.abortRound(job, outcome.reason);
-          return;
-        }
-        let metrics: EvaluationMetrics;
-        let values: Float64Array;
-        try {
-          values = decodeSecureSum(declaration, outcome.sum, outcome.survivors.length);
-          metrics = finalizeEvaluation(createEvaluationLayout(spec), values);
-        } catch (err) {
-          this.abortRound(job, `the unmasked sum was refused: ${(err as Error).message}`);
-          return;
-        }
-        this.record(job, plan, opening, metrics, outcome.survivors, values, {
-          model: model.ref,
-          modelSpec: model.modelSpec,
-          evaluation: spec,
-          ...(model.standardization ? { standardization: model.standardization } : {}),
-          ...(plan.dataSchemaDigest ? { dataSchemaDigest: plan.dataSchemaDigest } : {}),
-        });
-      },
-    });
-    this.rounds.set(job.id, sumRound);
-    this.deps.store.insertSecAggAttempt({
-      run_id: job.id,
-      round,
-      attempt,
-      phase: 'evaluate',
-      started_at: this.deps.now(),
-      cohort_json: JSON.stringify(cohort),
-      threshold,
-      ring_bits: 64,
-      session_id: null,
-      survivors_json: null,
-      dropped_json: null,
-      outcome: 'running',
-      reason: null,
-      finished_at: null,
-    });
-    this.deps.log.info(
-      { job: job.id, label: opening.label, attempt, cohort },
-      'secure evaluation of a blinded model opened',
-    );
-    sumRound.start();
+    openJobRound(this.ctx, job);
   }
 
-  /** Logs one label's result; after the last, the unblinding and the decision. */
-  private record(
-    job: JobState,
-    plan: EvaluationPlan,
-    opening: BlindOpening,
-    metrics: EvaluationMetrics,
-    survivors: string[],
-    values: Float64Array,
-    revealBase: Parameters<typeof buildRevealTask>[0]['base'],
-  ): void {
-    const figures = headlineFigures(plan, metrics as unknown as Parameters<typeof headlineFigures>[1]);
-    const reveal = plan.perSite === true && this.deps.perSiteAllowed?.() === true;
-    const now = this.deps.now();
-    this.deps.store.transaction(() => {
-      this.deps.store.finishSecAggAttempt(
-        { run_id: job.id, round: job.next + 1, attempt: job.attempt, phase: 'evaluate' },
-        {
-          session_id: null,
-          survivors_json: JSON.stringify(survivors),
-          dropped_json: null,
-          outcome: 'completed',
-          reason: null,
-          finished_at: now,
-        },
-      );
-      const logIndex = this.deps.audit.append(
-        'evaluation-result',
-        buildEvaluationResultBody({
-          planDigest: job.plan,
-          label: opening.label,
-          metrics: figures.metrics,
-          sliceMetrics: figures.sliceMetrics,
-          metricsSha256: sha256Hex(Buffer.from(canonicalizeJson(metrics as unknown), 'utf8')),
-          rows: metrics.overall.rows,
-          protocol: 'secagg',
-        }),
-      );
-      job.results.push({
-        label: opening.label,
-        rows: metrics.overall.rows,
-        contributors: survivors,
-        metrics,
-        logIndex,
-        ...(reveal ? { values: Array.from(values) } : {}),
-      });
-      if (reveal) {
-        // The plan, the policy and (each answering) site consent: ask the survivors for their own sums.
-        job.reveal = {
-          round: job.next + 1,
-          label: opening.label,
-          asked: [...survivors],
-          deadlineAt: now + (this.deps.stageTimeoutMs ?? 30_000),
-          revealed: {},
-          refused: [],
-        };
-        for (const p of survivors) {
-          const task = buildRevealTask({
-            jobId: job.id,
-            round: job.next + 1,
-            participant: p,
-            planDigest: job.plan,
-            label: opening.label,
-            base: revealBase,
-            issuedAt: now,
-          });
-          this.deps.store.insertTask({
-            id: task.taskId,
-            run_id: job.id,
-            round: task.round,
-            kind: task.kind,
-            participant: p,
-            status: 'open',
-            task_json: JSON.stringify(task),
-            created_at: now,
-            completed_at: null,
-          });
-        }
-      } else this.advance(job, plan, now);
-      this.save(job);
-    });
-    if (reveal) for (const p of survivors) this.deps.notify(p);
-    this.deps.publishCheckpoint();
-    this.deps.log.info(
-      { job: job.id, label: opening.label, rows: metrics.overall.rows, status: job.status },
-      'blinded model evaluated under secure aggregation',
-    );
-    if (job.status === 'running') this.tick();
-  }
-
-  /** The next label; after the last, the unblinding and the decision (in the caller's transaction). */
-  private advance(job: JobState, plan: EvaluationPlan, now: number): void {
-    job.next += 1;
-    job.attempt = 0;
-    if (job.next === job.openings.length) {
-      job.unblindedAt = this.deps.audit.append(
-        'evaluation-unblinded',
-        buildEvaluationUnblindedBody(job.plan, job.openings),
-      );
-      const logged = new Map(
-        job.results.map((r) => [
-          r.label,
-          headlineFigures(plan, r.metrics as unknown as Parameters<typeof headlineFigures>[1]),
-        ]),
-      );
-      const body = buildEvaluationDecisionBody(job.plan, plan, decisionValuesOf(job.openings, logged));
-      const decisionIndex = this.deps.audit.append('evaluation-decision', body);
-      job.decision = { outcome: body.outcome, clauses: body.clauses, logIndex: decisionIndex };
-      job.status = 'completed';
-      job.finishedAt = now;
-    }
-  }
-
-  /** One site's answer to a reveal task: its sums (checked and logged as a disclosure) or its refusal. */
   private acceptReveal(job: JobState, participant: string, taskId: string, result: TaskResult): void {
-    const reveal = job.reveal;
-    const task = this.deps.store.getTask(taskId)!;
-    if (!reveal || task.round !== reveal.round || task.status !== 'open')
-      throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a reveal that is no longer open`, {
-        field: 'round',
-      });
-    const now = this.deps.now();
-    if (result.kind === 'refusal') {
-      this.deps.store.transaction(() => {
-        this.deps.store.setTaskStatus(taskId, 'refused', now);
-        reveal.refused.push(participant);
-        this.save(job);
-      });
-    } else {
-      if (result.kind !== 'evaluation-reveal' || result.runId !== job.id || result.round !== reveal.round)
-        throw new EntenteError('INVALID_MESSAGE', "kind: the task asks for this site's evaluation sums", {
-          field: 'kind',
-        });
-      const plan = this.deps.approvedPlan(job.plan)!;
-      const layout = createEvaluationLayout(parseEvaluationSpec(plan.evaluation));
-      const checked = checkRevealedSums(layout, result.sums, SECURE_SUM_DEFAULTS.maxRowsPerSite);
-      this.deps.store.transaction(() => {
-        this.deps.audit.append('evaluation-disclosure', {
-          plan: job.plan,
-          label: reveal.label,
-          site: participant,
-          rows: checked.rows,
-          sumsSha256: checked.sumsSha256,
-        });
-        this.deps.store.setTaskStatus(taskId, 'done', now);
-        reveal.revealed[participant] = [...result.sums];
-        this.save(job);
-      });
-      this.deps.log.warn(
-        { job: job.id, label: reveal.label, site: participant },
-        'a site revealed its own figures (logged as a disclosure)',
-      );
-    }
-    this.finishRevealIfDone(job, now);
+    acceptRevealAnswer(this.ctx, job, participant, taskId, result);
   }
 
-  /** Ends the reveal when every survivor answered or refused, or at its deadline; then the next label. */
   private finishRevealIfDone(job: JobState, now: number): void {
-    const reveal = job.reveal;
-    if (!reveal) return;
-    const answered = reveal.refused.length + Object.keys(reveal.revealed).length;
-    if (answered < reveal.asked.length && now < reveal.deadlineAt) return;
-    const plan = this.deps.approvedPlan(job.plan);
-    if (!plan) {
-      this.fail(job, 'the plan is no longer approved');
-      return;
-    }
-    const layout = createEvaluationLayout(parseEvaluationSpec(plan.evaluation));
-    const result = job.results.find((r) => r.label === reveal.label)!;
-    this.deps.store.transaction(() => {
-      result.perSite = summarizePerSite(plan, layout, result.values ?? [], reveal);
-      this.deps.store.closeOpenTasks(job.id, reveal.round, 'evaluation-reveal', 'expired', now);
-      job.reveal = undefined;
-      this.advance(job, plan, now);
-      this.save(job);
-    });
-    this.deps.publishCheckpoint();
-    if (job.status === 'running') this.tick();
+    finishRevealIfDone(this.ctx, job, now);
   }
 
   private abortRound(job: JobState, reason: string): void {
