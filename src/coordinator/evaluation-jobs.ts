@@ -3,7 +3,8 @@
  * only for a plan whose approve-evaluation-plan proposal reached its quorum. It first commits, in the
  * audit log, to a random assignment of blinded labels (model-A, model-B, …) to the plan's models; then
  * evaluates each model, under its label, as one secure sum over every available site's evaluation rows
- * (secagg-round.ts runs the stages; no site's own figures are ever seen); logs each result bound to the
+ * (secagg-round.ts runs the stages; a site's own figures are seen only where the plan, the policy and the
+ * site consent: evaluation-reveal.ts); logs each result bound to the
  * plan's digest and label; and only when every label has a result logs the unblinding (the openings of
  * the commitments) and the decision the plan's rule gives. A label whose secure sum aborts before
  * unmasking is tried again, at most MAX_ATTEMPTS times; a sum aborted during unmasking fails the job.
