@@ -195,6 +195,8 @@ export const logEntryBodies = {
     participant: id,
     /** The secure-aggregation attempt it trained for (each attempt a site trains for is charged). */
     attempt: attempt.optional(),
+    /** A noised secure sum of a run's statistics or evaluate phase, or of an evaluation plan (absent: training). */
+    phase: z.enum(['statistics', 'evaluate']).optional(),
     mechanism: z.string().max(64),
     noiseMultiplier: z.number().min(0).optional(),
     samplingRate: z.number().min(0).max(1).optional(),

@@ -108,7 +108,7 @@ export function openJobRound(ctx: JobsContext, job: JobState): void {
       let metrics: EvaluationMetrics;
       let values: Float64Array;
       try {
-        values = decodeSecureSum(declaration, outcome.sum, outcome.survivors.length);
+        values = decodeSecureSum(declaration, outcome.sum, outcome.survivors.length, threshold);
         metrics = finalizeEvaluation(createEvaluationLayout(spec), values);
       } catch (err) {
         ctx.abortRound(job, `the unmasked sum was refused: ${(err as Error).message}`);

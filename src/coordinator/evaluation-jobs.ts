@@ -29,6 +29,7 @@ import {
   MAX_ATTEMPTS,
   metaKey,
 } from './evaluation-job-state.ts';
+import { logSumPrivacy } from './privacy-records.ts';
 import { acceptRevealAnswer, finishRevealIfDone, openJobRound } from './evaluation-job-steps.ts';
 export {
   type EvaluationJobView,
@@ -190,6 +191,15 @@ export class EvaluationJobs {
     if (result.runId !== task.run_id || result.round !== task.round)
       throw new EntenteError('STALE_ROUND', 'runId or round does not match the task', { field: 'round' });
     await round.accept(participant, result);
+    if (result.kind === 'secagg-sum' && result.privacy)
+      logSumPrivacy(this.deps.audit, {
+        run: job.id,
+        round: task.round,
+        attempt: result.attempt,
+        phase: 'evaluate',
+        participant,
+        report: result.privacy,
+      });
     return { accepted: true };
   }
 

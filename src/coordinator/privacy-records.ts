@@ -3,6 +3,7 @@
  * participant's records, as its own ledger reports it; kept in the store and logged as privacy-spent.
  */
 import type { PrivacyReport } from '../protocol/index.ts';
+import type { AuditLog } from './audit-log.ts';
 import type { RunEngineContext } from './run-engine-context.ts';
 
 /**
@@ -49,6 +50,37 @@ export function recordPrivacy(
     round,
     ...(attempt === undefined ? {} : { attempt }),
     participant,
+    ...report.event,
+    epsilonRun: report.epsilonRun,
+    epsilonTotal: report.epsilonTotal,
+    delta: report.delta,
+  });
+}
+
+/**
+ * Logs what a noised secure sum (a run's statistics or evaluate phase, or an evaluation plan's label)
+ * cost a participant's records, as its own ledger reports it. A retried attempt that sent the same
+ * noised sum again (report.chargedAttempt names an earlier attempt) spent nothing new: not logged.
+ */
+export function logSumPrivacy(
+  audit: AuditLog,
+  input: {
+    readonly run: string;
+    readonly round: number;
+    readonly attempt: number;
+    readonly phase: 'statistics' | 'evaluate';
+    readonly participant: string;
+    readonly report: PrivacyReport;
+  },
+): void {
+  const { report } = input;
+  if (report.chargedAttempt !== undefined && report.chargedAttempt !== input.attempt) return;
+  audit.append('privacy-spent', {
+    run: input.run,
+    round: input.round,
+    attempt: input.attempt,
+    phase: input.phase,
+    participant: input.participant,
     ...report.event,
     epsilonRun: report.epsilonRun,
     epsilonTotal: report.epsilonTotal,

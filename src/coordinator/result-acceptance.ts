@@ -11,7 +11,7 @@ import { countParameters } from '../core/tensor.ts';
 import { isRegressionSpec } from '../models/index.ts';
 import type { BlobRef, TaskResult } from '../protocol/index.ts';
 import { streamBlob } from './model-storage.ts';
-import { recordPrivacy } from './privacy-records.ts';
+import { logSumPrivacy, recordPrivacy } from './privacy-records.ts';
 import { type LiveRun, type RunEngineContext, plainTaskId } from './run-engine-context.ts';
 import { SECAGG_TASK_KINDS } from './secagg-round.ts';
 
@@ -117,6 +117,15 @@ async function acceptResultUnrecorded(
     await live.secagg.accept(participant, result);
     if (result.kind === 'secagg-train' && result.privacy)
       recordPrivacy(ctx, task.run_id, task.round, participant, result.privacy, attempt);
+    if (result.kind === 'secagg-sum' && result.privacy && taskPhase !== 'train')
+      logSumPrivacy(ctx.deps.audit, {
+        run: task.run_id,
+        round: task.round,
+        attempt,
+        phase: taskPhase as 'statistics' | 'evaluate',
+        participant,
+        report: result.privacy,
+      });
     return { accepted: true };
   }
   if (

@@ -99,7 +99,7 @@ export function finishSumAttempt(
   sum: RingVector,
   contributors: number,
 ): SumPhaseOutcome {
-  const values = decodeSecureSum(attempt.declaration, sum, contributors);
+  const values = decodeSecureSum(attempt.declaration, sum, contributors, attempt.context.threshold);
   const purpose = attempt.declaration.purpose;
   if (purpose === 'statistics') {
     const d = (values.length - 1) / 2;
@@ -113,7 +113,16 @@ export function finishSumAttempt(
     return { kind: 'statistics', count, mean, std };
   }
   if (purpose === 'regression-evaluation') {
-    const [n, sse, sae, st, st2] = values;
+    // Noised sums are post-processed into figures that can exist (no privacy cost): n ≥ 1, sums ≥ 0.
+    const [n, sse, sae, st, st2] = attempt.declaration.noise
+      ? [
+          Math.max(1, Math.round(values[0]!)),
+          Math.max(0, values[1]!),
+          Math.max(0, values[2]!),
+          values[3]!,
+          Math.max(0, values[4]!),
+        ]
+      : values;
     return {
       kind: 'regression',
       metrics: combineRegressionEvaluations([

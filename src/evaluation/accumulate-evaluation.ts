@@ -16,6 +16,7 @@ import {
   type EvaluationLayout,
   findSegment,
   LOG_LOSS_EPS,
+  rowLogLossClip,
   type SumSegment,
 } from './evaluation-layout.ts';
 import { binIndex, innerBinEdges } from './probability-bins.ts';
@@ -154,6 +155,7 @@ export function accumulateEvaluation(layout: EvaluationLayout, rows: EvaluationR
           (name) => findSegment(layout, `fairness.${name}`),
         );
   const maxBrier = binary ? 1 : 2;
+  const maxLogLoss = rowLogLossClip(spec);
 
   const sums = new Float64Array(layout.length);
   const p = new Float64Array(k);
@@ -167,7 +169,7 @@ export function accumulateEvaluation(layout: EvaluationLayout, rows: EvaluationR
       if (p[c]! > p[predicted]!) predicted = c; // strict: the lowest index wins ties
     }
     const pTrue = Math.min(Math.max(p[label]!, LOG_LOSS_EPS), 1 - LOG_LOSS_EPS);
-    const logLoss = -Math.log(pTrue);
+    const logLoss = Math.min(-Math.log(pTrue), maxLogLoss);
     let brier: number;
     let confidence: number;
     let positive: boolean;

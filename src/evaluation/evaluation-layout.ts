@@ -12,7 +12,7 @@
  * | segment                       | kind  | length      | each row adds                                   |
  * |-------------------------------|-------|-------------|-------------------------------------------------|
  * | `<block>.confusion`           | count | K·K         | 1 at [true · K + predicted], predicted = argmax  |
- * | `<block>.logLoss`             | sum   | 1           | −ln clip(p_true, 1e-15, 1 − 1e-15) ≤ 34.54       |
+ * | `<block>.logLoss`             | sum   | 1           | min(−ln clip(p_true, 1e-15, 1 − 1e-15), clip) with clip = dp.maxRowLogLoss, else 34.6 |
  * | `<block>.brier`               | sum   | 1           | binary (p₁ − y)² ≤ 1; else Σₖ (pₖ − 1[y=k])² ≤ 2 |
  * | `<block>.scoreHistogram`      | count | 2·B or K·2·B | 1 at the bin of each one-vs-rest score (below) |
  * | `<block>.calibrationCount`    | count | C           | 1 at the bin of the confidence                   |
@@ -31,7 +31,7 @@
  */
 import { EntenteError } from '../core/errors.ts';
 import type { EvaluationSpec } from './evaluation-metrics.ts';
-import { parseEvaluationSpec } from './evaluation-spec.ts';
+import { MAX_ROW_LOG_LOSS, parseEvaluationSpec } from './evaluation-spec.ts';
 
 export interface SumSegment {
   readonly name: string;
@@ -40,6 +40,8 @@ export interface SumSegment {
   /** 'count': each row adds an integer 0..maxPerRow to each coordinate; 'sum': each row adds a real in [0, maxPerRow]. */
   readonly kind: 'count' | 'sum';
   readonly maxPerRow: number;
+  /** The most one row changes the segment in L2 norm (its sensitivity): 1 for a one-hot count. */
+  readonly maxRowL2: number;
 }
 
 export interface EvaluationLayout {
@@ -50,8 +52,12 @@ export interface EvaluationLayout {
 
 /** Clip of predicted probabilities in the log loss (scikit-learn's classic eps). */
 export const LOG_LOSS_EPS = 1e-15;
-/** Largest per-row log loss: −ln(1e-15) = 34.538…, rounded up. */
-export const MAX_ROW_LOG_LOSS = 34.6;
+export { MAX_ROW_LOG_LOSS } from './evaluation-spec.ts';
+
+/** The per-row log-loss clip of a spec: its dp.maxRowLogLoss, else 34.6 (no clip of the exact figure). */
+export function rowLogLossClip(spec: EvaluationSpec): number {
+  return spec.dp?.maxRowLogLoss ?? MAX_ROW_LOG_LOSS;
+}
 
 /** Segment names of one block, in vector order. */
 export const blockSegmentNames = [
@@ -80,15 +86,29 @@ export function createEvaluationLayout(input: EvaluationSpec): EvaluationLayout 
   const k = spec.numClasses;
   const segments: SumSegment[] = [];
   let offset = 0;
-  const add = (name: string, length: number, kind: 'count' | 'sum', maxPerRow: number): void => {
-    segments.push(Object.freeze({ name, offset, length, kind, maxPerRow }));
+  const add = (
+    name: string,
+    length: number,
+    kind: 'count' | 'sum',
+    maxPerRow: number,
+    maxRowL2 = maxPerRow,
+  ): void => {
+    segments.push(Object.freeze({ name, offset, length, kind, maxPerRow, maxRowL2 }));
     offset += length;
   };
   for (const prefix of blockPrefixes(spec)) {
+    // Each row adds to one coordinate of every segment (L2 = its per-row bound), except the
+    // multi-class score histogram: one bin per class, so √K.
     add(`${prefix}.confusion`, k * k, 'count', 1);
-    add(`${prefix}.logLoss`, 1, 'sum', MAX_ROW_LOG_LOSS);
+    add(`${prefix}.logLoss`, 1, 'sum', rowLogLossClip(spec));
     add(`${prefix}.brier`, 1, 'sum', k === 2 ? 1 : 2);
-    add(`${prefix}.scoreHistogram`, (k === 2 ? 2 : 2 * k) * spec.scoreBins, 'count', 1);
+    add(
+      `${prefix}.scoreHistogram`,
+      (k === 2 ? 2 : 2 * k) * spec.scoreBins,
+      'count',
+      1,
+      k === 2 ? 1 : Math.sqrt(k),
+    );
     add(`${prefix}.calibrationCount`, spec.calibrationBins, 'count', 1);
     add(`${prefix}.calibrationConfidence`, spec.calibrationBins, 'sum', 1);
     add(`${prefix}.calibrationPositive`, spec.calibrationBins, 'count', 1);

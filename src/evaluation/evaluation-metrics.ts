@@ -16,6 +16,13 @@ export interface EvaluationSpec {
   readonly sensitive?: { readonly attribute: string; readonly values: readonly string[] };
   /** Named subsets of rows evaluated separately (covariate-shifted slices included), in order. */
   readonly slices?: readonly string[];
+  /**
+   * Differential privacy on the sums: each site adds its share of discrete Gaussian noise with this
+   * noise multiplier z (ρ ≈ 1/(2z²) per evaluation for one of its records; protocol/secure-sum-noise.ts).
+   * The figures are then noisy estimates (finalizeNoisyEvaluation). Per-row log loss is clipped at
+   * maxRowLogLoss (default 34.6, the −ln 1e-15 of the exact figure): a lower clip means less noise.
+   */
+  readonly dp?: { readonly noiseMultiplier: number; readonly maxRowLogLoss: number };
 }
 
 /**

@@ -8,6 +8,9 @@ import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
 import type { EvaluationSpec } from './evaluation-metrics.ts';
 
+/** Largest per-row log loss: −ln(1e-15) = 34.538…, rounded up (scikit-learn's classic eps). */
+export const MAX_ROW_LOG_LOSS = 34.6;
+
 /** Largest sums vector a spec may ask for (2^24 coordinates, 128 MiB as float64). */
 export const MAX_EVALUATION_SUMS = 2 ** 24;
 
@@ -34,6 +37,12 @@ export const evaluationSpecSchema = z.strictObject({
     )
     .max(32)
     .refine(distinct, 'must not repeat a slice name')
+    .optional(),
+  dp: z
+    .strictObject({
+      noiseMultiplier: z.number().min(0.01).max(1e6),
+      maxRowLogLoss: z.number().min(0.01).max(MAX_ROW_LOG_LOSS).default(MAX_ROW_LOG_LOSS),
+    })
     .optional(),
 });
 
@@ -83,6 +92,7 @@ export function parseEvaluationSpec(input: unknown): EvaluationSpec {
           }),
         }),
     ...(data.slices === undefined ? {} : { slices: Object.freeze([...data.slices]) }),
+    ...(data.dp === undefined ? {} : { dp: Object.freeze({ ...data.dp }) }),
   };
   const total = evaluationSumCount(spec);
   if (total > MAX_EVALUATION_SUMS) {

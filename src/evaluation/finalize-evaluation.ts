@@ -43,13 +43,7 @@
  *   of its two differences is. Multi-class: per-group rows and accuracy only, differences null.
  */
 import { EntenteError } from '../core/errors.ts';
-import {
-  blockPrefixes,
-  type EvaluationLayout,
-  findSegment,
-  MAX_ROW_LOG_LOSS,
-  type SumSegment,
-} from './evaluation-layout.ts';
+import { blockPrefixes, type EvaluationLayout, findSegment, type SumSegment } from './evaluation-layout.ts';
 import type {
   ClassificationMetrics,
   ClassMetrics,
@@ -172,8 +166,9 @@ function checkBlock(layout: EvaluationLayout, block: Block, overall: Block | nul
     if (block.calibrationConfidence[b]! > count * (1 + SUM_SLACK) + SUM_SLACK)
       throw refuse(`${name}.calibrationConfidence[${b}] exceeds the rows in the bin`);
   }
-  if (block.logLoss > MAX_ROW_LOG_LOSS * n * (1 + SUM_SLACK) + SUM_SLACK)
-    throw refuse(`${name}.logLoss exceeds ${MAX_ROW_LOG_LOSS} per row`);
+  const maxLogLoss = findSegment(layout, `${name}.logLoss`).maxPerRow;
+  if (block.logLoss > maxLogLoss * n * (1 + SUM_SLACK) + SUM_SLACK)
+    throw refuse(`${name}.logLoss exceeds ${maxLogLoss} per row`);
   const maxBrier = k === 2 ? 1 : 2;
   if (block.brier > maxBrier * n * (1 + SUM_SLACK) + SUM_SLACK)
     throw refuse(`${name}.brier exceeds ${maxBrier} per row`);
@@ -256,7 +251,7 @@ function meanOrNull(values: readonly (number | null)[]): number | null {
   return values.length === 0 ? null : s / values.length;
 }
 
-function classificationMetrics(layout: EvaluationLayout, block: Block): ClassificationMetrics {
+function classificationMetrics(layout: EvaluationLayout, block: Block, noisy = false): ClassificationMetrics {
   const { numClasses: k, scoreBins, calibrationBins } = layout.spec;
   const support = supports(block.confusion, k);
   const n = total(support);
@@ -292,6 +287,8 @@ function classificationMetrics(layout: EvaluationLayout, block: Block): Classifi
   const reliability: ReliabilityBin[] = [];
   let ece = 0;
   let mce = 0;
+  // Noised counts: the calibration bins weigh by their own total (it differs from the confusion's).
+  const calibrated = noisy ? total(block.calibrationCount) : n;
   for (let b = 0; b < calibrationBins; b++) {
     const count = block.calibrationCount[b]!;
     const { lower, upper } = binBounds(calibrationBins, b);
@@ -300,7 +297,7 @@ function classificationMetrics(layout: EvaluationLayout, block: Block): Classifi
     reliability.push({ lower, upper, count, meanPredicted, fractionPositive });
     if (meanPredicted !== null && fractionPositive !== null) {
       const gap = Math.abs(fractionPositive - meanPredicted);
-      ece += (count / n) * gap;
+      ece += (count / calibrated) * gap;
       if (gap > mce) mce = gap;
     }
   }
@@ -318,8 +315,8 @@ function classificationMetrics(layout: EvaluationLayout, block: Block): Classifi
     rocAucBinningBound,
     averagePrecision,
     rocCurve: curve,
-    ece: n === 0 ? null : ece,
-    mce: n === 0 ? null : mce,
+    ece: n === 0 || calibrated === 0 ? null : ece,
+    mce: n === 0 || calibrated === 0 ? null : mce,
     reliability,
   };
 }
@@ -441,11 +438,14 @@ function readChecked(layout: EvaluationLayout, sums: Float64Array): Block[] {
 }
 
 /**
- * Every metric from a total sums vector (see the header for the definitions). Throws
+ * Every metric from a total sums vector (see the header for the definitions); for a spec with `dp`,
+ * finalizeNoisyEvaluation's post-processing instead of the checks. Otherwise throws
  * INVALID_MESSAGE (field `sums`) for a vector of the wrong length, with a negative, non-finite or
  * fractional count, or with counts that contradict each other.
  */
 export function finalizeEvaluation(layout: EvaluationLayout, sums: Float64Array): EvaluationMetrics {
+  // A spec with differential privacy is always read as noised (its totals carry noise).
+  if (layout.spec.dp !== undefined) return finalizeNoisyEvaluation(layout, sums);
   const blocks = readChecked(layout, sums);
   const overall = blocks[0]!;
   const slices: Record<string, ClassificationMetrics> = {};
@@ -454,6 +454,69 @@ export function finalizeEvaluation(layout: EvaluationLayout, sums: Float64Array)
   });
   return {
     overall: classificationMetrics(layout, overall),
+    fairness: fairnessMetrics(layout, sums),
+    slices,
+  };
+}
+
+/**
+ * Every metric from a total vector whose sums carry differential-privacy noise (a spec with `dp`): the
+ * noised totals are post-processed into a vector metrics can read, then finalized as above. Counts are
+ * rounded and clamped at 0; real sums clamped to [0, their per-row bound × the block's rows]; a bin's
+ * confidence and positives clamped to its count, a group's true and false positives to its positives
+ * and negatives. Post-processing costs no privacy. The figures are noisy estimates: the counts no
+ * longer agree with each other exactly, so ECE weighs bins by their own total, and the consistency
+ * checks of finalizeEvaluation are not made. Throws INVALID_MESSAGE (field `sums`) for a vector of the
+ * wrong length or with a non-finite coordinate.
+ */
+export function finalizeNoisyEvaluation(layout: EvaluationLayout, noisy: Float64Array): EvaluationMetrics {
+  if (!(noisy instanceof Float64Array)) throw refuse('must be a Float64Array');
+  if (noisy.length !== layout.length)
+    throw refuse(`has ${noisy.length} coordinates, the evaluation's layout has ${layout.length}`);
+  const sums = new Float64Array(noisy.length);
+  for (const segment of layout.segments)
+    for (let i = segment.offset; i < segment.offset + segment.length; i++) {
+      const x = noisy[i]!;
+      if (!Number.isFinite(x)) throw refuse(`coordinate ${i} (${segment.name}) must be finite`);
+      sums[i] = segment.kind === 'count' ? Math.max(0, Math.round(x)) : Math.max(0, x);
+    }
+  const k = layout.spec.numClasses;
+  const blocks = blockPrefixes(layout.spec).map((prefix) => readBlock(layout, sums, prefix));
+  for (const block of blocks) {
+    const n = total(block.confusion);
+    const clampSum = (name: string, perRow: number): void => {
+      const at = findSegment(layout, `${block.prefix}.${name}`).offset;
+      sums[at] = Math.min(sums[at]!, perRow * n);
+    };
+    clampSum('logLoss', findSegment(layout, `${block.prefix}.logLoss`).maxPerRow);
+    clampSum('brier', k === 2 ? 1 : 2);
+    for (let b = 0; b < block.calibrationCount.length; b++) {
+      const count = block.calibrationCount[b]!;
+      block.calibrationConfidence[b] = Math.min(block.calibrationConfidence[b]!, count);
+      block.calibrationPositive[b] = Math.min(block.calibrationPositive[b]!, count);
+    }
+  }
+  if (layout.spec.sensitive !== undefined && k === 2) {
+    const seg = (name: string): Float64Array => view(sums, findSegment(layout, `fairness.${name}`));
+    const [positives, negatives, tp, fp] = ['positives', 'negatives', 'truePositives', 'falsePositives'].map(
+      seg,
+    );
+    for (let g = 0; g < positives!.length; g++) {
+      tp![g] = Math.min(tp![g]!, positives![g]!);
+      fp![g] = Math.min(fp![g]!, negatives![g]!);
+    }
+  } else if (layout.spec.sensitive !== undefined) {
+    const rows = view(sums, findSegment(layout, 'fairness.rows'));
+    const correct = view(sums, findSegment(layout, 'fairness.correct'));
+    for (let g = 0; g < rows.length; g++) correct[g] = Math.min(correct[g]!, rows[g]!);
+  }
+  const read = blockPrefixes(layout.spec).map((prefix) => readBlock(layout, sums, prefix));
+  const slices: Record<string, ClassificationMetrics> = {};
+  (layout.spec.slices ?? []).forEach((name, i) => {
+    slices[name] = classificationMetrics(layout, read[i + 1]!, true);
+  });
+  return {
+    overall: classificationMetrics(layout, read[0]!, true),
     fairness: fairnessMetrics(layout, sums),
     slices,
   };

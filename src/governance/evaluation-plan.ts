@@ -61,39 +61,51 @@ const evaluationSchema = z.record(z.string(), z.unknown()).refine((v) => {
   }
 }, `must be JSON of at most ${MAX_PLAN_EVALUATION_BYTES} bytes (canonical form)`);
 
-const planSchema = z.strictObject({
-  consortium: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a consortium id'),
-  title: z.string().min(1).max(200),
-  models: z
-    .array(z.strictObject({ name: modelNameSchema, sha256: hex64 }))
-    .min(1, 'must list at least one model')
-    .max(MAX_PLAN_MODELS, `must list at most ${MAX_PLAN_MODELS} models`)
-    .superRefine((list, ctx) => {
-      const names = new Set<string>();
-      const digests = new Set<string>();
-      list.forEach((m, i) => {
-        if (names.has(m.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: 'repeats a name' });
-        if (digests.has(m.sha256))
-          ctx.addIssue({ code: 'custom', path: [i, 'sha256'], message: 'repeats a model digest' });
-        names.add(m.name);
-        digests.add(m.sha256);
+const planSchema = z
+  .strictObject({
+    consortium: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'must be a consortium id'),
+    title: z.string().min(1).max(200),
+    models: z
+      .array(z.strictObject({ name: modelNameSchema, sha256: hex64 }))
+      .min(1, 'must list at least one model')
+      .max(MAX_PLAN_MODELS, `must list at most ${MAX_PLAN_MODELS} models`)
+      .superRefine((list, ctx) => {
+        const names = new Set<string>();
+        const digests = new Set<string>();
+        list.forEach((m, i) => {
+          if (names.has(m.name))
+            ctx.addIssue({ code: 'custom', path: [i, 'name'], message: 'repeats a name' });
+          if (digests.has(m.sha256))
+            ctx.addIssue({ code: 'custom', path: [i, 'sha256'], message: 'repeats a model digest' });
+          names.add(m.name);
+          digests.add(m.sha256);
+        });
+      }),
+    metrics: z
+      .array(z.enum(evaluationPlanMetrics))
+      .min(1, 'must list at least one metric')
+      .refine((l) => new Set(l).size === l.length, 'must not repeat a metric'),
+    evaluation: evaluationSchema,
+    hypothesis: z.string().min(1).max(2000),
+    decisionRule: z.string().min(1).max(MAX_DECISION_RULE_CHARS),
+    dataSchemaDigest: hex64.optional(),
+    /**
+     * Ask each site, after the secure sums, for its own figures (worst site, leave one site out): only
+     * where the policy's exchange.perSiteEvaluation and the site's own policy allow it; each is logged.
+     */
+    perSite: z.boolean().optional(),
+    createdAt: rfc3339Utc,
+  })
+  .superRefine((plan, ctx) => {
+    // Per-site figures carry no noise: they would undo the differential privacy of the sums.
+    if (plan.perSite === true && plan.evaluation.dp !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['perSite'],
+        message:
+          'a plan whose sums carry differential-privacy noise (evaluation.dp) asks for no per-site figures',
       });
-    }),
-  metrics: z
-    .array(z.enum(evaluationPlanMetrics))
-    .min(1, 'must list at least one metric')
-    .refine((l) => new Set(l).size === l.length, 'must not repeat a metric'),
-  evaluation: evaluationSchema,
-  hypothesis: z.string().min(1).max(2000),
-  decisionRule: z.string().min(1).max(MAX_DECISION_RULE_CHARS),
-  dataSchemaDigest: hex64.optional(),
-  /**
-   * Ask each site, after the secure sums, for its own figures (worst site, leave one site out): only
-   * where the policy's exchange.perSiteEvaluation and the site's own policy allow it; each is logged.
-   */
-  perSite: z.boolean().optional(),
-  createdAt: rfc3339Utc,
-});
+  });
 
 export interface EvaluationPlan {
   readonly consortium: string;

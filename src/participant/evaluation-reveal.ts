@@ -42,6 +42,12 @@ export async function computeReveal(
       { field: 'policy.exchange.perSiteEvaluation' },
     );
   checkPlanTask({ ...task, phase: 'evaluate' }, plan, options.dataSchemaDigest);
+  if ((plan.evaluation as { dp?: unknown }).dp !== undefined)
+    throw new EntenteError(
+      'PROTOCOL_VIOLATION',
+      'evaluation.dp: a plan with differential privacy reveals no per-site figures (they would carry no noise)',
+      { field: 'evaluation.dp' },
+    );
   const spec = parseModelSpec(task.modelSpec);
   checkModelFitsData(spec, ctx.dataShape, options.institution);
   const weights = await ctx.connection.fetchModel(task.model, spec);

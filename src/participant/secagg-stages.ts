@@ -4,17 +4,22 @@
  * signed advert), and ShareKeys, MaskedInputCollection, ConsistencyCheck and Unmasking of any round
  * through the session it holds (computeSecAggStage).
  */
+import { createHash } from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
+import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { parseModelSpec } from '../models/index.ts';
 import {
+  type PrivacyReport,
   type SecAggSumTask,
   type Task,
+  planSecureSumNoise,
   buildSecureSumContext,
   checkModelFitsData,
   createBlobRef,
   encodeSecureSum,
 } from '../protocol/index.ts';
-import { ParticipantSession } from '../secagg/index.ts';
+import { ParticipantSession, type SecAggRoundContext } from '../secagg/index.ts';
+import { enforceBudget, spendPrivacy } from './privacy-spending.ts';
 import { checkModelInLog, pinnedKeysFor } from './audit-log-checks.ts';
 import { type ParticipantContext, type TaskOutput, sessionKey, toParams } from './participant-context.ts';
 import { checkPlanTask, computeEvaluationValues, computeStatisticsValues } from './secure-sum-vector.ts';
@@ -75,12 +80,13 @@ export async function computeSecAggSum(ctx: ParticipantContext, task: SecAggSumT
     const weights = await ctx.connection.fetchModel(task.model, spec);
     values = computeEvaluationValues(task, spec, weights, ctx.evaluationRows, std);
   }
+  const { input, privacy } = encodeOwnSum(ctx, task, context, values);
   const { session, advert } = ParticipantSession.create({
     context,
     self: options.institution,
     identityKeyPem: signing.keyPem,
     pinnedKeyOf: (member) => pinned.get(member),
-    input: encodeSecureSum(task.secureSum, values),
+    input,
   });
   ctx.sessions.set(sessionKey(task.runId, task.round, task.attempt, task.phase), session);
   log.info(
@@ -88,9 +94,74 @@ export async function computeSecAggSum(ctx: ParticipantContext, task: SecAggSumT
     'sums ready; keys advertised for the secure sum',
   );
   return {
-    result: { kind: 'secagg-sum', runId: task.runId, round: task.round, attempt: task.attempt, advert },
+    result: {
+      kind: 'secagg-sum',
+      runId: task.runId,
+      round: task.round,
+      attempt: task.attempt,
+      advert,
+      ...(privacy ? { privacy } : {}),
+    },
     chunks: [],
   };
+}
+
+/**
+ * This site's vector for the sum: encoded exactly, or, when the declaration asks for differential
+ * privacy, with its share of noise after its own budget allowed the charge and its ledger recorded it
+ * (before anything leaves). A retried attempt of the same sum, with nothing that shapes it changed,
+ * sends the same noised vector again (masked afresh): nothing new is spent. A site that requires noised
+ * sums refuses an exact one.
+ */
+function encodeOwnSum(
+  ctx: ParticipantContext,
+  task: SecAggSumTask,
+  context: SecAggRoundContext,
+  values: Float64Array,
+): { input: BigUint64Array; privacy: PrivacyReport | undefined } {
+  if (!task.secureSum.noise) {
+    if (ctx.options.site?.requireNoisedSums)
+      throw new EntenteError(
+        'SITE_POLICY_REFUSED',
+        'site.requireNoisedSums: this site adds its statistics and evaluation figures only to sums with differential-privacy noise',
+        { field: 'site.requireNoisedSums' },
+      );
+    return { input: encodeSecureSum(task.secureSum, values), privacy: undefined };
+  }
+  const roundKey = `${task.runId}/${task.round}/${task.phase}`;
+  const key = createHash('sha256')
+    .update(
+      canonicalizeJson({ sum: task.secureSum, threshold: context.threshold, base: context.baseModelSha256 }),
+    )
+    .digest('hex');
+  const cached = ctx.updateCache.get(roundKey);
+  if (cached && cached.key === key && cached.vector instanceof BigUint64Array) {
+    ctx.journal('sum-reused', {
+      runId: task.runId,
+      round: task.round,
+      attempt: task.attempt,
+      phase: task.phase,
+    });
+    return { input: cached.vector.slice(), privacy: cached.privacy };
+  }
+  const plan = planSecureSumNoise(task.secureSum, context.threshold);
+  const event = enforceBudget(ctx, {
+    run: task.runId,
+    round: task.round,
+    mechanism: 'zcdp',
+    rho: plan.rho,
+    neighbouring: 'add-remove-record',
+    attempt: task.attempt,
+  });
+  const input = encodeSecureSum(task.secureSum, values, { plan, bits: ctx.noiseBits });
+  const spent = spendPrivacy(ctx, event);
+  const privacy = spent ? { ...spent, chargedAttempt: task.attempt } : undefined;
+  ctx.updateCache.set(roundKey, { key, vector: input.slice(), privacy, attempt: task.attempt });
+  ctx.log.info(
+    { run: task.runId, round: task.round, phase: task.phase, rho: plan.rho },
+    "noise added to this site's sums; the ledger is charged",
+  );
+  return { input, privacy };
 }
 
 /**
@@ -150,7 +221,9 @@ export async function computeSecAggStage(
     const out = session.unmask(task);
     // Durably noted before the shares leave: no other attempt of this round will be served.
     unmasked.record(task.runId, task.round, task.attempt, task.phase);
-    if (!task.phase) updateCache.delete(`${task.runId}/${task.round}`);
+    updateCache.delete(
+      task.phase ? `${task.runId}/${task.round}/${task.phase}` : `${task.runId}/${task.round}`,
+    );
     return {
       result: {
         ...base,

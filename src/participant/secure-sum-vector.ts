@@ -79,6 +79,7 @@ export function computeStatisticsValues(
       maxRows: task.secureSum.maxRows,
       maxAbsFeature: maxAbs,
       cohortSize: task.secagg.cohort.length,
+      noise: task.secureSum.noise,
     }),
   );
   checkRowCount(task, rows.count);
@@ -212,6 +213,7 @@ function computeRegressionValues(
       maxRows: task.secureSum.maxRows,
       maxAbsTarget: m,
       cohortSize: task.secagg.cohort.length,
+      noise: task.secureSum.noise,
     }),
   );
   const target = data.target;

@@ -29,6 +29,11 @@ const siteConfigSchema = z.strictObject({
    * one site out), as a logged disclosure. Default: never.
    */
   revealEvaluation: z.boolean().default(false),
+  /**
+   * Add its statistics and evaluation figures only to secure sums with differential-privacy noise
+   * (charged to its ledger); refuse exact ones. Default: exact sums are allowed.
+   */
+  requireNoisedSums: z.boolean().default(false),
   /** Refuse a secure-aggregation round with a smaller cohort. */
   minParticipants: z.number().int().min(3).max(10_000).optional(),
   /** Model kinds this site trains (default: any built-in). */
@@ -54,6 +59,7 @@ export interface SiteConfig {
   readonly privacyBudget?: SiteBudget;
   readonly requireSecureAggregation?: boolean;
   readonly revealEvaluation?: boolean;
+  readonly requireNoisedSums?: boolean;
   readonly minParticipants?: number;
   readonly allowedModels?: readonly string[];
   readonly allowedTrainers?: readonly string[];
@@ -82,6 +88,7 @@ export function parseSiteConfig(input: unknown): SiteConfig {
       : {}),
     ...(c.requireSecureAggregation ? { requireSecureAggregation: true } : {}),
     ...(c.revealEvaluation ? { revealEvaluation: true } : {}),
+    ...(c.requireNoisedSums ? { requireNoisedSums: true } : {}),
     ...(c.minParticipants !== undefined ? { minParticipants: c.minParticipants } : {}),
     ...(c.allowedModels ? { allowedModels: c.allowedModels } : {}),
     ...(c.allowedTrainers ? { allowedTrainers: c.allowedTrainers } : {}),

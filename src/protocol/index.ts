@@ -6,3 +6,4 @@ export * from './run-privacy.ts';
 export * from './data-shape.ts';
 export * from './secure-sum.ts';
 export * from './secure-sum-round.ts';
+export * from './secure-sum-noise.ts';

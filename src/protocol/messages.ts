@@ -227,11 +227,13 @@ export const secureSumDeclarationSchema = z.strictObject({
         length: z.number().int().min(1).max(10_000_000),
         kind: z.enum(['count', 'sum', 'signed-sum']),
         maxPerRow: finite.positive(),
+        maxRowL2: finite.positive(),
         fractionBits: z.number().int().min(0).max(52),
       }),
     )
     .min(1)
     .max(1000),
+  noise: z.strictObject({ noiseMultiplier: finite.min(0.01).max(1e6) }).optional(),
 });
 
 /** Stage advertise-keys: train on the model, quantize the update, then advertise signed keys. */

@@ -16,7 +16,7 @@ import {
 import { checkRingCapacity, chooseQuantizationScale } from '../secagg/index.ts';
 import { type EvaluationSpec, createEvaluationLayout, parseEvaluationSpec } from '../evaluation/index.ts';
 import { parseMessage } from './messages.ts';
-import { type SecureSumDeclaration, declareStatisticsSum } from './secure-sum.ts';
+import { type SecureSumDeclaration, type SecureSumNoise, declareStatisticsSum } from './secure-sum.ts';
 import { SECURE_SUM_DEFAULTS, declareEvaluationSum, declareRegressionSum } from './secure-sum-round.ts';
 
 const runConfigInputSchema = z.strictObject({
@@ -116,6 +116,11 @@ const runConfigInputSchema = z.strictObject({
       maxRowsPerSite: z.number().int().min(1).max(1e9).optional(),
       maxAbsFeature: z.number().finite().positive().max(1e12).optional(),
       maxAbsTarget: z.number().finite().positive().max(1e12).optional(),
+      /**
+       * Differential privacy on these sums: each site adds discrete Gaussian noise (ρ ≈ 1/(2z²) per sum
+       * for one of its records, charged to its ledger). Also the evaluation's dp unless it sets its own.
+       */
+      noiseMultiplier: z.number().min(0.01).max(1e6).optional(),
     })
     .optional(),
   secureAggregation: z
@@ -355,7 +360,9 @@ export function parseRunConfig(input: unknown): RunConfig {
 
 /** What each evaluation of `config` measures (numClasses from its model). Throws INVALID_CONFIG. */
 export function selectRunEvaluationSpec(config: RunConfig): EvaluationSpec {
-  const e = config.evaluation ?? {};
+  const e: Record<string, unknown> = { ...(config.evaluation ?? {}) };
+  const z = config.secureSums?.noiseMultiplier;
+  if (e.dp === undefined && z !== undefined) e.dp = { noiseMultiplier: z };
   try {
     return parseEvaluationSpec({ numClasses: Math.max(2, countOutputs(config.model)), ...e });
   } catch (err) {
@@ -365,6 +372,12 @@ export function selectRunEvaluationSpec(config: RunConfig): EvaluationSpec {
       });
     throw err;
   }
+}
+
+/** The run's noise on its secure sums (`secureSums.noiseMultiplier`), if any. */
+function runSumNoise(config: RunConfig): SecureSumNoise | undefined {
+  const z = config.secureSums?.noiseMultiplier;
+  return z === undefined ? undefined : { noiseMultiplier: z };
 }
 
 /** The statistics phase's secure sum for `features` input columns and a cohort of `cohortSize`. */
@@ -378,6 +391,7 @@ export function declareRunStatisticsSum(
     maxRows: config.secureSums?.maxRowsPerSite ?? SECURE_SUM_DEFAULTS.maxRowsPerSite,
     maxAbsFeature: config.secureSums?.maxAbsFeature ?? SECURE_SUM_DEFAULTS.maxAbsFeature,
     cohortSize,
+    noise: runSumNoise(config),
   });
 }
 
@@ -389,6 +403,7 @@ export function declareRunEvaluationSum(config: RunConfig, cohortSize: number): 
       maxRows,
       maxAbsTarget: config.secureSums?.maxAbsTarget ?? SECURE_SUM_DEFAULTS.maxAbsTarget,
       cohortSize,
+      noise: runSumNoise(config),
     });
   return declareEvaluationSum({
     layout: createEvaluationLayout(selectRunEvaluationSpec(config)),

@@ -18,6 +18,7 @@ import {
 import type { SecAggContextWire, SecAggSumTask } from './messages.ts';
 import {
   type SecureSumDeclaration,
+  type SecureSumNoise,
   type SumSegmentBound,
   declareSecureSum,
   toVectorSegments,
@@ -90,10 +91,15 @@ export function describeTrainSegments(
 /** The evaluation sums as a secure-sum declaration: the layout's segments with their per-row bounds. */
 export function declareEvaluationSum(input: {
   /** The evaluation layout's segments (evaluation/evaluation-layout.ts), each with its per-row bound. */
-  readonly layout: { readonly segments: readonly SumSegmentBound[] };
+  readonly layout: {
+    readonly segments: readonly SumSegmentBound[];
+    /** The spec's differential privacy, if it asks for noise. */
+    readonly spec?: { readonly dp?: { readonly noiseMultiplier: number } | undefined };
+  };
   readonly maxRows: number;
   readonly cohortSize: number;
 }): SecureSumDeclaration {
+  const dp = input.layout.spec?.dp;
   return declareSecureSum({
     purpose: 'evaluation',
     maxRows: input.maxRows,
@@ -103,7 +109,9 @@ export function declareEvaluationSum(input: {
       length: s.length,
       kind: s.kind,
       maxPerRow: s.maxPerRow,
+      ...(s.maxRowL2 === undefined ? {} : { maxRowL2: s.maxRowL2 }),
     })),
+    ...(dp === undefined ? {} : { noise: { noiseMultiplier: dp.noiseMultiplier } }),
   });
 }
 
@@ -115,12 +123,14 @@ export function declareRegressionSum(input: {
   readonly maxRows: number;
   readonly maxAbsTarget: number;
   readonly cohortSize: number;
+  readonly noise?: SecureSumNoise | undefined;
 }): SecureSumDeclaration {
   const m = input.maxAbsTarget;
   return declareSecureSum({
     purpose: 'regression-evaluation',
     maxRows: input.maxRows,
     cohortSize: input.cohortSize,
+    noise: input.noise,
     segments: [
       { name: 'count', length: 1, kind: 'count', maxPerRow: 1 },
       { name: 'sumSquaredError', length: 1, kind: 'sum', maxPerRow: 4 * m * m },

@@ -16,9 +16,15 @@
  * a site can still put any value inside its bounds into its share of the sum, as with training deltas:
  * secure aggregation hides each contribution, it does not prove it. A decoded total outside what the
  * bounds allow for the survivors is refused (`decodeSecureSum`), never published.
+ *
+ * A declaration may ask for differential privacy (`noise`): each site then adds its share of discrete
+ * Gaussian noise before masking (secure-sum-noise.ts), the decoder allows for the noise in its range
+ * check and publishes the noised totals as drawn.
  */
 import { EntenteError } from '../core/errors.ts';
+import type { RandomBits } from '../privacy/index.ts';
 import { type RingVector, type VectorSegment, WEIGHT_SEGMENT } from '../secagg/index.ts';
+import { type SecureSumNoisePlan, addSegmentNoise, planSecureSumNoise } from './secure-sum-noise.ts';
 
 /** What a secure sum carries, bound into the round's configuration digest. */
 export type SecureSumPurpose = 'statistics' | 'evaluation' | 'regression-evaluation';
@@ -29,11 +35,23 @@ export interface SumSegmentBound {
   /** count: integers 0..maxPerRow per row; sum: reals in [0, maxPerRow]; signed-sum: reals in [−maxPerRow, maxPerRow]. */
   readonly kind: 'count' | 'sum' | 'signed-sum';
   readonly maxPerRow: number;
+  /**
+   * The most one row changes the whole segment in L2 norm (its sensitivity under differential privacy).
+   * Default maxPerRow · √length; a one-hot count (a row adds 1 to one coordinate) says 1.
+   */
+  readonly maxRowL2?: number;
 }
 
 export interface SecureSumSegment extends SumSegmentBound {
+  readonly maxRowL2: number;
   /** Fixed-point fraction bits: a value v travels as round(v · 2^fractionBits). 0 for counts. */
   readonly fractionBits: number;
+}
+
+/** Differential privacy on the sum (secure-sum-noise.ts): each site adds its share of discrete Gaussian noise. */
+export interface SecureSumNoise {
+  /** z: the sum is ρ = 1/(2z²)-zCDP for one record (plus rounding slack; see planSecureSumNoise). */
+  readonly noiseMultiplier: number;
 }
 
 export interface SecureSumDeclaration {
@@ -41,6 +59,8 @@ export interface SecureSumDeclaration {
   /** Most rows one site may contribute (its sums are bounded by maxRows · maxPerRow). */
   readonly maxRows: number;
   readonly segments: readonly SecureSumSegment[];
+  /** Absent: the sum is exact. */
+  readonly noise?: SecureSumNoise;
 }
 
 /** The exact integer range of a count word (read back as a float64 integer). */
@@ -57,6 +77,15 @@ function invalid(field: string, message: string): never {
   throw new EntenteError('INVALID_CONFIG', `${field}: ${message}`, { field });
 }
 
+/** How many standard deviations of noise a decoded total may stray (an honest draw beyond: p < 10^-30). */
+export const NOISE_TAIL = 12;
+
+/** A noise multiplier is a finite number in [0.01, 10^6]. */
+export function checkNoiseMultiplier(z: unknown, field = 'secureSum.noise.noiseMultiplier'): void {
+  if (!(typeof z === 'number' && Number.isFinite(z) && z >= 0.01 && z <= 1e6))
+    invalid(field, 'must be a number in [0.01, 1e6]');
+}
+
 /**
  * Chooses each segment's fixed-point scale for a cohort of `cohortSize` sites holding at most `maxRows`
  * rows each. Throws INVALID_CONFIG naming the segment (`secureSum.segments.<name>`) when even a coarse
@@ -67,8 +96,11 @@ export function declareSecureSum(input: {
   readonly maxRows: number;
   readonly cohortSize: number;
   readonly segments: readonly SumSegmentBound[];
+  readonly noise?: SecureSumNoise | undefined;
 }): SecureSumDeclaration {
-  const { maxRows, cohortSize } = input;
+  const { maxRows, cohortSize, noise } = input;
+  if (noise !== undefined) checkNoiseMultiplier(noise.noiseMultiplier);
+  const segmentCount = input.segments.length;
   if (!Number.isSafeInteger(maxRows) || maxRows < 1)
     invalid('secureSum.maxRows', 'must be a positive integer');
   if (!Number.isSafeInteger(cohortSize) || cohortSize < 1)
@@ -83,24 +115,40 @@ export function declareSecureSum(input: {
     if (!(Number.isFinite(s.maxPerRow) && s.maxPerRow > 0)) invalid(`${field}.maxPerRow`, 'must be positive');
     if (s.kind === 'count' && !Number.isInteger(s.maxPerRow))
       invalid(`${field}.maxPerRow`, 'a count adds an integer per row');
-    const total = cohortSize * maxRows * s.maxPerRow;
+    const widest = s.maxPerRow * Math.sqrt(s.length);
+    const maxRowL2 = s.maxRowL2 ?? widest;
+    if (!(Number.isFinite(maxRowL2) && maxRowL2 > 0 && maxRowL2 <= widest * (1 + 1e-12)))
+      invalid(`${field}.maxRowL2`, 'must be positive and at most maxPerRow · √length');
+    // With noise, room for the cohort's noise too (far beyond any honest draw; see secure-sum-noise.ts).
+    const noiseMargin =
+      noise === undefined
+        ? 0
+        : NOISE_TAIL *
+          Math.sqrt(cohortSize) *
+          (noise.noiseMultiplier * Math.sqrt(segmentCount) * maxRowL2 + 1);
+    const total = cohortSize * maxRows * s.maxPerRow + noiseMargin;
     if (s.kind === 'count') {
       if (total > COUNT_LIMIT)
         invalid(
           field,
           `a cohort of ${cohortSize} sites × ${maxRows} rows × ${s.maxPerRow} exceeds a count word's exact range 2^52`,
         );
-      return { ...s, fractionBits: 0 };
+      return { ...s, maxRowL2, fractionBits: 0 };
     }
     if (total * 2 ** FRACTION_BITS > WIDE_LIMIT || cohortSize > MAX_WIDE_SITES)
       invalid(
         field,
         `a cohort of ${cohortSize} sites × ${maxRows} rows × ${s.maxPerRow} exceeds a real sum's exact range 2^70: lower maxRows or the bound`,
       );
-    return { ...s, fractionBits: FRACTION_BITS };
+    return { ...s, maxRowL2, fractionBits: FRACTION_BITS };
   });
   if (segments.length === 0) invalid('secureSum.segments', 'at least one segment');
-  return { purpose: input.purpose, maxRows, segments };
+  return {
+    purpose: input.purpose,
+    maxRows,
+    segments,
+    ...(noise === undefined ? {} : { noise: { noiseMultiplier: noise.noiseMultiplier } }),
+  };
 }
 
 /** Ring words of one segment: one per count, two per real sum (hi words, then lo words). */
@@ -140,7 +188,19 @@ function readSignedWord64(sum: BigUint64Array, index: number): number {
  * and encoded, then the weight word 1. Throws INVALID_DATA naming the segment and coordinate when a value
  * is outside what `maxRows` rows may add (the caller clips first; this is the last check).
  */
-export function encodeSecureSum(decl: SecureSumDeclaration, values: Float64Array): BigUint64Array {
+export function encodeSecureSum(
+  decl: SecureSumDeclaration,
+  values: Float64Array,
+  noise?: { readonly plan: SecureSumNoisePlan; readonly bits: RandomBits },
+): BigUint64Array {
+  if ((decl.noise === undefined) !== (noise === undefined))
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      decl.noise
+        ? 'noise: the declaration asks for noise and none was given'
+        : 'noise: the declaration adds no noise',
+      { field: 'noise' },
+    );
   const n = countSecureSumValues(decl);
   if (values.length !== n)
     throw new EntenteError('INVALID_DATA', `values: expected ${n} sums, got ${values.length}`, {
@@ -149,29 +209,37 @@ export function encodeSecureSum(decl: SecureSumDeclaration, values: Float64Array
   const out = new BigUint64Array(decl.segments.reduce((w, s) => w + wordsOf(s), 0) + 1);
   let i = 0;
   let word = 0;
-  for (const s of decl.segments) {
+  decl.segments.forEach((s, index) => {
     const max = decl.maxRows * s.maxPerRow;
     const min = s.kind === 'signed-sum' ? -max : 0;
-    for (let j = 0; j < s.length; j++, i++) {
-      const v = values[i]!;
+    const own = values.subarray(i, i + s.length);
+    for (let j = 0; j < s.length; j++) {
+      const v = own[j]!;
       if (!(Number.isFinite(v) && v >= min && v <= max) || (s.kind === 'count' && !Number.isInteger(v)))
         throw new EntenteError(
           'INVALID_DATA',
           `values.${s.name}[${j}]: ${v} is outside the declared bounds [${min}, ${max}]${s.kind === 'count' ? ' or not an integer' : ''}`,
           { field: `values.${s.name}` },
         );
+    }
+    // N = round(v · 2^f) exactly: v · 2^f is exact in float64 (a power-of-two scale), then rounded;
+    // with noise, the site's share is added on the noise grid (secure-sum-noise.ts).
+    const scaled = noise
+      ? addSegmentNoise(s, noise.plan.segments[index]!, own, noise.bits)
+      : Array.from(own, (v) => BigInt(Math.round(v * 2 ** s.fractionBits)));
+    for (let j = 0; j < s.length; j++) {
+      const big = scaled[j]!;
       if (s.kind === 'count') {
-        out[word + j] = BigInt(v);
+        out[word + j] = BigInt.asUintN(64, big);
         continue;
       }
-      // N = round(v · 2^f) exactly: v · 2^f is exact in float64 (a power-of-two scale), then rounded.
-      const big = BigInt(Math.round(v * 2 ** s.fractionBits));
       const hi = big >> LO_BITS; // floor division, also for negative N
       out[word + j] = BigInt.asUintN(64, hi);
       out[word + s.length + j] = big - (hi << LO_BITS);
     }
+    i += s.length;
     word += wordsOf(s);
-  }
+  });
   out[word] = 1n;
   return out;
 }
@@ -185,7 +253,13 @@ export function decodeSecureSum(
   decl: SecureSumDeclaration,
   sum: RingVector,
   contributors: number,
+  threshold?: number,
 ): Float64Array {
+  if (decl.noise !== undefined && threshold === undefined)
+    throw new EntenteError('INVALID_ARGUMENT', 'threshold: a noised sum is decoded with its threshold', {
+      field: 'threshold',
+    });
+  const noise = decl.noise === undefined ? undefined : planSecureSumNoise(decl, threshold!);
   if (!(sum instanceof BigUint64Array))
     throw new EntenteError('PROTOCOL_VIOLATION', 'sum: secure sums use the 2^64 ring', { field: 'sum' });
   const words = decl.segments.reduce((w, s) => w + wordsOf(s), 0);
@@ -201,11 +275,15 @@ export function decodeSecureSum(
   const out = new Float64Array(countSecureSumValues(decl));
   let i = 0;
   let word = 0;
-  for (const s of decl.segments) {
+  for (const [index, s] of decl.segments.entries()) {
     const max = contributors * decl.maxRows * s.maxPerRow;
     const min = s.kind === 'signed-sum' ? -max : 0;
-    // Rounding at each site moves a real total by at most contributors/2 units of 2^-fractionBits.
-    const slack = s.kind === 'count' ? 0 : contributors * 2 ** -(s.fractionBits + 1);
+    // Rounding at each site moves a real total by at most contributors/2 units of its grid; noise by
+    // NOISE_TAIL standard deviations of the contributors' shares.
+    const grid = noise ? noise.segments[index]! : undefined;
+    const slack =
+      (s.kind === 'count' ? 0 : contributors * 2 ** -((grid?.gridBits ?? s.fractionBits) + 1)) +
+      (grid ? NOISE_TAIL * Math.sqrt(contributors * Number(grid.shareVariance)) * 2 ** -grid.gridBits : 0);
     for (let j = 0; j < s.length; j++, i++) {
       let v: number;
       if (s.kind === 'count') v = readSignedWord64(sum, word + j);
@@ -229,7 +307,8 @@ export function decodeSecureSum(
           `sum.${s.name}[${j}]: ${v} is outside what ${contributors} sites may add`,
           { field: `sum.${s.name}` },
         );
-      out[i] = s.kind === 'signed-sum' ? v : Math.max(0, v);
+      // A noised total is published as drawn (it may be negative); metrics clamp where they need to.
+      out[i] = s.kind === 'signed-sum' || noise ? v : Math.max(0, v);
     }
     word += wordsOf(s);
   }
@@ -257,6 +336,7 @@ export function declareStatisticsSum(input: {
   readonly maxRows: number;
   readonly maxAbsFeature: number;
   readonly cohortSize: number;
+  readonly noise?: SecureSumNoise | undefined;
 }): SecureSumDeclaration {
   if (!(Number.isFinite(input.maxAbsFeature) && input.maxAbsFeature > 0))
     invalid('secureSum.maxAbsFeature', 'must be positive');
@@ -264,6 +344,7 @@ export function declareStatisticsSum(input: {
     purpose: 'statistics',
     maxRows: input.maxRows,
     cohortSize: input.cohortSize,
+    noise: input.noise,
     segments: [
       { name: 'count', length: 1, kind: 'count', maxPerRow: 1 },
       { name: 'sum', length: input.features, kind: 'signed-sum', maxPerRow: input.maxAbsFeature },
