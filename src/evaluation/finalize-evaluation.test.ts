@@ -241,3 +241,77 @@ describe('finalizeEvaluation fairness edge cases', () => {
     assert.equal(m.demographicParityRatio, null); // every selection rate is 0
   });
 });
+
+describe('noised sums (an evaluation spec with dp)', () => {
+  const base = { numClasses: 2, scoreBins: 50, sensitive: { attribute: 'g', values: ['a', 'b'] } };
+  const data = () => {
+    const { scores, labels } = binaryRows('noisy', 400, false);
+    return {
+      count: scores.length,
+      probabilities: Float64Array.from(scores.flatMap((s) => [1 - s, s])),
+      labels,
+      groups: Int32Array.from(scores, (_, i) => i % 2),
+    };
+  };
+
+  it('without noise drawn, the post-processing changes no figure', () => {
+    const exactLayout = createEvaluationLayout(parseEvaluationSpec(base));
+    const dpLayout = createEvaluationLayout(parseEvaluationSpec({ ...base, dp: { noiseMultiplier: 1 } }));
+    const exact = finalizeEvaluation(exactLayout, accumulateEvaluation(exactLayout, data()));
+    const post = finalizeEvaluation(dpLayout, accumulateEvaluation(dpLayout, data()));
+    assert.deepEqual(post, exact);
+  });
+
+  it('reads noised totals (negative and inconsistent counts) into figures that can exist', () => {
+    const layout = createEvaluationLayout(parseEvaluationSpec({ ...base, dp: { noiseMultiplier: 1 } }));
+    const sums = accumulateEvaluation(layout, data());
+    const rng = createSeededRng('noise', 'entente/test/v1');
+    for (const s of layout.segments)
+      for (let i = s.offset; i < s.offset + s.length; i++) {
+        const e = (rng.nextFloat64() - 0.5) * 20;
+        sums[i] = s.kind === 'count' ? sums[i]! + Math.round(e) : sums[i]! + e;
+      }
+    // The strict reader of exact sums refuses such a vector; the noised reader does not.
+    const strict = createEvaluationLayout(parseEvaluationSpec(base));
+    assert.throws(() => finalizeEvaluation(strict, sums), { code: 'INVALID_MESSAGE' });
+    const m = finalizeEvaluation(layout, sums);
+    const unit = (v: number | null) => v === null || (v >= 0 && v <= 1);
+    for (const v of [
+      m.overall.accuracy,
+      m.overall.rocAuc,
+      m.overall.averagePrecision,
+      m.overall.ece,
+      m.overall.brier,
+    ])
+      assert.ok(unit(v), `figure ${v} outside [0, 1]`);
+    assert.ok(m.overall.logLoss !== null && m.overall.logLoss >= 0 && m.overall.logLoss <= 34.6);
+    for (const g of Object.values(m.fairness!.groups))
+      for (const v of [g.selectionRate, g.truePositiveRate, g.falsePositiveRate, g.accuracy])
+        assert.ok(unit(v), `group figure ${v} outside [0, 1]`);
+    assert.ok(m.overall.rows > 300);
+    assert.throws(() => finalizeEvaluation(layout, sums.subarray(1)), { code: 'INVALID_MESSAGE' });
+    const bad = sums.slice();
+    bad[3] = Number.NaN;
+    assert.throws(() => finalizeEvaluation(layout, bad), { code: 'INVALID_MESSAGE', field: 'sums' });
+  });
+
+  it('a per-row log-loss clip bounds each row and the segment', () => {
+    const layout = createEvaluationLayout(
+      parseEvaluationSpec({ numClasses: 2, dp: { noiseMultiplier: 1, maxRowLogLoss: 2 } }),
+    );
+    assert.equal(findSegment(layout, 'overall.logLoss').maxPerRow, 2);
+    const sums = accumulateEvaluation(layout, {
+      count: 2,
+      probabilities: Float64Array.from([1, 0, 0.5, 0.5]),
+      labels: [1, 1],
+    });
+    // Row 1: −ln(1e-15) clipped to 2; row 2: ln 2.
+    assert.ok(Math.abs(sums[findSegment(layout, 'overall.logLoss').offset]! - (2 + Math.LN2)) < 1e-12);
+    assert.throws(
+      () => parseEvaluationSpec({ numClasses: 2, dp: { noiseMultiplier: 1, maxRowLogLoss: 40 } }),
+      {
+        field: 'evaluation.dp.maxRowLogLoss',
+      },
+    );
+  });
+});
