@@ -81,6 +81,15 @@ function describeClause(c: NonNullable<EvaluationJobView['decision']>['clauses']
   return `${c.text}: ${fmt(c.left)} vs ${fmt(c.right)}, ${verdict}`;
 }
 
+/** A plan whose sums carry differential-privacy noise says so: its figures are noisy estimates. */
+function describeNoise(evaluation: Readonly<Record<string, unknown>>): string[] {
+  const dp = evaluation.dp as { noiseMultiplier?: number; maxRowLogLoss?: number } | undefined;
+  if (dp?.noiseMultiplier === undefined) return [];
+  return [
+    `Every sum carries differential-privacy noise (noise multiplier ${dp.noiseMultiplier}, each site charged about ρ = ${(1 / (2 * dp.noiseMultiplier ** 2)).toPrecision(3)} zCDP per model for one of its records; per-row log loss clipped at ${dp.maxRowLogLoss ?? 34.6}): the figures are noisy estimates, post-processed into valid ranges.`,
+  ];
+}
+
 /** Per-site figures as report notes: who revealed (each logged), the worst site per metric, who withheld. */
 function describePerSite(
   label: string,
@@ -179,6 +188,7 @@ export function registerEvaluationRunCommands(evaluation: Command): void {
         blinded: view.unblinding === null,
         notes: [
           `Every figure is computed from sums over all participating sites' evaluation rows, added under secure aggregation: no site's own figures were seen by anyone.`,
+          ...describeNoise(planView.plan.evaluation),
           ...(view.status === 'running' ? ['The evaluation is still running: results so far.'] : []),
           ...(view.failure ? [`The evaluation failed: ${view.failure}`] : []),
           ...view.results.flatMap((r) => (r.perSite ? describePerSite(r.label, r.perSite) : [])),

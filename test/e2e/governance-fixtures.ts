@@ -120,7 +120,10 @@ export async function startGovernedConsortium(
   const coordinator = await startCoordinator({
     workspaceDir: dir,
     port: 0,
-    log: pino({ level: 'silent' }),
+    // ENTENTE_CHILD_LOG_DIR (debugging): the coordinator's log too, beside the children's.
+    log: process.env.ENTENTE_CHILD_LOG_DIR
+      ? pino({ level: 'info' }, pino.destination(join(process.env.ENTENTE_CHILD_LOG_DIR, 'coordinator.log')))
+      : pino({ level: 'silent' }),
     ...(input.livenessMs ? { livenessMs: input.livenessMs } : {}),
     ...(input.heartbeatMs ? { heartbeatMs: input.heartbeatMs } : {}),
   });

@@ -21,7 +21,11 @@ import { type LogEntry, parseLogEntry } from '../../src/audit/index.ts';
 import { decodeSafetensors } from '../../src/core/safetensors.ts';
 import { createSeededRng } from '../../src/crypto/index.ts';
 import { computeSchemaDigest, loadTable, parseCsv, parseDataSchema } from '../../src/data/index.ts';
-import type { EvaluationMetrics } from '../../src/evaluation/index.ts';
+import {
+  type EvaluationMetrics,
+  createEvaluationLayout,
+  parseEvaluationSpec,
+} from '../../src/evaluation/index.ts';
 import {
   type TrailEntry,
   computeEvaluationPlanDigest,
@@ -29,6 +33,7 @@ import {
   verifyGovernanceTrail,
 } from '../../src/governance/index.ts';
 import { describeLayout, parseModelSpec } from '../../src/models/index.ts';
+import { SECURE_SUM_DEFAULTS, declareEvaluationSum, planSecureSumNoise } from '../../src/protocol/index.ts';
 import {
   CLI_ENTRY,
   type ChildHandle,
@@ -387,5 +392,132 @@ describe('private evaluation under secure aggregation', () => {
     const again = await runCli(['eval', 'run', digest, '--workspace', gov.dir]);
     assert.equal(again.code, 5, again.stderr);
     assert.match(again.stderr, /CONFLICT/);
+  });
+
+  it('a plan with differential privacy: each site adds noise to its sums and charges its own ledger', {
+    timeout: 300_000,
+  }, async () => {
+    const fields = {
+      consortium: 'test',
+      title: 'candidate under noise',
+      models: [{ name: 'candidate', sha256: candidate.model.sha256 }],
+      metrics: ['rocAuc', 'accuracy', 'logLoss'],
+      evaluation: {
+        numClasses: 2,
+        scoreBins: 20,
+        calibrationBins: 10,
+        dp: { noiseMultiplier: 0.3, maxRowLogLoss: 5 },
+      },
+      hypothesis: 'the released model still separates the classes when every sum is noised',
+      decisionRule: 'candidate.rocAuc >= 0.8',
+      dataSchemaDigest: schemaDigest,
+      createdAt: '2026-12-08T04:00:00Z',
+    };
+    // Per-site figures would carry no noise: such a plan is refused when it is written.
+    assert.throws(() => parseEvaluationPlan({ ...fields, perSite: true }), { field: 'plan.perSite' });
+    const plan = parseEvaluationPlan(fields);
+    const digest = computeEvaluationPlanDigest(plan);
+    // The rogue tasks of the test before stay open in the store (their refusals answer no known job) and
+    // would be handed to alpha again: close them, as an honest coordinator never writes them.
+    const db = new Database(join(gov.dir, 'coordinator', 'state', 'coordinator.db'));
+    try {
+      db.prepare("UPDATE tasks SET status = 'refused' WHERE id LIKE 'rogue.%'").run();
+    } finally {
+      db.close();
+    }
+    // The unapproved plan's task made alpha raise an incident, which pauses new work until a quorum
+    // resumes it.
+    const incidents = (
+      await gov.operator.getJson<{ paused: boolean; incidents: { id: string; resolvedAt: string | null }[] }>(
+        '/v1/incidents',
+      )
+    ).body!;
+    if (incidents.paused)
+      await approve('resume-runs', {
+        incidents: incidents.incidents.filter((i) => i.resolvedAt === null).map((i) => i.id),
+      });
+    await approve('approve-evaluation-plan', plan);
+    const run = await runCli(['eval', 'run', digest, '--wait', '--json', '--workspace', gov.dir]);
+    assert.equal(run.code, 0, run.stderr);
+    const job = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as {
+      id: string;
+      status: string;
+      results: { label: string; rows: number; metrics: EvaluationMetrics }[];
+    };
+    assert.equal(job.status, 'completed');
+    const noisy = job.results[0]!.metrics.overall;
+
+    // The figures are near the centralized ones on the union of the evaluation rows, and not equal.
+    const schema = parseDataSchema(JSON.parse(readFileSync(schemaPath, 'utf8')));
+    const texts = INSTITUTIONS.map((id) => readFileSync(evalFiles.get(id)!, 'utf8').trim().split('\n'));
+    const union = loadTable(`${[texts[0]![0]!, ...texts.flatMap((t) => t.slice(1))].join('\n')}\n`, schema);
+    const bytes = await gov.operator.getBytes('/v1/runs/candidate-run/model', 1 << 20);
+    const spec = parseModelSpec({ kind: 'logistic', inputDim: 30 });
+    const { weights } = decodeSafetensors(bytes, { expected: describeLayout(spec) });
+    const central = evaluateCentrally(spec, weights, union, {
+      mean: Float64Array.from(candidate.standardization.mean),
+      std: Float64Array.from(candidate.standardization.std),
+    }).overall;
+    assert.ok(Math.abs(noisy.rows - union.count) <= 15, `rows ${noisy.rows} vs ${union.count}`);
+    assert.ok(
+      Math.abs(noisy.accuracy! - central.accuracy!) < 0.1,
+      `accuracy ${noisy.accuracy} vs ${central.accuracy}`,
+    );
+    assert.ok(
+      Math.abs(noisy.rocAuc! - central.rocAuc!) < 0.1,
+      `ROC AUC ${noisy.rocAuc} vs ${central.rocAuc}`,
+    );
+    assert.notEqual(noisy.logLoss, central.logLoss);
+
+    // Each site charged its own ledger what the plan's noise costs one of its records (ρ-zCDP), and the
+    // coordinator logged it as privacy spent on the plan's evaluation, phase evaluate.
+    const declaration = declareEvaluationSum({
+      layout: createEvaluationLayout(parseEvaluationSpec(fields.evaluation)),
+      maxRows: SECURE_SUM_DEFAULTS.maxRowsPerSite,
+      cohortSize: 3,
+    });
+    const rho = planSecureSumNoise(declaration, 3).rho;
+    // At most 1/(2z²); less here, as every count's share of noise is at least 1 (more noise than z asks).
+    assert.ok(rho <= (1 / (2 * 0.3 ** 2)) * 1.001 && rho > 1, `ρ ${rho}`);
+    for (const id of INSTITUTIONS) {
+      const ledger = readFileSync(join(gov.sites.get(id)!.dir, 'privacy-ledger.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { run: string; mechanism: string; rho?: number; neighbouring: string });
+      const charged = ledger.filter((e) => e.run === job.id);
+      assert.equal(charged.length, 1, `${id}: ${JSON.stringify(ledger)}`);
+      assert.equal(charged[0]!.mechanism, 'zcdp');
+      assert.equal(charged[0]!.neighbouring, 'add-remove-record');
+      assert.ok(Math.abs(charged[0]!.rho! - rho) < 1e-12);
+    }
+    const entries = (
+      await gov.operator.getJson<{ entries: { index: number; body: string }[] }>(
+        '/v1/log/entries?start=0&end=10000',
+      )
+    ).body!.entries.map((e) => parseLogEntry(Buffer.from(e.body, 'base64'), `entry ${e.index}`));
+    const spent = entries.filter(
+      (e) => e.kind === 'privacy-spent' && (e as unknown as { run: string }).run === job.id,
+    ) as unknown as { participant: string; phase: string; rho: number }[];
+    assert.deepEqual(spent.map((e) => e.participant).sort(), [...INSTITUTIONS]);
+    for (const e of spent) {
+      assert.equal(e.phase, 'evaluate');
+      assert.ok(Math.abs(e.rho - rho) < 1e-12);
+    }
+    // No disclosure for this plan; the governance trail still replays.
+    assert.equal(
+      entries.filter(
+        (e) => e.kind === 'evaluation-disclosure' && (e as unknown as { plan: string }).plan === digest,
+      ).length,
+      0,
+    );
+    assert.deepEqual(verifyGovernanceTrail(entries as unknown as TrailEntry[]).problems, []);
+    // The report says its figures are noisy estimates.
+    const out = join(gov.dir, 'report-dp');
+    const report = await runCli(['eval', 'report', digest, '--out', out, '--workspace', gov.dir]);
+    assert.equal(report.code, 0, report.stderr);
+    assert.match(
+      readFileSync(join(out, 'report.md'), 'utf8'),
+      /differential-privacy noise \(noise multiplier 0\.3/,
+    );
   });
 });
