@@ -6,3 +6,5 @@ export * from './run-privacy.ts';
 export * from './data-shape.ts';
 export * from './secure-sum.ts';
 export * from './secure-sum-round.ts';
+export * from './secagg-masked-input.ts';
+export * from './secagg-server-machine.ts';
