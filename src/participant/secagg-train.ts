@@ -9,6 +9,7 @@ import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { sha256Hex } from '../crypto/digest.ts';
 import { applyStandardization } from '../data/index.ts';
 import { parseModelSpec } from '../models/index.ts';
+import { computeClientNoisePlan } from '../privacy/index.ts';
 import { type PrivacyReport, type SecAggTrainTask, describeTrainSegments } from '../protocol/index.ts';
 import {
   ParticipantSession,
@@ -21,7 +22,7 @@ import {
   writeIntegerWord,
 } from '../secagg/index.ts';
 import { checkModelInLog, pinnedKeysFor } from './audit-log-checks.ts';
-import { addDiscreteGaussianShare, clipL2Norm, planClientNoise, writeSignedWord } from './client-dp.ts';
+import { addDiscreteGaussianShare, clipL2Norm, writeSignedWord } from './client-dp.ts';
 import { type ParticipantContext, type TaskOutput, sessionKey, toParams } from './participant-context.ts';
 import { enforceBudget, planPrivacy, spendPrivacy, trainWithPrivateRandomness } from './privacy-spending.ts';
 
@@ -125,7 +126,12 @@ export async function computeSecAggTrain(
     const data = std ? applyStandardization(split.train, std) : split.train;
     const words = countVectorWords(context);
     const clientNoise = task.clientDp
-      ? planClientNoise(task.clientDp, context, segs[layout.length]!.offsetWords)
+      ? computeClientNoisePlan({
+          ...task.clientDp,
+          scale: context.quantization.scale,
+          threshold: context.threshold,
+          dimensions: segs[layout.length]!.offsetWords,
+        })
       : undefined;
     const privacyEvent = clientNoise
       ? enforceBudget(ctx, {
