@@ -8,3 +8,4 @@ export * from './secure-sum.ts';
 export * from './secure-sum-round.ts';
 export * from './secagg-masked-input.ts';
 export * from './secagg-server-machine.ts';
+export * from './secagg-participant-machine.ts';
