@@ -18,7 +18,8 @@ import {
   checkSecAggFirstTask,
   computeUpdateKey,
 } from './secagg-participant-machine.ts';
-import { type SecAggOutcome, SecAggServerMachine } from './secagg-server-machine.ts';
+import type { SecAggOutcome } from './secagg-server-effects.ts';
+import { SecAggServerMachine } from './secagg-server-machine.ts';
 import { describeTrainSegments } from './secure-sum-round.ts';
 
 const refusedField = (fn: () => unknown): string | undefined => {

@@ -22,7 +22,8 @@ import {
 import { createBlobRef } from './blob-ref.ts';
 import type { Task, TaskResult } from './messages.ts';
 import type { ChunkSource } from './secagg-masked-input.ts';
-import { type SecAggOutcome, type SecAggServerEffect, SecAggServerMachine } from './secagg-server-machine.ts';
+import type { SecAggOutcome, SecAggServerEffect } from './secagg-server-effects.ts';
+import { SecAggServerMachine } from './secagg-server-machine.ts';
 
 const IDS = ['h1', 'h2', 'h3', 'h4', 'h5'];
 let consortiumPromise: Promise<TestConsortium> | undefined;
