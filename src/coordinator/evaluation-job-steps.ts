@@ -27,7 +27,7 @@ import {
   planSecAggCohort,
 } from '../protocol/index.ts';
 import { buildRevealTask, checkRevealedSums, summarizePerSite } from './evaluation-reveal.ts';
-import { SecAggRound } from './secagg-round.ts';
+import { SecAggRound, createSecAggRoundDeps } from './secagg-round.ts';
 
 /** Secure-sum attempts per label before the job fails. */
 import type { JobState, JobsContext } from './evaluation-job-state.ts';
@@ -82,22 +82,15 @@ export function openJobRound(ctx: JobsContext, job: JobState): void {
   });
   const context = buildSecureSumContext(task('context', 0));
   const sumRound: SecAggRound = new SecAggRound({
-    deps: {
-      store: ctx.deps.store,
-      blobs: ctx.deps.blobs,
-      log: ctx.deps.log,
-      now: ctx.deps.now,
-      notify: ctx.deps.notify,
-      record: (kind, participant, code, message) =>
-        ctx.deps.log.info({ job: job.id, kind, participant, code }, message),
-      audit: ctx.deps.audit,
-    },
+    deps: createSecAggRoundDeps(ctx.deps, (kind, participant, code, message) =>
+      ctx.deps.log.info({ job: job.id, kind, participant, code }, message),
+    ),
     context,
     phase: 'evaluate',
     pinnedKeyOf: ctx.deps.pinnedKeyOf,
     firstStageTimeoutMs: ctx.deps.firstStageTimeoutMs ?? 120_000,
     stageTimeoutMs: ctx.deps.stageTimeoutMs ?? 30_000,
-    firstTask: (participant) => task(sumRound.taskId('advertise-keys', participant), ctx.deps.now()),
+    firstTask: (_participant, taskId, issuedAt) => task(taskId, issuedAt),
     onDone: (outcome) => {
       if (ctx.rounds.get(job.id) !== sumRound) return;
       ctx.rounds.delete(job.id);

@@ -23,7 +23,7 @@ import {
 } from '../secagg/index.ts';
 import { loadWeights } from './model-storage.ts';
 import type { LiveRun, RunEngineContext, StoredModel } from './run-engine-context.ts';
-import { SECAGG_TASK_KINDS, SecAggRound } from './secagg-round.ts';
+import { SECAGG_TASK_KINDS, SecAggRound, createSecAggRoundDeps } from './secagg-round.ts';
 
 /** Opens one secure-aggregation attempt of a train round (stage advertise-keys: train, then advertise). */
 export function openSecAggAttempt(
@@ -81,26 +81,19 @@ export function openSecAggAttempt(
   };
   const started = performance.now();
   const secagg = new SecAggRound({
-    deps: {
-      store: ctx.deps.store,
-      blobs: ctx.deps.blobs,
-      log: ctx.deps.log,
-      now: ctx.deps.now,
-      notify: ctx.deps.notify,
-      record: (kind, participant, code, message) =>
-        ctx.record(runId, round, kind, participant, code, message),
-      audit: ctx.deps.audit,
-    },
+    deps: createSecAggRoundDeps(ctx.deps, (kind, participant, code, message) =>
+      ctx.record(runId, round, kind, participant, code, message),
+    ),
     context,
     pinnedKeyOf: ctx.deps.pinnedKeyOf,
     firstStageTimeoutMs: live.config.roundTimeoutMs,
     stageTimeoutMs: sa.stageTimeoutMs,
-    firstTask: (participant) => ({
-      taskId: secagg.taskId('advertise-keys', participant),
+    firstTask: (participant, taskId, issuedAt) => ({
+      taskId,
       runId,
       round,
       attempt,
-      issuedAt: ctx.deps.now(),
+      issuedAt,
       kind: 'secagg-train',
       model,
       modelSpec: live.config.model,

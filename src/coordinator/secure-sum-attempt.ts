@@ -6,7 +6,7 @@
 import { type BlobRef, type Standardization, planSecAggCohort } from '../protocol/index.ts';
 import type { LiveRun, RunEngineContext } from './run-engine-context.ts';
 import { abortSecAgg } from './secagg-attempt.ts';
-import { SecAggRound } from './secagg-round.ts';
+import { SecAggRound, createSecAggRoundDeps } from './secagg-round.ts';
 import { type SumPhaseOutcome, finishSumAttempt, planSumAttempt } from './secure-sum-phase.ts';
 
 /** Opens one secure-sum attempt of a statistics or evaluate phase (first stage: compute the sums, advertise). */
@@ -53,22 +53,15 @@ export function openSumAttempt(
   });
   const started = performance.now();
   const secagg: SecAggRound = new SecAggRound({
-    deps: {
-      store: ctx.deps.store,
-      blobs: ctx.deps.blobs,
-      log: ctx.deps.log,
-      now: ctx.deps.now,
-      notify: ctx.deps.notify,
-      record: (kind, participant, code, message) =>
-        ctx.record(runId, round, kind, participant, code, message),
-      audit: ctx.deps.audit,
-    },
+    deps: createSecAggRoundDeps(ctx.deps, (kind, participant, code, message) =>
+      ctx.record(runId, round, kind, participant, code, message),
+    ),
     context: plan.context,
     phase,
     pinnedKeyOf: ctx.deps.pinnedKeyOf,
     firstStageTimeoutMs: live.config.roundTimeoutMs,
     stageTimeoutMs: sa.stageTimeoutMs,
-    firstTask: (participant) => plan.task(secagg.taskId('advertise-keys', participant), ctx.deps.now()),
+    firstTask: (_participant, taskId, issuedAt) => plan.task(taskId, issuedAt),
     onDone: (outcome) => {
       if (live.secagg !== secagg) return;
       if (!outcome.ok) {

@@ -1,54 +1,11 @@
 /**
- * Client-level DP-FedAvg under secure aggregation with distributed discrete Gaussian noise (Kairouz,
- * Liu, Steinke, "The Distributed Discrete Gaussian Mechanism for Federated Learning with Secure
- * Aggregation", ICML 2021; McMahan et al. 2018 for client-level clipping). Each institution clips its
- * whole update to L2 norm C, quantises it (scale s, stochastic rounding), and adds its share of
- * integer noise N_Z(0, σ²/t) to every coordinate before masking, where σ = z·C·s and t is the round's
- * threshold: any set of ≥ t survivors puts at least σ² of noise on the sum, and fewer than t is never
- * unmasked. Accounting: the sum of independent discrete Gaussians is treated as one N_Z(0, σ²)
- * (Kairouz et al. Thm. 1 bounds the gap; with σ²/t ≫ 1, as here, it is negligible and not added), and
- * one institution changes the sum by at most Δ₂ = C·s + √d (rounding moves each of the d coordinates by
- * less than 1), so a round is ρ = Δ₂² / (2σ²)-zCDP for the institution as a whole (Canonne, Kamath,
- * Steinke 2020). Dropouts only add noise relative to this (t shares is the worst case).
+ * A site's side of client-level DP under secure aggregation: its whole update clipped to L2 norm C, and
+ * its share of discrete Gaussian noise added before masking, sampled from its own randomness. How much
+ * noise and what a round costs are computed in privacy/client-noise.ts (`computeClientNoisePlan`), the
+ * same function the run's projection uses.
  */
-import type { RingVector, SecAggRoundContext } from '../secagg/index.ts';
 import { type RandomBits, sampleDiscreteGaussianVector } from '../privacy/index.ts';
-
-export interface ClientNoisePlan {
-  /** Per-participant variance σ²/t in quantised units (rounded up: never less noise). */
-  readonly shareVariance: { num: bigint; den: bigint };
-  /** zCDP ρ of one round for one institution (updates, plus the clip indicator when adaptive). */
-  readonly rho: number;
-  /** Adaptive clipping: the clip indicator's share of noise, (2σ_b)²/t in ±1 units (Andrew et al. 2021). */
-  readonly indicator?: { readonly shareVariance: { num: bigint; den: bigint } };
-}
-
-export function planClientNoise(
-  dp: { clipNorm: number; noiseMultiplier: number; indicatorNoiseStd?: number | undefined },
-  ctx: SecAggRoundContext,
-  dimensions: number,
-): ClientNoisePlan {
-  const scale = ctx.quantization.scale;
-  const sigma = dp.noiseMultiplier * dp.clipNorm * scale;
-  const share = Math.ceil((sigma * sigma) / ctx.threshold);
-  const totalVariance = share * ctx.threshold;
-  const sensitivity = dp.clipNorm * scale + Math.sqrt(dimensions);
-  let rho = (sensitivity * sensitivity) / (2 * totalVariance);
-  if (!dp.indicatorNoiseStd) return { shareVariance: { num: BigInt(share), den: 1n }, rho };
-  // The indicator 2b−1 moves by at most 1 per institution; the sum carries noise variance (2σ_b)².
-  const PRECISION = 1_000_000;
-  const indicatorShare = {
-    num: BigInt(Math.ceil(4 * dp.indicatorNoiseStd * dp.indicatorNoiseStd * PRECISION)),
-    den: BigInt(ctx.threshold * PRECISION),
-  };
-  const indicatorVariance = (Number(indicatorShare.num) / Number(indicatorShare.den)) * ctx.threshold;
-  rho += 1 / (2 * indicatorVariance);
-  return {
-    shareVariance: { num: BigInt(share), den: 1n },
-    rho,
-    indicator: { shareVariance: indicatorShare },
-  };
-}
+import type { RingVector } from '../secagg/index.ts';
 
 /** Scales the concatenation of `tensors` so its L2 norm is at most `clipNorm` (in place); returns the norm before. */
 export function clipL2Norm(tensors: readonly Float32Array[], clipNorm: number): number {

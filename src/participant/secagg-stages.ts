@@ -2,7 +2,9 @@
  * A participant's secure sums and later secure-aggregation stages: the first stage of a statistics or
  * evaluation secure sum (computeSecAggSum: its sums from its own rows, encoded, then its session and
  * signed advert), and ShareKeys, MaskedInputCollection, ConsistencyCheck and Unmasking of any round
- * through the session it holds (computeSecAggStage).
+ * through the session it holds (computeSecAggStage). The decisions are the protocol layer's
+ * (protocol/secagg-participant-machine.ts); this file reads data, keys and the log, and records the
+ * unmasked attempt durably before its shares are sent.
  */
 import { createHash } from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
@@ -10,12 +12,13 @@ import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { parseModelSpec } from '../models/index.ts';
 import {
   type PrivacyReport,
+  type SecAggStageTask,
   type SecAggSumTask,
-  type Task,
+  answerSecAggStage,
   planSecureSumNoise,
   buildSecureSumContext,
   checkModelFitsData,
-  createBlobRef,
+  checkSecAggFirstTask,
   encodeSecureSum,
 } from '../protocol/index.ts';
 import { ParticipantSession, type SecAggRoundContext } from '../secagg/index.ts';
@@ -31,19 +34,8 @@ import { checkPlanTask, computeEvaluationValues, computeStatisticsValues } from 
  */
 export async function computeSecAggSum(ctx: ParticipantContext, task: SecAggSumTask): Promise<TaskOutput> {
   const { options, log, checkRunApproved } = ctx;
-  const signing = options.signing;
-  if (!signing)
-    throw new EntenteError(
-      'PROTOCOL_VIOLATION',
-      'secagg: this participant has no identity key to sign with',
-      {
-        field: 'secagg',
-      },
-    );
-  if (task.secagg.consortium !== ctx.consortium)
-    throw new EntenteError('PROTOCOL_VIOLATION', 'secagg.consortium: not the consortium this site joined', {
-      field: 'secagg.consortium',
-    });
+  checkSecAggFirstTask(task, { consortium: ctx.consortium, canSign: options.signing !== undefined });
+  const signing = options.signing!;
   const context = buildSecureSumContext(task);
   if (task.plan) {
     // An evaluation plan's job: only a plan the verified log shows approved, exactly as approved.
@@ -170,19 +162,7 @@ function encodeOwnSum(
  */
 export async function computeSecAggStage(
   ctx: ParticipantContext,
-  task: Exclude<
-    Task,
-    {
-      kind:
-        | 'statistics'
-        | 'train'
-        | 'evaluate'
-        | 'secagg-train'
-        | 'secagg-sum'
-        | 'evaluation-reveal'
-        | 'plan';
-    }
-  >,
+  task: SecAggStageTask,
 ): Promise<TaskOutput> {
   const { sessions, unmasked, updateCache } = ctx;
   const key = sessionKey(task.runId, task.round, task.attempt, task.phase);
@@ -196,43 +176,16 @@ export async function computeSecAggStage(
       },
     );
   }
-  const base = { runId: task.runId, round: task.round, attempt: task.attempt };
   try {
-    if (task.kind === 'secagg-share-keys') {
-      const out = await session.shareKeys(task.adverts);
-      return { result: { ...base, kind: 'secagg-share-keys', shares: out.shares }, chunks: [] };
+    const answer = await answerSecAggStage(session, task);
+    if (answer.releasesShares) {
+      // Durably noted before the shares leave: no other attempt of this round will be served.
+      unmasked.record(task.runId, task.round, task.attempt, task.phase);
+      updateCache.delete(
+        task.phase ? `${task.runId}/${task.round}/${task.phase}` : `${task.runId}/${task.round}`,
+      );
     }
-    if (task.kind === 'secagg-masked-input') {
-      const out = session.maskInput(task.shares);
-      const bytes = new Uint8Array(out.masked.buffer, out.masked.byteOffset, out.masked.byteLength);
-      const { ref, chunks } = createBlobRef(bytes);
-      return {
-        result: { ...base, kind: 'secagg-masked-input', maskedInput: ref, signature: out.sign(ref.sha256) },
-        chunks,
-      };
-    }
-    if (task.kind === 'secagg-consistency-check') {
-      const out = session.signSurvivors(task.survivors);
-      return {
-        result: { ...base, kind: 'secagg-consistency-check', signature: out.signature },
-        chunks: [],
-      };
-    }
-    const out = session.unmask(task);
-    // Durably noted before the shares leave: no other attempt of this round will be served.
-    unmasked.record(task.runId, task.round, task.attempt, task.phase);
-    updateCache.delete(
-      task.phase ? `${task.runId}/${task.round}/${task.phase}` : `${task.runId}/${task.round}`,
-    );
-    return {
-      result: {
-        ...base,
-        kind: 'secagg-unmasking',
-        selfSeedShares: [...out.selfSeedShares],
-        maskingKeyShares: [...out.maskingKeyShares],
-      },
-      chunks: [],
-    };
+    return { result: answer.result, chunks: answer.chunks };
   } catch (err) {
     // A session that saw a protocol violation takes no further part in the round.
     if (err instanceof EntenteError && err.code === 'PROTOCOL_VIOLATION') sessions.delete(key);

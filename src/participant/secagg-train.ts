@@ -1,51 +1,33 @@
 /**
  * A participant's first stage of a secure-aggregation training round (advertise-keys): it trains
- * (charging its ledger first), clips, quantizes and, under client-level DP, noises the weighted delta,
- * then creates its session and signed advert. A retried attempt of a round not unmasked yet reuses the
- * update built for the earlier attempt when nothing that shapes it changed (computeUpdateKey).
+ * (charging its ledger first), clips, quantizes and, under client-level DP, noises the weighted delta
+ * with its own randomness, then creates its session and signed advert. A retried attempt of a round not
+ * unmasked yet reuses the update built for the earlier attempt when nothing that shapes it changed
+ * (computeUpdateKey). The task's checks, its round context and the noise plan are the protocol and
+ * privacy layers' (protocol/secagg-participant-machine.ts, privacy/client-noise.ts).
  */
-import { EntenteError } from '../core/errors.ts';
-import { canonicalizeJson } from '../crypto/canonical-json.ts';
-import { sha256Hex } from '../crypto/digest.ts';
 import { applyStandardization } from '../data/index.ts';
 import { parseModelSpec } from '../models/index.ts';
-import { type PrivacyReport, type SecAggTrainTask, describeTrainSegments } from '../protocol/index.ts';
+import { computeClientNoisePlan } from '../privacy/index.ts';
+import {
+  type PrivacyReport,
+  type SecAggTrainTask,
+  buildTrainRoundContext,
+  checkSecAggFirstTask,
+  computeUpdateKey,
+} from '../protocol/index.ts';
 import {
   ParticipantSession,
   type RingVector,
-  type SecAggRoundContext,
-  checkRoundContext,
   countVectorWords,
   createUniformSource,
   quantizeInto,
   writeIntegerWord,
 } from '../secagg/index.ts';
 import { checkModelInLog, pinnedKeysFor } from './audit-log-checks.ts';
-import { addDiscreteGaussianShare, clipL2Norm, planClientNoise, writeSignedWord } from './client-dp.ts';
+import { addDiscreteGaussianShare, clipL2Norm, writeSignedWord } from './client-dp.ts';
 import { type ParticipantContext, type TaskOutput, sessionKey, toParams } from './participant-context.ts';
 import { enforceBudget, planPrivacy, spendPrivacy, trainWithPrivateRandomness } from './privacy-spending.ts';
-
-/** Everything that shapes this site's noised update of a secure-aggregation round, as one digest. */
-export function computeUpdateKey(task: SecAggTrainTask, context: SecAggRoundContext): string {
-  return sha256Hex(
-    Buffer.from(
-      canonicalizeJson({
-        model: task.model.sha256,
-        modelSpec: task.modelSpec,
-        train: task.train,
-        standardization: task.standardization ?? null,
-        dataSchemaDigest: task.dataSchemaDigest ?? null,
-        clientDp: task.clientDp ?? null,
-        quantization: context.quantization,
-        segments: context.segments,
-        maxWeight: context.maxWeight,
-        // Client-level DP: each share's noise variance is σ²/t, so the threshold shapes the update.
-        threshold: task.clientDp ? context.threshold : null,
-      }),
-      'utf8',
-    ),
-  );
-}
 
 /** Stage advertise-keys: train, clip and quantize the weighted delta, then create the session and advert. */
 export async function computeSecAggTrain(
@@ -53,40 +35,12 @@ export async function computeSecAggTrain(
   task: SecAggTrainTask,
 ): Promise<TaskOutput> {
   const { options, log, trainer, split, sessions, updateCache } = ctx;
-  const signing = options.signing;
-  if (!signing) {
-    throw new EntenteError(
-      'PROTOCOL_VIOLATION',
-      'secagg: this participant has no identity key to sign with',
-      {
-        field: 'secagg',
-      },
-    );
-  }
-  if (task.secagg.consortium !== ctx.consortium) {
-    throw new EntenteError('PROTOCOL_VIOLATION', 'secagg.consortium: not the consortium this site joined', {
-      field: 'secagg.consortium',
-    });
-  }
+  checkSecAggFirstTask(task, { consortium: ctx.consortium, canSign: options.signing !== undefined });
+  const signing = options.signing!;
   const spec = parseModelSpec(task.modelSpec);
   const layout = trainer.describeLayout(spec);
   const segs = task.secagg.segments;
-  if (
-    canonicalizeJson(segs) !==
-    canonicalizeJson(describeTrainSegments(layout, task.clientDp?.indicatorNoiseStd !== undefined))
-  ) {
-    throw new EntenteError('PROTOCOL_VIOLATION', 'secagg.segments: do not match the model layout', {
-      field: 'secagg.segments',
-    });
-  }
-  const context: SecAggRoundContext = {
-    ...task.secagg,
-    runId: task.runId,
-    round: task.round,
-    baseModelSha256: task.model.sha256,
-    options: task.clientDp ? { ...task.train, clientDp: task.clientDp } : task.train,
-  };
-  checkRoundContext(context);
+  const context = buildTrainRoundContext(task, layout);
   const pinned = await pinnedKeysFor(ctx, context.cohort, signing.keyPem);
   await checkModelInLog(ctx, task);
   const roundKey = `${task.runId}/${task.round}`;
@@ -125,7 +79,12 @@ export async function computeSecAggTrain(
     const data = std ? applyStandardization(split.train, std) : split.train;
     const words = countVectorWords(context);
     const clientNoise = task.clientDp
-      ? planClientNoise(task.clientDp, context, segs[layout.length]!.offsetWords)
+      ? computeClientNoisePlan({
+          ...task.clientDp,
+          scale: context.quantization.scale,
+          threshold: context.threshold,
+          dimensions: segs[layout.length]!.offsetWords,
+        })
       : undefined;
     const privacyEvent = clientNoise
       ? enforceBudget(ctx, {

@@ -12,3 +12,4 @@ export * from './rdp.ts';
 export * from './skellam.ts';
 export * from './secure-gaussian.ts';
 export * from './prv.ts';
+export * from './client-noise.ts';

@@ -7,3 +7,7 @@ export * from './data-shape.ts';
 export * from './secure-sum.ts';
 export * from './secure-sum-round.ts';
 export * from './secure-sum-noise.ts';
+export * from './secagg-masked-input.ts';
+export * from './secagg-server-effects.ts';
+export * from './secagg-server-machine.ts';
+export * from './secagg-participant-machine.ts';

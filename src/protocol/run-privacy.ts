@@ -5,19 +5,45 @@
  * `entente privacy plan`, the coordinator's dry run and its policy checks.
  */
 import { computeDpStepsPerEpoch, describeLayout } from '../models/index.ts';
-import { computeLedgerEpsilon, type PrivacyEvent } from '../privacy/index.ts';
+import { computeClientNoisePlan, computeLedgerEpsilon, type PrivacyEvent } from '../privacy/index.ts';
+import { computeDefaultThreshold } from '../secagg/index.ts';
 import { computeUpdateNoiseMultiplier, type RunConfig } from './run-config.ts';
 
-/** zCDP ρ per round of client-level DP: the clipped, quantised update over the noise the sum carries. */
+/**
+ * The thresholds a round of `config` may run with: the configured one, or floor(2n/3)+1 of every cohort
+ * size n the run allows (secure-sum-round.ts `planSecAggCohort`).
+ */
+function listPossibleThresholds(config: RunConfig): number[] {
+  const sa = config.secureAggregation;
+  if (sa.threshold !== undefined) return [sa.threshold];
+  const out = new Set<number>();
+  for (let n = Math.max(3, config.minParticipants); n <= sa.maxParticipants; n++)
+    out.add(computeDefaultThreshold(n));
+  return out.size > 0 ? [...out] : [computeDefaultThreshold(3)];
+}
+
+/**
+ * zCDP ρ per round of client-level DP, as a site charges it (privacy/client-noise.ts, noise shares
+ * rounded up): with the configured clip, and the largest over the thresholds a round may have when the
+ * threshold follows the cohort. Equal to a site's charge whenever the threshold is fixed.
+ */
 export function computeClientDpRho(config: RunConfig): number {
   const cdp = config.clientDp;
   if (!cdp) return 0;
-  const s = config.secureAggregation.scale;
-  const d = describeLayout(config.model).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
-  const sensitivity = cdp.clipNorm * s + Math.sqrt(d);
-  const z = computeUpdateNoiseMultiplier(cdp);
-  const indicator = cdp.adaptive ? 1 / (2 * (2 * cdp.adaptive.countNoiseStd) ** 2) : 0;
-  return (sensitivity * sensitivity) / (2 * (z * cdp.clipNorm * s) ** 2) + indicator;
+  const dimensions = describeLayout(config.model).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  let worst = 0;
+  for (const threshold of listPossibleThresholds(config)) {
+    const { rho } = computeClientNoisePlan({
+      clipNorm: cdp.clipNorm,
+      noiseMultiplier: computeUpdateNoiseMultiplier(cdp),
+      ...(cdp.adaptive ? { indicatorNoiseStd: cdp.adaptive.countNoiseStd } : {}),
+      scale: config.secureAggregation.scale,
+      threshold,
+      dimensions,
+    });
+    worst = Math.max(worst, rho);
+  }
+  return worst;
 }
 
 /** The privacy events one round of `config` records in each institution's ledger (empty without DP). */

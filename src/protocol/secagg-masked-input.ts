@@ -1,22 +1,30 @@
 /**
- * A masked input of a secure-aggregation attempt on the coordinator: its bytes checked before anything
- * is accepted (exact size for the round's vector and ring, whole ring elements per chunk, every chunk
- * uploaded, the digest), and its ring elements added into the attempt's one running sum, streamed
- * chunk by chunk so memory stays one vector and a scratch buffer.
+ * A masked input of a secure-aggregation attempt as the server sees it: its bytes checked before
+ * anything is accepted (exact size for the round's vector and ring, whole ring elements per chunk, every
+ * chunk uploaded, the digest), and its ring elements added into the attempt's one running sum, streamed
+ * chunk by chunk so memory stays one vector and a scratch buffer. The chunks are read through a
+ * `ChunkSource` the caller passes in (the coordinator's blob store); nothing here opens a file.
  */
 import { createHash } from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
-import type { BlobRef } from '../protocol/index.ts';
+import type { BlobRef } from './messages.ts';
 import {
   type RingVector,
   type SecAggRoundContext,
   addRingVectors,
   countVectorWords,
 } from '../secagg/index.ts';
-import type { BlobStore } from '../storage/index.ts';
+
+/** Where a masked input's uploaded chunks are read from (the coordinator's blob store satisfies it). */
+export interface ChunkSource {
+  /** The stored size of a chunk, undefined when absent. */
+  sizeOf(sha256: string): number | undefined;
+  /** Calls `fn` with the chunks' bytes in order, piece by piece. */
+  readPieces(sha256s: readonly string[], fn: (piece: Uint8Array) => void): void;
+}
 
 /** Checks a masked input's size, chunks and digest against the round (a coded error names the field). */
-export function checkMaskedInput(blobs: BlobStore, context: SecAggRoundContext, ref: BlobRef): void {
+export function checkMaskedInput(blobs: ChunkSource, context: SecAggRoundContext, ref: BlobRef): void {
   const wordBytes = context.quantization.ringBits / 8;
   const expected = countVectorWords(context) * wordBytes;
   if (ref.bytes !== expected) {
@@ -46,7 +54,7 @@ export function checkMaskedInput(blobs: BlobStore, context: SecAggRoundContext, 
 }
 
 /** Adds the masked input's ring elements (32- or 64-bit words) into `sum`, modulo the ring. */
-export function foldMaskedInput(blobs: BlobStore, ringBits: number, sum: RingVector, ref: BlobRef): void {
+export function foldMaskedInput(blobs: ChunkSource, ringBits: number, sum: RingVector, ref: BlobRef): void {
   const wordBytes = ringBits / 8;
   const scratch = new Uint8Array(1024 * 1024 + 8);
   let carry = 0;
