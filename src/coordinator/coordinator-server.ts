@@ -215,6 +215,7 @@ async function serve(
       return out;
     },
     ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
+    perSiteEvaluationAllowed: () => governance.policy?.exchange.perSiteEvaluation === true,
   });
   const evaluations = new EvaluationJobs({
     store,
