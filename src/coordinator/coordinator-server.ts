@@ -1,7 +1,8 @@
 /**
  * The coordinator process: wires the SQLite store, the blob store and the run engine to the mutual-TLS
  * HTTPS server, owns the timers (deadline ticks) and the long-poll waiters. Every endpoint checks the
- * caller's role (from its verified certificate) before doing anything.
+ * caller's role (from its verified certificate) before doing anything (request-guard.ts); the store and
+ * the blob store are opened and swept in coordinator-storage.ts.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
