@@ -16,7 +16,6 @@
  * sums (counts exactly, every real figure within 1e-9 relative); the exit code is 1 on any mismatch.
  * One JSON document on stdout, progress on stderr.
  */
-import { createCipheriv, randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { countParameters, type Tensor } from '../src/core/tensor.ts';
 import { createSeededRng } from '../src/crypto/seeded-rng.ts';
@@ -53,23 +52,21 @@ import {
   chooseQuantizationScale,
   createUniformSource,
   dequantizeSum,
-  ParticipantSession,
   type RingVector,
   type SecAggRoundContext,
-  ServerSession,
   quantizeInto,
   type VectorSegment,
   WEIGHT_SEGMENT,
   writeIntegerWord,
 } from '../src/secagg/index.ts';
 import { createTestConsortium, type TestConsortium } from '../src/secagg/test-fixtures.ts';
+import { driveSecAggRound, measureAesCtrBytesPerSecond } from './secagg-driver.ts';
 
 const SITES = ['site-a', 'site-b', 'site-c'];
 const SCORE_BINS = 1000;
 const CALIBRATION_BINS = 10;
 /** Run-config defaults of secure aggregation for training (protocol/run-config.ts). */
 const TRAIN_SA = { ringBits: 32 as const, clipRange: 1, maxWeight: 10_000, maxParticipants: 100 };
-const CHUNK_BYTES = 64 * 1024;
 const RELATIVE_TOLERANCE = 1e-9;
 
 interface Stats {
@@ -83,37 +80,6 @@ const stats = (xs: number[]): Stats => {
   return { median: round3(s[Math.floor(s.length / 2)]!), min: round3(s[0]!), max: round3(s.at(-1)!) };
 };
 const log = (s: string) => process.stderr.write(`bench eval: ${s}\n`);
-
-/** Raw AES-128-CTR keystream speed: update() on one reused 64 KiB zero buffer for >= minMs. */
-function measureAesCtrBytesPerSecond(minMs = 300): number {
-  const cipher = createCipheriv('aes-128-ctr', randomBytes(16), new Uint8Array(16));
-  const zeros = new Uint8Array(CHUNK_BYTES);
-  let bytes = 0;
-  let sink = 0;
-  const t0 = performance.now();
-  let elapsed = 0;
-  while (elapsed < minMs) {
-    for (let i = 0; i < 64; i++) sink ^= cipher.update(zeros)[i]!;
-    bytes += 64 * CHUNK_BYTES;
-    elapsed = performance.now() - t0;
-  }
-  if (sink === 256) console.error('unreachable');
-  return bytes / (elapsed / 1000);
-}
-
-/** Time (ms) to generate `bytes` of raw AES-128-CTR keystream the same way: the paired bound of one
- *  masking step, taken right before it so both see the same load on a shared machine. */
-function timeRawAesCtrMs(bytes: number): number {
-  const cipher = createCipheriv('aes-128-ctr', randomBytes(16), new Uint8Array(16));
-  const zeros = new Uint8Array(CHUNK_BYTES);
-  let sink = 0;
-  const t0 = performance.now();
-  for (let done = 0; done < bytes; done += CHUNK_BYTES)
-    sink ^= cipher.update(done + CHUNK_BYTES <= bytes ? zeros : zeros.subarray(0, bytes - done))[0]!;
-  const ms = performance.now() - t0;
-  if (sink === 256) console.error('unreachable');
-  return ms;
-}
 
 // ---------------------------------------------------------------------------------------------------
 // One whole secure-aggregation round in-process (all sites honest, none drops).
@@ -134,9 +100,9 @@ interface RoundTiming {
 }
 
 /**
- * Drives one round: `prepare(id)` builds a site's input vector (timed as `prepare`), the sessions run
- * every stage, the server folds, unmasks, and `finish(sum)` turns the unmasked sum into the result
- * (timed as `finish`). Returns the result and the timings.
+ * Drives one round (bench/secagg-driver.ts): `prepare(id)` builds a site's input vector (timed as
+ * `prepare`), the sessions run every stage, the server folds, unmasks, and `finish(sum)` turns the
+ * unmasked sum into the result (timed as `finish`). Returns the result and the timings.
  */
 async function runSecAggRound<T>(
   tc: TestConsortium,
@@ -148,109 +114,36 @@ async function runSecAggRound<T>(
   const started = performance.now();
   let untimedMs = 0; // verification and paired AES measurements, left out of totalMs
   const stageMs: Record<string, number> = {};
-  const time = <R>(stage: string, f: () => R): R => {
-    const t0 = performance.now();
-    const out = f();
-    stageMs[stage] = (stageMs[stage] ?? 0) + performance.now() - t0;
-    return out;
-  };
-  const timeAsync = async <R>(stage: string, f: () => Promise<R>): Promise<R> => {
-    const t0 = performance.now();
-    const out = await f();
-    stageMs[stage] = (stageMs[stage] ?? 0) + performance.now() - t0;
-    return out;
+  const add = (stage: string, ms: number) => {
+    stageMs[stage] = (stageMs[stage] ?? 0) + ms;
   };
   const upload: Record<string, number> = {};
-  const count = (id: string, what: string, body: unknown) => {
-    if (id === ctx.cohort[0]) upload[what] = JSON.stringify(body).length;
-  };
-  const base = { runId: ctx.runId, round: ctx.round, attempt: ctx.attempt };
-  const server = new ServerSession({ context: ctx, pinnedKeyOf: tc.pinnedKeyOf });
-  const sessions = new Map<string, ParticipantSession>();
-  let words = 0;
-  let sum: RingVector | undefined;
-
-  for (const id of ctx.cohort) {
-    const input = time('site.prepare', () => prepare(id));
-    const tObserve = performance.now();
-    observe(input); // verification only, not timed
-    untimedMs += performance.now() - tObserve;
-    words = input.length;
-    const ident = tc.identities.get(id)!;
-    const { session, advert } = time('site.create', () =>
-      ParticipantSession.create({
-        context: ctx,
-        self: id,
-        identityKeyPem: ident.keyPem,
-        pinnedKeyOf: tc.pinnedKeyOf,
-        input,
-      }),
-    );
-    sessions.set(id, session);
-    count(id, 'advert', { kind: 'secagg-train', ...base, advert });
-    await timeAsync('server.accept', async () => server.acceptAdvert(id, advert));
-  }
-  const v1 = await timeAsync('server.close', () => Promise.resolve(server.closeAdvertiseKeys()));
-  if (!v1.ok) throw new Error(v1.reason);
-  for (const id of ctx.cohort) {
-    const out = await timeAsync('site.shareKeys', () => sessions.get(id)!.shareKeys(v1.value.adverts));
-    count(id, 'shares', { kind: 'secagg-share-keys', ...base, shares: out.shares });
-    await timeAsync('server.accept', async () => server.acceptShares(id, out.shares));
-  }
-  const v2 = await timeAsync('server.close', () => Promise.resolve(server.closeShareKeys()));
-  if (!v2.ok) throw new Error(v2.reason);
   const maskMs: number[] = [];
   const maskThroughputOverPairedAes: number[] = [];
-  const maskStreamBytes = v2.value.routed.size * words * (ctx.quantization.ringBits / 8);
-  for (const id of ctx.cohort) {
-    const tPaired = performance.now();
-    const pairedMs = timeRawAesCtrMs(maskStreamBytes);
-    untimedMs += performance.now() - tPaired;
-    const t0 = performance.now();
-    const out = sessions.get(id)!.maskInput(v2.value.routed.get(id)!);
-    const ms = performance.now() - t0;
-    stageMs['site.mask'] = (stageMs['site.mask'] ?? 0) + ms;
-    maskMs.push(ms);
-    maskThroughputOverPairedAes.push(pairedMs / ms);
-    const result = time('site.commit', () => {
-      const m = out.masked;
-      const { ref } = createBlobRef(new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
-      return { kind: 'secagg-masked-input', ...base, maskedInput: ref, signature: out.sign(ref.sha256) };
-    });
-    count(id, 'maskedInputJson', result);
-    if (id === ctx.cohort[0]) upload.maskedInputBlob = out.masked.byteLength;
-    await timeAsync('server.accept', async () =>
-      server.acceptMaskedInput(id, result.maskedInput.sha256, result.signature),
-    );
-    time('server.fold', () => {
-      if (sum === undefined) sum = out.masked.slice();
-      else addRingVectors(sum, out.masked);
-    });
-  }
-  const v3 = await timeAsync('server.close', () => Promise.resolve(server.closeMaskedInput()));
-  if (!v3.ok) throw new Error(v3.reason);
-  const survivors = v3.value.survivors;
-  for (const id of survivors) {
-    const { signature } = time('site.signSurvivors', () => sessions.get(id)!.signSurvivors(survivors));
-    count(id, 'consistency', { kind: 'secagg-consistency-check', ...base, signature });
-    await timeAsync('server.accept', async () => server.acceptSurvivorSignature(id, signature));
-  }
-  const v4 = await timeAsync('server.close', () => Promise.resolve(server.closeConsistencyCheck()));
-  if (!v4.ok) throw new Error(v4.reason);
-  for (const id of survivors) {
-    const out = time('site.unmask', () => sessions.get(id)!.unmask(v4.value));
-    count(id, 'unmasking', {
-      kind: 'secagg-unmasking',
-      ...base,
-      selfSeedShares: [...out.selfSeedShares],
-      maskingKeyShares: [...out.maskingKeyShares],
-    });
-    await timeAsync('server.accept', async () => server.acceptUnmaskShares(id, out));
-  }
-  const v5 = await timeAsync('server.closeUnmasking', () => server.closeUnmasking());
-  if (!v5.ok) throw new Error(v5.reason);
-  time('server.unmaskSum', () => v5.value.unmaskSum(sum!));
-  const result = time('server.finish', () => finish(sum!, survivors.length));
+  const outcome = await driveSecAggRound(tc, ctx, {
+    inputOf: (id) => {
+      const t0 = performance.now();
+      const input = prepare(id);
+      add('site.prepare', performance.now() - t0);
+      const tObserve = performance.now();
+      observe(input); // verification only, not timed
+      untimedMs += performance.now() - tObserve;
+      return input;
+    },
+    onStage: (site, stage, ms) => add(`${site === null ? 'server' : 'site'}.${stage}`, ms),
+    countsUploadsOf: (id) => id === ctx.cohort[0],
+    onUpload: (_id, what, bytes) => {
+      upload[what] = bytes;
+    },
+    onMask: (_id, ms, pairedMs) => {
+      maskMs.push(ms);
+      maskThroughputOverPairedAes.push(pairedMs / ms);
+    },
+  });
+  untimedMs += outcome.pairedAesMs;
+  const t0 = performance.now();
+  const result = finish(outcome.sum, outcome.survivors.length);
+  add('server.finish', performance.now() - t0);
   const totalMs = performance.now() - started - untimedMs;
   upload.total = Object.values(upload).reduce((a, b) => a + b, 0);
   return {
@@ -261,8 +154,8 @@ async function runSecAggRound<T>(
       uploadBytes: upload,
       maskMs,
       maskThroughputOverPairedAes,
-      maskStreamBytes,
-      words,
+      maskStreamBytes: outcome.maskStreamBytes,
+      words: outcome.words,
     },
   };
 }
@@ -700,11 +593,11 @@ export async function benchEval(args: string[]): Promise<void> {
     },
   ];
   const tc = await createTestConsortium(SITES);
-  const aesRuns = [measureAesCtrBytesPerSecond()];
+  const aesRuns = [measureAesCtrBytesPerSecond(300)];
   const results: CaseResult[] = [];
   for (const c of cases) {
     results.push(await runCase(tc, c, rows, runs));
-    aesRuns.push(measureAesCtrBytesPerSecond());
+    aesRuns.push(measureAesCtrBytesPerSecond(300));
   }
   const aes = Math.max(...aesRuns);
   const summaries = results.map((r) => summarize(r, aes));

@@ -10,9 +10,8 @@
  * buffer just before it masks (sessions take the vector over and mask it in place), so memory stays
  * flat whatever n is. One JSON document on stdout, progress on stderr.
  */
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
-import { createBlobRef } from '../src/protocol/index.ts';
 import {
   addRingVectors,
   applyMaskStream,
@@ -22,15 +21,13 @@ import {
   createUniformSource,
   deriveHkdfKey,
   generateX25519KeyPair,
-  ParticipantSession,
   type SecAggRoundContext,
-  type SignedAdvert,
-  ServerSession,
   quantizeInto,
   WEIGHT_SEGMENT,
   writeIntegerWord,
 } from '../src/secagg/index.ts';
 import { createTestConsortium, type TestConsortium } from '../src/secagg/test-fixtures.ts';
+import { driveSecAggRound, measureAesCtrBytesPerSecond, timeRawAesCtrMs } from './secagg-driver.ts';
 
 /** Measured by the issue author on this machine class: the popular Python framework's masking step. */
 const PYTHON_REFERENCE = {
@@ -39,7 +36,6 @@ const PYTHON_REFERENCE = {
   maskMsByPeers: { 9: 61, 49: 234 } as Record<number, number>,
   uploadBytesPerParameter: 8,
 };
-const CHUNK_BYTES = 64 * 1024;
 const WEIGHT_EXAMPLES = 100;
 
 interface Stats {
@@ -54,36 +50,6 @@ const stats = (xs: number[]): Stats => {
 };
 const peakRssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const idOf = (i: number) => `site-${String(i).padStart(2, '0')}`;
-
-/** Raw AES-128-CTR keystream speed: update() on one reused 64 KiB zero buffer for >= minMs. */
-function measureAesCtrBytesPerSecond(minMs = 500): number {
-  const cipher = createCipheriv('aes-128-ctr', randomBytes(16), new Uint8Array(16));
-  const zeros = new Uint8Array(CHUNK_BYTES);
-  let bytes = 0;
-  let sink = 0;
-  const t0 = performance.now();
-  let elapsed = 0;
-  while (elapsed < minMs) {
-    for (let i = 0; i < 256; i++) sink ^= cipher.update(zeros)[i]!;
-    bytes += 256 * CHUNK_BYTES;
-    elapsed = performance.now() - t0;
-  }
-  if (sink === 256) console.error('unreachable');
-  return bytes / (elapsed / 1000);
-}
-
-/** Time (ms) to generate `bytes` of raw AES-128-CTR keystream the same way: the paired bound of one
- *  measured operation, taken right before it so both see the same load on a shared machine. */
-function timeRawAesCtrMs(bytes: number): number {
-  const cipher = createCipheriv('aes-128-ctr', randomBytes(16), new Uint8Array(16));
-  const zeros = new Uint8Array(CHUNK_BYTES);
-  let sink = 0;
-  const t0 = performance.now();
-  for (let done = 0; done < bytes; done += CHUNK_BYTES) sink ^= cipher.update(zeros)[0]!;
-  const ms = performance.now() - t0;
-  if (sink === 256) console.error('unreachable');
-  return ms;
-}
 
 /**
  * Medians of the operations a masking step is made of, to show where time goes: one X25519 agreement
@@ -169,11 +135,7 @@ async function runRound(
   const d = update.length;
   const words = d + 1;
   const input = new Uint32Array(words); // shared: each survivor quantizes into it just before masking
-  const sum = new Uint32Array(words);
   const expected = new Uint32Array(words);
-  const base = { runId: ctx.runId, round: ctx.round, attempt: ctx.attempt };
-  const server = new ServerSession({ context: ctx, pinnedKeyOf: tc.pinnedKeyOf });
-  const sessions = new Map<string, ParticipantSession>();
   const spent = new Map<string, Record<string, number>>();
   const bytes = new Map<string, Record<string, number>>();
   const record = (id: string, stage: string, ms: number) => {
@@ -181,111 +143,42 @@ async function runRound(
     rec[stage] = (rec[stage] ?? 0) + ms;
     spent.set(id, rec);
   };
-  const time = <T>(id: string, stage: string, f: () => T): T => {
-    const t0 = performance.now();
-    const out = f();
-    record(id, stage, performance.now() - t0);
-    return out;
-  };
-  const count = (id: string, what: string, body: unknown) => {
-    const rec = bytes.get(id) ?? {};
-    rec[what] = JSON.stringify(body).length;
-    bytes.set(id, rec);
-  };
   let coordinatorAcceptMs = 0;
-  const coordinator = async <T>(f: () => T | Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    const out = await f();
-    coordinatorAcceptMs += performance.now() - t0;
-    return out;
-  };
-
-  // Round 0: AdvertiseKeys.
-  for (const id of ctx.cohort) {
-    const ident = tc.identities.get(id)!;
-    const { session, advert } = time(id, 'create', () =>
-      ParticipantSession.create({
-        context: ctx,
-        self: id,
-        identityKeyPem: ident.keyPem,
-        pinnedKeyOf: tc.pinnedKeyOf,
-        input,
-      }),
-    );
-    sessions.set(id, session);
-    count(id, 'advert', { kind: 'secagg-train', ...base, advert });
-    await coordinator(() => server.acceptAdvert(id, advert));
-  }
-  const v1 = await coordinator(() => server.closeAdvertiseKeys());
-  if (!v1.ok) throw new Error(v1.reason);
-  const adverts: SignedAdvert[] = v1.value.adverts;
-
-  // Round 1: ShareKeys (everyone, including the participants that drop afterwards).
-  for (const id of ctx.cohort) {
-    const t0 = performance.now();
-    const out = await sessions.get(id)!.shareKeys(adverts);
-    record(id, 'shareKeys', performance.now() - t0);
-    count(id, 'shares', { kind: 'secagg-share-keys', ...base, shares: out.shares });
-    await coordinator(() => server.acceptShares(id, out.shares));
-  }
-  const v2 = await coordinator(() => server.closeShareKeys());
-  if (!v2.ok) throw new Error(v2.reason);
-
-  // Round 2: MaskedInputCollection (survivors only); the coordinator folds each masked input.
   let foldMs = 0;
+  let closeUnmaskingMs = 0;
+  let unmaskSumMs = 0;
+  let unmaskPairedMs = 0;
   const maskOverPaired: number[] = [];
-  for (const id of ctx.cohort) {
-    if (droppedIds.has(id)) continue;
-    time(id, 'quantize', () => {
+  const outcome = await driveSecAggRound(tc, ctx, {
+    dropped: droppedIds,
+    inputOf: () => input,
+    beforeMask: (id) => {
+      const t0 = performance.now();
       quantizeInto(update, input, 0, ctx.quantization, createUniformSource());
       writeIntegerWord(input, d, WEIGHT_EXAMPLES);
-    });
-    addRingVectors(expected, input);
-    const pairedMs = timeRawAesCtrMs(v2.value.routed.size * 4 * words);
-    const out = time(id, 'mask', () => sessions.get(id)!.maskInput(v2.value.routed.get(id)!));
-    maskOverPaired.push(spent.get(id)!.mask! / pairedMs);
-    const result = time(id, 'commit', () => {
-      const m = out.masked;
-      const { ref } = createBlobRef(new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
-      return { kind: 'secagg-masked-input', ...base, maskedInput: ref, signature: out.sign(ref.sha256) };
-    });
-    count(id, 'maskedInputJson', result);
-    bytes.get(id)!.maskedInputBlob = out.masked.byteLength;
-    await coordinator(() => server.acceptMaskedInput(id, result.maskedInput.sha256, result.signature));
-    const t0 = performance.now();
-    addRingVectors(sum, out.masked);
-    foldMs += performance.now() - t0;
-  }
-  const v3 = await coordinator(() => server.closeMaskedInput());
-  if (!v3.ok) throw new Error(v3.reason);
-  const survivors = v3.value.survivors;
-
-  // Round 3: ConsistencyCheck; Round 4: Unmasking.
-  for (const id of survivors) {
-    const { signature } = time(id, 'signSurvivors', () => sessions.get(id)!.signSurvivors(survivors));
-    count(id, 'consistency', { kind: 'secagg-consistency-check', ...base, signature });
-    await coordinator(() => server.acceptSurvivorSignature(id, signature));
-  }
-  const v4 = await coordinator(() => server.closeConsistencyCheck());
-  if (!v4.ok) throw new Error(v4.reason);
-  for (const id of survivors) {
-    const out = time(id, 'unmask', () => sessions.get(id)!.unmask(v4.value));
-    count(id, 'unmasking', {
-      kind: 'secagg-unmasking',
-      ...base,
-      selfSeedShares: [...out.selfSeedShares],
-      maskingKeyShares: [...out.maskingKeyShares],
-    });
-    await coordinator(() => server.acceptUnmaskShares(id, out));
-  }
-  const droppedCount = ctx.cohort.length - survivors.length;
-  const unmaskPairedMs = timeRawAesCtrMs((survivors.length + droppedCount * survivors.length) * 4 * words);
-  const t0 = performance.now();
-  const v5 = await server.closeUnmasking();
-  const t1 = performance.now();
-  if (!v5.ok) throw new Error(v5.reason);
-  v5.value.unmaskSum(sum);
-  const t2 = performance.now();
+      record(id, 'quantize', performance.now() - t0);
+      addRingVectors(expected, input);
+    },
+    onStage: (site, stage, ms) => {
+      if (site !== null) record(site, stage, ms);
+      else if (stage === 'accept' || stage === 'close') coordinatorAcceptMs += ms;
+      else if (stage === 'fold') foldMs += ms;
+      else if (stage === 'closeUnmasking') closeUnmaskingMs += ms;
+      else unmaskSumMs += ms;
+    },
+    countsUploadsOf: () => true,
+    onUpload: (id, what, n) => {
+      const rec = bytes.get(id) ?? {};
+      rec[what] = n;
+      bytes.set(id, rec);
+    },
+    onMask: (_id, maskMs, pairedMs) => maskOverPaired.push(maskMs / pairedMs),
+    beforeUnmasking: (survivors) => {
+      const droppedCount = ctx.cohort.length - survivors.length;
+      unmaskPairedMs = timeRawAesCtrMs((survivors.length + droppedCount * survivors.length) * 4 * words);
+    },
+  });
+  const { sum, survivors } = outcome;
   const correct = Buffer.compare(Buffer.from(sum.buffer), Buffer.from(expected.buffer)) === 0;
 
   const stageNames = ['quantize', 'create', 'shareKeys', 'mask', 'commit', 'signSurvivors', 'unmask'];
@@ -303,14 +196,14 @@ async function runRound(
     totalMs,
     stageMs,
     uploadBytes: survivors.map((id) => bytes.get(id)!),
-    closeUnmaskingMs: t1 - t0,
-    unmaskSumMs: t2 - t1,
+    closeUnmaskingMs,
+    unmaskSumMs,
     foldMs,
-    unmaskOverPaired: (t2 - t0) / unmaskPairedMs,
+    unmaskOverPaired: (closeUnmaskingMs + unmaskSumMs) / unmaskPairedMs,
     coordinatorAcceptMs,
-    u2: v2.value.routed.size,
+    u2: outcome.u2,
     u3: survivors.length,
-    dropped: droppedCount,
+    dropped: ctx.cohort.length - survivors.length,
     correct,
   };
 }
@@ -364,14 +257,14 @@ export async function benchSecAgg(args: string[]): Promise<void> {
     const ctx = createBenchContext(cohort, d);
     const dropped = chooseDropped(cohort, p.dropout);
     const rounds: RoundSample[] = [];
-    aesRuns.push(measureAesCtrBytesPerSecond());
+    aesRuns.push(measureAesCtrBytesPerSecond(500));
     for (let r = 0; r < p.rounds; r++) {
       log(`n=${p.n} dropout=${p.dropout * 100}% d=${d} round ${r + 1}/${p.rounds} ...`);
       rounds.push(await runRound(tc, ctx, dropped, update));
     }
     samples.push({ n: p.n, dropout: p.dropout, rounds, peakRssMb: peakRssMb() });
   }
-  aesRuns.push(measureAesCtrBytesPerSecond());
+  aesRuns.push(measureAesCtrBytesPerSecond(500));
   // The fastest measurement gives the tightest (most demanding) bound.
   const aes = Math.max(...aesRuns);
   const streamBytes = 4 * (d + 1);

@@ -4,3 +4,4 @@ export * from './participant-selection.ts';
 export * from './strategy.ts';
 export * from './strategy-config.ts';
 export * from './weighted-sum.ts';
+export * from './site-evaluation-figures.ts';

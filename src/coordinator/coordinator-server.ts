@@ -1,13 +1,13 @@
 /**
  * The coordinator process: wires the SQLite store, the blob store and the run engine to the mutual-TLS
  * HTTPS server, owns the timers (deadline ticks) and the long-poll waiters. Every endpoint checks the
- * caller's role (from its verified certificate) before doing anything.
+ * caller's role (from its verified certificate) before doing anything (request-guard.ts); the store and
+ * the blob store are opened and swept in coordinator-storage.ts.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { EntenteError } from '../core/errors.ts';
 import { parseEvaluationPlan } from '../governance/index.ts';
 import {
   type DataShape,
@@ -17,19 +17,18 @@ import {
   sessionIdSchema,
 } from '../protocol/index.ts';
 import {
-  BlobStore,
   GovernanceStore,
-  SqliteStore,
   type Workspace,
   acquireWorkspaceLock,
   computeLogOrigin,
   ensurePrivateDir,
   openWorkspace,
 } from '../storage/index.ts';
-import { createMtlsServer, readPeerIdentity } from '../transport/index.ts';
-import { type RouteName, publicPaths, routeAccess } from './access.ts';
+import { createMtlsServer } from '../transport/index.ts';
+import { publicPaths } from './access.ts';
 import { AuditLog } from './audit-log.ts';
 import { assertPortFree, listenError, readRememberedPort } from './coordinator-port.ts';
+import { collectGarbage, openCoordinatorStorage } from './coordinator-storage.ts';
 import { EvaluationJobs } from './evaluation-jobs.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
@@ -39,6 +38,7 @@ import { registerTaskRoutes } from './task-routes.ts';
 import { ParticipantSessions } from './participant-sessions.ts';
 import { checkRunConfigAgainstPolicy } from './run-plan.ts';
 import { RunEngine } from './run-engine.ts';
+import { type Traffic, installRequestGuard } from './request-guard.ts';
 
 export interface CoordinatorOptions {
   readonly workspaceDir: string;
@@ -70,8 +70,6 @@ export interface CoordinatorOptions {
 
 export const DEFAULT_MAX_POLLS_PER_MEMBER = 4;
 export const DEFAULT_MEMBER_STORAGE_BYTES = 1024 * 1024 * 1024;
-/** A temporary upload file older than this belongs to no live request (requests time out at 120 s). */
-const TEMPORARY_UPLOAD_MAX_AGE_MS = 10 * 60_000;
 
 export interface RunningCoordinator {
   readonly url: string;
@@ -120,40 +118,12 @@ async function serve(
   const remembered = options.port === undefined ? readRememberedPort(portFile) : undefined;
   const port = options.port ?? remembered ?? 0;
   if (port !== 0) await assertPortFree(host, port, remembered !== undefined);
-  const store = new SqliteStore(join(stateDir, 'coordinator.db'));
-  // A damaged database is found here, before anything reads or extends it: refuse to start.
-  try {
-    store.assertSound();
-  } catch (err) {
-    store.close();
-    log.error({ code: (err as EntenteError).code }, (err as Error).message);
-    throw err;
-  }
-  const blobs = new BlobStore(join(stateDir, 'blobs'), {
-    onCorrupt: (sha256, path) => {
-      const message = `stored chunk ${sha256} does not hash to its address (${path}): refused, not served`;
-      log.error({ sha256, path, code: 'STORE_CORRUPT' }, message);
-      try {
-        store.recordEvent({
-          at: Date.now(),
-          kind: 'store-corrupt',
-          participant: null,
-          run_id: null,
-          round: null,
-          code: 'STORE_CORRUPT',
-          message,
-        });
-      } catch (err) {
-        log.error({ err }, 'could not record the store-corrupt event');
-      }
-    },
-  });
-  if (blobs.removedAtOpen > 0)
-    log.warn({ removed: blobs.removedAtOpen }, 'removed temporary upload files left by an earlier crash');
+  const storage = openCoordinatorStorage(stateDir, log);
+  const { store, blobs } = storage;
   store.setMeta('consortium', ws.consortium.consortium);
   const livenessMs = options.livenessMs ?? 15_000;
   const heartbeatMs = options.heartbeatMs ?? 5_000;
-  const traffic = { bytesReceived: 0, bytesSent: 0, unauthenticatedRefusals: 0 };
+  const traffic: Traffic = { bytesReceived: 0, bytesSent: 0, unauthenticatedRefusals: 0 };
 
   /** One live process per institution (the session id its participant sends). */
   const sessions = new ParticipantSessions({ livenessMs, now: () => Date.now() });
@@ -246,6 +216,7 @@ async function serve(
       return out;
     },
     ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
+    perSiteEvaluationAllowed: () => governance.policy?.exchange.perSiteEvaluation === true,
   });
   const evaluations = new EvaluationJobs({
     store,
@@ -296,24 +267,8 @@ async function serve(
   /** Bytes of uploads in progress per member (counted against its quota until they end). */
   const uploading = new Map<string, number>();
 
-  /**
-   * Removes temporary upload files no request can still own and the chunks nothing in the store
-   * refers to (never one younger than the grace period: its result may still be on its way).
-   */
-  const collectGarbage = (): void => {
-    const now = Date.now();
-    const stale = blobs.removeTemporaryFiles(TEMPORARY_UPLOAD_MAX_AGE_MS, now);
-    const referenced = store.referencedDigests();
-    const { removed, bytes } = blobs.collectGarbage(
-      (sha) => referenced.has(sha),
-      options.chunkGraceMs ?? 3_600_000,
-      now,
-    );
-    store.forgetChunkUploads(removed);
-    if (stale > 0 || removed.length > 0)
-      log.info({ temporaryFiles: stale, chunks: removed.length, bytes }, 'removed unreferenced blobs');
-  };
-  collectGarbage();
+  const collect = (): void => collectGarbage(storage, options.chunkGraceMs ?? 3_600_000, log);
+  collect();
 
   engineRef = engine;
   const identity = ws.coordinatorIdentity();
@@ -328,50 +283,10 @@ async function serve(
     revocationReason: (serial) => governance.enrollment.revocationReason(serial),
   });
 
-  /** The caller's member id, after checking that one of its roles may call `route` (least privilege). */
-  const guard = (request: FastifyRequest, route: RouteName): string => {
-    const id = readPeerIdentity(request);
-    const roles = governance.rolesOf(id);
-    if (roles.length === 0) {
-      engine.recordRefusal(
-        id,
-        'UNKNOWN_PARTICIPANT',
-        `certificate "${id}" is not a member of the consortium`,
-      );
-      throw new EntenteError(
-        'UNKNOWN_PARTICIPANT',
-        'the certificate does not belong to a member of this consortium',
-      );
-    }
-    const allowed: readonly string[] = routeAccess[route];
-    if (!roles.some((r) => allowed.includes(r)))
-      throw new EntenteError('FORBIDDEN', `${route} is for the roles: ${allowed.join(', ')}`);
-    return id;
-  };
-
-  app.addHook('onResponse', async (request, reply) => {
-    traffic.bytesReceived += Number(request.headers['content-length'] ?? 0) || 0;
-    traffic.bytesSent += Number(reply.getHeader('content-length') ?? 0) || 0;
-  });
-  app.addHook('onError', async (request, _reply, err) => {
-    // STORE_CORRUPT is the coordinator's own fault, logged where it is found: not the caller's refusal.
-    if (err instanceof EntenteError && err.code !== 'UNKNOWN_PARTICIPANT' && err.code !== 'STORE_CORRUPT') {
-      let who: string | null = null;
-      try {
-        who = readPeerIdentity(request);
-      } catch {
-        who = null;
-      }
-      // Only refusals of verified members are recorded (events and the audit log): a caller without a
-      // valid certificate could otherwise grow the log at will. Those are only counted.
-      if (who === null) traffic.unauthenticatedRefusals++;
-      else if (!request.url.includes('/result'))
-        engine.recordRefusal(
-          who,
-          err.code,
-          `${request.method} ${request.routeOptions.url ?? ''}: ${err.message}`,
-        );
-    }
+  const guard = installRequestGuard(app, {
+    rolesOf: (id) => governance.rolesOf(id),
+    recordRefusal: (id, code, message) => engine.recordRefusal(id, code, message),
+    traffic,
   });
 
   registerTaskRoutes(app, {
@@ -439,7 +354,7 @@ async function serve(
   const collector = setInterval(
     () => {
       try {
-        collectGarbage();
+        collect();
       } catch (err) {
         log.error({ err }, 'garbage collection failed');
       }

@@ -1,10 +1,11 @@
 /**
  * The run view (GET /v1/runs/:runId): a run's state, configuration, model, per-round metrics and
- * cohorts, secure-aggregation attempts with what each cost every site, and the privacy reported.
+ * cohorts (with per-site evaluation figures where allowed, run-site-evaluation.ts), secure-aggregation attempts with what each cost every site, and the privacy reported.
  */
 import { EntenteError } from '../core/errors.ts';
 import type { PrivacyReport, RunState } from '../protocol/index.ts';
 import type { RunEngineContext, StoredModel } from './run-engine-context.ts';
+import { siteEvaluationFigures } from './run-site-evaluation.ts';
 
 /** The run view of one run (NOT_FOUND for an unknown run). */
 export function describeRun(ctx: RunEngineContext, runId: string): unknown {
@@ -37,6 +38,11 @@ export function describeRun(ctx: RunEngineContext, runId: string): unknown {
     ...(() => {
       const metrics = ctx.deps.store.getRoundMetrics(runId, r.round);
       return metrics ? { evalMetrics: JSON.parse(metrics) as Record<string, number | null> } : {};
+    })(),
+    ...(() => {
+      // Plain runs where the policy allows per-site figures: the worst site, each site left out.
+      const perSite = siteEvaluationFigures(ctx, runId, r);
+      return perSite ? { evalPerSite: perSite } : {};
     })(),
     modelIn: r.model_in,
     modelOut: r.model_out,

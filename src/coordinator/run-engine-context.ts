@@ -50,6 +50,8 @@ export interface RunEngineDeps {
   readonly schemaDigestOf?: (participant: string) => string | undefined;
   /** What each registered site declared about its records (absent: nothing is checked up front). */
   readonly declaredData?: () => ReadonlyArray<{ readonly participant: string; readonly shape: DataShape }>;
+  /** Whether the policy in force allows per-site evaluation figures (`exchange.perSiteEvaluation`). */
+  readonly perSiteEvaluationAllowed?: () => boolean;
 }
 
 export interface LiveRun {

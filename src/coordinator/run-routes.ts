@@ -11,6 +11,7 @@ import type { SqliteStore, Workspace } from '../storage/index.ts';
 import type { RouteName } from './access.ts';
 import type { EvaluationJobs } from './evaluation-jobs.ts';
 import type { Governance } from './governance.ts';
+import type { Traffic } from './request-guard.ts';
 import type { RunEngine } from './run-engine.ts';
 
 const evaluationStartSchema = z.strictObject({
@@ -27,7 +28,7 @@ export interface RunRouteDeps {
   readonly ws: Workspace;
   readonly institutions: () => string[];
   readonly available: () => string[];
-  readonly traffic: Record<string, number>;
+  readonly traffic: Readonly<Traffic>;
   /** Long polls each member holds open now. */
   readonly openPolls: ReadonlyMap<string, number>;
 }

@@ -14,6 +14,7 @@
  * Pure: the same input gives the same bytes.
  */
 import { EntenteError } from '../core/errors.ts';
+import { escapeHtml, escapeMarkdown } from '../core/markup-escape.ts';
 import type {
   ClassificationMetrics,
   EvaluationMetrics,
@@ -576,23 +577,6 @@ function buildBlocks(input: EvaluationReportInput): { title: string; blocks: Blo
   return { title, blocks };
 }
 
-const LINE_BREAK = /\r\n|\r|\n/;
-
-/** Markdown inline text: raw HTML and entities neutralised, inline syntax and table pipes escaped,
- *  line breaks as <br>. */
-function escapeMarkdown(value: string): string {
-  return value
-    .split(LINE_BREAK)
-    .map((line) =>
-      line
-        .replace(/&/g, '&amp;')
-        .replace(/</g, '&lt;')
-        .replace(/>/g, '&gt;')
-        .replace(/[\\`*_[\]|~!#]/g, (c) => `\\${c}`),
-    )
-    .join('<br>');
-}
-
 function markdownCell(cell: Cell): string {
   return typeof cell === 'string' ? escapeMarkdown(cell) : `\`${cell.code}\``;
 }
@@ -629,22 +613,6 @@ function renderMarkdown(title: string, blocks: readonly Block[]): string {
     }
   }
   return `${out.join('\n')}\n`;
-}
-
-const HTML_ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-/** HTML text: & < > " ' escaped, line breaks as <br> (or a space where markup cannot go). */
-function escapeHtml(value: string, lineBreak = '<br>'): string {
-  return value
-    .split(LINE_BREAK)
-    .map((line) => line.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!))
-    .join(lineBreak);
 }
 
 function htmlCell(cell: Cell): string {

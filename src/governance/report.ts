@@ -8,6 +8,7 @@
  * override characters are dropped; a PEM block found in any text is replaced, never printed.
  */
 import { EntenteError } from '../core/errors.ts';
+import { escapeHtml, escapeMarkdown } from '../core/markup-escape.ts';
 
 export interface GovernanceReportData {
   readonly consortium: string;
@@ -252,23 +253,6 @@ function buildReportModel(data: GovernanceReportData): ReportModel {
   return { title: `Governance report: ${consortium}`, facts, tables };
 }
 
-const LINE_BREAK = /\r\n|\r|\n/;
-
-/** Markdown inline text: raw HTML and entities neutralised, inline syntax and table pipes escaped,
- *  line breaks as <br>. */
-function escapeMarkdown(value: string): string {
-  return value
-    .split(LINE_BREAK)
-    .map((line) =>
-      line
-        .replace(/&/g, '&amp;')
-        .replace(/</g, '&lt;')
-        .replace(/>/g, '&gt;')
-        .replace(/[\\`*_[\]|~!#]/g, (c) => `\\${c}`),
-    )
-    .join('<br>');
-}
-
 function renderMarkdownCell(cell: Cell): string {
   return typeof cell === 'string' ? escapeMarkdown(cell) : `\`${cell.code}\``;
 }
@@ -290,22 +274,6 @@ export function renderGovernanceReportMarkdown(data: GovernanceReportData): stri
     for (const row of table.rows) out.push(line(row.map(renderMarkdownCell)));
   }
   return `${out.join('\n')}\n`;
-}
-
-const HTML_ESCAPES: Readonly<Record<string, string>> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-/** HTML text: & < > " ' escaped, line breaks as <br> (or a space where markup cannot go, e.g. <title>). */
-function escapeHtml(value: string, lineBreak = '<br>'): string {
-  return value
-    .split(LINE_BREAK)
-    .map((line) => line.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!))
-    .join(lineBreak);
 }
 
 function renderHtmlCell(cell: Cell): string {

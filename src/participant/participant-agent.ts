@@ -214,6 +214,7 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         software: 'entente/0.1.0',
         ...(options.dataSchemaDigest ? { dataSchemaDigest: options.dataSchemaDigest } : {}),
         data: ctx.dataShape,
+        ...(options.site?.revealEvaluation ? { revealEvaluation: true } : {}),
       }),
     );
     if (!registered) return;

@@ -26,7 +26,9 @@ const siteConfigSchema = z.strictObject({
   requireSecureAggregation: z.boolean().default(false),
   /**
    * Reveal this site's own evaluation figures of an approved plan that asks for them (worst site, leave
-   * one site out), as a logged disclosure. Default: never.
+   * one site out), as a logged disclosure; and let a plain run's round view name this site as the worst
+   * site or the site left out (its figures of a plain run reach the coordinator in the clear anyway).
+   * Default: never.
    */
   revealEvaluation: z.boolean().default(false),
   /**

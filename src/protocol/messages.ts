@@ -94,6 +94,12 @@ export const registerRequestSchema = z.strictObject({
         .max(1 << 16),
     })
     .optional(),
+  /**
+   * This site's own policy lets its evaluation figures be named where the consortium policy allows
+   * per-site figures (site `revealEvaluation`): in a plain run's round view, as the worst site or the
+   * site left out.
+   */
+  revealEvaluation: z.literal(true).optional(),
 });
 export type RegisterRequest = z.infer<typeof registerRequestSchema>;
 

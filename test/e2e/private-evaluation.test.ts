@@ -4,7 +4,9 @@
  * 1. Two governed runs under secure aggregation. Their statistics and every round's evaluation reach
  *    the coordinator only as secure sums: its store holds no site's statistics or evaluation row, and
  *    each round's metrics (ROC AUC, calibration, fairness, the slice) come from the unmasked sum.
- * 2. A blinded comparison of the two final models by a pre-registered plan: the coordinator refuses to
+ * 2. A plain run (the policy allows it, and per-site evaluation figures): each round's worst site and
+ *    leave-one-site-out figures, a site named only when its own policy consents.
+ * 3. A blinded comparison of the two final models by a pre-registered plan: the coordinator refuses to
  *    run a plan before its quorum approved it; after approval `entente eval run --wait` commits the
  *    blinded labels, evaluates each model under secure aggregation on every site's `--eval-data`
  *    rows, logs the results, then the unblinding and the decision, in that order; the governance trail
@@ -101,6 +103,8 @@ describe('private evaluation under secure aggregation', () => {
         exchange: {
           ...(createTestPolicy({ institutions: INSTITUTIONS, dataSchemaDigest: schemaDigest })
             .exchange as object),
+          // Plain runs allowed too: their per-site evaluation figures are the last case.
+          secureAggregation: 'optional',
           perSiteEvaluation: true,
         },
       },
@@ -215,6 +219,99 @@ describe('private evaluation under secure aggregation', () => {
       for (const s of sums) assert.equal(JSON.parse(s.survivors_json).length, 3);
     } finally {
       db.close();
+    }
+  });
+
+  it('a plain run where the policy allows per-site figures: worst site and leave-one-site-out, named by consent', {
+    timeout: 200_000,
+  }, async () => {
+    // Under secure aggregation the coordinator holds no site's figures: no per-site figures in its rounds.
+    for (const r of [...candidate.rounds, ...baseline.rounds])
+      assert.equal(Object.hasOwn(r, 'evalPerSite'), false);
+    const id = 'plain-run';
+    const posted = await gov.operator.postJson<{ proposal: string }>('/v1/runs', {
+      ...demoRunConfig(1, id),
+      id,
+      dataSchemaDigest: schemaDigest,
+      secureAggregation: { protocol: 'none' },
+    });
+    await gov.sign(OPERATOR, posted.body.proposal);
+    await gov.sign('alpha', posted.body.proposal);
+    assert.equal((await gov.sign('beta', posted.body.proposal)).status, 'approved');
+    await waitFor(
+      `run ${id} to complete`,
+      async () => {
+        const r = (await gov.operator.getJson<RunView>(`/v1/runs/${id}`).catch(() => undefined))?.body;
+        return r && r.status !== 'running' ? r : undefined;
+      },
+      150_000,
+    );
+    // What `status --run --json` shows: the run view with each round's per-site figures.
+    const status = await runCli(['status', '--run', id, '--json', '--workspace', gov.dir]);
+    assert.equal(status.code, 0, status.stderr);
+    const view = JSON.parse(status.stdout) as {
+      status: string;
+      rounds: {
+        evalLoss: number;
+        evalAccuracy: number;
+        evalExamples: number;
+        evalPerSite?: {
+          sites: number;
+          worstLoss: { value: number; participant: string | null };
+          worstAccuracy: { value: number; participant: string | null };
+          leaveOneSiteOut: {
+            participant: string | null;
+            numExamples: number;
+            loss: number;
+            accuracy: number;
+          }[];
+        };
+      }[];
+    };
+    assert.equal(view.status, 'completed');
+    const round = view.rounds.at(-1)!;
+    const f = round.evalPerSite!;
+    assert.ok(f, 'the round has per-site figures');
+    assert.equal(f.sites, 3);
+    // The sites' own results as the coordinator received them (in the clear: a plain run).
+    const db = new Database(join(gov.dir, 'coordinator', 'state', 'coordinator.db'), { readonly: true });
+    let sites: { participant: string; num_examples: number; loss: number; accuracy: number }[];
+    try {
+      sites = db
+        .prepare(
+          "SELECT participant, num_examples, loss, accuracy FROM evaluations WHERE run_id = 'plain-run'",
+        )
+        .all() as typeof sites;
+    } finally {
+      db.close();
+    }
+    assert.equal(sites.length, 3);
+    const accuracies = sites.map((s) => s.accuracy);
+    const total = sites.reduce((n, s) => n + s.num_examples, 0);
+    assert.equal(total, round.evalExamples);
+    assert.equal(f.worstLoss.value, Math.max(...sites.map((s) => s.loss)));
+    assert.equal(f.worstAccuracy.value, Math.min(...accuracies));
+    // The worst site is named only when it consented (alpha and beta did, gamma did not).
+    const worst = sites.find((s) => s.accuracy === f.worstAccuracy.value)!;
+    assert.equal(f.worstAccuracy.participant, worst.participant === 'gamma' ? null : worst.participant);
+    // One leave-one-site-out entry per site: gamma's without its name, each within the sites' range.
+    assert.deepEqual(
+      f.leaveOneSiteOut.map((e) => e.participant),
+      ['alpha', 'beta', null],
+    );
+    for (const e of f.leaveOneSiteOut) {
+      assert.ok(
+        e.accuracy >= Math.min(...accuracies) - 1e-12 && e.accuracy <= Math.max(...accuracies) + 1e-12,
+      );
+      const left = e.participant ?? 'gamma';
+      const site = sites.find((s) => s.participant === left)!;
+      assert.equal(e.numExamples, total - site.num_examples);
+      // The round's figure is the example-weighted mean of the left-out site's and the rest's.
+      const recombined = (e.accuracy * e.numExamples + site.accuracy * site.num_examples) / total;
+      assert.ok(
+        Math.abs(recombined - round.evalAccuracy) <= 1e-9,
+        `${left}: ${recombined} vs ${round.evalAccuracy}`,
+      );
     }
   });
 
