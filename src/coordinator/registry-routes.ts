@@ -39,7 +39,7 @@ export function registerRegistryRoutes(app: FastifyInstance, deps: RegistryRoute
     guard(request, 'GET /v1/registry/models/:ref');
     const { ref } = parseMessage(refParam, request.params, 'path');
     const { entries, view } = registry.snapshot();
-    const version = resolveVersion(view, ref, 'ref');
+    const version = resolveVersion(view, ref, 'version');
     return {
       version: { ...version, aliases: aliasesOf(view, version.id) },
       card: buildRegistryCardSection({
