@@ -291,4 +291,31 @@ describe('model registry: versions, aliases moved by quorum, cards, audit', { ti
       report.facts.join('\n'),
     );
   });
+  it('7. with the coordinator stopped, the workspace holder reads the registry from its own log', async () => {
+    await Promise.all(participants.map((p) => stopChild(p)));
+    await gov.coordinator.close();
+    const r = await cli(['model', 'list', '--json', ...as(OPERATOR)]);
+    const offline = (JSON.parse(r.out) as { versions: Listed[] }).versions;
+    assert.deepEqual(
+      offline.map((v) => [v.id, v.kind, v.aliases]),
+      versions.map((v) => [v.id, v.kind, v.id === released ? ['candidate'] : []]),
+    );
+    const show = await cli(['model', 'alias', 'list', '--json', ...as(OPERATOR)]);
+    const aliases = (
+      JSON.parse(show.out) as { aliases: { alias: string; version: string; history: unknown[] }[] }
+    ).aliases;
+    assert.deepEqual(
+      aliases.map((a) => [a.alias, a.version, a.history.length]),
+      [['candidate', released, 1]],
+    );
+    const out = join(outDir, 'offline.safetensors');
+    await cli(['model', 'export', '--run', RUN_ID, '--out', out, ...as(OPERATOR)]);
+    const card = JSON.parse(readFileSync(join(outDir, 'offline.card.json'), 'utf8')) as {
+      registry: { version: string; aliases: string[]; intendedUse: string };
+    };
+    assert.deepEqual(
+      [card.registry.version, card.registry.aliases, card.registry.intendedUse],
+      [released, ['candidate'], INTENDED_USE],
+    );
+  });
 });
