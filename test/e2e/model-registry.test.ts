@@ -222,6 +222,27 @@ describe('model registry: versions, aliases moved by quorum, cards, audit', { ti
     );
   });
 
+  it('3b. of two approved-looking moves from the same version, only the first applies', async () => {
+    const first = await gov.propose('alpha', 'move-alias', { alias: 'canary', version: versions[1]!.id });
+    const second = await gov.propose('gamma', 'move-alias', { alias: 'canary', version: released });
+    await gov.sign('alpha', first.id);
+    await gov.sign('gamma', second.id);
+    assert.equal((await gov.sign('beta', first.id)).status, 'approved');
+    // canary moved: the second proposal starts from nothing, which is no longer true.
+    const late = await cli(['proposal', 'sign', second.id, ...as('beta')], 5);
+    assert.match(late.err, /^entente: CONFLICT: proposal: alias "canary" now points at /m);
+    const aliases = (
+      await gov.operator.getJson<{ aliases: { alias: string; version: string }[] }>('/v1/registry/aliases')
+    ).body!.aliases;
+    assert.deepEqual(
+      aliases.map((a) => [a.alias, a.version]),
+      [
+        ['canary', versions[1]!.id],
+        ['candidate', released],
+      ],
+    );
+  });
+
   it('4. model export --card writes the safetensors and a card with lineage, privacy and intended use', async () => {
     const out = join(outDir, 'model.safetensors');
     const cardFile = join(outDir, 'candidate-card.json');
@@ -287,7 +308,7 @@ describe('model registry: versions, aliases moved by quorum, cards, audit', { ti
     };
     assert.equal(report.ok, true, report.problems.join('; '));
     assert.ok(
-      report.facts.some((f) => /model aliases: 1 moves re-checked, 1 aliases/.test(f)),
+      report.facts.some((f) => /model aliases: 2 moves re-checked, 2 aliases/.test(f)),
       report.facts.join('\n'),
     );
   });
@@ -298,7 +319,11 @@ describe('model registry: versions, aliases moved by quorum, cards, audit', { ti
     const offline = (JSON.parse(r.out) as { versions: Listed[] }).versions;
     assert.deepEqual(
       offline.map((v) => [v.id, v.kind, v.aliases]),
-      versions.map((v) => [v.id, v.kind, v.id === released ? ['candidate'] : []]),
+      versions.map((v) => [
+        v.id,
+        v.kind,
+        v.id === released ? ['candidate'] : v.round === 1 ? ['canary'] : [],
+      ]),
     );
     const show = await cli(['model', 'alias', 'list', '--json', ...as(OPERATOR)]);
     const aliases = (
@@ -306,7 +331,10 @@ describe('model registry: versions, aliases moved by quorum, cards, audit', { ti
     ).aliases;
     assert.deepEqual(
       aliases.map((a) => [a.alias, a.version, a.history.length]),
-      [['candidate', released, 1]],
+      [
+        ['canary', versions[1]!.id, 1],
+        ['candidate', released, 1],
+      ],
     );
     const out = join(outDir, 'offline.safetensors');
     await cli(['model', 'export', '--run', RUN_ID, '--out', out, ...as(OPERATOR)]);
