@@ -92,6 +92,16 @@ export const logEntryBodies = {
   }),
   /** A final model a quorum approved for release outside the consortium. */
   'release-approved': z.strictObject({ run: id, modelSha256: hex64, proposal: hex64 }),
+  /**
+   * A model alias (`candidate`, `production`, …) moved by an approved move-alias proposal: the version
+   * it points at now and the one it pointed at before (null for a new alias).
+   */
+  'alias-moved': z.strictObject({
+    alias: z.string().regex(/^[a-z0-9-]{1,40}$/),
+    version: hex64,
+    previous: hex64.nullable(),
+    proposal: hex64,
+  }),
   'incident-raised': z.strictObject({ incident: id, raisedBy: id, reason: text }),
   'incident-resolved': z.strictObject({ incident: id, proposal: hex64.nullable(), resolvedBy: z.array(id) }),
   /** A run and every security parameter of it. */

@@ -40,6 +40,7 @@ import { type MemberOptions, addMemberOptions, openMember } from './governance-c
 import { readModelOffline } from './model-export-offline.ts';
 import { parseInteger, readBinaryFile, readTextFile, writeOutputFile } from './parse-options.ts';
 import { readStructuredFile } from './read-file.ts';
+import { readVersionDetail, registerRegistryCommands } from './registry-commands.ts';
 import { type RunView, collectRoundMetrics, formatMetricsCsv, formatMetricsTable } from './run-view.ts';
 
 export const MODEL_CARD_FORMAT = 'entente-model-card/1';
@@ -55,6 +56,9 @@ const modelCardSchema = z.object({
   finalMetrics: z.unknown(),
   auditLog: z.object({ entry: z.number().int().min(0), round: z.number().int(), modelSha256: z.string() }),
   exportedAt: z.string(),
+  /** The model registry's section (registry/model-card.ts): lineage, evaluations with their plans,
+   *  privacy spent, intended use, aliases; null when the registry could not be read. */
+  registry: z.unknown().optional(),
 });
 export type ModelCard = z.infer<typeof modelCardSchema>;
 
@@ -132,7 +136,9 @@ export function registerModelCommands(program: Command): void {
     else console.log(rows.length === 0 ? `run ${runId}: no round finished yet` : formatMetricsTable(rows));
   });
 
-  const model = program.command('model').description('final models: export and predict');
+  const model = program
+    .command('model')
+    .description('the model registry (list, show, diff, aliases) and final models (export, predict)');
   addMemberOptions(
     model
       .command('export')
@@ -147,11 +153,12 @@ export function registerModelCommands(program: Command): void {
         (v: string) => parseInteger(v, '--round', 0),
       )
       .requiredOption('--out <file>', 'model file to write, e.g. model.safetensors')
+      .option('--card <file>', 'model card to write (default: <out>.card.json next to the model)')
       .option('--json', 'print the model card as JSON'),
   ).action(
     async (
       positional: string | undefined,
-      opts: MemberOptions & { run?: string; round?: number; out: string; json?: boolean },
+      opts: MemberOptions & { run?: string; round?: number; out: string; card?: string; json?: boolean },
     ) => {
       if (positional !== undefined && opts.run !== undefined && positional !== opts.run)
         throw new EntenteError('INVALID_ARGUMENT', '--run: names another run than the argument', {
@@ -169,14 +176,38 @@ export function registerModelCommands(program: Command): void {
       if (opts.json) console.log(JSON.stringify(card));
       else
         console.log(
-          `wrote ${opts.out} (${card.model.bytes} bytes, sha256 ${card.model.sha256}, audit-log entry ${card.auditLog.entry}) and ${modelCardPath(opts.out)}`,
+          `wrote ${opts.out} (${card.model.bytes} bytes, sha256 ${card.model.sha256}, audit-log entry ${card.auditLog.entry}) and ${opts.card ?? modelCardPath(opts.out)}`,
         );
     },
   );
   registerPredict(model);
+  registerRegistryCommands(model);
 }
 
-function exportOffline(runId: string, opts: { workspace?: string; round?: number; out: string }): ModelCard {
+/** The registry's section of the card for `sha256` (null when this member may not read the registry). */
+async function registrySection(opts: MemberOptions, sha256: string): Promise<unknown> {
+  try {
+    return (await readVersionDetail(opts, sha256)).card;
+  } catch (err) {
+    if (err instanceof EntenteError && (err.code === 'FORBIDDEN' || err.code === 'NOT_FOUND')) return null;
+    throw err;
+  }
+}
+
+/** Writes the model bytes and its card (at --card, or next to the model). */
+function writeModelAndCard(opts: { out: string; card?: string }, bytes: Uint8Array, card: ModelCard): void {
+  writeOutputFile(opts.out, bytes, '--out');
+  writeOutputFile(
+    opts.card ?? modelCardPath(opts.out),
+    `${JSON.stringify(card, null, 2)}\n`,
+    opts.card ? '--card' : '--out',
+  );
+}
+
+async function exportOffline(
+  runId: string,
+  opts: { workspace?: string; round?: number; out: string; card?: string },
+): Promise<ModelCard> {
   const m = readModelOffline(opts.workspace!, runId);
   if (opts.round !== undefined && opts.round !== m.finalMetrics.round)
     throw new EntenteError(
@@ -197,15 +228,15 @@ function exportOffline(runId: string, opts: { workspace?: string; round?: number
     finalMetrics: m.finalMetrics,
     auditLog: m.auditLog,
     exportedAt: new Date().toISOString(),
+    registry: await registrySection({ workspace: opts.workspace! }, m.sha256),
   };
-  writeOutputFile(opts.out, m.bytes, '--out');
-  writeOutputFile(modelCardPath(opts.out), `${JSON.stringify(card, null, 2)}\n`, '--out');
+  writeModelAndCard(opts, m.bytes, card);
   return card;
 }
 
 async function exportModel(
   runId: string,
-  opts: MemberOptions & { round?: number; out: string },
+  opts: MemberOptions & { round?: number; out: string; card?: string },
 ): Promise<ModelCard> {
   return withMember(opts, async (client) => {
     // The model route applies the access rules (release under a policy) before anything else is read.
@@ -272,9 +303,9 @@ async function exportModel(
       },
       auditLog: logged,
       exportedAt: new Date().toISOString(),
+      registry: await registrySection(opts, sha256),
     };
-    writeOutputFile(opts.out, bytes, '--out');
-    writeOutputFile(modelCardPath(opts.out), `${JSON.stringify(card, null, 2)}\n`, '--out');
+    writeModelAndCard(opts, bytes, card);
     return card;
   });
 }

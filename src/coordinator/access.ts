@@ -60,6 +60,10 @@ export const routeAccess = {
   'POST /v1/incidents/resume': [operator],
   'GET /v1/policy': logReaders,
   'GET /v1/report/governance': [operator, 'data-steward', 'auditor'],
+  // The model registry is a view of the audit log: its readers.
+  'GET /v1/registry/models': logReaders,
+  'GET /v1/registry/models/:ref': logReaders,
+  'GET /v1/registry/aliases': logReaders,
 } as const satisfies Record<string, readonly MemberRole[]>;
 
 export type RouteName = keyof typeof routeAccess;

@@ -33,6 +33,8 @@ import { EvaluationJobs } from './evaluation-jobs.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
 import { registerLogRoutes } from './log-routes.ts';
+import { ModelRegistry } from './model-registry.ts';
+import { registerRegistryRoutes } from './registry-routes.ts';
 import { registerRunRoutes } from './run-routes.ts';
 import { registerTaskRoutes } from './task-routes.ts';
 import { ParticipantSessions } from './participant-sessions.ts';
@@ -168,7 +170,10 @@ async function serve(
   });
   const gov = new GovernanceStore(store.db);
   let engineRef: RunEngine | undefined;
+  // The model registry: a view of the audit log (versions, lineage, aliases moved by quorum).
+  const registry = new ModelRegistry(audit);
   const governance = new Governance({
+    registryView: () => registry.view(),
     ws,
     store,
     gov,
@@ -324,6 +329,7 @@ async function serve(
     openPolls,
   });
   registerLogRoutes(app, { guard, audit });
+  registerRegistryRoutes(app, { guard, registry });
 
   const planner = registerGovernanceRoutes(app, {
     guard,

@@ -25,6 +25,7 @@ import {
   parseProposal,
   proposalKinds,
 } from '../governance/index.ts';
+import type { RegistryView } from '../registry/index.ts';
 import type { GovernanceStore, SqliteStore, Workspace } from '../storage/index.ts';
 import type { AuditLog } from './audit-log.ts';
 import { Enrollment } from './enrollment.ts';
@@ -52,6 +53,8 @@ export interface GovernanceDeps {
   readonly finalModelOf: (runId: string) => string | undefined;
   /** Called after membership changed (new institution or witness). */
   readonly onMembershipChange?: () => void;
+  /** The model registry replayed from the audit log (model versions, aliases): move-alias subjects. */
+  readonly registryView?: () => RegistryView;
 }
 
 export interface ProposalView {
@@ -207,6 +210,7 @@ export class Governance {
       });
     const proposal = parseProposal(JSON.parse(row.proposal_json));
     const subject = JSON.parse(row.subject_json) as unknown;
+    if (proposal.kind === 'move-alias') this.checkAliasUnmoved(subject);
     const one = this.decide(proposal, subject, [{ signer, signature: signatureB64 }]);
     const mine = one.rejected.find((r) => r.signer === signer);
     if (mine || !one.signers.includes(signer))
@@ -239,6 +243,22 @@ export class Governance {
     this.deps.log.info({ proposal: id, signer, status: view.status }, 'proposal signed');
     if (view.status === 'approved') this.afterApproval(proposal.kind, subject, id);
     return view;
+  }
+
+  /**
+   * A move-alias proposal counts only while its alias still points at the version it starts from: of two
+   * proposals moving one alias from the same version, once one is applied the other takes no more
+   * signatures (CONFLICT) and expires. Checked before anything is written.
+   */
+  private checkAliasUnmoved(subject: unknown): void {
+    const s = subject as { alias: string; previous: string | null };
+    const current = this.deps.store.getMeta(`alias:${s.alias}`) ?? null;
+    if (current !== s.previous)
+      throw new EntenteError(
+        'CONFLICT',
+        `proposal: alias "${s.alias}" now points at ${current ?? 'nothing'}, not at ${s.previous ?? 'nothing'} as this proposal says; propose the move again`,
+        { field: 'proposal' },
+      );
   }
 
   /** In the approving transaction: the effect of an approved proposal. */
@@ -287,6 +307,11 @@ export class Governance {
       const s = subject as { run: string; modelSha256: string };
       audit.append('release-approved', { run: s.run, modelSha256: s.modelSha256, proposal: id });
       this.deps.store.setMeta(`released:${s.run}`, s.modelSha256);
+    } else if (kind === 'move-alias') {
+      // sign() checked, before this transaction, that the alias still points where the proposal says.
+      const s = subject as { alias: string; version: string; previous: string | null };
+      audit.append('alias-moved', { alias: s.alias, version: s.version, previous: s.previous, proposal: id });
+      this.deps.store.setMeta(`alias:${s.alias}`, s.version);
     } else if (kind === 'replace-identity-key') {
       const s = subject as { member: string; identityKey: string };
       this.enrollment.applyRecovery(s.member, s.identityKey, id);

@@ -2,8 +2,8 @@
  * The subject of a governance proposal checked for its kind under the policy in force, and returned in
  * the form that is hashed and recorded: a next policy (version and consortium), an admission, a run
  * configuration (against the policy's rules), a cancellation or a release of an existing run, a
- * replacement identity key the member presented, an evaluation plan, or the incidents a resumption
- * closes. Every refusal is a coded error naming the field.
+ * replacement identity key the member presented, an evaluation plan, a model alias move, or the
+ * incidents a resumption closes. Every refusal is a coded error naming the field.
  */
 import { EntenteError } from '../core/errors.ts';
 import {
@@ -14,10 +14,14 @@ import {
   parseEvaluationPlan,
   parsePolicy,
 } from '../governance/index.ts';
+import { parseAliasName, resolveVersion } from '../registry/index.ts';
 import type { GovernanceDeps } from './governance.ts';
 
-/** What the checks read: the workspace, the stores, the run check and the runs' final models. */
-export type SubjectDeps = Pick<GovernanceDeps, 'ws' | 'store' | 'gov' | 'checkRun' | 'finalModelOf'>;
+/** What the checks read: the workspace, the stores, the run check, the runs' final models, the registry. */
+export type SubjectDeps = Pick<
+  GovernanceDeps,
+  'ws' | 'store' | 'gov' | 'checkRun' | 'finalModelOf' | 'registryView'
+>;
 
 /** Validates a subject for its kind and returns it in the form that is hashed and recorded. */
 export function checkProposalSubject(
@@ -153,6 +157,8 @@ export function checkProposalSubject(
       }
       return JSON.parse(JSON.stringify(plan)) as unknown;
     }
+    case 'move-alias':
+      return checkAliasMove(deps, obj);
     case 'resume-runs': {
       const open = deps.gov.openIncidents().map((i) => i.id);
       if (open.length === 0)
@@ -160,6 +166,41 @@ export function checkProposalSubject(
       return { incidents: open };
     }
   }
+}
+
+/**
+ * {alias, version, previous}: the alias (validated), the version it will point at (named by digest, a
+ * unique prefix or another alias: recorded as the full digest of a model version the log holds) and the
+ * version it points at now (null for a new alias; when the proposer states it, it must be that one).
+ */
+function checkAliasMove(deps: SubjectDeps, obj: Record<string, unknown>): unknown {
+  const alias = parseAliasName(obj.alias, 'subject.alias');
+  if (typeof obj.version !== 'string')
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      'subject.version: must be a model version digest or an alias',
+      {
+        field: 'subject.version',
+      },
+    );
+  if (!deps.registryView)
+    throw new EntenteError('UNAVAILABLE', 'subject: this coordinator keeps no model registry', {
+      field: 'subject',
+    });
+  const view = deps.registryView();
+  const version = resolveVersion(view, obj.version, 'subject.version').id;
+  const previous = view.aliases.find((a) => a.alias === alias)?.version ?? null;
+  if (obj.previous !== undefined && obj.previous !== previous)
+    throw new EntenteError(
+      'CONFLICT',
+      `subject.previous: alias "${alias}" points at ${previous ?? 'nothing'}, not at ${String(obj.previous).slice(0, 64)}`,
+      { field: 'subject.previous' },
+    );
+  if (previous === version)
+    throw new EntenteError('CONFLICT', `subject.version: alias "${alias}" already points at ${version}`, {
+      field: 'subject.version',
+    });
+  return { alias, version, previous };
 }
 
 /** The policy with `member` added in `roles` (validated), one version up. */

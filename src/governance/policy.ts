@@ -99,6 +99,11 @@ const approvalsSchema = z.strictObject({
     .describe(
       'quorum that approves a pre-registered evaluation plan (an "approve-evaluation-plan" proposal); when absent, the startRun rule applies',
     ),
+  moveAlias: quorumRuleSchema
+    .optional()
+    .describe(
+      'quorum that moves a model alias such as candidate or production (a "move-alias" proposal); when absent, the releaseModel rule applies',
+    ),
 });
 
 const policySchema = z
@@ -172,6 +177,8 @@ export interface Policy {
     readonly cancelRun?: QuorumRule | undefined;
     /** Approving an evaluation plan; absent = the startRun rule applies. */
     readonly evaluationPlan?: QuorumRule | undefined;
+    /** Moving a model alias; absent = the releaseModel rule applies. */
+    readonly moveAlias?: QuorumRule | undefined;
   };
   /** Hours an open proposal gathers signatures before it expires (absent: DEFAULT_PROPOSAL_TTL_HOURS). */
   readonly proposalTtlHours?: number | undefined;

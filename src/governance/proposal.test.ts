@@ -209,6 +209,32 @@ describe('decideProposal', () => {
     );
   });
 
+  it('moves an alias under approvals.releaseModel, or approvals.moveAlias when set', () => {
+    const move: Proposal = {
+      kind: 'move-alias',
+      subjectSha256: '8'.repeat(64),
+      policySha256: computePolicyDigest(policy),
+      createdAt: '2025-03-02T12:00:00Z',
+    };
+    assert.deepEqual(selectApprovalRule(policy, 'move-alias'), policy.approvals.releaseModel);
+    const withRule = parsePolicy({
+      ...structuredClone(policyInput),
+      approvals: { ...policyInput.approvals, moveAlias: { all: [{ member: 'x' }, { member: 'a' }] } },
+    });
+    assert.deepEqual(selectApprovalRule(withRule, 'move-alias'), { all: [{ member: 'x' }, { member: 'a' }] });
+    const underRule = { ...move, policySha256: computePolicyDigest(withRule) };
+    assert.equal(decideProposal(withRule, underRule, sign(underRule, 'a'), keys).approved, false);
+    assert.equal(decideProposal(withRule, underRule, sign(underRule, 'a', 'x'), keys).approved, true);
+    assert.throws(
+      () =>
+        parsePolicy({
+          ...structuredClone(policyInput),
+          approvals: { ...policyInput.approvals, moveAlias: { member: 'nobody' } },
+        }),
+      (err: { field?: string }) => err.field === 'policy.approvals.moveAlias.member',
+    );
+  });
+
   it('resumes runs under approvals.resumeAfterIncident when the policy sets it', () => {
     const input = {
       ...structuredClone(policyInput),

@@ -1,6 +1,7 @@
 /**
  * Governance proposals (issue 6): a change — adopt or change the policy, admit a member, start a run,
- * release a model, resume runs after an incident, cancel a run, approve an evaluation plan — is a proposal naming its subject by SHA-256 and the
+ * release a model, resume runs after an incident, cancel a run, approve an evaluation plan, move a model
+ * alias — is a proposal naming its subject by SHA-256 and the
  * policy in force; members sign
  * it with their Ed25519 identity keys (RFC 8032, src/crypto/signatures.ts) over length-prefixed
  * canonical bytes with a domain-separation tag; it takes effect only when the valid signatures of
@@ -27,6 +28,7 @@ export const proposalKinds = [
   'replace-identity-key',
   'cancel-run',
   'approve-evaluation-plan',
+  'move-alias',
 ] as const;
 export type ProposalKind = (typeof proposalKinds)[number];
 
@@ -34,7 +36,8 @@ export interface Proposal {
   readonly kind: ProposalKind;
   /** SHA-256 of what is decided: the new policy, the admission request, the run config, the model,
    *  (for 'resume-runs') the incident record the resumption closes, or (for 'approve-evaluation-plan')
-   *  the evaluation plan (its digest, evaluation-plan.ts). */
+   *  the evaluation plan (its digest, evaluation-plan.ts), or (for 'move-alias') {alias, version,
+   *  previous}: the alias, the model version it will point at and the one it points at now (or null). */
   readonly subjectSha256: string;
   /** computePolicyDigest of the policy in force (for the very first policy: of that policy itself). */
   readonly policySha256: string;
@@ -179,7 +182,8 @@ function isWellFormed(proposal: Proposal): boolean {
 /** The approval rule `policy` names for proposals of `kind`. Resuming runs after an incident uses
  *  approvals.resumeAfterIncident, or approvals.adoptPolicy when the policy sets none; cancelling a run
  *  uses approvals.cancelRun, or approvals.startRun when the policy sets none; approving an evaluation
- *  plan uses approvals.evaluationPlan, or approvals.startRun when the policy sets none. Throws
+ *  plan uses approvals.evaluationPlan, or approvals.startRun when the policy sets none; moving a model
+ *  alias uses approvals.moveAlias, or approvals.releaseModel when the policy sets none. Throws
  *  INVALID_ARGUMENT (field 'kind') for a value that is not a proposal kind. */
 export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRule {
   const { approvals } = policy;
@@ -200,6 +204,10 @@ export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRu
       return approvals.evaluationPlan ?? approvals.startRun;
     case 'release-model':
       return approvals.releaseModel;
+    case 'move-alias':
+      // Pointing an alias (candidate, production, …) at a model is as weighty as releasing it, unless
+      // the policy names its own rule.
+      return approvals.moveAlias ?? approvals.releaseModel;
     case 'resume-runs':
       return approvals.resumeAfterIncident ?? approvals.adoptPolicy;
     default:

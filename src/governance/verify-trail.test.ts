@@ -572,6 +572,123 @@ describe('verifyGovernanceTrail: effects follow approvals', () => {
   });
 });
 
+describe('verifyGovernanceTrail: model aliases', () => {
+  /** The valid trail plus the run's models logged and `candidate` moved to the released one by quorum. */
+  function withAliasMove() {
+    const t = buildValidTrail();
+    const b = t.builder;
+    const v1Sha256 = computePolicyDigest(parsePolicy(t.policyV1));
+    b.add('model-initialized', { run: 'run-1', round: 0, modelSha256: 'cc'.repeat(32) });
+    b.add('model-released', {
+      run: 'run-1',
+      round: 1,
+      modelIn: 'cc'.repeat(32),
+      modelSha256: MODEL_SHA256,
+      provenanceSha256: 'ee'.repeat(32),
+    });
+    const subject = { alias: 'candidate', version: MODEL_SHA256, previous: null };
+    const move = b.propose('move-alias', subject, v1Sha256, 'hospital-a');
+    const signs = ['hospital-a', 'hospital-b'].map((s) => b.sign(move, s));
+    const decided = b.decide(move);
+    const moved = b.add('alias-moved', { ...subject, proposal: move });
+    return { t, b, move, signs, decided, moved, v1Sha256 };
+  }
+
+  it('accepts an alias moved after its approved proposal and reports the alias table', () => {
+    const { t } = withAliasMove();
+    const report = verifyGovernanceTrail(t.entries);
+    assertProblems(report, []);
+    assert.deepEqual([...report.aliases], [['candidate', MODEL_SHA256]]);
+    assert.ok(report.facts.some((f) => /model aliases: 1 moves re-checked, 1 aliases/.test(f)));
+    // The entry body is one the log accepts.
+    assert.ok(
+      logEntryBodies['alias-moved'].safeParse({
+        alias: 'candidate',
+        version: MODEL_SHA256,
+        previous: null,
+        proposal: 'ab'.repeat(32),
+      }).success,
+    );
+    assert.ok(
+      !logEntryBodies['alias-moved'].safeParse({
+        alias: 'Prod!',
+        version: MODEL_SHA256,
+        previous: null,
+        proposal: 'ab'.repeat(32),
+      }).success,
+    );
+  });
+
+  it('reports a forged move: no proposal, an unapproved proposal, or another version than approved', () => {
+    const { t, b, moved } = withAliasMove();
+    const forged = b.add('alias-moved', {
+      alias: 'production',
+      version: MODEL_SHA256,
+      previous: null,
+      proposal: 'ef'.repeat(32),
+    });
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [forged, /refers to proposal efefefefefef…, which is not in the log/],
+    ]);
+    t.entries.pop();
+    // Only one signature: the release-model rule (2 of 3) is not met, yet the decision says approved.
+    const { t: t2, signs } = withAliasMove();
+    t2.entries[signs[1]!]!.signature = flipFirstBit(t2.entries[signs[1]!]!.signature);
+    const report = verifyGovernanceTrail(t2.entries);
+    assert.ok(
+      report.problems.some((p) => /approved without its quorum/.test(p.message)),
+      JSON.stringify(report.problems),
+    );
+    const { t: t3, moved: moved3 } = withAliasMove();
+    t3.entries[moved3]!.version = 'cc'.repeat(32);
+    assertProblems(verifyGovernanceTrail(t3.entries), [
+      [moved3, /the move is not the one its proposal approved/],
+    ]);
+    assert.equal(moved, moved3);
+  });
+
+  it('reports a move before its approval, a replayed move and a move to an unknown version', () => {
+    const { t, decided, moved } = withAliasMove();
+    // The move is logged before the approval: swap the two entries.
+    const early = t.entries.map((e) => ({ ...e }));
+    [early[decided], early[moved]] = [
+      { ...early[moved]!, index: decided },
+      { ...early[decided]!, index: moved },
+    ];
+    const r1 = verifyGovernanceTrail(early);
+    assert.equal(r1.problems[0]!.index, decided);
+    assert.match(r1.problems[0]!.message, /which was not approved/);
+    const { t: t2, b, move } = withAliasMove();
+    const again = b.add('alias-moved', {
+      alias: 'candidate',
+      version: MODEL_SHA256,
+      previous: null,
+      proposal: move,
+    });
+    assertProblems(verifyGovernanceTrail(t2.entries), [[again, /already applied/]]);
+    const t3 = buildValidTrail();
+    const subject = { alias: 'candidate', version: '99'.repeat(32), previous: null };
+    const v1 = computePolicyDigest(parsePolicy(t3.policyV1));
+    const id = t3.builder.propose('move-alias', subject, v1);
+    for (const s of ['hospital-a', 'hospital-c']) t3.builder.sign(id, s);
+    t3.builder.decide(id);
+    const unknown = t3.builder.add('alias-moved', { ...subject, proposal: id });
+    assertProblems(verifyGovernanceTrail(t3.entries), [[unknown, /not a model version the log recorded/]]);
+  });
+
+  it('reports a move whose previous version is stale', () => {
+    const { t, b, v1Sha256 } = withAliasMove();
+    const subject = { alias: 'candidate', version: 'cc'.repeat(32), previous: null };
+    const id = b.propose('move-alias', subject, v1Sha256);
+    for (const s of ['hospital-b', 'hospital-c']) b.sign(id, s);
+    b.decide(id);
+    const stale = b.add('alias-moved', { ...subject, proposal: id });
+    assertProblems(verifyGovernanceTrail(t.entries), [
+      [stale, /starts from nothing, but the alias points at abababababab/],
+    ]);
+  });
+});
+
 describe('verifyGovernanceTrail: legacy logs and hostile input', () => {
   it('accepts a consortium-file policy and runs without proposals before any governance policy', () => {
     const b = new TrailBuilder();

@@ -5,7 +5,9 @@
  * proposal's subject against its digest, each signature against the signer's key (Ed25519, RFC 8032,
  * over the proposal's canonical bytes), and each approval against the quorum of the policy in force
  * (quorum.ts). Effects must follow an approval: a policy adopted, a run configured, a model released or
- * an incident resolved under a policy without the matching approved proposal is a problem; so is an
+ * an incident resolved under a policy without the matching approved proposal is a problem, and so is a
+ * model alias moved without one (alias-trail.ts: the approved move, from the alias's current version, to
+ * a model version the log recorded); so is an
  * evaluation step out of the order its pre-registered plan fixes (evaluation-trail.ts). Pure: it
  * takes plain entry objects (what src/audit's parseLogEntry returns), never throws on bad data.
  */
@@ -19,6 +21,7 @@ import {
   recordPresentedKey,
   verifyKeyRotation,
 } from './identity-key.ts';
+import { createAliasTrail } from './alias-trail.ts';
 import { type EvaluationPlan, parseEvaluationPlan } from './evaluation-plan.ts';
 import { createEvaluationTrail } from './evaluation-trail.ts';
 import { computePolicyDigest, type Policy, parsePolicy } from './policy.ts';
@@ -54,6 +57,8 @@ export interface TrailReport {
   readonly approvedPlans: ReadonlyMap<string, EvaluationPlan>;
   /** The consortium policy in force at the end of the entries (undefined before the first). */
   readonly policy: Policy | undefined;
+  /** Each model alias and the version it points at after the entries' approved moves. */
+  readonly aliases: ReadonlyMap<string, string>;
 }
 
 interface OpenProposal {
@@ -91,6 +96,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
   let policy: Policy | undefined;
   const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0, keyChanges: 0 };
   const evaluation = createEvaluationTrail(bad);
+  const aliasTrail = createAliasTrail(bad);
   /** The evaluation plan each approve-evaluation-plan proposal pre-registers (by proposal id). */
   const plans = new Map<string, EvaluationPlan>();
   const approvedPlans = new Map<string, EvaluationPlan>();
@@ -335,6 +341,20 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           bad(e.index, `the released model is not the one its proposal approved`);
         break;
       }
+      case 'model-initialized':
+      case 'model-released':
+        aliasTrail.recordVersion(e);
+        break;
+      case 'alias-moved': {
+        const p = approvedOf(
+          e.index,
+          e.proposal,
+          'move-alias',
+          `move of alias "${str(e.alias).slice(0, 40)}"`,
+        );
+        aliasTrail.checkMove(e, p?.subject);
+        break;
+      }
       case 'incident-resolved': {
         if (policy === undefined) break;
         const p = approvedOf(e.index, e.proposal, 'resume-runs', `resolution of incident ${str(e.incident)}`);
@@ -364,6 +384,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           `governance: ${counts.proposals} proposals, ${counts.signatures} signatures, ${counts.approvals} approvals re-checked against the quorum in force; ${counts.policies} policy versions, ${counts.runs} runs under a policy`,
         ];
   facts.push(...evaluation.facts());
+  facts.push(...aliasTrail.facts());
   const members = policy ? new Set(Object.keys(policy.members)) : genesisMembers;
   facts.push(
     `identity keys: ${keys.size} pinned, ${counts.keyChanges} changed by rotation or recovery${identity.presented.size > 0 ? `; presented but not authorized (count for nothing): ${[...identity.presented.keys()].sort().slice(0, 10).join(', ')}` : ''}`,
@@ -376,5 +397,6 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
     members,
     approvedPlans,
     policy,
+    aliases: aliasTrail.table(),
   };
 }

@@ -24,6 +24,16 @@ function fieldOf(input: unknown): string | undefined {
 }
 
 describe('run configuration', () => {
+  it('keeps an intended use and refuses one with control characters', () => {
+    assert.equal(
+      parseRunConfig({ ...valid, intendedUse: 'research triage only' }).intendedUse,
+      'research triage only',
+    );
+    assert.equal(parseRunConfig(valid).intendedUse, undefined);
+    assert.equal(fieldOf({ ...valid, intendedUse: 'a\u202eb' }), 'run.intendedUse');
+    assert.equal(fieldOf({ ...valid, intendedUse: '' }), 'run.intendedUse');
+  });
+
   it('parses, applies defaults and freezes', () => {
     const c = parseRunConfig(valid);
     assert.equal(c.train.optimizer, 'sgd');

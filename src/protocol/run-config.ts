@@ -69,6 +69,16 @@ const runConfigInputSchema = z.strictObject({
     .regex(/^[0-9a-f]{64}$/)
     .optional(),
   /**
+   * What the trained model is for (and not for), as the consortium approves it with the run; the model
+   * registry's card states it. Echoed in the audit log: no control or direction-changing characters.
+   */
+  intendedUse: z
+    .string()
+    .min(1)
+    .max(2000)
+    .regex(/^[^\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]*$/u, 'must not contain control characters')
+    .optional(),
+  /**
    * Client-level DP-FedAvg under secure aggregation with distributed discrete Gaussian noise (Kairouz,
    * Liu, Steinke 2021): each institution clips its update to L2 norm clipNorm and adds its share of the
    * noise before masking; the sum carries noise std noiseMultiplier·clipNorm once ≥ t survive.
@@ -178,6 +188,7 @@ export interface RunConfig {
   readonly maxFailuresPerPhase: number;
   readonly seed: string;
   readonly dataSchemaDigest?: string | undefined;
+  readonly intendedUse?: string | undefined;
   readonly secureAggregation: SecureAggregationConfig;
   readonly evaluation?: z.infer<typeof runConfigInputSchema>['evaluation'];
   readonly secureSums?: z.infer<typeof runConfigInputSchema>['secureSums'];

@@ -91,6 +91,12 @@ const LEAF_COMMANDS = [
   ['metrics'],
   ['model', 'export'],
   ['model', 'predict'],
+  ['model', 'list'],
+  ['model', 'show'],
+  ['model', 'diff'],
+  ['model', 'alias', 'propose'],
+  ['model', 'alias', 'sign'],
+  ['model', 'alias', 'list'],
   ['demo'],
   ['doctor'],
   ['enrollment', 'token'],
@@ -316,6 +322,12 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
         ],
         code: 'INVALID_ARGUMENT',
         says: /--steps/,
+      },
+      // Alias names are checked before anything is sent.
+      {
+        args: ['model', 'alias', 'propose', 'Production!', 'ab'.repeat(32), ...ws()],
+        code: 'INVALID_ARGUMENT',
+        says: /name: must be 1 to 40 characters/,
       },
       // A host that is not this machine's (TEST-NET-3).
       {

@@ -208,6 +208,24 @@ const ROUTES: readonly Route[] = [
     expect: ok,
   },
   {
+    name: 'GET /v1/registry/models',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson('/v1/registry/models'),
+    expect: ok,
+  },
+  {
+    name: 'GET /v1/registry/models/:ref',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson(`/v1/registry/models/${unknownSha}`),
+    expect: notFound,
+  },
+  {
+    name: 'GET /v1/registry/aliases',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson('/v1/registry/aliases'),
+    expect: ok,
+  },
+  {
     name: 'POST /v1/log/cosignatures',
     allowed: ['institution'],
     call: (c) => c.postJson('/v1/log/cosignatures', { size: -1, line: 'x' }),
