@@ -2,8 +2,8 @@
  * The subject of a governance proposal checked for its kind under the policy in force, and returned in
  * the form that is hashed and recorded: a next policy (version and consortium), an admission, a run
  * configuration (against the policy's rules), a cancellation or a release of an existing run, a
- * replacement identity key the member presented, an evaluation plan, a model alias move, or the
- * incidents a resumption closes. Every refusal is a coded error naming the field.
+ * replacement identity key the member presented, an evaluation plan, a model alias move, a staged
+ * rollout plan or its manual rollback (rollout-subjects.ts), or the incidents a resumption closes. Every refusal is a coded error naming the field.
  */
 import { EntenteError } from '../core/errors.ts';
 import {
@@ -14,6 +14,7 @@ import {
   parseEvaluationPlan,
   parsePolicy,
 } from '../governance/index.ts';
+import { checkRollback, checkRolloutPlan } from './rollout-subjects.ts';
 import { parseAliasName, resolveVersion } from '../registry/index.ts';
 import type { GovernanceDeps } from './governance.ts';
 
@@ -159,6 +160,10 @@ export function checkProposalSubject(
     }
     case 'move-alias':
       return checkAliasMove(deps, obj);
+    case 'approve-rollout':
+      return checkRolloutPlan(deps, policy!, subject);
+    case 'rollback':
+      return checkRollback(deps, obj);
     case 'resume-runs': {
       const open = deps.gov.openIncidents().map((i) => i.id);
       if (open.length === 0)

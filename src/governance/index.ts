@@ -6,3 +6,4 @@ export * from './run-check.ts';
 export * from './verify-trail.ts';
 export * from './identity-key.ts';
 export * from './evaluation-plan.ts';
+export * from './rollout-plan.ts';

@@ -104,6 +104,16 @@ const approvalsSchema = z.strictObject({
     .describe(
       'quorum that moves a model alias such as candidate or production (a "move-alias" proposal); when absent, the releaseModel rule applies',
     ),
+  rollout: quorumRuleSchema
+    .optional()
+    .describe(
+      'quorum that approves a staged rollout plan (an "approve-rollout" proposal); when absent, the releaseModel rule applies',
+    ),
+  rollback: quorumRuleSchema
+    .optional()
+    .describe(
+      'quorum that rolls back a staged rollout by hand (a "rollback" proposal); when absent, the rollout rule (else releaseModel) applies',
+    ),
 });
 
 const policySchema = z
@@ -179,6 +189,10 @@ export interface Policy {
     readonly evaluationPlan?: QuorumRule | undefined;
     /** Moving a model alias; absent = the releaseModel rule applies. */
     readonly moveAlias?: QuorumRule | undefined;
+    /** Approving a staged rollout plan; absent = the releaseModel rule applies. */
+    readonly rollout?: QuorumRule | undefined;
+    /** Rolling a rollout back by hand; absent = the rollout rule (else releaseModel) applies. */
+    readonly rollback?: QuorumRule | undefined;
   };
   /** Hours an open proposal gathers signatures before it expires (absent: DEFAULT_PROPOSAL_TTL_HOURS). */
   readonly proposalTtlHours?: number | undefined;

@@ -235,6 +235,47 @@ describe('decideProposal', () => {
     );
   });
 
+  it('approves a rollout under approvals.releaseModel, or approvals.rollout; a rollback under approvals.rollback, else the rollout rule', () => {
+    assert.deepEqual(selectApprovalRule(policy, 'approve-rollout'), policy.approvals.releaseModel);
+    assert.deepEqual(selectApprovalRule(policy, 'rollback'), policy.approvals.releaseModel);
+    const withRollout = parsePolicy({
+      ...structuredClone(policyInput),
+      approvals: { ...policyInput.approvals, rollout: { all: [{ member: 'x' }, { member: 'a' }] } },
+    });
+    assert.deepEqual(selectApprovalRule(withRollout, 'approve-rollout'), {
+      all: [{ member: 'x' }, { member: 'a' }],
+    });
+    assert.deepEqual(selectApprovalRule(withRollout, 'rollback'), {
+      all: [{ member: 'x' }, { member: 'a' }],
+    });
+    const withRollback = parsePolicy({
+      ...structuredClone(policyInput),
+      approvals: {
+        ...policyInput.approvals,
+        rollout: { all: [{ member: 'x' }, { member: 'a' }] },
+        rollback: { member: 'a' },
+      },
+    });
+    const rollback: Proposal = {
+      kind: 'rollback',
+      subjectSha256: '9'.repeat(64),
+      policySha256: computePolicyDigest(withRollback),
+      createdAt: '2025-03-02T12:00:00Z',
+    };
+    assert.equal(decideProposal(withRollback, rollback, sign(rollback, 'a'), keys).approved, true);
+    const approve: Proposal = { ...rollback, kind: 'approve-rollout' };
+    assert.equal(decideProposal(withRollback, approve, sign(approve, 'a'), keys).approved, false);
+    assert.equal(decideProposal(withRollback, approve, sign(approve, 'a', 'x'), keys).approved, true);
+    assert.throws(
+      () =>
+        parsePolicy({
+          ...structuredClone(policyInput),
+          approvals: { ...policyInput.approvals, rollback: { member: 'nobody' } },
+        }),
+      (err: { field?: string }) => err.field === 'policy.approvals.rollback.member',
+    );
+  });
+
   it('resumes runs under approvals.resumeAfterIncident when the policy sets it', () => {
     const input = {
       ...structuredClone(policyInput),

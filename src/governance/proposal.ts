@@ -1,7 +1,7 @@
 /**
  * Governance proposals (issue 6): a change — adopt or change the policy, admit a member, start a run,
  * release a model, resume runs after an incident, cancel a run, approve an evaluation plan, move a model
- * alias — is a proposal naming its subject by SHA-256 and the
+ * alias, approve a staged rollout or roll one back — is a proposal naming its subject by SHA-256 and the
  * policy in force; members sign
  * it with their Ed25519 identity keys (RFC 8032, src/crypto/signatures.ts) over length-prefixed
  * canonical bytes with a domain-separation tag; it takes effect only when the valid signatures of
@@ -29,6 +29,8 @@ export const proposalKinds = [
   'cancel-run',
   'approve-evaluation-plan',
   'move-alias',
+  'approve-rollout',
+  'rollback',
 ] as const;
 export type ProposalKind = (typeof proposalKinds)[number];
 
@@ -37,7 +39,9 @@ export interface Proposal {
   /** SHA-256 of what is decided: the new policy, the admission request, the run config, the model,
    *  (for 'resume-runs') the incident record the resumption closes, or (for 'approve-evaluation-plan')
    *  the evaluation plan (its digest, evaluation-plan.ts), or (for 'move-alias') {alias, version,
-   *  previous}: the alias, the model version it will point at and the one it points at now (or null). */
+   *  previous}: the alias, the model version it will point at and the one it points at now (or null),
+   *  or (for 'approve-rollout') the rollout plan (rollout-plan.ts), or (for 'rollback') {rollout, reason}:
+   *  the approved rollout plan's digest and why it is rolled back. */
   readonly subjectSha256: string;
   /** computePolicyDigest of the policy in force (for the very first policy: of that policy itself). */
   readonly policySha256: string;
@@ -183,7 +187,9 @@ function isWellFormed(proposal: Proposal): boolean {
  *  approvals.resumeAfterIncident, or approvals.adoptPolicy when the policy sets none; cancelling a run
  *  uses approvals.cancelRun, or approvals.startRun when the policy sets none; approving an evaluation
  *  plan uses approvals.evaluationPlan, or approvals.startRun when the policy sets none; moving a model
- *  alias uses approvals.moveAlias, or approvals.releaseModel when the policy sets none. Throws
+ *  alias uses approvals.moveAlias, or approvals.releaseModel when the policy sets none; approving a staged
+ *  rollout uses approvals.rollout, or approvals.releaseModel when the policy sets none; rolling one back
+ *  uses approvals.rollback, else the rollout's rule. Throws
  *  INVALID_ARGUMENT (field 'kind') for a value that is not a proposal kind. */
 export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRule {
   const { approvals } = policy;
@@ -208,6 +214,12 @@ export function selectApprovalRule(policy: Policy, kind: ProposalKind): QuorumRu
       // Pointing an alias (candidate, production, …) at a model is as weighty as releasing it, unless
       // the policy names its own rule.
       return approvals.moveAlias ?? approvals.releaseModel;
+    case 'approve-rollout':
+      // Putting a model in front of sites is as weighty as releasing it, unless the policy names its own rule.
+      return approvals.rollout ?? approvals.releaseModel;
+    case 'rollback':
+      // Stopping a rollout by hand takes the rollout's own quorum, unless the policy names a lighter one.
+      return approvals.rollback ?? approvals.rollout ?? approvals.releaseModel;
     case 'resume-runs':
       return approvals.resumeAfterIncident ?? approvals.adoptPolicy;
     default:
