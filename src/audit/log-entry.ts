@@ -22,6 +22,9 @@ const figures = z
   .record(z.string().regex(/^[A-Za-z][A-Za-z0-9]{0,63}$/), z.number().nullable())
   .refine((m) => Object.keys(m).length <= 64, 'at most 64 metrics');
 
+/** A stage of a staged rollout. */
+const rolloutStage = z.enum(['shadow', 'canary', 'full']);
+
 /** The fields of each kind of entry (besides kind, index, at, prev). */
 export const logEntryBodies = {
   /** Entry 0: who the log is, who may cosign it and how many cosignatures a checkpoint needs. */
@@ -93,8 +96,9 @@ export const logEntryBodies = {
   /** A final model a quorum approved for release outside the consortium. */
   'release-approved': z.strictObject({ run: id, modelSha256: hex64, proposal: hex64 }),
   /**
-   * A model alias (`candidate`, `production`, …) moved by an approved move-alias proposal: the version
-   * it points at now and the one it pointed at before (null for a new alias).
+   * A model alias (`candidate`, `production`, …) moved by an approved move-alias proposal, or by a
+   * completed staged rollout (`proposal`: its approve-rollout proposal): the version it points at now
+   * and the one it pointed at before (null for a new alias).
    */
   'alias-moved': z.strictObject({
     alias: z.string().regex(/^[a-z0-9-]{1,40}$/),
@@ -280,6 +284,45 @@ export const logEntryBodies = {
     rows: z.number().int().min(0),
     sumsSha256: hex64,
   }),
+  // ---- Staged rollout (governance/rollout-plan.ts; re-checked by governance/rollout-trail.ts) ----
+  /**
+   * A stage of an approved rollout plan (`rollout`: its digest) starts at `sites`. A canary stage names
+   * the audit-log checkpoint (tree size and root hash, made after the plan's approval) its sites were
+   * drawn from.
+   */
+  'rollout-stage-started': z.strictObject({
+    rollout: hex64,
+    stage: rolloutStage,
+    sites: z.array(id).min(1).max(1000),
+    checkpoint: z.strictObject({ size: z.number().int().min(1), rootHash: hex64 }).optional(),
+  }),
+  /** A stage's gate decided on its figures (group → metric → value) over `rows` rows. */
+  'rollout-gate': z.strictObject({
+    rollout: hex64,
+    stage: rolloutStage,
+    outcome: z.enum(['pass', 'fail', 'undetermined']),
+    rows: z.number().int().min(0),
+    figures: z
+      .partialRecord(z.enum(['candidate', 'production', 'paired']), figures)
+      .refine((f) => Object.keys(f).length <= 3, 'at most 3 groups'),
+  }),
+  /** The next stage follows a passed gate. */
+  'rollout-advanced': z.strictObject({ rollout: hex64, from: rolloutStage, to: rolloutStage }),
+  /**
+   * A rollout stopped during `stage`: its gate failed, a site's own circuit breaker tripped (`by`, with
+   * the site's Ed25519 `signature` over its statement) or a rollback quorum decided (`proposal`).
+   * Privacy already spent is not refunded.
+   */
+  'rollout-rolled-back': z.strictObject({
+    rollout: hex64,
+    stage: rolloutStage,
+    cause: z.enum(['gate', 'circuit-breaker', 'quorum']),
+    by: id.optional(),
+    signature: z.string().max(200).optional(),
+    proposal: hex64.optional(),
+  }),
+  /** The last stage's gate passed: the candidate `version` replaces production (an alias-moved follows). */
+  'rollout-completed': z.strictObject({ rollout: hex64, version: hex64 }),
 } as const;
 
 export type LogEntryKind = keyof typeof logEntryBodies;

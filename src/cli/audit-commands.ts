@@ -158,7 +158,13 @@ function addGovernanceTrail(report: AuditReport, entries: readonly Uint8Array[])
       // already reported by verifyLog
     }
   }
-  const trail = verifyGovernanceTrail(parsed as unknown as TrailEntry[]);
+  // The log's own root at any size: a staged rollout's canary draw names a checkpoint by size and root.
+  const tree = MerkleTree.fromLeafHashes(entries.map((bytes) => hashLeaf(bytes)));
+  const rootHashAt = (size: number): string | undefined =>
+    Number.isInteger(size) && size >= 1 && size <= tree.size
+      ? Buffer.from(tree.root(size)).toString('hex')
+      : undefined;
+  const trail = verifyGovernanceTrail(parsed as unknown as TrailEntry[], { rootHashAt });
   if (trail.problems.length === 0) return { ...report, facts: [...report.facts, ...trail.facts] };
   const first = Math.min(...trail.problems.map((p) => p.index));
   return {

@@ -8,7 +8,8 @@
  * an incident resolved under a policy without the matching approved proposal is a problem, and so is a
  * model alias moved without one (alias-trail.ts: the approved move, from the alias's current version, to
  * a model version the log recorded); so is an
- * evaluation step out of the order its pre-registered plan fixes (evaluation-trail.ts). Pure: it
+ * evaluation step out of the order its pre-registered plan fixes (evaluation-trail.ts), and a staged
+ * rollout step its approved plan does not allow (rollout-trail.ts). Pure: it
  * takes plain entry objects (what src/audit's parseLogEntry returns), never throws on bad data.
  */
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
@@ -24,6 +25,8 @@ import {
 import { createAliasTrail } from './alias-trail.ts';
 import { type EvaluationPlan, parseEvaluationPlan } from './evaluation-plan.ts';
 import { createEvaluationTrail } from './evaluation-trail.ts';
+import { parseRolloutPlan, type RolloutPlan } from './rollout-plan.ts';
+import { createRolloutTrail } from './rollout-trail.ts';
 import { computePolicyDigest, type Policy, parsePolicy } from './policy.ts';
 import {
   decideFirstPolicy,
@@ -82,8 +85,20 @@ const digestOf = (value: unknown): string => {
 };
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 
+export interface TrailOptions {
+  /**
+   * The log's root hash (hex) at a tree size, when the caller holds the log's leaves (`audit verify`):
+   * a canary draw's checkpoint is then compared with it. Without it, the draw is recomputed from the
+   * root hash and size the entry carries.
+   */
+  readonly rootHashAt?: ((size: number) => string | undefined) | undefined;
+}
+
 /** Replays the governance entries of `entries` (in log order) and reports every inconsistency. */
-export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailReport {
+export function verifyGovernanceTrail(
+  entries: readonly TrailEntry[],
+  options: TrailOptions = {},
+): TrailReport {
   const problems: { index: number; message: string }[] = [];
   const bad = (index: number, message: string): void => {
     problems.push({ index, message });
@@ -100,6 +115,19 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
   /** The evaluation plan each approve-evaluation-plan proposal pre-registers (by proposal id). */
   const plans = new Map<string, EvaluationPlan>();
   const approvedPlans = new Map<string, EvaluationPlan>();
+  /** The rollout plan each approve-rollout proposal names (by proposal id). */
+  const rolloutPlans = new Map<string, RolloutPlan>();
+  const rollout = createRolloutTrail(bad, {
+    institutions: () =>
+      policy
+        ? Object.entries(policy.members)
+            .filter(([, m]) => m.roles.includes('institution'))
+            .map(([id]) => id)
+        : [],
+    keyOf: (member) => keys.get(member),
+    evaluationPlanApproved: (digest) => approvedPlans.has(digest),
+    rootHashAt: options.rootHashAt,
+  });
 
   const approvedOf = (
     index: number,
@@ -218,6 +246,16 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
             bad(e.index, 'the evaluation plan proposed is not a valid plan');
           }
         }
+        if (kind === 'approve-rollout') {
+          try {
+            const plan = parseRolloutPlan(e.subject);
+            if (policy && plan.consortium !== policy.consortium)
+              bad(e.index, `the rollout plan is for consortium "${plan.consortium}", not this one`);
+            else rolloutPlans.set(str(e.proposal), plan);
+          } catch {
+            bad(e.index, 'the rollout plan proposed is not a valid plan');
+          }
+        }
         const expected = under ? computePolicyDigest(under) : undefined;
         if (expected !== undefined && expected !== proposal.policySha256)
           bad(e.index, 'the proposal does not name the policy in force');
@@ -277,6 +315,10 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
           evaluation.approve(p.proposal.subjectSha256, plan, e.index);
           approvedPlans.set(p.proposal.subjectSha256, plan);
         }
+        const rolloutPlan = rolloutPlans.get(str(e.proposal));
+        if (p.proposal.kind === 'approve-rollout' && rolloutPlan)
+          rollout.approve(p.proposal.subjectSha256, rolloutPlan, e.index);
+        if (p.proposal.kind === 'rollback') rollout.approveRollback(str(e.proposal), p.subject, e.index);
         break;
       }
       case 'policy-adopted': {
@@ -346,13 +388,16 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         aliasTrail.recordVersion(e);
         break;
       case 'alias-moved': {
+        // A completed rollout moves its plan's alias, naming its approve-rollout proposal.
+        const byRollout = proposals.get(str(e.proposal))?.proposal.kind === 'approve-rollout';
         const p = approvedOf(
           e.index,
           e.proposal,
-          'move-alias',
+          byRollout ? 'approve-rollout' : 'move-alias',
           `move of alias "${str(e.alias).slice(0, 40)}"`,
         );
-        aliasTrail.checkMove(e, p?.subject);
+        const subject = p && byRollout ? rollout.aliasMoveOf(p.proposal.subjectSha256, e.index) : p?.subject;
+        aliasTrail.checkMove(e, byRollout && subject === undefined ? undefined : subject);
         break;
       }
       case 'incident-resolved': {
@@ -373,7 +418,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         evaluation.check(e);
         break;
       default:
-        evaluation.check(e);
+        if (!rollout.check(e)) evaluation.check(e);
         break;
     }
   }
@@ -385,6 +430,7 @@ export function verifyGovernanceTrail(entries: readonly TrailEntry[]): TrailRepo
         ];
   facts.push(...evaluation.facts());
   facts.push(...aliasTrail.facts());
+  facts.push(...rollout.facts());
   const members = policy ? new Set(Object.keys(policy.members)) : genesisMembers;
   facts.push(
     `identity keys: ${keys.size} pinned, ${counts.keyChanges} changed by rotation or recovery${identity.presented.size > 0 ? `; presented but not authorized (count for nothing): ${[...identity.presented.keys()].sort().slice(0, 10).join(', ')}` : ''}`,

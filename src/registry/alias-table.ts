@@ -1,6 +1,7 @@
 /**
  * Named aliases (`candidate`, `canary`, `production`, …) replayed from the audit log. An alias moves
- * only by an approved move-alias proposal whose subject is {alias, version, previous}: the move names
+ * only by an approved move-alias proposal whose subject is {alias, version, previous}, or by an approved
+ * staged rollout on completion (its approve-rollout proposal; the move its plan names): the move names
  * the proposal, the version it points the alias at, and the version it pointed at before (null for a
  * new alias), so two approved moves of one alias cannot both apply: the second names a stale previous
  * version. The replay refuses (lists as a problem, and does not apply) a move without an approved
@@ -54,6 +55,19 @@ export function readAliasMoveSubject(value: unknown): AliasMoveSubject | undefin
 }
 
 /**
+ * The alias move an approved staged rollout makes on completion: its plan's alias (default
+ * `production`) from its `production` version to its `candidate`. That the rollout completed first is
+ * checked by the governance trail (governance/rollout-trail.ts). Undefined when malformed.
+ */
+function rolloutAliasMove(plan: unknown): AliasMoveSubject | undefined {
+  if (plan === null || typeof plan !== 'object' || Array.isArray(plan)) return undefined;
+  const { alias = 'production', candidate, production } = plan as Record<string, unknown>;
+  if (!isAliasName(alias) || !isHex64(candidate) || (production !== null && !isHex64(production)))
+    return undefined;
+  return { alias, version: candidate, previous: production };
+}
+
+/**
  * Replays the alias moves of `entries` (log order) against the model versions the log recorded
  * before each move (`versions`, from collectModelVersions: only those whose entry precedes the move
  * count). Pure; never throws.
@@ -70,6 +84,8 @@ export function replayAliasMoves(
   for (const e of entries) {
     if (e.kind === 'proposal-created' && e.proposalKind === 'move-alias')
       proposals.set(str(e.proposal), { subject: readAliasMoveSubject(e.subject), approved: false });
+    else if (e.kind === 'proposal-created' && e.proposalKind === 'approve-rollout')
+      proposals.set(str(e.proposal), { subject: rolloutAliasMove(e.subject), approved: false });
     else if (e.kind === 'proposal-decided' && e.outcome === 'approved') {
       const p = proposals.get(str(e.proposal));
       if (p) p.approved = true;
