@@ -226,15 +226,15 @@ export function registerGovernanceCommands(program: Command, participant: Comman
     proposal
       .command('create')
       .description(
-        'propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs, replace-identity-key, cancel-run, approve-evaluation-plan (or: eval plan create), move-alias (or: model alias propose)',
+        'propose a change: adopt-policy, admit-member, start-run, release-model, resume-runs, replace-identity-key, cancel-run, approve-evaluation-plan (or: eval plan create), move-alias (or: model alias propose), approve-rollout, rollback',
       )
       .requiredOption(
         '--kind <kind>',
-        'adopt-policy | admit-member | start-run | release-model | resume-runs | replace-identity-key | cancel-run | approve-evaluation-plan | move-alias',
+        'adopt-policy | admit-member | start-run | release-model | resume-runs | replace-identity-key | cancel-run | approve-evaluation-plan | move-alias | approve-rollout | rollback',
       )
       .option(
         '--subject <file>',
-        'YAML/JSON: the policy, {member, roles}, the run config, {run}, {member} (its presented key), or {alias, version}',
+        'YAML/JSON: the policy, {member, roles}, the run config, {run}, {member} (its presented key), {alias, version}, a rollout plan, or {rollout, reason}',
       )
       .option('--sign', 'also sign it as the proposer')
       .option('--json', 'print JSON'),
