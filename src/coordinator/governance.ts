@@ -30,6 +30,7 @@ import type { GovernanceStore, SqliteStore, Workspace } from '../storage/index.t
 import type { AuditLog } from './audit-log.ts';
 import { Enrollment } from './enrollment.ts';
 import { listIncidents, raiseIncident, resumeWithoutPolicy } from './incidents.ts';
+import { adoptPolicy } from './policy-adoption.ts';
 import { admittedPolicy, checkProposalSubject } from './proposal-subjects.ts';
 
 export interface GovernanceDeps {
@@ -274,35 +275,8 @@ export class Governance {
               (subject as { member: string }).member,
               (subject as { roles: unknown }).roles,
             );
-      const sha256 = computePolicyDigest(next);
-      const logIndex = audit.append('policy-adopted', {
-        policySha256: sha256,
-        policy: JSON.parse(JSON.stringify(next)),
-        version: next.version,
-        proposal: id,
-      });
-      gov.insertPolicy({
-        version: next.version,
-        sha256,
-        policy_json: JSON.stringify(next),
-        adopted_at: now,
-        proposal: id,
-        log_index: logIndex,
-      });
-      audit.setPolicy(logIndex, sha256);
+      adoptPolicy({ gov, audit }, next, id, now);
       this.policyValue = next;
-      // Proposals made under the old policy can never be approved now: close them, recorded.
-      for (const row of gov.listProposals()) {
-        if (row.status !== 'open' || row.id === id) continue;
-        const missing = `superseded: made under an earlier policy; policy version ${next.version} is in force`;
-        gov.setProposalStatus(row.id, 'rejected', missing, now);
-        audit.append('proposal-decided', {
-          proposal: row.id,
-          outcome: 'rejected',
-          signers: gov.listSignatures(row.id).map((x) => x.signer),
-          missing,
-        });
-      }
     } else if (kind === 'release-model') {
       const s = subject as { run: string; modelSha256: string };
       audit.append('release-approved', { run: s.run, modelSha256: s.modelSha256, proposal: id });
