@@ -83,6 +83,9 @@ const LEAF_COMMANDS = [
   ['participant', 'enroll'],
   ['participant', 'rotate'],
   ['participant', 'trainer-digest'],
+  ['participant', 'serve'],
+  ['participant', 'score'],
+  ['participant', 'drift'],
   ['run', 'start'],
   ['run', 'plan'],
   ['run', 'release'],
@@ -327,6 +330,45 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       {
         args: ['coordinator', 'start', ...ws(), '--port', String(takenPort)],
         code: 'PORT_IN_USE',
+      },
+      // Serving on site: loopback only, a taken port, missing monitoring files.
+      {
+        args: [
+          'participant',
+          'serve',
+          '--model',
+          files['model.safetensors']!,
+          '--schema',
+          SCHEMA_PATH,
+          '--host',
+          '10.0.0.1',
+        ],
+        code: 'INVALID_ARGUMENT',
+        says: /--host: must be a loopback address/,
+      },
+      {
+        args: [
+          ...['participant', 'serve', '--model', files['model.safetensors']!, '--schema', SCHEMA_PATH],
+          ...['--port', String(takenPort)],
+        ],
+        code: 'PORT_IN_USE',
+      },
+      {
+        args: [
+          'participant',
+          'drift',
+          '--reference',
+          join(dir, 'missing.json'),
+          '--current',
+          join(dir, 'missing.json'),
+        ],
+        code: 'INVALID_ARGUMENT',
+        says: /--reference: cannot read/,
+      },
+      {
+        args: ['participant', 'drift', '--reference', files['bad.json']!, '--current', files['bad.json']!],
+        code: 'INVALID_DATA',
+        says: /--reference: .* is not JSON/,
       },
       // Coordinator URLs: malformed, unreachable.
       {
