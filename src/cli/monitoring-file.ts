@@ -21,7 +21,12 @@ import {
   monitoringSlice,
 } from '../evaluation/index.ts';
 import { countClasses } from '../models/index.ts';
-import { ensurePrivateDir, writePrivateFile } from '../storage/index.ts';
+import {
+  type WorkspaceLock,
+  acquireWorkspaceLock,
+  ensurePrivateDir,
+  writePrivateFile,
+} from '../storage/index.ts';
 import type { ScoringModel } from './scoring-model.ts';
 
 const MAX_MONITORING_FILE_BYTES = 64 * 1024 * 1024;
@@ -122,22 +127,56 @@ export class MonitoringRecorder {
   readonly sums: Float64Array;
   readonly path: string;
   private dirty = false;
+  private readonly lock: WorkspaceLock;
 
+  /**
+   * Takes `<file>.lock` (O_EXCL, pid; a lock whose process is gone is taken over), so one process at a
+   * time adds to a model's sums at a site: WORKSPACE_LOCKED while another serve or score holds it.
+   */
   constructor(
     private readonly model: ScoringModel,
     site: string,
+    now: number,
   ) {
     this.layout = createMonitoringLayout(monitoringSpecOf(model));
     this.path = monitoringFilePath(site, model.sha256);
     this.sums = createMonitoringSums(this.layout);
-    if (existsSync(this.path)) {
-      const previous = readMonitoringFile(this.path, 'monitoring');
-      if (previous.file.model !== model.sha256 || previous.layout.length !== this.layout.length)
-        throw new EntenteError('INVALID_DATA', `monitoring: ${this.path} records another model or layout`, {
-          field: 'monitoring',
-        });
-      this.sums.set(previous.sums);
+    try {
+      ensurePrivateDir(join(this.path, '..'));
+    } catch {
+      throw new EntenteError('INVALID_ARGUMENT', `--site: cannot create ${join(this.path, '..')}`, {
+        field: 'site',
+      });
     }
+    try {
+      this.lock = acquireWorkspaceLock(`${this.path}.lock`, { now });
+    } catch (e) {
+      if (e instanceof EntenteError && e.code === 'WORKSPACE_LOCKED')
+        throw new EntenteError(
+          'WORKSPACE_LOCKED',
+          `--site: another entente process records this model's monitoring sums here (${this.path}.lock); stop it first`,
+          { field: 'site' },
+        );
+      throw e;
+    }
+    try {
+      if (existsSync(this.path)) {
+        const previous = readMonitoringFile(this.path, 'monitoring');
+        if (previous.file.model !== model.sha256 || previous.layout.length !== this.layout.length)
+          throw new EntenteError('INVALID_DATA', `monitoring: ${this.path} records another model or layout`, {
+            field: 'monitoring',
+          });
+        this.sums.set(previous.sums);
+      }
+    } catch (e) {
+      this.lock.release();
+      throw e;
+    }
+  }
+
+  /** Releases the lock (after a last flush by the caller). Idempotent. */
+  close(): void {
+    this.lock.release();
   }
 
   get rows(): number {
@@ -154,7 +193,6 @@ export class MonitoringRecorder {
   flush(now: Date): boolean {
     if (!this.dirty) return false;
     const dir = join(this.path, '..');
-    ensurePrivateDir(dir);
     const sums: Record<string, number[]> = {};
     for (const s of this.layout.segments)
       sums[s.name] = Array.from(monitoringSlice(this.layout, this.sums, s.name as never));
@@ -167,12 +205,21 @@ export class MonitoringRecorder {
       sums,
       updatedAt: now.toISOString(),
     };
-    writePrivateFile(this.path, `${JSON.stringify(file)}\n`);
-    const fd = openSync(dir, 'r');
     try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      writePrivateFile(this.path, `${JSON.stringify(file)}\n`);
+      const fd = openSync(dir, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw code === 'ENOSPC'
+        ? new EntenteError('STORAGE_FULL', `--site: no space left for ${this.path}`, { field: 'site' })
+        : new EntenteError('INVALID_ARGUMENT', `--site: cannot write ${this.path} (${code ?? 'error'})`, {
+            field: 'site',
+          });
     }
     this.dirty = false;
     return true;

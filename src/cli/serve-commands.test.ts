@@ -111,14 +111,20 @@ describe('participant serve pieces', () => {
     const site = mkdtempSync(join(tmpdir(), 'entente-monitoring-'));
     dirs.push(site);
     const m = model('b'.repeat(64));
-    const first = new MonitoringRecorder(m, site);
+    const first = new MonitoringRecorder(m, site, 0);
+    assert.throws(
+      () => new MonitoringRecorder(m, site, 0),
+      (e: unknown) => e instanceof EntenteError && e.code === 'WORKSPACE_LOCKED',
+    );
     assert.equal(first.flush(new Date(0)), false, 'nothing to write yet');
     first.record({ count: 2, z: [0, 1, -9, 9], probabilities: [0.4, 0.6, 0.9, 0.1], latencyMs: 2 });
     assert.equal(first.flush(new Date(0)), true);
-    const second = new MonitoringRecorder(m, site);
+    first.close();
+    const second = new MonitoringRecorder(m, site, 0);
     assert.equal(second.rows, 2);
     second.record({ count: 1, z: [0, 0], probabilities: [0.5, 0.5], labels: [1] });
     second.flush(new Date(0));
+    second.close();
     const file = JSON.parse(readFileSync(second.path, 'utf8'));
     assert.deepEqual(file.sums.rows, [3]);
     assert.deepEqual(file.sums.predictedClass, [2, 1]);
@@ -126,12 +132,12 @@ describe('participant serve pieces', () => {
     assert.deepEqual(file.inputColumns, ['a', 'b']);
     file.sums.score[0] += 1;
     writeFileSync(second.path, JSON.stringify(file));
-    assert.throws(() => new MonitoringRecorder(m, site), field('monitoring.score'));
+    assert.throws(() => new MonitoringRecorder(m, site, 0), field('monitoring.score'));
     file.sums.score[0] -= 1;
     file.model = 'c'.repeat(64);
     writeFileSync(second.path, JSON.stringify(file));
-    assert.throws(() => new MonitoringRecorder(m, site), field('monitoring'));
+    assert.throws(() => new MonitoringRecorder(m, site, 0), field('monitoring'));
     writeFileSync(second.path, '{');
-    assert.throws(() => new MonitoringRecorder(m, site), field('monitoring'));
+    assert.throws(() => new MonitoringRecorder(m, site, 0), field('monitoring'));
   });
 });

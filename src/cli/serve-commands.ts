@@ -63,10 +63,9 @@ function addModelOptions(command: Command): Command {
     .requiredOption('--model <file>', 'model file written by entente model export')
     .requiredOption('--schema <file>', 'the data schema the run was trained with (JSON or YAML)')
     .option('--card <file>', 'model card (default: <model>.card.json next to the model)')
-    .option(
+    .requiredOption(
       '--site <dir>',
       'site directory: monitoring sums go to <site>/monitoring/<model sha256>.json',
-      '.',
     );
 }
 
@@ -97,7 +96,7 @@ export function registerServeCommands(participant: Command): void {
       async (opts: ModelOptions & { host: string; port: number; maxRows: number; flushSeconds: number }) => {
         const log = createLogger('serve');
         const model = loadClassifier(opts);
-        const recorder = new MonitoringRecorder(model, opts.site);
+        const recorder = new MonitoringRecorder(model, opts.site, Date.now());
         const server = createScoringServer({
           model,
           recorder,
@@ -119,6 +118,9 @@ export function registerServeCommands(participant: Command): void {
             ),
           );
           server.listen(opts.port, opts.host, () => resolve());
+        }).catch((err: unknown) => {
+          recorder.close();
+          throw err;
         });
         const flush = () => {
           try {
@@ -138,6 +140,7 @@ export function registerServeCommands(participant: Command): void {
             server.close();
             server.closeAllConnections();
             flush();
+            recorder.close();
             process.exit(0);
           });
         const address = server.address();
@@ -169,7 +172,6 @@ export function registerServeCommands(participant: Command): void {
     .option('--json', 'print JSON as model predict --json, with the monitoring file and its row count')
     .action((opts: ModelOptions & { data: string; out?: string; json?: boolean }) => {
       const model = loadClassifier(opts);
-      const recorder = new MonitoringRecorder(model, opts.site);
       const { data: raw, labelled } = loadRows(readTextFile(opts.data, '--data'), model.schema);
       const data = standardizeForModel(model, raw);
       const { probabilities, classes } = scoreClasses(model, data);
@@ -177,13 +179,18 @@ export function registerServeCommands(participant: Command): void {
       const k = names.length;
       const flat = new Float64Array(data.count * k);
       for (let i = 0; i < data.count; i++) flat.set(probabilities[i]!, i * k);
-      recorder.record({
-        count: data.count,
-        z: data.x,
-        probabilities: flat,
-        labels: labelled ? data.y : undefined,
-      });
-      recorder.flush(new Date());
+      const recorder = new MonitoringRecorder(model, opts.site, Date.now());
+      try {
+        recorder.record({
+          count: data.count,
+          z: data.x,
+          probabilities: flat,
+          labels: labelled ? data.y : undefined,
+        });
+        recorder.flush(new Date());
+      } finally {
+        recorder.close();
+      }
       const lines = [['prediction', ...names.map((c) => `p_${c}`)].map(quoteCsv).join(',')];
       let correct = 0;
       for (let i = 0; i < data.count; i++) {

@@ -340,6 +340,8 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
           files['model.safetensors']!,
           '--schema',
           SCHEMA_PATH,
+          '--site',
+          join(dir, 'serve-site'),
           '--host',
           '10.0.0.1',
         ],
@@ -349,7 +351,7 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       {
         args: [
           ...['participant', 'serve', '--model', files['model.safetensors']!, '--schema', SCHEMA_PATH],
-          ...['--port', String(takenPort)],
+          ...['--site', join(dir, 'serve-site'), '--port', String(takenPort)],
         ],
         code: 'PORT_IN_USE',
       },

@@ -200,6 +200,14 @@ describe('entente participant serve and score', { timeout: 120_000 }, () => {
       await refused(await post('a,b', 'text/plain'), 400, 'INVALID_ARGUMENT', 'content-type');
       assert.equal((await fetch(`${url}/v1/nothing`)).status, 404);
 
+      // One recorder per model and site: a batch score while serve runs is refused, not lost.
+      const locked = await runCli([
+        ...['participant', 'score', '--model', files.model!, '--schema', SCHEMA, '--data', files.unlabelled!],
+        ...['--site', site],
+      ]);
+      assert.notEqual(locked.code, 0);
+      assert.match(locked.stderr, /^entente: WORKSPACE_LOCKED: --site: another entente process records/m);
+
       // Still alive; only the two accepted requests were recorded.
       const after = (await (await fetch(`${url}/v1/health`)).json()) as { rows: number };
       assert.equal(after.rows, 50);
@@ -295,7 +303,8 @@ describe('entente participant serve and score', { timeout: 120_000 }, () => {
 
   it('refuses a non-loopback --host and a tampered monitoring file', async () => {
     const r = await runCli([
-      ...['participant', 'serve', '--model', files.model!, '--schema', SCHEMA, '--host', '0.0.0.0'],
+      ...['participant', 'serve', '--model', files.model!, '--schema', SCHEMA, '--site', join(dir, 'x')],
+      ...['--host', '0.0.0.0'],
     ]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^entente: INVALID_ARGUMENT: --host: must be a loopback address/m);
