@@ -16,6 +16,7 @@ import {
   type StandardizationParams,
   applyStandardization,
   computeSchemaDigest,
+  listFeatureColumns,
   loadTable,
   parseCsv,
   parseDataSchema,
@@ -155,4 +156,49 @@ export function scoreClasses(
         : Array.from(flat.subarray(i * k, (i + 1) * k)),
     );
   return { probabilities, classes };
+}
+
+const referenceSchema = z
+  .object({ mean: z.array(z.number().finite()), std: z.array(z.number().finite().positive()) })
+  .strict();
+
+/**
+ * The training reference that fixes the monitoring bins: the card's standardization; for a card
+ * without one (a run that did not standardize), `referenceFile`, a JSON or YAML {mean, std} with one
+ * entry per model input column. INVALID_ARGUMENT naming --reference when it is missing, given as well
+ * as the card's, or does not fit.
+ */
+export function resolveMonitoringReference(
+  model: ScoringModel,
+  referenceFile: string | undefined,
+): StandardizationParams {
+  if (model.standardization !== null) {
+    if (referenceFile !== undefined)
+      throw new EntenteError(
+        'INVALID_ARGUMENT',
+        '--reference: the model card carries the training standardization; --reference is only for cards without one',
+        { field: 'reference' },
+      );
+    return model.standardization;
+  }
+  if (referenceFile === undefined)
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      '--reference: required: the model card has no standardization, the training reference that fixes the monitoring bins ({"mean": [...], "std": [...]})',
+      { field: 'reference' },
+    );
+  const parsed = referenceSchema.safeParse(readStructuredFile(referenceFile, 'reference'));
+  const dim = listFeatureColumns(model.schema).length;
+  if (!parsed.success || parsed.data.mean.length !== dim || parsed.data.std.length !== dim)
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      `--reference: must be {"mean": [...], "std": [...]} with ${dim} finite numbers each (std > 0)`,
+      { field: 'reference' },
+    );
+  return { mean: Float64Array.from(parsed.data.mean), std: Float64Array.from(parsed.data.std) };
+}
+
+/** What the monitoring bins see: the raw rows as z-scores against the training reference. */
+export function monitoringInput(reference: StandardizationParams, raw: LabeledData): Float32Array {
+  return applyStandardization(raw, reference).x;
 }

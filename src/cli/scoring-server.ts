@@ -24,7 +24,15 @@ import { safeCallerText } from '../core/caller-text.ts';
 import { EntenteError, errorCodes } from '../core/errors.ts';
 import { parseCsv } from '../data/index.ts';
 import type { MonitoringRecorder } from './monitoring-file.ts';
-import { type ScoringModel, loadRows, quoteCsv, scoreClasses, standardizeForModel } from './scoring-model.ts';
+import type { StandardizationParams } from '../data/index.ts';
+import {
+  type ScoringModel,
+  loadRows,
+  monitoringInput,
+  quoteCsv,
+  scoreClasses,
+  standardizeForModel,
+} from './scoring-model.ts';
 
 export const DEFAULT_MAX_SCORE_ROWS = 5_000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -33,6 +41,8 @@ const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
 
 export interface ScoringServerOptions {
   readonly model: ScoringModel;
+  /** The training reference that fixes the monitoring bins (resolveMonitoringReference). */
+  readonly reference: StandardizationParams;
   readonly recorder: MonitoringRecorder;
   readonly maxRows: number;
   readonly maxBodyBytes: number;
@@ -113,7 +123,7 @@ export function scoreAndRecord(
   for (let i = 0; i < data.count; i++) flat.set(probabilities[i]!, i * k);
   recorder.record({
     count: data.count,
-    z: data.x,
+    z: monitoringInput(options.reference, raw),
     probabilities: flat,
     labels: labelled ? data.y : undefined,
     latencyMs: Math.max(0, now() - startedAt),

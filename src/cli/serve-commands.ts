@@ -20,6 +20,8 @@ import {
   loadScoringModel,
   quoteCsv,
   scoreClasses,
+  monitoringInput,
+  resolveMonitoringReference,
   standardizeForModel,
 } from './scoring-model.ts';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SCORE_ROWS, createScoringServer } from './scoring-server.ts';
@@ -56,6 +58,7 @@ interface ModelOptions {
   schema: string;
   card?: string;
   site: string;
+  reference?: string;
 }
 
 function addModelOptions(command: Command): Command {
@@ -66,6 +69,10 @@ function addModelOptions(command: Command): Command {
     .requiredOption(
       '--site <dir>',
       'site directory: monitoring sums go to <site>/monitoring/<model sha256>.json',
+    )
+    .option(
+      '--reference <file>',
+      'only for a card without standardization: the training {mean, std} that fixes the monitoring bins',
     );
 }
 
@@ -96,9 +103,11 @@ export function registerServeCommands(participant: Command): void {
       async (opts: ModelOptions & { host: string; port: number; maxRows: number; flushSeconds: number }) => {
         const log = createLogger('serve');
         const model = loadClassifier(opts);
+        const reference = resolveMonitoringReference(model, opts.reference);
         const recorder = new MonitoringRecorder(model, opts.site, Date.now());
         const server = createScoringServer({
           model,
+          reference,
           recorder,
           maxRows: opts.maxRows,
           maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
@@ -172,6 +181,7 @@ export function registerServeCommands(participant: Command): void {
     .option('--json', 'print JSON as model predict --json, with the monitoring file and its row count')
     .action((opts: ModelOptions & { data: string; out?: string; json?: boolean }) => {
       const model = loadClassifier(opts);
+      const reference = resolveMonitoringReference(model, opts.reference);
       const { data: raw, labelled } = loadRows(readTextFile(opts.data, '--data'), model.schema);
       const data = standardizeForModel(model, raw);
       const { probabilities, classes } = scoreClasses(model, data);
@@ -183,7 +193,7 @@ export function registerServeCommands(participant: Command): void {
       try {
         recorder.record({
           count: data.count,
-          z: data.x,
+          z: monitoringInput(reference, raw),
           probabilities: flat,
           labels: labelled ? data.y : undefined,
         });

@@ -301,7 +301,7 @@ describe('entente participant serve and score', { timeout: 120_000 }, () => {
     assert.equal((JSON.parse(again.stdout) as { monitoredRows: number }).monitoredRows, 569 + 40);
   });
 
-  it('refuses a non-loopback --host and a tampered monitoring file', async () => {
+  it('refuses a non-loopback --host and a tampered monitoring file; --reference for a card without standardization', async () => {
     const r = await runCli([
       ...['participant', 'serve', '--model', files.model!, '--schema', SCHEMA, '--site', join(dir, 'x')],
       ...['--host', '0.0.0.0'],
@@ -324,5 +324,39 @@ describe('entente participant serve and score', { timeout: 120_000 }, () => {
     ]);
     assert.equal(second.code, 2);
     assert.match(second.stderr, /^entente: INVALID_DATA: monitoring\.features: /m);
+
+    // A card without standardization: the training reference comes from --reference, and only there.
+    const card = JSON.parse(readFileSync(join(dir, 'model.card.json'), 'utf8'));
+    writeFileSync(join(dir, 'raw.card.json'), JSON.stringify({ ...card, standardization: null }));
+    writeFileSync(join(dir, 'reference.json'), JSON.stringify(card.standardization));
+    const rawScore = (...extra: string[]) =>
+      runCli([
+        ...['participant', 'score', '--model', files.model!, '--schema', SCHEMA, '--data', files.unlabelled!],
+        ...['--card', join(dir, 'raw.card.json'), '--site', join(dir, 'site-raw'), '--json', ...extra],
+      ]);
+    const without = await rawScore();
+    assert.equal(without.code, 2);
+    assert.match(without.stderr, /^entente: INVALID_ARGUMENT: --reference: required/m);
+    const withReference = await rawScore('--reference', join(dir, 'reference.json'));
+    assert.equal(withReference.code, 0, withReference.stderr);
+    const sums = (s: string) =>
+      (
+        JSON.parse(readFileSync(join(dir, s, 'monitoring', `${sha256}.json`), 'utf8')) as {
+          sums: { features: number[] };
+        }
+      ).sums.features;
+    // The same rows binned against the same reference: the same feature histograms as site-tampered's first score.
+    const standardized = await runCli([
+      ...['participant', 'score', '--model', files.model!, '--schema', SCHEMA, '--data', files.unlabelled!],
+      ...['--site', join(dir, 'site-standardized')],
+    ]);
+    assert.equal(standardized.code, 0, standardized.stderr);
+    assert.deepEqual(sums('site-raw'), sums('site-standardized'));
+    const both = await runCli([
+      ...['participant', 'score', '--model', files.model!, '--schema', SCHEMA, '--data', files.unlabelled!],
+      ...['--site', join(dir, 'site-both'), '--reference', join(dir, 'reference.json')],
+    ]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /^entente: INVALID_ARGUMENT: --reference: the model card carries/m);
   });
 });
