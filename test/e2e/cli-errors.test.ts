@@ -152,6 +152,7 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
     put('bad-schema.json', '{"features": 3}');
     put('bad-data.csv', 'x,y\n1,2\n');
     put('bad-proof.json', '{"leafIdx": "one"}');
+    put('reference.json', JSON.stringify({ mean: new Array(30).fill(0), std: new Array(30).fill(1) }));
     put('data.csv', readFileSync(setup.dataPath('hospital-a'), 'utf8'));
     mkdirSync(join(dir, 'a-directory'));
     // A model file and its card, and cards that do not fit.
@@ -351,7 +352,8 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       {
         args: [
           ...['participant', 'serve', '--model', files['model.safetensors']!, '--schema', SCHEMA_PATH],
-          ...['--site', join(dir, 'serve-site'), '--port', String(takenPort)],
+          ...['--site', join(dir, 'serve-site'), '--reference', files['reference.json']!],
+          ...['--port', String(takenPort)],
         ],
         code: 'PORT_IN_USE',
       },
