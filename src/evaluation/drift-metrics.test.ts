@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { EntenteError } from '../core/errors.ts';
+import { decodeSecureSum, encodeSecureSum, toVectorSegments } from '../protocol/secure-sum.ts';
 import { declareMonitoringSum } from '../protocol/secure-sum-round.ts';
+import { addRingVectors } from '../secagg/index.ts';
 import {
   PSI_EPSILON,
   binnedKolmogorovSmirnov,
@@ -196,6 +198,33 @@ describe('monitoring layout', () => {
       noise: { noiseMultiplier: 1 },
     });
     assert.deepEqual(noised.noise, { noiseMultiplier: 1 });
+  });
+
+  it("two sites' monitoring vectors add exactly as a secure sum", () => {
+    const declaration = declareMonitoringSum({ layout, maxRows: 1000, cohortSize: 2 });
+    const site = (shift: number, latencyMs: number) => {
+      const sums = createMonitoringSums(layout);
+      accumulateMonitoring(layout, sums, {
+        count: 3,
+        z: [shift, 0, 1, -2, shift, 5, 0.1, 0.2, -shift],
+        probabilities: [0.1, 0.9, 0.6, 0.4, 0.5, 0.5],
+        labels: [1, 0, -1],
+        latencyMs,
+      });
+      return sums;
+    };
+    const a = site(0.5, 1.5);
+    const b = site(-3, 900);
+    const words = toVectorSegments(declaration).reduce((n, x) => n + x.lengthWords, 0);
+    const total = new BigUint64Array(words);
+    addRingVectors(total, encodeSecureSum(declaration, a));
+    addRingVectors(total, encodeSecureSum(declaration, b));
+    const decoded = decodeSecureSum(declaration, total, 2);
+    assert.deepEqual(
+      Array.from(decoded),
+      Array.from(a, (v, i) => v + b[i]!),
+    );
+    checkMonitoringSums(layout, decoded);
   });
 
   it('refuses a spec out of bounds, naming the field', () => {
