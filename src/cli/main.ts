@@ -19,6 +19,7 @@ import { registerEvaluationRunCommands } from './evaluation-run-commands.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
+import { registerServeCommands } from './serve-commands.ts';
 import { createLogger } from './logger.ts';
 import { followRun } from './run-progress.ts';
 import { type RunView, type StatusView, formatRunStatus, formatStatus } from './run-view.ts';
@@ -532,6 +533,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerPrivacyCommands(program);
   registerModelCommands(program);
+  registerServeCommands(participant);
   registerEvaluationRunCommands(registerEvaluationCommands(program));
   return program;
 }

@@ -11,28 +11,16 @@
  */
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { z } from 'zod';
 import { parseLogEntry } from '../audit/index.ts';
 import { EntenteError } from '../core/errors.ts';
 import { decodeSafetensors } from '../core/safetensors.ts';
 import { sha256Hex } from '../crypto/index.ts';
 import {
-  type DataSchema,
-  applyStandardization,
-  computeSchemaDigest,
-  loadTable,
-  parseCsv,
-  parseDataSchema,
-} from '../data/index.ts';
-import {
   MAX_PARAMETERS,
   type ModelSpec,
-  countClasses,
   describeLayout,
   isRegressionSpec,
   parseModelSpec,
-  predictClasses,
-  predictProbabilities,
   predictValues,
 } from '../models/index.ts';
 import type { MtlsClient } from '../transport/index.ts';
@@ -41,31 +29,19 @@ import { readModelOffline } from './model-export-offline.ts';
 import { parseInteger, readBinaryFile, readTextFile, writeOutputFile } from './parse-options.ts';
 import { readStructuredFile } from './read-file.ts';
 import { readVersionDetail, registerRegistryCommands } from './registry-commands.ts';
+import {
+  MODEL_CARD_FORMAT,
+  type ModelCard,
+  loadRows,
+  loadScoringModel,
+  modelCardPath,
+  quoteCsv,
+  scoreClasses,
+  standardizeForModel,
+} from './scoring-model.ts';
 import { type RunView, collectRoundMetrics, formatMetricsCsv, formatMetricsTable } from './run-view.ts';
 
-export const MODEL_CARD_FORMAT = 'entente-model-card/1';
-
-const modelCardSchema = z.object({
-  format: z.literal(MODEL_CARD_FORMAT),
-  run: z.string(),
-  rounds: z.number().int().min(0),
-  modelSpec: z.unknown(),
-  model: z.object({ file: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int() }),
-  standardization: z.object({ mean: z.array(z.number()), std: z.array(z.number().positive()) }).nullable(),
-  dataSchemaDigest: z.string().nullable(),
-  finalMetrics: z.unknown(),
-  auditLog: z.object({ entry: z.number().int().min(0), round: z.number().int(), modelSha256: z.string() }),
-  exportedAt: z.string(),
-  /** The model registry's section (registry/model-card.ts): lineage, evaluations with their plans,
-   *  privacy spent, intended use, aliases; null when the registry could not be read. */
-  registry: z.unknown().optional(),
-});
-export type ModelCard = z.infer<typeof modelCardSchema>;
-
-/** The card's path for a model file: `model.safetensors` → `model.card.json`. */
-export function modelCardPath(modelFile: string): string {
-  return `${modelFile.replace(/\.safetensors$/i, '')}.card.json`;
-}
+export { MODEL_CARD_FORMAT, type ModelCard, modelCardPath } from './scoring-model.ts';
 
 async function withMember<T>(opts: MemberOptions, fn: (client: MtlsClient) => Promise<T>): Promise<T> {
   const m = openMember(opts);
@@ -96,23 +72,6 @@ async function findModelEntry(client: MtlsClient, runId: string, sha256: string)
     }
     if (r.entries.length < page) return undefined;
   }
-}
-
-const quoteCsv = (cell: string): string => (/[",\r\n]/.test(cell) ? `"${cell.replaceAll('"', '""')}"` : cell);
-
-/**
- * Rows of `text` under `schema`. A file without the label column (rows to predict, not to evaluate) gets
- * a placeholder label so the schema's checks of every feature still apply; `labelled` says which.
- */
-function loadRows(text: string, schema: DataSchema) {
-  const table = parseCsv(text);
-  if (table.header.includes(schema.label.name)) return { data: loadTable(text, schema), labelled: true };
-  const placeholder = schema.label.type === 'number' ? '0' : schema.label.classes[0]!;
-  const lines = [
-    [...table.header, schema.label.name].map(quoteCsv).join(','),
-    ...table.rows.map((row) => [...row, placeholder].map(quoteCsv).join(',')),
-  ];
-  return { data: loadTable(`${lines.join('\n')}\n`, schema), labelled: false };
 }
 
 /** Adds `metrics` and `model export|predict` to the program. */
@@ -337,48 +296,10 @@ function registerPredict(model: Command): void {
         out?: string;
         json?: boolean;
       }) => {
-        const bytes = readBinaryFile(opts.model, '--model');
-        const cardFile = opts.card ?? modelCardPath(opts.model);
-        const parsed = modelCardSchema.safeParse(readStructuredFile(cardFile, 'card'));
-        if (!parsed.success)
-          throw new EntenteError(
-            'INVALID_CONFIG',
-            `card: ${cardFile} is not an entente model card (${parsed.error.issues[0]!.path.join('.') || 'format'})`,
-            { field: 'card' },
-          );
-        const card = parsed.data;
-        if (sha256Hex(bytes) !== card.model.sha256)
-          throw new EntenteError(
-            'DIGEST_MISMATCH',
-            `--model: the file is not the model its card ${cardFile} describes`,
-            {
-              field: 'model',
-            },
-          );
-        const spec = parseModelSpec(card.modelSpec);
-        const { weights } = decodeSafetensors(bytes, { expected: describeLayout(spec) });
-        const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
-        if (card.dataSchemaDigest !== null && computeSchemaDigest(schema) !== card.dataSchemaDigest)
-          throw new EntenteError('INVALID_CONFIG', '--schema: not the data schema the run was trained with', {
-            field: 'schema',
-          });
-        const names = schema.label.classes;
-        const k = countClasses(spec);
-        if (names.length !== k)
-          throw new EntenteError(
-            'INVALID_CONFIG',
-            `--schema: declares ${names.length} classes, the model has ${k}`,
-            {
-              field: 'schema',
-            },
-          );
-        const { data: raw, labelled } = loadRows(readTextFile(opts.data, '--data'), schema);
-        const data = card.standardization
-          ? applyStandardization(raw, {
-              mean: Float64Array.from(card.standardization.mean),
-              std: Float64Array.from(card.standardization.std),
-            })
-          : raw;
+        const loaded = loadScoringModel(opts);
+        const { spec, weights, classNames: names } = loaded;
+        const { data: raw, labelled } = loadRows(readTextFile(opts.data, '--data'), loaded.schema);
+        const data = standardizeForModel(loaded, raw);
         if (isRegressionSpec(spec)) {
           // A linear model predicts a value per row; with targets, the mean squared error is reported.
           const values = predictValues(spec, weights, data.x);
@@ -398,17 +319,11 @@ function registerPredict(model: Command): void {
             console.error(`mean squared error ${mse} on ${data.count} rows with targets`);
           return;
         }
-        const classes = predictClasses(spec, weights, data.x);
-        const probabilities = predictProbabilities(spec, weights, data.x);
+        const { probabilities: rows, classes } = scoreClasses(loaded, data);
         const lines = [['prediction', ...names.map((c) => `p_${c}`)].map(quoteCsv).join(',')];
-        const rows: number[][] = [];
         let correct = 0;
         for (let i = 0; i < data.count; i++) {
-          const p =
-            k === 2 && probabilities.length === data.count
-              ? [1 - probabilities[i]!, probabilities[i]!]
-              : Array.from(probabilities.subarray(i * k, (i + 1) * k));
-          rows.push(p);
+          const p = rows[i]!;
           lines.push([names[classes[i]!]!, ...p.map((v) => String(v))].map(quoteCsv).join(','));
           if (classes[i] === data.y[i]) correct++;
         }

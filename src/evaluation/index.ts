@@ -5,3 +5,6 @@ export * from './evaluation-report.ts';
 export * from './evaluation-spec.ts';
 export * from './finalize-evaluation.ts';
 export * from './probability-bins.ts';
+export * from './drift-metrics.ts';
+export * from './monitoring-drift.ts';
+export * from './monitoring-layout.ts';

@@ -220,7 +220,7 @@ const secAggBase = {
 
 /** A secure sum's declaration (protocol/secure-sum.ts): segments, their bounds and fixed-point scales. */
 export const secureSumDeclarationSchema = z.strictObject({
-  purpose: z.enum(['statistics', 'evaluation', 'regression-evaluation']),
+  purpose: z.enum(['statistics', 'evaluation', 'regression-evaluation', 'monitoring']),
   maxRows: z
     .number()
     .int()

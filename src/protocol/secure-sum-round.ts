@@ -116,6 +116,32 @@ export function declareEvaluationSum(input: {
 }
 
 /**
+ * A monitoring vector (evaluation/monitoring-layout.ts: bin counts of inputs, scores, predicted
+ * classes, labelled rows and request latencies) as a secure sum: every segment a count with its
+ * per-row bound and L2 sensitivity, optionally noised. Nothing schedules it yet.
+ */
+export function declareMonitoringSum(input: {
+  readonly layout: { readonly segments: readonly SumSegmentBound[] };
+  readonly maxRows: number;
+  readonly cohortSize: number;
+  readonly noise?: SecureSumNoise | undefined;
+}): SecureSumDeclaration {
+  return declareSecureSum({
+    purpose: 'monitoring',
+    maxRows: input.maxRows,
+    cohortSize: input.cohortSize,
+    noise: input.noise,
+    segments: input.layout.segments.map((s) => ({
+      name: s.name,
+      length: s.length,
+      kind: s.kind,
+      maxPerRow: s.maxPerRow,
+      ...(s.maxRowL2 === undefined ? {} : { maxRowL2: s.maxRowL2 }),
+    })),
+  });
+}
+
+/**
  * A regression model's evaluation sums (n, Σ(ŷ−t)², Σ|ŷ−t|, Σt, Σt²) as a secure sum, with targets and
  * predictions clipped to ±maxAbsTarget by each site.
  */

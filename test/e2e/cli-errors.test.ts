@@ -83,6 +83,9 @@ const LEAF_COMMANDS = [
   ['participant', 'enroll'],
   ['participant', 'rotate'],
   ['participant', 'trainer-digest'],
+  ['participant', 'serve'],
+  ['participant', 'score'],
+  ['participant', 'drift'],
   ['run', 'start'],
   ['run', 'plan'],
   ['run', 'release'],
@@ -155,6 +158,7 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
     put('bad-schema.json', '{"features": 3}');
     put('bad-data.csv', 'x,y\n1,2\n');
     put('bad-proof.json', '{"leafIdx": "one"}');
+    put('reference.json', JSON.stringify({ mean: new Array(30).fill(0), std: new Array(30).fill(1) }));
     put('data.csv', readFileSync(setup.dataPath('hospital-a'), 'utf8'));
     mkdirSync(join(dir, 'a-directory'));
     // A model file and its card, and cards that do not fit.
@@ -339,6 +343,48 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       {
         args: ['coordinator', 'start', ...ws(), '--port', String(takenPort)],
         code: 'PORT_IN_USE',
+      },
+      // Serving on site: loopback only, a taken port, missing monitoring files.
+      {
+        args: [
+          'participant',
+          'serve',
+          '--model',
+          files['model.safetensors']!,
+          '--schema',
+          SCHEMA_PATH,
+          '--site',
+          join(dir, 'serve-site'),
+          '--host',
+          '10.0.0.1',
+        ],
+        code: 'INVALID_ARGUMENT',
+        says: /--host: must be a loopback address/,
+      },
+      {
+        args: [
+          ...['participant', 'serve', '--model', files['model.safetensors']!, '--schema', SCHEMA_PATH],
+          ...['--site', join(dir, 'serve-site'), '--reference', files['reference.json']!],
+          ...['--port', String(takenPort)],
+        ],
+        code: 'PORT_IN_USE',
+      },
+      {
+        args: [
+          'participant',
+          'drift',
+          '--reference',
+          join(dir, 'missing.json'),
+          '--current',
+          join(dir, 'missing.json'),
+        ],
+        code: 'INVALID_ARGUMENT',
+        says: /--reference: cannot read/,
+      },
+      {
+        args: ['participant', 'drift', '--reference', files['bad.json']!, '--current', files['bad.json']!],
+        code: 'INVALID_DATA',
+        says: /--reference: .* is not JSON/,
       },
       // Coordinator URLs: malformed, unreachable.
       {
