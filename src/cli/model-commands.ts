@@ -26,8 +26,7 @@ import {
 import type { MtlsClient } from '../transport/index.ts';
 import { type MemberOptions, addMemberOptions, openMember } from './governance-commands.ts';
 import { readModelOffline } from './model-export-offline.ts';
-import { parseInteger, readBinaryFile, readTextFile, writeOutputFile } from './parse-options.ts';
-import { readStructuredFile } from './read-file.ts';
+import { parseInteger, readTextFile, writeOutputFile } from './parse-options.ts';
 import { readVersionDetail, registerRegistryCommands } from './registry-commands.ts';
 import {
   MODEL_CARD_FORMAT,
