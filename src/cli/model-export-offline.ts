@@ -6,7 +6,7 @@
  * chunks are checked against their addresses and the whole against the run's digest; the card names the
  * audit-log entry that records it.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseLogEntry } from '../audit/index.ts';
 import { EntenteError } from '../core/errors.ts';
@@ -35,7 +35,15 @@ export interface OfflineModel {
 export function readModelOffline(workspaceDir: string, runId: string): OfflineModel {
   const ws = openWorkspace(workspaceDir);
   const stateDir = ws.coordinatorStateDir();
-  const store = new SqliteStore(join(stateDir, 'coordinator.db'), { readonly: true });
+  const dbPath = join(stateDir, 'coordinator.db');
+  // A workspace whose coordinator never started has no run at all (not an internal error).
+  if (!existsSync(dbPath))
+    throw new EntenteError(
+      'NOT_FOUND',
+      `--run: run "${runId.slice(0, 64)}" does not exist in this workspace (its coordinator has never run)`,
+      { field: 'run' },
+    );
+  const store = new SqliteStore(dbPath, { readonly: true });
   try {
     const row = store.getRun(runId);
     if (!row)

@@ -7,6 +7,7 @@
  * registry is read from the coordinator (GET /v1/registry/…) or, with --workspace when no coordinator
  * runs there, from the workspace's own audit log (the registry is a view of it).
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { parseLogEntry } from '../audit/index.ts';
@@ -43,7 +44,10 @@ interface VersionDetail {
 /** The registry replayed from a stopped workspace's own audit log. */
 function readOfflineRegistry(workspace: string) {
   const ws = openWorkspace(workspace);
-  const store = new SqliteStore(join(ws.coordinatorStateDir(), 'coordinator.db'), { readonly: true });
+  const dbPath = join(ws.coordinatorStateDir(), 'coordinator.db');
+  // A workspace whose coordinator never started has an empty log: no versions, no aliases.
+  if (!existsSync(dbPath)) return { entries: [], view: buildRegistryView([]) };
+  const store = new SqliteStore(dbPath, { readonly: true });
   try {
     const entries = store
       .listLogEntries()
