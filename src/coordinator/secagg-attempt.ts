@@ -39,18 +39,9 @@ export function openSecAggAttempt(
   schemaDigest: string | undefined,
 ): void {
   const sa = live.config.secureAggregation;
-  const planned = planSecAggCohort({
-    selected,
-    maxParticipants: sa.maxParticipants,
-    threshold: sa.threshold,
-  });
-  if (!planned) {
-    live.state = { ...live.state, status: 'waiting' };
-    return;
-  }
-  const { cohort, threshold } = planned;
-  const round = live.state.round;
-  const attempt = live.state.attempt ?? 0;
+  const planned = planLiveCohort(live, selected);
+  if (!planned) return;
+  const { cohort, threshold, round, attempt } = planned;
   const cdp = live.config.clientDp;
   // The segments every site requires (one definition, in the protocol layer).
   const segments = describeTrainSegments(live.layout, cdp?.adaptive !== undefined);
@@ -113,17 +104,7 @@ export function openSecAggAttempt(
       }
       const mean = computeSecAggMean(ctx, live, context, outcome.sum);
       live.secagg = undefined;
-      ctx.deps.store.finishSecAggAttempt(
-        { run_id: runId, round, attempt },
-        {
-          session_id: secagg.session.sessionId ?? null,
-          survivors_json: JSON.stringify(outcome.survivors),
-          dropped_json: JSON.stringify(outcome.dropped),
-          outcome: 'completed',
-          reason: null,
-          finished_at: ctx.deps.now(),
-        },
-      );
+      finishCompletedAttempt(ctx, { runId, round, attempt }, secagg, outcome);
       live.secaggResult = {
         ...mean,
         contributors: outcome.survivors,
@@ -149,21 +130,7 @@ export function openSecAggAttempt(
         started_at: ctx.deps.now(),
         model_in: model.sha256,
       });
-    ctx.deps.store.insertSecAggAttempt({
-      run_id: runId,
-      round,
-      attempt,
-      started_at: ctx.deps.now(),
-      cohort_json: JSON.stringify(cohort),
-      threshold,
-      ring_bits: sa.ringBits,
-      session_id: null,
-      survivors_json: null,
-      dropped_json: null,
-      outcome: 'running',
-      reason: null,
-      finished_at: null,
-    });
+    insertRunningAttempt(ctx, { runId, round, attempt }, cohort, threshold, sa.ringBits);
     ctx.deps.audit.append('round-started', {
       run: runId,
       round,
@@ -183,6 +150,73 @@ export function openSecAggAttempt(
     `round ${round} attempt ${attempt}: secure aggregation (Bonawitz et al. 2017) with ${cohort.length} participants, threshold ${threshold}, ring 2^${sa.ringBits}`,
   );
   secagg.start();
+}
+
+/**
+ * The cohort and threshold of a live run's next attempt, or undefined (the run waits) when fewer
+ * sites than a secure-aggregation round needs are available.
+ */
+export function planLiveCohort(
+  live: LiveRun,
+  selected: readonly string[],
+): { cohort: string[]; threshold: number; round: number; attempt: number } | undefined {
+  const sa = live.config.secureAggregation;
+  const planned = planSecAggCohort({
+    selected: [...selected],
+    maxParticipants: sa.maxParticipants,
+    threshold: sa.threshold,
+  });
+  if (!planned) {
+    live.state = { ...live.state, status: 'waiting' };
+    return undefined;
+  }
+  return { ...planned, round: live.state.round, attempt: live.state.attempt ?? 0 };
+}
+
+/** The attempt's row, written when it opens: running, with its cohort and threshold. */
+export function insertRunningAttempt(
+  ctx: RunEngineContext,
+  a: { runId: string; round: number; attempt: number; phase?: 'statistics' | 'evaluate' },
+  cohort: readonly string[],
+  threshold: number,
+  ringBits: number,
+): void {
+  ctx.deps.store.insertSecAggAttempt({
+    run_id: a.runId,
+    round: a.round,
+    attempt: a.attempt,
+    ...(a.phase ? { phase: a.phase } : {}),
+    started_at: ctx.deps.now(),
+    cohort_json: JSON.stringify(cohort),
+    threshold,
+    ring_bits: ringBits,
+    session_id: null,
+    survivors_json: null,
+    dropped_json: null,
+    outcome: 'running',
+    reason: null,
+    finished_at: null,
+  });
+}
+
+/** The attempt's row, finished: its session, survivors and dropped sites. */
+export function finishCompletedAttempt(
+  ctx: RunEngineContext,
+  a: { runId: string; round: number; attempt: number; phase?: 'statistics' | 'evaluate' },
+  secagg: SecAggRound,
+  outcome: { readonly survivors: readonly string[]; readonly dropped: readonly string[] },
+): void {
+  ctx.deps.store.finishSecAggAttempt(
+    { run_id: a.runId, round: a.round, attempt: a.attempt, ...(a.phase ? { phase: a.phase } : {}) },
+    {
+      session_id: secagg.session.sessionId ?? null,
+      survivors_json: JSON.stringify(outcome.survivors),
+      dropped_json: JSON.stringify(outcome.dropped),
+      outcome: 'completed',
+      reason: null,
+      finished_at: ctx.deps.now(),
+    },
+  );
 }
 
 /** Dequantizes the unmasked sum: mean delta = (Σ (w/W)·Δ) · W / Σ w, added to the current model. */

@@ -3,9 +3,14 @@
  * (secure-sum-phase.ts plans its context and tasks and decodes the sum) and closing the phase from the
  * unmasked sum (the standardization, or the round's evaluation metrics).
  */
-import { type BlobRef, type Standardization, planSecAggCohort } from '../protocol/index.ts';
+import type { BlobRef, Standardization } from '../protocol/index.ts';
 import type { LiveRun, RunEngineContext } from './run-engine-context.ts';
-import { abortSecAgg } from './secagg-attempt.ts';
+import {
+  abortSecAgg,
+  finishCompletedAttempt,
+  insertRunningAttempt,
+  planLiveCohort,
+} from './secagg-attempt.ts';
 import { SecAggRound, createSecAggRoundDeps } from './secagg-round.ts';
 import { type SumPhaseOutcome, finishSumAttempt, planSumAttempt } from './secure-sum-phase.ts';
 
@@ -24,18 +29,9 @@ export function openSumAttempt(
   },
 ): void {
   const sa = live.config.secureAggregation;
-  const planned = planSecAggCohort({
-    selected,
-    maxParticipants: sa.maxParticipants,
-    threshold: sa.threshold,
-  });
-  if (!planned) {
-    live.state = { ...live.state, status: 'waiting' };
-    return;
-  }
-  const { cohort, threshold } = planned;
-  const round = live.state.round;
-  const attempt = live.state.attempt ?? 0;
+  const planned = planLiveCohort(live, selected);
+  if (!planned) return;
+  const { cohort, threshold, round, attempt } = planned;
   const plan = planSumAttempt({
     runId,
     round,
@@ -76,17 +72,7 @@ export function openSumAttempt(
         return;
       }
       live.secagg = undefined;
-      ctx.deps.store.finishSecAggAttempt(
-        { run_id: runId, round, attempt, phase },
-        {
-          session_id: secagg.session.sessionId ?? null,
-          survivors_json: JSON.stringify(outcome.survivors),
-          dropped_json: JSON.stringify(outcome.dropped),
-          outcome: 'completed',
-          reason: null,
-          finished_at: ctx.deps.now(),
-        },
-      );
+      finishCompletedAttempt(ctx, { runId, round, attempt, phase }, secagg, outcome);
       live.sumResult = {
         outcome: result,
         contributors: outcome.survivors,
@@ -105,22 +91,7 @@ export function openSumAttempt(
   });
   live.secagg = secagg;
   ctx.step(runId, { type: 'phase-opened', cohort, deadlineAt: null }, () => {
-    ctx.deps.store.insertSecAggAttempt({
-      run_id: runId,
-      round,
-      attempt,
-      phase,
-      started_at: ctx.deps.now(),
-      cohort_json: JSON.stringify(cohort),
-      threshold,
-      ring_bits: 64,
-      session_id: null,
-      survivors_json: null,
-      dropped_json: null,
-      outcome: 'running',
-      reason: null,
-      finished_at: null,
-    });
+    insertRunningAttempt(ctx, { runId, round, attempt, phase }, cohort, threshold, 64);
     ctx.deps.audit.append('round-started', {
       run: runId,
       round,

@@ -13,6 +13,7 @@
  */
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
+import { deepFreeze, throwPlanIssues } from './plan-issues.ts';
 import { type Rng, shuffleInPlace } from '../core/rng.ts';
 import { encodeCanonicalFields } from '../crypto/canonical-bytes.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
@@ -121,16 +122,6 @@ export interface EvaluationPlan {
   readonly createdAt: string;
 }
 
-const dotted = (path: readonly PropertyKey[]): string => ['plan', ...path.map(String)].join('.');
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
-
 /**
  * Parses an evaluation plan (plain data) and returns it frozen. Throws one EntenteError INVALID_CONFIG
  * listing every mistake, one per line as '<dotted path>: <message>' (e.g. 'plan.models.1.sha256'), with
@@ -139,28 +130,7 @@ function deepFreeze<T>(value: T): T {
  */
 export function parseEvaluationPlan(input: unknown): EvaluationPlan {
   const r = planSchema.safeParse(input, { reportInput: true });
-  if (!r.success) {
-    const lines: { field: string; message: string }[] = [];
-    for (const issue of r.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys)
-          lines.push({ field: dotted([...issue.path, key]), message: 'is not a known field' });
-      } else if (
-        (issue.code === 'invalid_type' || issue.code === 'invalid_value') &&
-        issue.input === undefined
-      ) {
-        lines.push({ field: dotted(issue.path), message: 'is required' });
-      } else {
-        lines.push({
-          field: dotted(issue.path),
-          message: issue.message.replace(/^Invalid (input|option): /, ''),
-        });
-      }
-    }
-    throw new EntenteError('INVALID_CONFIG', lines.map((l) => `${l.field}: ${l.message}`).join('\n'), {
-      field: lines[0]!.field,
-    });
-  }
+  if (!r.success) throwPlanIssues('plan', r.error.issues);
   const plan = r.data as EvaluationPlan;
   parseDecisionRule(plan.decisionRule, plan);
   return deepFreeze(plan);

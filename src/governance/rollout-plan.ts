@@ -19,6 +19,7 @@
  */
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
+import { deepFreeze, throwPlanIssues } from './plan-issues.ts';
 import { encodeCanonicalFields } from '../crypto/canonical-bytes.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
 import { sha256Hex } from '../crypto/digest.ts';
@@ -173,16 +174,6 @@ export interface RolloutPlan {
   readonly createdAt: string;
 }
 
-const dotted = (path: readonly PropertyKey[]): string => ['rollout', ...path.map(String)].join('.');
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) deepFreeze(v);
-    Object.freeze(value);
-  }
-  return value;
-}
-
 /**
  * Parses a rollout plan (plain data) and returns it frozen. Throws one EntenteError INVALID_CONFIG
  * listing every mistake, one per line as '<dotted path>: <message>' (e.g. 'rollout.stages.1.sites'),
@@ -191,33 +182,10 @@ function deepFreeze<T>(value: T): T {
  */
 export function parseRolloutPlan(input: unknown): RolloutPlan {
   const r = rolloutSchema.safeParse(input, { reportInput: true });
-  if (!r.success) {
-    const lines: { field: string; message: string }[] = [];
-    for (const issue of r.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys)
-          lines.push({ field: dotted([...issue.path, key]), message: 'is not a known field' });
-      } else if (
-        (issue.code === 'invalid_type' || issue.code === 'invalid_value') &&
-        issue.input === undefined
-      ) {
-        lines.push({ field: dotted(issue.path), message: 'is required' });
-      } else if (issue.code === 'invalid_union') {
-        lines.push({
-          field: dotted(issue.path),
-          message: 'must be a list of distinct member ids or {"draw": n}',
-        });
-      } else {
-        lines.push({
-          field: dotted(issue.path),
-          message: issue.message.replace(/^Invalid (input|option): /, ''),
-        });
-      }
-    }
-    throw new EntenteError('INVALID_CONFIG', lines.map((l) => `${l.field}: ${l.message}`).join('\n'), {
-      field: lines[0]!.field,
-    });
-  }
+  if (!r.success)
+    throwPlanIssues('rollout', r.error.issues, (issue) =>
+      issue.code === 'invalid_union' ? 'must be a list of distinct member ids or {"draw": n}' : undefined,
+    );
   const plan = r.data as RolloutPlan;
   plan.stages.forEach((s, i) => {
     parseGateRule(s.gate.rule, `rollout.stages.${i}.gate.rule`);
