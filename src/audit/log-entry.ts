@@ -14,7 +14,7 @@ const text = z.string().max(2000);
 const runRound = { run: id, round: z.number().int().min(0) };
 const attempt = z.number().int().min(0);
 /** A secure sum of a run's statistics or evaluation phase (absent: its training round). */
-const phase = z.enum(['statistics', 'evaluate']).optional();
+const phase = z.enum(['statistics', 'evaluate', 'rollout']).optional();
 /** A blinded evaluation label: model-A … model-H. */
 const blindLabel = z.string().regex(/^model-[A-H]$/);
 /** Headline figures: metric name → value (null where the metric is undefined on the data). */
@@ -210,7 +210,7 @@ export const logEntryBodies = {
     /** The secure-aggregation attempt it trained for (each attempt a site trains for is charged). */
     attempt: attempt.optional(),
     /** A noised secure sum of a run's statistics or evaluate phase, or of an evaluation plan (absent: training). */
-    phase: z.enum(['statistics', 'evaluate']).optional(),
+    phase: z.enum(['statistics', 'evaluate', 'rollout']).optional(),
     mechanism: z.string().max(64),
     noiseMultiplier: z.number().min(0).optional(),
     samplingRate: z.number().min(0).max(1).optional(),

@@ -7,3 +7,4 @@ export * from './verify-trail.ts';
 export * from './identity-key.ts';
 export * from './evaluation-plan.ts';
 export * from './rollout-plan.ts';
+export type { RolloutView } from './rollout-trail.ts';

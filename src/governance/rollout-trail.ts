@@ -64,6 +64,20 @@ export interface RolloutTrail {
     index: number,
   ): { alias: string; version: string; previous: string | null } | undefined;
   facts(): string[];
+  /** Every approved rollout as the log shows it now. */
+  views(): ReadonlyMap<string, RolloutView>;
+}
+
+/** An approved rollout as its log entries leave it (what a site checks a rollout task against). */
+export interface RolloutView {
+  readonly plan: RolloutPlan;
+  /** The running stage (or the one to start next), its sites once started, its logged gate outcome. */
+  readonly stage: RolloutPlan['stages'][number]['name'];
+  readonly sites: readonly string[] | null;
+  readonly gate: 'pass' | 'fail' | null;
+  /** Stages that started at a site, in order, with their sites (serving follows them). */
+  readonly history: readonly { readonly stage: string; readonly sites: readonly string[] }[];
+  readonly status: 'approved' | 'running' | 'completed' | 'rolled back';
 }
 
 interface RolloutState {
@@ -75,6 +89,7 @@ interface RolloutState {
   gate?: 'pass' | 'fail';
   finished?: { how: 'completed' | 'rolled back'; index: number };
   aliasMoved: boolean;
+  history: { stage: string; sites: readonly string[] }[];
 }
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
@@ -125,6 +140,7 @@ export function createRolloutTrail(
     const sites = Array.isArray(e.sites) ? e.sites.map(str) : [];
     r.started = { index: e.index, at: typeof e.at === 'number' ? e.at : 0, sites };
     r.gate = undefined;
+    r.history.push({ stage: stage.name, sites });
     if (Array.isArray(stage.sites)) {
       if (!sameSet(sites, stage.sites as readonly string[]))
         bad(e.index, `rollout ${short(digest)}: the ${stage.name} sites are not the plan's`);
@@ -259,7 +275,7 @@ export function createRolloutTrail(
             `rollout ${short(digest)}: stage ${i} binds evaluation plan ${short(bound)}, which was not approved before the rollout`,
           );
       });
-      rollouts.set(digest, { plan, approvedAt: index, stage: 0, aliasMoved: false });
+      rollouts.set(digest, { plan, approvedAt: index, stage: 0, aliasMoved: false, history: [] });
     },
 
     approveRollback(proposal, subject) {
@@ -349,6 +365,20 @@ export function createRolloutTrail(
       }
       r.aliasMoved = true;
       return { alias: rolloutAlias(r.plan), version: r.plan.candidate, previous: r.plan.production };
+    },
+
+    views() {
+      const out = new Map<string, RolloutView>();
+      for (const [digest, r] of rollouts)
+        out.set(digest, {
+          plan: r.plan,
+          stage: r.plan.stages[r.stage]!.name,
+          sites: r.started ? r.started.sites : null,
+          gate: r.gate ?? null,
+          history: r.history.map((h) => ({ stage: h.stage, sites: [...h.sites] })),
+          status: r.finished ? r.finished.how : r.history.length > 0 ? 'running' : 'approved',
+        });
+      return out;
     },
 
     facts() {

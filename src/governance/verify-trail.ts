@@ -26,7 +26,7 @@ import { createAliasTrail } from './alias-trail.ts';
 import { type EvaluationPlan, parseEvaluationPlan } from './evaluation-plan.ts';
 import { createEvaluationTrail } from './evaluation-trail.ts';
 import { parseRolloutPlan, type RolloutPlan } from './rollout-plan.ts';
-import { createRolloutTrail } from './rollout-trail.ts';
+import { createRolloutTrail, type RolloutView } from './rollout-trail.ts';
 import { computePolicyDigest, type Policy, parsePolicy } from './policy.ts';
 import {
   decideFirstPolicy,
@@ -62,6 +62,8 @@ export interface TrailReport {
   readonly policy: Policy | undefined;
   /** Each model alias and the version it points at after the entries' approved moves. */
   readonly aliases: ReadonlyMap<string, string>;
+  /** Every rollout an approve-rollout proposal approved, as its entries leave it (rollout-trail.ts). */
+  readonly rollouts: ReadonlyMap<string, RolloutView>;
 }
 
 interface OpenProposal {
@@ -444,5 +446,6 @@ export function verifyGovernanceTrail(
     approvedPlans,
     policy,
     aliases: aliasTrail.table(),
+    rollouts: rollout.views(),
   };
 }

@@ -10,7 +10,12 @@
  */
 import { type LogEntry, MerkleTree, hashLeaf, parseLogEntry } from '../audit/index.ts';
 import { EntenteError } from '../core/errors.ts';
-import { type EvaluationPlan, type TrailEntry, verifyGovernanceTrail } from '../governance/index.ts';
+import {
+  type EvaluationPlan,
+  type RolloutView,
+  type TrailEntry,
+  verifyGovernanceTrail,
+} from '../governance/index.ts';
 import { type RunConfig, parseRunConfig } from '../protocol/index.ts';
 import type { MtlsClient } from '../transport/index.ts';
 import type { LogWitness } from './log-witness.ts';
@@ -39,6 +44,13 @@ export interface RunApprovalCheck {
   approvedPlan(digest: string): Promise<EvaluationPlan>;
   /** Whether the policy in force (in the verified log) lets evaluation plans ask for per-site figures. */
   perSiteEvaluationAllowed(): Promise<boolean>;
+  /**
+   * The rollout with plan digest `digest` as the verified log leaves it (approved by its quorum, its
+   * stages, sites and gates re-checked). Throws PROTOCOL_VIOLATION when the log shows no such approval.
+   */
+  approvedRollout(digest: string): Promise<RolloutView>;
+  /** Every approved rollout in the verified log (what this site serves follows them). */
+  rollouts(): Promise<ReadonlyMap<string, RolloutView>>;
 }
 
 export function createRunApprovalCheck(input: {
@@ -54,6 +66,7 @@ export function createRunApprovalCheck(input: {
   let plansAt = -1;
   let plans: ReadonlyMap<string, EvaluationPlan> = new Map();
   let perSite = false;
+  let rollouts: ReadonlyMap<string, RolloutView> = new Map();
 
   /** Reads the entries added since the last call and checks the whole log against the verified root. */
   async function sync(): Promise<void> {
@@ -90,6 +103,7 @@ export function createRunApprovalCheck(input: {
     const trail = verifyGovernanceTrail(entries as unknown as TrailEntry[]);
     if (trail.problems.length > 0) refuse(`entry ${trail.problems[0]!.index}: ${trail.problems[0]!.message}`);
     plans = trail.approvedPlans;
+    rollouts = trail.rollouts;
     perSite = trail.policy?.exchange.perSiteEvaluation === true;
     plansAt = entries.length;
   }
@@ -111,6 +125,16 @@ export function createRunApprovalCheck(input: {
       if (!plan)
         refuse(`evaluation plan ${digest.slice(0, 12)}… is not approved in the log this site verified`);
       return plan;
+    },
+    async approvedRollout(digest: string): Promise<RolloutView> {
+      await refreshPlans();
+      const r = rollouts.get(digest);
+      if (!r) refuse(`rollout ${digest.slice(0, 12)}… is not approved in the log this site verified`);
+      return r;
+    },
+    async rollouts(): Promise<ReadonlyMap<string, RolloutView>> {
+      await refreshPlans();
+      return rollouts;
     },
     async perSiteEvaluationAllowed(): Promise<boolean> {
       await refreshPlans();

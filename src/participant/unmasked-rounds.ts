@@ -25,7 +25,7 @@ export interface UnmaskedRounds {
 }
 
 /** Which sum of a round: its training delta (the default), or its statistics or evaluation sum. */
-export type SumPhase = 'train' | 'statistics' | 'evaluate';
+export type SumPhase = 'train' | 'statistics' | 'evaluate' | 'rollout';
 
 interface Line {
   readonly run: string;
@@ -50,7 +50,11 @@ function isLine(v: unknown): v is Line {
     l.round >= 0 &&
     Number.isSafeInteger(l.attempt) &&
     l.attempt >= 0 &&
-    (l.phase === undefined || l.phase === 'train' || l.phase === 'statistics' || l.phase === 'evaluate')
+    (l.phase === undefined ||
+      l.phase === 'train' ||
+      l.phase === 'statistics' ||
+      l.phase === 'evaluate' ||
+      l.phase === 'rollout')
   );
 }
 

@@ -214,13 +214,13 @@ const releasedShareSchema = z.strictObject({ owner: id, share: b64(256) });
 const secAggBase = {
   ...taskBase,
   attempt: z.number().int().min(0).max(1_000_000),
-  /** The run phase a secure sum belongs to; absent for a training round. */
-  phase: z.enum(['statistics', 'evaluate']).optional(),
+  /** The run phase a secure sum belongs to (`rollout`: a staged rollout's paired outcomes); absent for a training round. */
+  phase: z.enum(['statistics', 'evaluate', 'rollout']).optional(),
 };
 
 /** A secure sum's declaration (protocol/secure-sum.ts): segments, their bounds and fixed-point scales. */
 export const secureSumDeclarationSchema = z.strictObject({
-  purpose: z.enum(['statistics', 'evaluation', 'regression-evaluation', 'monitoring']),
+  purpose: z.enum(['statistics', 'evaluation', 'regression-evaluation', 'monitoring', 'paired-outcomes']),
   maxRows: z
     .number()
     .int()
@@ -275,7 +275,7 @@ export type SecAggTrainTask = z.infer<typeof secAggTrainTaskSchema>;
 export const secAggSumTaskSchema = z.strictObject({
   ...secAggBase,
   kind: z.literal('secagg-sum'),
-  phase: z.enum(['statistics', 'evaluate']),
+  phase: z.enum(['statistics', 'evaluate', 'rollout']),
   secureSum: secureSumDeclarationSchema,
   /** Statistics: the bound every feature value is clipped to before it is added. */
   maxAbsFeature: finite.positive().optional(),
@@ -287,6 +287,20 @@ export const secAggSumTaskSchema = z.strictObject({
   maxAbsTarget: finite.positive().optional(),
   /** An evaluation plan's job: the plan's digest and the blinded label the model travels under. */
   plan: z.strictObject({ digest: sha256, label: z.string().min(1).max(32) }).optional(),
+  /**
+   * A staged rollout's measurement (phase `rollout`): the approved rollout plan's digest and the running
+   * stage; `model` is the plan's candidate, `production` the version it would replace, and each row adds
+   * its paired outcomes (evaluation/paired-outcomes.ts) with losses clipped to `paired.maxRowLoss`.
+   */
+  rollout: z.strictObject({ digest: sha256, stage: z.enum(['shadow', 'canary', 'full']) }).optional(),
+  production: z
+    .strictObject({
+      model: blobRefSchema,
+      modelSpec: z.unknown(),
+      standardization: standardizationSchema.optional(),
+    })
+    .optional(),
+  paired: z.strictObject({ maxRowLoss: finite.positive().max(1e6) }).optional(),
   standardization: standardizationSchema.optional(),
   dataSchemaDigest: sha256.optional(),
   modelLog: z.strictObject({ index: z.number().int().min(0) }).optional(),

@@ -38,6 +38,14 @@ export function evaluationLabelRound(label: string): number | undefined {
   return m ? m[1]!.charCodeAt(0) - 64 : undefined;
 }
 
+/**
+ * The run id a staged rollout's measurements carry, fixed by the rollout plan's digest. Each measurement
+ * (of any stage) is a new round, so each site unmasks at most one sum per measurement.
+ */
+export function rolloutJobId(rolloutDigest: string): string {
+  return `rollout-${rolloutDigest.slice(0, 16)}`;
+}
+
 /** Defaults of the bounds a secure sum declares when the run says nothing. */
 export const SECURE_SUM_DEFAULTS = {
   /** Rows one site may evaluate or describe in one secure sum. */
@@ -142,6 +150,29 @@ export function declareMonitoringSum(input: {
 }
 
 /**
+ * A staged rollout's paired outcomes (evaluation/paired-outcomes.ts: rows, the four agreement cells,
+ * the positive and negative parts of the loss difference and its square) as a secure sum.
+ */
+export function declarePairedOutcomeSum(input: {
+  readonly layout: { readonly segments: readonly SumSegmentBound[] };
+  readonly maxRows: number;
+  readonly cohortSize: number;
+}): SecureSumDeclaration {
+  return declareSecureSum({
+    purpose: 'paired-outcomes',
+    maxRows: input.maxRows,
+    cohortSize: input.cohortSize,
+    segments: input.layout.segments.map((s) => ({
+      name: s.name,
+      length: s.length,
+      kind: s.kind,
+      maxPerRow: s.maxPerRow,
+      ...(s.maxRowL2 === undefined ? {} : { maxRowL2: s.maxRowL2 }),
+    })),
+  });
+}
+
+/**
  * A regression model's evaluation sums (n, Σ(ŷ−t)², Σ|ŷ−t|, Σt, Σt²) as a secure sum, with targets and
  * predictions clipped to ±maxAbsTarget by each site.
  */
@@ -198,6 +229,9 @@ function describeSumOptions(task: SecAggSumTask): unknown {
     evaluation: task.evaluation ?? null,
     modelSpec: task.modelSpec ?? null,
     plan: task.plan ?? null,
+    rollout: task.rollout ?? null,
+    production: task.production ?? null,
+    paired: task.paired ?? null,
     standardization: task.standardization ?? null,
     dataSchemaDigest: task.dataSchemaDigest ?? null,
   };
@@ -222,13 +256,22 @@ export function buildSecureSumContext(task: SecAggSumTask): SecAggRoundContext {
         field: 'secagg.quantization',
       },
     );
-  if ((task.phase === 'evaluate') !== (task.model !== undefined))
+  if ((task.phase === 'evaluate' || task.phase === 'rollout') !== (task.model !== undefined))
     throw new EntenteError(
       'INVALID_MESSAGE',
-      'model: an evaluation sum names its model, a statistics sum none',
+      'model: an evaluation or rollout sum names its model, a statistics sum none',
       {
         field: 'model',
       },
+    );
+  if (
+    (task.phase === 'rollout') !==
+    (task.rollout !== undefined && task.production !== undefined && task.paired !== undefined)
+  )
+    throw new EntenteError(
+      'INVALID_MESSAGE',
+      'rollout: a rollout sum names its rollout, its production model and its paired-outcome bound; no other sum does',
+      { field: 'rollout' },
     );
   const base =
     task.model?.sha256 ?? createHash('sha256').update(canonicalizeJson(task.secureSum), 'utf8').digest('hex');

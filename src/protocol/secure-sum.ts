@@ -27,7 +27,12 @@ import { type RingVector, type VectorSegment, WEIGHT_SEGMENT } from '../secagg/i
 import { type SecureSumNoisePlan, addSegmentNoise, planSecureSumNoise } from './secure-sum-noise.ts';
 
 /** What a secure sum carries, bound into the round's configuration digest. */
-export type SecureSumPurpose = 'statistics' | 'evaluation' | 'regression-evaluation' | 'monitoring';
+export type SecureSumPurpose =
+  | 'statistics'
+  | 'evaluation'
+  | 'regression-evaluation'
+  | 'monitoring'
+  | 'paired-outcomes';
 
 export interface SumSegmentBound {
   readonly name: string;
