@@ -18,6 +18,7 @@ import { registerEvaluationCommands } from './evaluation-commands.ts';
 import { registerEvaluationRunCommands } from './evaluation-run-commands.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
+import { registerRolloutCommands } from './rollout-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
 import { registerServeCommands } from './serve-commands.ts';
 import { createLogger } from './logger.ts';
@@ -533,6 +534,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerPrivacyCommands(program);
   registerModelCommands(program);
+  registerRolloutCommands(program);
   registerServeCommands(participant);
   registerEvaluationRunCommands(registerEvaluationCommands(program));
   return program;

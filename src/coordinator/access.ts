@@ -64,6 +64,11 @@ export const routeAccess = {
   'GET /v1/registry/models': logReaders,
   'GET /v1/registry/models/:ref': logReaders,
   'GET /v1/registry/aliases': logReaders,
+  // Staged rollouts: an operator starts an approved plan; a stage site reports its circuit breaker.
+  'POST /v1/rollouts': [operator],
+  'GET /v1/rollouts': logReaders,
+  'GET /v1/rollouts/:rollout': logReaders,
+  'POST /v1/rollouts/:rollout/circuit-breaker': ['institution'],
 } as const satisfies Record<string, readonly MemberRole[]>;
 
 export type RouteName = keyof typeof routeAccess;

@@ -171,12 +171,13 @@ export class AuditLog {
   }
 
   /**
-   * Appends one entry (durably, in the caller's transaction when there is one) and returns its index.
+   * Appends one entry (durably, in the caller's transaction when there is one) and returns its index;
+   * `at` (default: now) is for a caller whose decision was made at a time the entry must carry.
    * Throws INVALID_MESSAGE for a body that does not match its kind's schema.
    */
-  append<K extends LogEntryKind>(kind: K, body: LogEntryBody<K>): number {
+  append<K extends LogEntryKind>(kind: K, body: LogEntryBody<K>, at?: number): number {
     const index = this.tree.size;
-    const entry = { kind, index, at: this.now(), prev: this.prevHex, ...body } as unknown as LogEntry;
+    const entry = { kind, index, at: at ?? this.now(), prev: this.prevHex, ...body } as unknown as LogEntry;
     const bytes = encodeLogEntry(entry);
     const leaf = hashLeaf(bytes);
     this.store.appendLogEntries([{ idx: index, body: bytes, leaf_hash: leaf }]);

@@ -8,7 +8,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { parseEvaluationPlan } from '../governance/index.ts';
 import {
   type DataShape,
   SESSION_HEADER,
@@ -29,12 +28,13 @@ import { publicPaths } from './access.ts';
 import { AuditLog } from './audit-log.ts';
 import { assertPortFree, listenError, readRememberedPort } from './coordinator-port.ts';
 import { collectGarbage, openCoordinatorStorage } from './coordinator-storage.ts';
-import { EvaluationJobs } from './evaluation-jobs.ts';
+import { createCoordinatorJobs } from './coordinator-jobs.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
 import { registerLogRoutes } from './log-routes.ts';
 import { ModelRegistry } from './model-registry.ts';
 import { registerRegistryRoutes } from './registry-routes.ts';
+import { registerRolloutRoutes } from './rollout-routes.ts';
 import { registerRunRoutes } from './run-routes.ts';
 import { registerTaskRoutes } from './task-routes.ts';
 import { ParticipantSessions } from './participant-sessions.ts';
@@ -170,6 +170,8 @@ async function serve(
   });
   const gov = new GovernanceStore(store.db);
   let engineRef: RunEngine | undefined;
+  // Set once the rollout jobs exist (they need governance, which needs this hook).
+  let rollBack = (_rollout: string, _proposal: string): void => {};
   // The model registry: a view of the audit log (versions, lineage, aliases moved by quorum).
   const registry = new ModelRegistry(audit);
   const governance = new Governance({
@@ -189,6 +191,7 @@ async function serve(
       engineRef?.checkAgainstSites(parseRunConfig(config));
     },
     cancelRun: (runId, proposal) => engineRef?.cancelRun(runId, { by: 'quorum', proposal }),
+    rollBack: (rollout, proposal) => rollBack(rollout, proposal),
     finalModelOf: (runId) => engineRef?.finalModelOf(runId),
     onMembershipChange: () => engineRef?.tick(),
   });
@@ -223,48 +226,25 @@ async function serve(
     ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
     perSiteEvaluationAllowed: () => governance.policy?.exchange.perSiteEvaluation === true,
   });
-  const evaluations = new EvaluationJobs({
+  const { evaluations, rollouts } = createCoordinatorJobs({
     store,
     blobs,
-    log: log.child({ component: 'evaluation' }),
+    gov,
+    log,
     audit,
-    now: () => Date.now(),
+    governance,
+    engine,
+    consortium: ws.consortium.consortium,
     notify,
     available,
-    isPaused: () => governance.isPaused(),
-    consortium: ws.consortium.consortium,
-    pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
-    approvedPlan: (digest) => {
-      for (const row of gov.listProposals()) {
-        if (row.kind !== 'approve-evaluation-plan' || row.status !== 'approved') continue;
-        if ((JSON.parse(row.proposal_json) as { subjectSha256: string }).subjectSha256 !== digest) continue;
-        return parseEvaluationPlan(JSON.parse(row.subject_json));
-      }
-      return undefined;
-    },
-    knownModel: (sha256) => {
-      for (const row of store.listRuns()) {
-        if (row.status !== 'completed' || engine.finalModelOf(row.id) !== sha256) continue;
-        const ref = engine.finalModelRef(row.id);
-        if (!ref) continue;
-        return {
-          ref,
-          modelSpec: parseRunConfig(JSON.parse(row.config_json)).model,
-          ...(row.standardization_json ? { standardization: JSON.parse(row.standardization_json) } : {}),
-        };
-      }
-      return undefined;
-    },
-    publishCheckpoint: () => {
-      audit.publishCheckpoint();
-      for (const id of institutions()) notify(id);
-    },
-    perSiteAllowed: () => governance.policy?.exchange.perSiteEvaluation === true,
+    institutions: () => institutions(),
   });
+  rollBack = (rollout, proposal) => rollouts.rollBackByQuorum(rollout, proposal);
   /** Every engine's deadlines and next steps: runs, then evaluation jobs. */
   const tick = (): void => {
     engine.tick();
     evaluations.tick();
+    rollouts.tick();
   };
   const maxPolls = options.maxPollsPerMember ?? DEFAULT_MAX_POLLS_PER_MEMBER;
   const quota = options.memberStorageBytes ?? DEFAULT_MEMBER_STORAGE_BYTES;
@@ -303,6 +283,7 @@ async function serve(
     audit,
     engine,
     evaluations,
+    rollouts,
     governance,
     planner: () => planner,
     ws,
@@ -330,6 +311,7 @@ async function serve(
   });
   registerLogRoutes(app, { guard, audit });
   registerRegistryRoutes(app, { guard, registry });
+  registerRolloutRoutes(app, { guard, rollouts });
 
   const planner = registerGovernanceRoutes(app, {
     guard,
@@ -385,6 +367,7 @@ async function serve(
       clearInterval(collector);
       closing = true;
       evaluations.close();
+      rollouts.close();
       try {
         for (const p of [...waiters.keys()]) notify(p);
         await app.close();

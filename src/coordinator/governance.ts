@@ -50,6 +50,8 @@ export interface GovernanceDeps {
   readonly checkRun: (config: unknown, policy: Policy) => void;
   /** Cancels a run for good after a cancel-run quorum (the run engine). */
   readonly cancelRun?: (runId: string, proposal: string) => void;
+  /** Rolls a running rollout back after a rollback quorum (the rollout jobs). */
+  readonly rollBack?: (rollout: string, proposal: string) => void;
   /** The final model of a completed run (SHA-256), or undefined. */
   readonly finalModelOf: (runId: string) => string | undefined;
   /** Called after membership changed (new institution or witness). */
@@ -298,13 +300,14 @@ export class Governance {
 
   /** After the approving transaction committed: effects that have their own transactions. */
   private afterApproval(kind: ProposalKind, subject: unknown, id: string): void {
-    if (kind === 'cancel-run') {
-      const { run } = subject as { run: string };
+    if (kind === 'cancel-run' || kind === 'rollback') {
+      const target =
+        kind === 'cancel-run' ? (subject as { run: string }).run : (subject as { rollout: string }).rollout;
       try {
-        this.deps.cancelRun?.(run, id);
-        this.deps.log.info({ run, proposal: id }, 'run cancelled by quorum');
+        (kind === 'cancel-run' ? this.deps.cancelRun : this.deps.rollBack)?.(target, id);
+        this.deps.log.info({ target, proposal: id, kind }, 'applied after its quorum');
       } catch (err) {
-        this.deps.log.error({ proposal: id, err }, 'approved cancellation could not be applied');
+        this.deps.log.error({ proposal: id, err, kind }, 'an approved proposal could not be applied');
       }
     }
     if (kind === 'start-run') {

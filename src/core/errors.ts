@@ -70,6 +70,12 @@ export const errorCodes = {
     summary:
       "an evaluation plan's job failed (a blinded model's secure sum aborted in every attempt, or during unmasking)",
   },
+  ROLLOUT_FAILED: {
+    http: 409,
+    exit: 5,
+    summary:
+      "a rollout's stage measurement aborted in every attempt, or during unmasking; the alias is untouched",
+  },
   RATE_LIMITED: {
     http: 429,
     exit: 6,
