@@ -25,7 +25,6 @@ import { pairedGateFigures } from '../evaluation/index.ts';
 import {
   type RolloutFigures,
   type RolloutStageName,
-  decideRolloutGate,
   drawCanarySites,
   encodeCircuitBreakerStatement,
   rolloutAlias,
@@ -41,6 +40,7 @@ import {
   rolloutMetaKey,
 } from './rollout-job-state.ts';
 import { type MeasurementOutcome, openMeasurement, stageRound } from './rollout-measure.ts';
+import { logGateDecision } from './rollout-outcomes.ts';
 import type { SecAggRound } from './secagg-round.ts';
 
 export type { RolloutJobView, RolloutJobsDeps } from './rollout-job-state.ts';
@@ -426,83 +426,15 @@ export class RolloutJobs {
     contributors: string[],
   ): void {
     const plan = this.planOf(job);
-    const stage = plan.stages[job.stage]!;
-    const at = this.deps.now();
-    const decision = decideRolloutGate(plan, job.stage, {
-      rows,
-      figures,
-      elapsedMs: at - job.started!.at,
-      evaluationOutcome:
-        stage.gate.evaluationPlan === undefined
-          ? undefined
-          : this.deps.evaluationOutcome(stage.gate.evaluationPlan),
-    });
-    const last = job.stage === plan.stages.length - 1;
-    this.deps.store.transaction(() => {
-      const logIndex = this.deps.audit.append(
-        'rollout-gate',
-        { rollout: job.rollout, stage: stage.name, outcome: decision.outcome, rows, figures },
-        at,
-      );
-      job.gates.push({ stage: stageName, outcome: decision.outcome, rows, figures, contributors, logIndex });
-      if (decision.outcome === 'fail') {
-        const i = this.deps.audit.append('rollout-rolled-back', {
-          rollout: job.rollout,
-          stage: stage.name,
-          cause: 'gate',
-        });
-        job.status = 'rolled back';
-        job.rolledBack = { cause: 'gate', logIndex: i };
-        job.finishedAt = at;
-      } else if (decision.outcome === 'undetermined') {
-        job.status = 'undetermined';
-      } else if (last) {
-        this.complete(job, at);
-      } else {
-        this.deps.audit.append('rollout-advanced', {
-          rollout: job.rollout,
-          from: stage.name,
-          to: plan.stages[job.stage + 1]!.name,
-        });
-        job.stage += 1;
-        job.status = 'running';
-      }
-      this.save(job);
-    });
-    this.deps.log.info(
-      { rollout: job.id, stage: stage.name, outcome: decision.outcome, rows, reason: decision.reason },
-      'rollout gate decided',
+    const { outcome, last } = logGateDecision(
+      this.deps,
+      job,
+      plan,
+      { stageName, rows, figures, contributors },
+      () => this.save(job),
     );
-    if (decision.outcome === 'pass' && !last) this.beginStage(job);
+    if (outcome === 'pass' && !last) this.beginStage(job);
     else this.deps.publishCheckpoint();
-  }
-
-  /** In the gate's transaction: the completion and the alias move (when the alias is still where the plan found it). */
-  private complete(job: RolloutJobState, at: number): void {
-    const plan = this.planOf(job);
-    const logIndex = this.deps.audit.append('rollout-completed', {
-      rollout: job.rollout,
-      version: plan.candidate,
-    });
-    const alias = rolloutAlias(plan);
-    const current = this.deps.store.getMeta(`alias:${alias}`) ?? null;
-    const movable = current === plan.production;
-    if (movable) {
-      this.deps.audit.append('alias-moved', {
-        alias,
-        version: plan.candidate,
-        previous: plan.production,
-        proposal: job.proposal,
-      });
-      this.deps.store.setMeta(`alias:${alias}`, plan.candidate);
-    } else
-      this.deps.log.warn(
-        { rollout: job.id, alias },
-        'rollout completed but its alias was moved meanwhile: not moved again',
-      );
-    job.status = 'completed';
-    job.completed = { logIndex, aliasMoved: movable };
-    job.finishedAt = at;
   }
 
   /** A stage still undetermined because its bound evaluation plan had no decision: decided again once it has. */
