@@ -254,7 +254,8 @@ export function registerTaskRoutes(app: FastifyInstance, deps: TaskRouteDeps): v
     if (result.kind === 'plan') return planner().accept(id, taskId, result);
     const owner = store.getTask(taskId)?.run_id;
     if (owner !== undefined && evaluations.owns(owner)) return evaluations.acceptResult(id, taskId, result);
-    if (owner !== undefined && deps.rollouts.owns(owner)) return deps.rollouts.acceptResult(id, taskId, result);
+    if (owner !== undefined && deps.rollouts.owns(owner))
+      return deps.rollouts.acceptResult(id, taskId, result);
     return engine.acceptResult(id, taskId, result);
   });
 }
