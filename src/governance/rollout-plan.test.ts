@@ -8,8 +8,10 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { EntenteError } from '../core/errors.ts';
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
+import { encodeCanonicalFields } from '../crypto/canonical-bytes.ts';
 import { sha256Hex } from '../crypto/digest.ts';
 import {
+  assignRowsToStages,
   canaryDrawSeed,
   computeRolloutPlanDigest,
   decideRolloutGate,
@@ -316,5 +318,43 @@ describe('drawCanarySites', () => {
     });
     assert.throws(() => drawCanarySites({ ...input, checkpointSize: 0 }), { field: 'checkpointSize' });
     assert.throws(() => drawCanarySites({ ...input, planDigest: 'D'.repeat(64) }), { field: 'planDigest' });
+  });
+});
+
+describe('assignRowsToStages', () => {
+  it('puts each row in one stage, independently of the others, about evenly, the same way every time', () => {
+    const digest = 'd'.repeat(64);
+    const a = assignRowsToStages(digest, 3000, 3);
+    assert.deepEqual(a, assignRowsToStages(digest, 3000, 3));
+    // A prefix of the rows is assigned the same way (a row's stage depends on its position only).
+    assert.deepEqual(a.subarray(0, 100), assignRowsToStages(digest, 100, 3));
+    const counts = [0, 0, 0];
+    for (const s of a) counts[s]! += 1;
+    for (const c of counts) assert.ok(c > 900 && c < 1100, `counts ${counts}`);
+    // Another rollout assigns the rows differently.
+    const b = assignRowsToStages('e'.repeat(64), 3000, 3);
+    let same = 0;
+    for (let i = 0; i < 3000; i++) if (a[i] === b[i]) same++;
+    assert.ok(same > 800 && same < 1200, `same ${same}`);
+    assert.deepEqual([...assignRowsToStages(digest, 5, 1)], [0, 0, 0, 0, 0]);
+  });
+
+  it('row i is the first 4 bytes of SHA-256 of the canonical fields, mod the stage count', () => {
+    const digest = '0'.repeat(64);
+    const fields = encodeCanonicalFields(['entente/rollout/stage-rows/v1', digest, 7]);
+    const expected = Number.parseInt(createHash('sha256').update(fields).digest('hex').slice(0, 8), 16) % 2;
+    assert.equal(assignRowsToStages(digest, 8, 2)[7], expected);
+  });
+
+  it('refuses a malformed digest, row count or stage count naming the field', () => {
+    for (const [args, field] of [
+      [['x', 1, 2], 'rollout'],
+      [['0'.repeat(64), -1, 2], 'rows'],
+      [['0'.repeat(64), 1, 4], 'stageCount'],
+    ] as const)
+      assert.throws(
+        () => assignRowsToStages(args[0], args[1], args[2]),
+        (e: unknown) => e instanceof EntenteError && e.field === field,
+      );
   });
 });

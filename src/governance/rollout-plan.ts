@@ -401,3 +401,32 @@ export const CIRCUIT_BREAKER_CONTEXT = 'entente/rollout/circuit-breaker/v1';
 export function encodeCircuitBreakerStatement(rollout: string, stage: string, site: string): Uint8Array {
   return encodeCanonicalFields([CIRCUIT_BREAKER_CONTEXT, rollout, stage, site]);
 }
+
+// ---- Which rows a stage scores ---------------------------------------------------------------------
+
+/** Domain-separation tag of the assignment of a site's rows to a rollout's stages. */
+export const STAGE_ROWS_CONTEXT = 'entente/rollout/stage-rows/v1';
+
+/**
+ * The stage (0 … stageCount − 1) each of a site's `rows` labelled rows is scored in: row i goes to the
+ * stage given by the first 4 bytes of SHA-256(canonical fields: STAGE_ROWS_CONTEXT, rollout digest, i),
+ * big-endian, mod stageCount. Each row is scored in exactly one stage, as fresh traffic would be, so two
+ * stages' secure sums cover disjoint rows and their difference isolates no site's figures even when
+ * the stages' site sets differ. Deterministic: the site and anyone holding its rows recompute it.
+ */
+export function assignRowsToStages(rolloutDigest: string, rows: number, stageCount: number): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(rolloutDigest))
+    throw new EntenteError('INVALID_ARGUMENT', 'rollout: must be 64 lower-case hex digits', {
+      field: 'rollout',
+    });
+  if (!Number.isSafeInteger(rows) || rows < 0)
+    throw new EntenteError('INVALID_ARGUMENT', 'rows: must be a non-negative integer', { field: 'rows' });
+  if (!Number.isInteger(stageCount) || stageCount < 1 || stageCount > 3)
+    throw new EntenteError('INVALID_ARGUMENT', 'stageCount: must be 1, 2 or 3', { field: 'stageCount' });
+  const out = new Uint8Array(rows);
+  for (let i = 0; i < rows; i++) {
+    const h = sha256Hex(encodeCanonicalFields([STAGE_ROWS_CONTEXT, rolloutDigest, i]));
+    out[i] = Number.parseInt(h.slice(0, 8), 16) % stageCount;
+  }
+  return out;
+}
