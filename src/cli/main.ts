@@ -76,7 +76,10 @@ function onSignals(stop: () => Promise<void>): void {
   }
 }
 
-/** Where a participant's identity, journal, ledger and witness state live: its site directory or a local workspace. */
+/**
+ * Where a participant's identity, journal, ledger, witness state and serving directory live: its site
+ * directory or a local workspace.
+ */
 function participantIdentity(opts: { site?: string; workspace?: string; institution?: string }) {
   if (opts.site) {
     const site = openSiteDir(resolve(opts.site));
@@ -88,6 +91,7 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
       journalFile: site.journalFile(),
       privacyLedgerFile: site.privacyLedgerFile(),
       unmaskedRoundsFile: site.unmaskedRoundsFile(),
+      servingDir: site.servingDir(),
       // An enrolled site takes part only in runs the log shows approved by the policy's quorum.
       requireApprovedRuns: true,
       witness: {
@@ -112,6 +116,7 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
     journalFile: join(ws.dir, 'institutions', id, 'journal.jsonl'),
     privacyLedgerFile: join(ws.dir, 'institutions', id, 'privacy-ledger.jsonl'),
     unmaskedRoundsFile: join(ws.dir, 'institutions', id, 'unmasked-rounds.jsonl'),
+    servingDir: join(ws.dir, 'institutions', id, 'serving'),
     ...(ws.consortium.log
       ? {
           witness: {

@@ -1,8 +1,8 @@
 /**
  * A participant's connection to its coordinator: the mTLS client for the coordinator's current URL and
  * identity (reconnecting when either changes), jittered exponential backoff, retries while the
- * coordinator is unavailable, and model fetching chunk by chunk with every chunk and the whole checked
- * against their SHA-256 addresses.
+ * coordinator is unavailable, model fetching chunk by chunk with every chunk and the whole checked
+ * against their SHA-256 addresses, and the site's circuit-breaker statements for staged rollouts.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -28,6 +28,16 @@ export interface CoordinatorConnection {
   /** Retries `fn` on UNAVAILABLE (coordinator down or restarting) until it succeeds or we stop. */
   withRetry<T>(fn: () => Promise<T>): Promise<T | undefined>;
   fetchModel(ref: BlobRef, spec: ReturnType<typeof parseModelSpec>): Promise<Tensor[]>;
+  /** A model's bytes, every chunk and the whole checked against their SHA-256 addresses. */
+  fetchModelBytes(ref: BlobRef): Promise<Buffer>;
+  /**
+   * Posts this site's signed circuit-breaker statement for a rollout (one attempt, no retry): the
+   * coordinator's answer whether it rolled the rollout back.
+   */
+  reportCircuitBreaker(
+    rollout: string,
+    report: { readonly stage: string; readonly signature: string },
+  ): Promise<{ rolledBack: boolean }>;
   traffic(): { sent: number; received: number };
   close(): Promise<void>;
   destroy(): Promise<void>;
@@ -116,9 +126,7 @@ export function openCoordinatorConnection(input: {
     }
   }
 
-  async function fetchModel(ref: BlobRef, spec: ReturnType<typeof parseModelSpec>): Promise<Tensor[]> {
-    const cached = modelCache.get(ref.sha256);
-    if (cached) return cached;
+  async function fetchModelBytes(ref: BlobRef): Promise<Buffer> {
     const parts: Buffer[] = [];
     for (const [i, c] of ref.chunks.entries()) {
       const bytes = await current().getBytes(`/v1/blobs/${c.sha256}`, c.bytes);
@@ -134,6 +142,13 @@ export function openCoordinatorConnection(input: {
       throw new EntenteError('DIGEST_MISMATCH', 'model does not match model.sha256', {
         field: 'model.sha256',
       });
+    return all;
+  }
+
+  async function fetchModel(ref: BlobRef, spec: ReturnType<typeof parseModelSpec>): Promise<Tensor[]> {
+    const cached = modelCache.get(ref.sha256);
+    if (cached) return cached;
+    const all = await fetchModelBytes(ref);
     const weights = decodeSafetensors(all, { expected: trainer.describeLayout(spec) }).weights;
     modelCache.clear();
     modelCache.set(ref.sha256, weights);
@@ -148,6 +163,15 @@ export function openCoordinatorConnection(input: {
     },
     withRetry,
     fetchModel,
+    fetchModelBytes,
+    async reportCircuitBreaker(rollout, report) {
+      const r = await current().postJson<{ rolledBack?: unknown }>(
+        `/v1/rollouts/${encodeURIComponent(rollout)}/circuit-breaker`,
+        { stage: report.stage, signature: report.signature },
+        10_000,
+      );
+      return { rolledBack: r.body?.rolledBack === true };
+    },
     traffic: () => ({
       sent: trafficBase.sent + (client?.traffic.sent ?? 0),
       received: trafficBase.received + (client?.traffic.received ?? 0),

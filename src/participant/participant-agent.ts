@@ -30,8 +30,11 @@ import { LogWitness } from './log-witness.ts';
 import type { ParticipantContext, ParticipantOptions, TaskOutput } from './participant-context.ts';
 import { openPrivacyLedgerFile } from './privacy-ledger-file.ts';
 import { CANNOT_EXECUTE, type Refusal, refuse } from './refusals.ts';
+import { reportPendingTrips } from './circuit-breaker.ts';
+import { refreshServing } from './rollout-task.ts';
 import { createRunApprovalCheck } from './run-approval.ts';
 import { toEvaluationRows } from './secure-sum-vector.ts';
+import { openServingDir } from './serving-dir.ts';
 import { computeTask } from './task-dispatch.ts';
 import { openUnmaskedRounds } from './unmasked-rounds.ts';
 
@@ -111,6 +114,7 @@ function createContext(options: ParticipantOptions, signal: AbortSignal): Partic
       ? createRunApprovalCheck({ witness, client: () => connection.current() })
       : undefined,
     connection,
+    serving: openServingDir(options.servingDir),
     noiseBits,
     secureNoise,
     refusals: [],
@@ -221,6 +225,16 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
     const info = parseMessage(registerResponseSchema, registered.body, 'register');
     ctx.consortium = info.consortium;
     log.info({ consortium: info.consortium }, 'registered');
+    // Best effort at start: trips not yet acknowledged are reported, and serving.json follows the log.
+    if (ctx.checkRunApproved && options.servingDir) {
+      await reportPendingTrips(ctx);
+      await refreshServing(ctx).catch((err: unknown) =>
+        log.warn(
+          { code: (err as EntenteError).code },
+          `serving.json not recomputed: ${(err as Error).message}`,
+        ),
+      );
+    }
     // Best effort: a missed heartbeat (coordinator down, or no endpoint recorded while it restarts) is
     // made up by the next one; the poll loop below notices and backs off.
     const heartbeat = setInterval(() => {

@@ -1,8 +1,8 @@
 /**
  * What a participant's task handlers share: its options, and the state created once when it starts
  * (its rows split into training and evaluation rows, its ledger, its unmasked rounds, its live
- * secure-aggregation sessions, the log witness, the run-approval check, the coordinator connection and
- * the refusal journal). The handlers in the other modules of this folder are plain functions of it.
+ * secure-aggregation sessions, the log witness, the run-approval check, the coordinator connection, its
+ * serving directory and the refusal journal). The handlers in the other modules of this folder are plain functions of it.
  */
 import type { Logger } from 'pino';
 import type { LabeledData } from '../data/index.ts';
@@ -17,6 +17,7 @@ import type { PrivacyLedgerFile } from './privacy-ledger-file.ts';
 import type { Refusal } from './refusals.ts';
 import type { RunApprovalCheck } from './run-approval.ts';
 import type { EvaluationAnnotations, EvaluationRowsSource } from './secure-sum-vector.ts';
+import type { ServingDir } from './serving-dir.ts';
 import type { SiteConfig } from './site-config.ts';
 import type { UnmaskedRounds } from './unmasked-rounds.ts';
 
@@ -73,6 +74,12 @@ export interface ParticipantOptions {
    * verifies itself, shows it approved by the start-run quorum of the policy in force.
    */
   readonly requireApprovedRuns?: boolean;
+  /**
+   * This site's serving directory: `serving.json` (the model version it serves, from the verified log's
+   * staged rollouts and its own circuit breaker), the rollouts' models, its rollout records (absent:
+   * records in memory only, no files).
+   */
+  readonly servingDir?: string;
   /** SHA-256 of the data schema this site's records follow (answers dry runs). */
   readonly dataSchemaDigest?: string;
   /**
@@ -124,6 +131,8 @@ export interface ParticipantContext {
   readonly witness: LogWitness | undefined;
   readonly checkRunApproved: RunApprovalCheck | undefined;
   readonly connection: CoordinatorConnection;
+  /** Its serving directory (or the in-memory records when it has none). */
+  readonly serving: ServingDir;
   /** Randomness of this site alone (node:crypto), for DP noise. */
   readonly noiseBits: RandomBits;
   readonly secureNoise: DpNoiseSource;

@@ -51,6 +51,8 @@ export interface RunApprovalCheck {
   approvedRollout(digest: string): Promise<RolloutView>;
   /** Every approved rollout in the verified log (what this site serves follows them). */
   rollouts(): Promise<ReadonlyMap<string, RolloutView>>;
+  /** The model registry's aliases as the verified log leaves them (alias → model version). */
+  aliases(): Promise<ReadonlyMap<string, string>>;
 }
 
 export function createRunApprovalCheck(input: {
@@ -67,6 +69,7 @@ export function createRunApprovalCheck(input: {
   let plans: ReadonlyMap<string, EvaluationPlan> = new Map();
   let perSite = false;
   let rollouts: ReadonlyMap<string, RolloutView> = new Map();
+  let aliases: ReadonlyMap<string, string> = new Map();
 
   /** Reads the entries added since the last call and checks the whole log against the verified root. */
   async function sync(): Promise<void> {
@@ -104,6 +107,7 @@ export function createRunApprovalCheck(input: {
     if (trail.problems.length > 0) refuse(`entry ${trail.problems[0]!.index}: ${trail.problems[0]!.message}`);
     plans = trail.approvedPlans;
     rollouts = trail.rollouts;
+    aliases = trail.aliases;
     perSite = trail.policy?.exchange.perSiteEvaluation === true;
     plansAt = entries.length;
   }
@@ -135,6 +139,10 @@ export function createRunApprovalCheck(input: {
     async rollouts(): Promise<ReadonlyMap<string, RolloutView>> {
       await refreshPlans();
       return rollouts;
+    },
+    async aliases(): Promise<ReadonlyMap<string, string>> {
+      await refreshPlans();
+      return aliases;
     },
     async perSiteEvaluationAllowed(): Promise<boolean> {
       await refreshPlans();

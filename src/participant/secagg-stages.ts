@@ -1,10 +1,10 @@
 /**
- * A participant's secure sums and later secure-aggregation stages: the first stage of a statistics or
- * evaluation secure sum (computeSecAggSum: its sums from its own rows, encoded, then its session and
- * signed advert), and ShareKeys, MaskedInputCollection, ConsistencyCheck and Unmasking of any round
- * through the session it holds (computeSecAggStage). The decisions are the protocol layer's
- * (protocol/secagg-participant-machine.ts); this file reads data, keys and the log, and records the
- * unmasked attempt durably before its shares are sent.
+ * A participant's secure sums and later secure-aggregation stages: the first stage of a statistics,
+ * evaluation or rollout secure sum (computeSecAggSum: its sums from its own rows, encoded, then its
+ * session and signed advert; a rollout's in rollout-task.ts), and ShareKeys, MaskedInputCollection,
+ * ConsistencyCheck and Unmasking of any round through the session it holds (computeSecAggStage). The
+ * decisions are the protocol layer's (protocol/secagg-participant-machine.ts); this file reads data,
+ * keys and the log, and records the unmasked attempt durably before its shares are sent.
  */
 import { createHash } from 'node:crypto';
 import { EntenteError } from '../core/errors.ts';
@@ -25,10 +25,11 @@ import { ParticipantSession, type SecAggRoundContext } from '../secagg/index.ts'
 import { enforceBudget, spendPrivacy } from './privacy-spending.ts';
 import { checkModelInLog, pinnedKeysFor } from './audit-log-checks.ts';
 import { type ParticipantContext, type TaskOutput, sessionKey, toParams } from './participant-context.ts';
+import { computeRolloutSum } from './rollout-task.ts';
 import { checkPlanTask, computeEvaluationValues, computeStatisticsValues } from './secure-sum-vector.ts';
 
 /**
- * Stage advertise-keys of a secure sum (statistics or evaluation): derive the round context from the
+ * Stage advertise-keys of a secure sum (statistics, evaluation or a rollout's paired outcomes): derive the round context from the
  * task as the coordinator did, compute this site's sums from its own rows, encode them, then create the
  * session and its signed advert. Nothing is revealed in the clear.
  */
@@ -52,7 +53,10 @@ export async function computeSecAggSum(ctx: ParticipantContext, task: SecAggSumT
   const pinned = await pinnedKeysFor(ctx, context.cohort, signing.keyPem);
   const std = task.standardization ? toParams(task.standardization) : undefined;
   let values: Float64Array;
-  if (task.phase === 'statistics') {
+  if (task.phase === 'rollout') {
+    // A staged rollout's measurement: governed by the approved rollout in the verified log.
+    values = await computeRolloutSum(ctx, task);
+  } else if (task.phase === 'statistics') {
     const stats = computeStatisticsValues(task, ctx.split.train);
     values = stats.values;
     if (stats.clipped > 0)

@@ -48,12 +48,12 @@ function refuse(field: string, message: string): never {
   throw new EntenteError('PROTOCOL_VIOLATION', `${field}: ${message}`, { field });
 }
 
-function sameDeclaration(task: SecAggSumTask, derived: SecureSumDeclaration): void {
+export function sameDeclaration(task: SecAggSumTask, derived: SecureSumDeclaration): void {
   if (canonicalizeJson(task.secureSum) !== canonicalizeJson(derived))
     refuse('secureSum', 'is not the declaration this site derives from what the task measures');
 }
 
-function checkRowCount(task: SecAggSumTask, count: number): void {
+export function checkRowCount(task: SecAggSumTask, count: number): void {
   if (count > task.secureSum.maxRows)
     throw new EntenteError(
       'INVALID_DATA',

@@ -98,4 +98,25 @@ describe('site policy', () => {
       (e: unknown) => e instanceof EntenteError && e.code === 'INVALID_CONFIG',
     );
   });
+
+  it('reads a circuit breaker with at least one bound in [0, 1], naming the field of a bad one', () => {
+    assert.deepEqual(parseSiteConfig({ circuitBreaker: { minAccuracy: 0.8 } }).circuitBreaker, {
+      minAccuracy: 0.8,
+    });
+    assert.deepEqual(
+      parseSiteConfig({ circuitBreaker: { minAccuracy: 0, maxAccuracyDrop: 0.05 } }).circuitBreaker,
+      { minAccuracy: 0, maxAccuracyDrop: 0.05 },
+    );
+    assert.equal(parseSiteConfig({}).circuitBreaker, undefined);
+    for (const [input, field] of [
+      [{}, 'site.circuitBreaker'],
+      [{ minAccuracy: 1.5 }, 'site.circuitBreaker.minAccuracy'],
+      [{ maxAccuracyDrop: -0.1 }, 'site.circuitBreaker.maxAccuracyDrop'],
+      [{ minAccuracy: 0.5, other: 1 }, 'site.circuitBreaker'],
+    ] as const)
+      assert.throws(
+        () => parseSiteConfig({ circuitBreaker: input }),
+        (e: unknown) => e instanceof EntenteError && e.code === 'INVALID_CONFIG' && e.field === field,
+      );
+  });
 });

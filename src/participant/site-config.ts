@@ -3,8 +3,8 @@
  * consortium cannot override (issue 6, "site policy"; NVIDIA FLARE's site-level privacy/authorisation
  * policies are the model: the job cannot change them). It refuses every task that breaks one, names
  * the limit, and records the refusal. Limits: its differential-privacy budget (per run and in total),
- * secure aggregation required, a minimum cohort, the model kinds and trainers it runs, and the data
- * schemas (by digest) it accepts.
+ * secure aggregation required, a minimum cohort, the model kinds and trainers it runs, the data
+ * schemas (by digest) it accepts, and its circuit breaker for staged rollouts.
  */
 import { z } from 'zod';
 import { EntenteError } from '../core/errors.ts';
@@ -55,7 +55,27 @@ const siteConfigSchema = z.strictObject({
     .array(z.string().regex(/^[0-9a-f]{64}$/, 'must be SHA-256 hex'))
     .min(1)
     .optional(),
+  /**
+   * During a staged rollout's canary or full stage at this site: stop serving the candidate (and ask
+   * for the rollout's rollback) when its accuracy on this site's rows falls below minAccuracy, or
+   * below the production model's by more than maxAccuracyDrop. At least one of the two.
+   */
+  circuitBreaker: z
+    .strictObject({
+      minAccuracy: z.number().finite().min(0).max(1).optional(),
+      maxAccuracyDrop: z.number().finite().min(0).max(1).optional(),
+    })
+    .refine((b) => b.minAccuracy !== undefined || b.maxAccuracyDrop !== undefined, {
+      message: 'needs minAccuracy, maxAccuracyDrop or both',
+    })
+    .optional(),
 });
+
+/** A site's circuit breaker for staged rollouts (site.circuitBreaker). */
+export interface CircuitBreakerConfig {
+  readonly minAccuracy?: number;
+  readonly maxAccuracyDrop?: number;
+}
 
 export interface SiteConfig {
   readonly privacyBudget?: SiteBudget;
@@ -67,6 +87,7 @@ export interface SiteConfig {
   readonly allowedTrainers?: readonly string[];
   readonly allowedTrainerDigests?: readonly string[];
   readonly acceptedSchemaDigests?: readonly string[];
+  readonly circuitBreaker?: CircuitBreakerConfig;
 }
 
 /** Parses a site configuration; throws INVALID_CONFIG naming the field (e.g. site.privacy.total.epsilon). */
@@ -96,6 +117,18 @@ export function parseSiteConfig(input: unknown): SiteConfig {
     ...(c.allowedTrainers ? { allowedTrainers: c.allowedTrainers } : {}),
     ...(c.allowedTrainerDigests ? { allowedTrainerDigests: c.allowedTrainerDigests } : {}),
     ...(c.acceptedSchemaDigests ? { acceptedSchemaDigests: c.acceptedSchemaDigests } : {}),
+    ...(c.circuitBreaker
+      ? {
+          circuitBreaker: {
+            ...(c.circuitBreaker.minAccuracy !== undefined
+              ? { minAccuracy: c.circuitBreaker.minAccuracy }
+              : {}),
+            ...(c.circuitBreaker.maxAccuracyDrop !== undefined
+              ? { maxAccuracyDrop: c.circuitBreaker.maxAccuracyDrop }
+              : {}),
+          },
+        }
+      : {}),
   };
 }
 

@@ -42,6 +42,8 @@ export interface SiteDir {
   /** The (run, round) pairs this site released unmasking shares for (participant/unmasked-rounds.ts). */
   unmaskedRoundsFile(): string;
   witnessStateFile(): string;
+  /** What this site serves (serving.json), its rollouts' models and records (participant/serving-dir.ts). */
+  servingDir(): string;
 }
 
 function writeAtomically(path: string, text: string, mode: number): void {
@@ -117,6 +119,7 @@ export function openSiteDir(dir: string): SiteDir {
     privacyLedgerFile: () => join(dir, 'privacy-ledger.jsonl'),
     unmaskedRoundsFile: () => join(dir, 'unmasked-rounds.jsonl'),
     witnessStateFile: () => join(dir, 'witness.json'),
+    servingDir: () => join(dir, 'serving'),
   };
 }
 
