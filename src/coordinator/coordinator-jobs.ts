@@ -52,9 +52,11 @@ export function createCoordinatorJobs(input: CoordinatorJobsInput): {
       if (row.status !== 'completed' || engine.finalModelOf(row.id) !== sha256) continue;
       const ref = engine.finalModelRef(row.id);
       if (!ref) continue;
+      const config = parseRunConfig(JSON.parse(row.config_json));
       return {
         ref,
-        modelSpec: parseRunConfig(JSON.parse(row.config_json)).model,
+        modelSpec: config.model,
+        ...(config.dataSchemaDigest ? { dataSchemaDigest: config.dataSchemaDigest } : {}),
         ...(row.standardization_json ? { standardization: JSON.parse(row.standardization_json) } : {}),
       };
     }

@@ -17,6 +17,8 @@ export interface KnownModel {
   readonly ref: BlobRef;
   readonly modelSpec: ModelSpec;
   readonly standardization?: Standardization | undefined;
+  /** The data schema the model was trained under (its run's), when the run named one. */
+  readonly dataSchemaDigest?: string | undefined;
 }
 
 export interface EvaluationJobsDeps {

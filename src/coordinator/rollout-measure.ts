@@ -77,6 +77,7 @@ export function openMeasurement(input: {
       ...(production.standardization ? { standardization: production.standardization } : {}),
     },
     paired: spec,
+    ...(candidate.dataSchemaDigest ? { dataSchemaDigest: candidate.dataSchemaDigest } : {}),
     secagg,
   });
   const context = buildSecureSumContext(task('context', 0));

@@ -2,13 +2,18 @@
  * A staged rollout's measurement at this site (a `secagg-sum` task with phase `rollout`): checked
  * against the rollout its verified audit log shows running and the declaration it derives itself, both
  * models fetched (or read from its serving directory) with their digests checked, stored for serving,
- * scored on its evaluation rows, its circuit breaker consulted in the canary and full stages, then its
+ * scored on the evaluation rows assigned to the stage (assignRowsToStages), its circuit breaker consulted in the canary and full stages, then its
  * paired-outcome sums. After every rollout task (and at start) `serving.json` is recomputed
  * (serving-assignment.ts).
  */
 import { decodeSafetensors } from '../core/safetensors.ts';
 import type { Tensor } from '../core/tensor.ts';
-import { DEFAULT_ROLLOUT_ALIAS, type RolloutView, rolloutAlias } from '../governance/index.ts';
+import {
+  DEFAULT_ROLLOUT_ALIAS,
+  type RolloutView,
+  assignRowsToStages,
+  rolloutAlias,
+} from '../governance/index.ts';
 import { type ModelSpec, parseModelSpec } from '../models/index.ts';
 import {
   type BlobRef,
@@ -140,7 +145,17 @@ export async function computeRolloutSum(ctx: ParticipantContext, task: SecAggSum
       production.standardization,
       task,
     );
-    const rows = scorePairedRows(candidate, current, ctx.evaluationRows.data, paired.maxRowLoss);
+    // Each labelled row is scored in one stage only (as fresh traffic would be): two stages' sums are
+    // over disjoint rows, so their difference isolates no site even where the stages' sites differ.
+    const stageIndex = view.plan.stages.findIndex((s) => s.name === rollout.stage);
+    const inStage = assignRowsToStages(
+      rollout.digest,
+      ctx.evaluationRows.data.count,
+      view.plan.stages.length,
+    );
+    const rows = scorePairedRows(candidate, current, ctx.evaluationRows.data, paired.maxRowLoss).filter(
+      (_, i) => inStage[i] === stageIndex,
+    );
     const breaker = ctx.options.site?.circuitBreaker;
     const stage = rollout.stage;
     const served = view;
