@@ -287,7 +287,7 @@ export function buildProgram(): Command {
             ? {}
             : {
                 drillEveryMs: Math.round(positive(opts.drillEvery, '--drill-every', 0.0001) * 3_600_000),
-                drillAlias: parseAliasName(opts.drillAlias, 'drill-alias'),
+                drillAlias: parseAliasName(opts.drillAlias, '--drill-alias'),
               }),
           log,
         });
