@@ -7,12 +7,14 @@
  * time to recover equal to the difference of the logged times. After a one-round run and two
  * move-alias quorums (production → initial model → final model), the operator's drill rehearses
  * rolling production back to the initial model: its bytes are on the coordinator and hash to it, and
- * production does not move. `audit verify` passes and reports both drills; `incident drill list`
+ * production does not move; once that model's stored bytes are damaged, the next drill's rehearsal is a
+ * failed step naming why. `audit verify` passes and reports both drills; `incident drill list`
  * shows them. B) A local workspace's coordinator started with `--drill-every`: a drill starts on its
  * own, no second one starts while its incident is open, and the operator's resume completes it.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseLogEntry } from '../../src/audit/index.ts';
 import { computeSchemaDigest, parseDataSchema } from '../../src/data/index.ts';
@@ -91,6 +93,7 @@ async function checkCompletion(client: MtlsClient, drill: DrillView): Promise<nu
 
 describe('incident drills on a governed consortium', { timeout: 300_000 }, () => {
   let gov: GovernedConsortium;
+  let rollbackTarget = '';
   const children: ChildHandle[] = [];
   const as = (member: string): string[] =>
     member === OPERATOR ? ['--workspace', gov.dir] : ['--site', gov.sites.get(member)!.dir];
@@ -202,13 +205,45 @@ describe('incident drills on a governed consortium', { timeout: 300_000 }, () =>
       ['completed', 'completed'],
     );
     await checkCompletion(gov.operator, all[1]!);
+    rollbackTarget = initial.modelSha256;
+  });
+
+  it('2b. a rollback target whose stored bytes were damaged is a failed step, logged as such', async () => {
+    // The initial model fits in one chunk: its chunk address is the model's digest.
+    const chunk = join(gov.dir, 'coordinator', 'state', 'blobs', rollbackTarget.slice(0, 2), rollbackTarget);
+    assert.ok(existsSync(chunk), 'the rollback target is stored as one chunk');
+    writeFileSync(chunk, 'not the model');
+    const r = await cli(['incident', 'drill', 'start', '--json', ...as('alpha')]);
+    const drill = JSON.parse(r.out) as DrillView;
+    assert.deepEqual(
+      drill.steps.map((s) => [s.step, s.ok]),
+      [
+        ['paused', true],
+        ['rollback-rehearsal', false],
+      ],
+    );
+    assert.equal(drill.steps[1]!.target, rollbackTarget);
+    assert.match(drill.steps[1]!.detail, /cannot be served: stored chunk .* no longer hashes to its address/);
+    await resumeByQuorum();
+    const done = (await drills()).find((d) => d.drill === drill.drill)!;
+    assert.equal(done.status, 'completed');
+    await checkCompletion(gov.operator, done);
   });
 
   it('3. audit verify re-checks and reports the drills; incident drill list shows them', async () => {
+    // Every checkpoint but the newest needs the witnesses' quorum: wait until they caught up.
+    await waitFor(
+      'the witnesses to cosign the newest checkpoint',
+      async () => {
+        const note = Buffer.from(await gov.operator.getBytes('/v1/log/checkpoint', 65_536)).toString('utf8');
+        return note.split('\n').filter((l) => l.startsWith('\u2014 ')).length >= 3 ? true : undefined;
+      },
+      30_000,
+    );
     const verified = await cli(['audit', 'verify', '--log', gov.url, '--workspace', gov.dir]);
     assert.match(
       verified.out,
-      /drills: 2 started, 2 completed, median time to recover \d+\.\d s; 1 failed steps/,
+      /drills: 3 started, 3 completed, median time to recover \d+\.\d s; 2 failed steps/,
     );
     const listed = await cli(['incident', 'drill', 'list', '--json', ...as('beta')]);
     const body = JSON.parse(listed.out) as { paused: boolean; drills: DrillView[] };
@@ -218,6 +253,7 @@ describe('incident drills on a governed consortium', { timeout: 300_000 }, () =>
       [
         ['gamma', 'completed', 1],
         [OPERATOR, 'completed', 0],
+        ['alpha', 'completed', 1],
       ],
     );
     const text = await cli(['incident', 'drill', 'list', ...as('alpha')]);
