@@ -108,6 +108,42 @@ export const logEntryBodies = {
   }),
   'incident-raised': z.strictObject({ incident: id, raisedBy: id, reason: text }),
   'incident-resolved': z.strictObject({ incident: id, proposal: hex64.nullable(), resolvedBy: z.array(id) }),
+  // ---- Incident drills (re-checked by governance/drill-trail.ts) ----
+  /**
+   * A rehearsal of the incident playbook: the incident it raised (logged just before, pausing new rounds
+   * like any other), the alias whose rollback it rehearses, who started it (`coordinator` on a schedule).
+   */
+  'drill-started': z.strictObject({
+    drill: id,
+    incident: id,
+    alias: z.string().regex(/^[a-z0-9-]{1,40}$/),
+    by: id,
+    scheduled: z.boolean(),
+  }),
+  /**
+   * One automatic step of a drill and whether it held: `paused` (no round or phase opened on a tick
+   * after the incident), `rollback-rehearsal` (the alias's current version, the version a rollback
+   * would restore, and whether the coordinator still holds that model's bytes hashing to it).
+   */
+  'drill-step': z.strictObject({
+    drill: id,
+    step: z.enum(['paused', 'rollback-rehearsal']),
+    ok: z.boolean(),
+    detail: text,
+    current: hex64.nullable().optional(),
+    target: hex64.nullable().optional(),
+  }),
+  /**
+   * A drill ended with its incident's resolution (logged just before, in the same transaction):
+   * time to recover = the resolution entry's `at` minus the raising entry's `at`.
+   */
+  'drill-completed': z.strictObject({
+    drill: id,
+    incident: id,
+    timeToRecoverMs: z.number().int(),
+    stepsOk: z.number().int().min(0),
+    stepsFailed: z.number().int().min(0),
+  }),
   /** A run and every security parameter of it. */
   'run-configured': z.strictObject({
     run: id,

@@ -11,6 +11,7 @@ import { makeOutputDir, parseHttpsUrl, parseInteger, writeOutputFile } from './p
 import { readStructuredFile } from './read-file.ts';
 import { canonicalizeJson, sha256Hex } from '../crypto/index.ts';
 import {
+  type DrillView,
   type GovernanceReportData,
   type Proposal,
   renderGovernanceReportHtml,
@@ -57,6 +58,16 @@ export function addMemberOptions(cmd: Command): Command {
     .option('--site <dir>', "this member's site directory (made by participant enroll)")
     .option('--workspace <dir>', 'a local workspace made by entente init')
     .option('--as <member>', 'with --workspace: act as this member (default: the first operator)');
+}
+
+/** One drill as the log records it: status, time to recover, each step. */
+function describeDrill(d: DrillView): string {
+  const ttr =
+    d.timeToRecoverMs === null ? '' : `, time to recover ${(d.timeToRecoverMs / 1000).toFixed(1)} s`;
+  const who = d.scheduled ? 'on schedule' : `by ${d.by}`;
+  const lines = [`${d.drill} (incident ${d.incident}, alias "${d.alias}", ${who}): ${d.status}${ttr}`];
+  for (const s of d.steps) lines.push(`  ${s.ok ? 'ok    ' : 'FAILED'} ${s.step}: ${s.detail}`);
+  return lines.join('\n');
 }
 
 async function withMember<T>(
@@ -324,6 +335,41 @@ export function registerGovernanceCommands(program: Command, participant: Comman
         .body;
       if (opts.sign) view = await signProposalAs(client, view.id, id, signingKeyPem);
       console.log(opts.json ? JSON.stringify(view) : describe(view));
+    });
+  });
+
+  const drill = incident
+    .command('drill')
+    .description('incident drills: rehearse the playbook (pause, rollback rehearsal, quorum resume)');
+  addMemberOptions(
+    drill
+      .command('start')
+      .description(
+        'start a drill: raises an incident (new rounds pause), checks the pause and rehearses a rollback of the alias; it ends when the incident is resumed the normal way',
+      )
+      .option('--alias <name>', 'the alias whose rollback is rehearsed', 'production')
+      .option('--json', 'print JSON'),
+  ).action(async (opts: MemberOptions & { alias: string; json?: boolean }) => {
+    await withMember(opts, async ({ client }) => {
+      const r = (await client.postJson<{ drill: DrillView }>('/v1/incidents/drills', { alias: opts.alias }))
+        .body;
+      console.log(
+        opts.json
+          ? JSON.stringify(r.drill)
+          : `${describeDrill(r.drill)}\nnew rounds are paused until incident ${r.drill.incident} is resumed (entente incident resume)`,
+      );
+    });
+  });
+  addMemberOptions(
+    drill
+      .command('list')
+      .description('list drills: status, steps, time to recover')
+      .option('--json', 'print JSON'),
+  ).action(async (opts: MemberOptions & { json?: boolean }) => {
+    await withMember(opts, async ({ client }) => {
+      const r = (await client.getJson<{ paused: boolean; drills: DrillView[] }>('/v1/incidents/drills'))
+        .body!;
+      console.log(opts.json ? JSON.stringify(r) : r.drills.map(describeDrill).join('\n') || 'no drills');
     });
   });
 

@@ -9,6 +9,7 @@ import { formatDoctorSummary, runDoctor, startCoordinator } from '../coordinator
 import { type CsvDelimiter, computeSchemaDigest, loadTable, parseDataSchema } from '../data/index.ts';
 import { type SiteConfig, parseSiteConfig, renewIfDue, startParticipant } from '../participant/index.ts';
 import type { SiteBudget } from '../privacy/index.ts';
+import { parseAliasName } from '../registry/index.ts';
 import { runDemo } from '../simulation/index.ts';
 import { computeWitnessName, createWorkspace, openSiteDir, openWorkspace } from '../storage/index.ts';
 import { createMtlsClient } from '../transport/index.ts';
@@ -259,6 +260,11 @@ export function buildProgram(): Command {
       'how often unreferenced chunks and stale temporary uploads are removed',
       '600000',
     )
+    .option(
+      '--drill-every <hours>',
+      'start an incident drill when none was started within this many hours and no incident is open',
+    )
+    .option('--drill-alias <name>', 'the alias whose rollback scheduled drills rehearse', 'production')
     .action(
       async (opts: {
         workspace: string;
@@ -268,6 +274,8 @@ export function buildProgram(): Command {
         memberStorageMb: string;
         refusalWindowMs: string;
         gcIntervalMs: string;
+        drillEvery?: string;
+        drillAlias: string;
       }) => {
         const log = createLogger('coordinator');
         const positive = (value: string, field: string, min = 1): number => parseDecimal(value, field, min);
@@ -281,6 +289,12 @@ export function buildProgram(): Command {
           ),
           refusalWindowMs: positive(opts.refusalWindowMs, '--refusal-window-ms', 100),
           gcIntervalMs: positive(opts.gcIntervalMs, '--gc-interval-ms', 100),
+          ...(opts.drillEvery === undefined
+            ? {}
+            : {
+                drillEveryMs: Math.round(positive(opts.drillEvery, '--drill-every', 0.0001) * 3_600_000),
+                drillAlias: parseAliasName(opts.drillAlias, '--drill-alias'),
+              }),
           log,
         });
         // Stoppable cleanly (lock released) before it says it is ready: a signal sent on the URL line

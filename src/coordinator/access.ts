@@ -58,6 +58,9 @@ export const routeAccess = {
   'POST /v1/incidents': everyone,
   'GET /v1/incidents': logReaders,
   'POST /v1/incidents/resume': [operator],
+  // A drill pauses new rounds like an incident: anyone who may raise one may rehearse the playbook.
+  'POST /v1/incidents/drills': everyone,
+  'GET /v1/incidents/drills': logReaders,
   'GET /v1/policy': logReaders,
   'GET /v1/report/governance': [operator, 'data-steward', 'auditor'],
   // The model registry is a view of the audit log: its readers.

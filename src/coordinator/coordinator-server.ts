@@ -30,6 +30,7 @@ import { assertPortFree, listenError, readRememberedPort } from './coordinator-p
 import { collectGarbage, openCoordinatorStorage } from './coordinator-storage.ts';
 import { createCoordinatorJobs } from './coordinator-jobs.ts';
 import { Governance } from './governance.ts';
+import { IncidentDrills } from './incident-drills.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
 import { registerLogRoutes } from './log-routes.ts';
 import { ModelRegistry } from './model-registry.ts';
@@ -68,6 +69,10 @@ export interface CoordinatorOptions {
   readonly chunkGraceMs?: number;
   /** How often unreferenced chunks and stale temporary uploads are removed (default 10 min). */
   readonly gcIntervalMs?: number;
+  /** Start an incident drill when none started within this many ms (no schedule when absent). */
+  readonly drillEveryMs?: number;
+  /** The alias whose rollback scheduled drills rehearse (default `production`). */
+  readonly drillAlias?: string;
 }
 
 export const DEFAULT_MAX_POLLS_PER_MEMBER = 4;
@@ -174,7 +179,9 @@ async function serve(
   let rollBack = (_rollout: string, _proposal: string): void => {};
   // The model registry: a view of the audit log (versions, lineage, aliases moved by quorum).
   const registry = new ModelRegistry(audit);
+  let drillsRef: IncidentDrills | undefined;
   const governance = new Governance({
+    onIncidentResolved: (incident, entry) => drillsRef?.onIncidentResolved(incident, entry),
     registryView: () => registry.view(),
     ws,
     store,
@@ -246,6 +253,24 @@ async function serve(
     evaluations.tick();
     rollouts.tick();
   };
+  const drills = new IncidentDrills({
+    store,
+    blobs,
+    audit,
+    log: log.child({ component: 'drills' }),
+    now: () => Date.now(),
+    isPaused: () => governance.isPaused(),
+    raise: (by, reason, alongside) => governance.raiseIncident(by, reason, alongside),
+    tick,
+    registry: () => registry.snapshot(),
+    publishCheckpoint: () => {
+      audit.publishCheckpoint();
+      for (const id of institutions()) notify(id);
+    },
+    everyMs: options.drillEveryMs,
+    scheduledAlias: options.drillAlias,
+  });
+  drillsRef = drills;
   const maxPolls = options.maxPollsPerMember ?? DEFAULT_MAX_POLLS_PER_MEMBER;
   const quota = options.memberStorageBytes ?? DEFAULT_MEMBER_STORAGE_BYTES;
   const openPolls = new Map<string, number>();
@@ -324,6 +349,7 @@ async function serve(
     institutions: () => institutions(),
     available,
     notify,
+    drills,
   });
 
   let address: string;
@@ -353,6 +379,7 @@ async function serve(
     try {
       tick();
       engine.flushRefusalSummaries();
+      drills.tickSchedule();
     } catch (err) {
       log.error({ err }, 'tick failed');
     }

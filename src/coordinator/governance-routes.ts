@@ -15,6 +15,7 @@ import type { RouteName } from './access.ts';
 import type { AuditLog } from './audit-log.ts';
 import { mayReadFinalModel } from './blob-access.ts';
 import type { Governance } from './governance.ts';
+import type { IncidentDrills } from './incident-drills.ts';
 import { RunPlanner } from './run-plan.ts';
 import type { RunEngine } from './run-engine.ts';
 
@@ -29,6 +30,7 @@ export interface GovernanceRouteDeps {
   readonly institutions: () => string[];
   readonly available: () => string[];
   readonly notify: (participant: string) => void;
+  readonly drills: IncidentDrills;
 }
 
 const pem = z.string().min(1).max(16_384);
@@ -59,6 +61,7 @@ const proposalBody = z.strictObject({ kind: z.string().max(64), subject: z.unkno
 const signatureBody = z.strictObject({ signature: z.string().max(200) });
 const idParam = z.strictObject({ id: z.string().regex(/^[0-9a-f]{64}$/, 'must be a proposal id') });
 const incidentBody = z.strictObject({ reason: z.string().max(2000) });
+const drillBody = z.strictObject({ alias: z.string().max(64).optional() });
 const planBody = z.strictObject({
   config: z.unknown(),
   waitMs: z.number().int().min(0).max(120_000).default(15_000),
@@ -158,6 +161,15 @@ export function registerGovernanceRoutes(app: FastifyInstance, deps: GovernanceR
     const closed = governance.resumeWithoutPolicy(id);
     deps.engine.tick();
     return { resumed: closed };
+  });
+  app.post('/v1/incidents/drills', async (request, reply) => {
+    const id = guard(request, 'POST /v1/incidents/drills');
+    const body = parseMessage(drillBody, request.body ?? {}, 'drill');
+    return reply.status(201).send({ drill: deps.drills.start(id, body.alias) });
+  });
+  app.get('/v1/incidents/drills', async (request) => {
+    guard(request, 'GET /v1/incidents/drills');
+    return { paused: governance.isPaused(), drills: deps.drills.list() };
   });
 
   // ---- Dry run, released models, summaries ----

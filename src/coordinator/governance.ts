@@ -29,7 +29,7 @@ import type { RegistryView } from '../registry/index.ts';
 import type { GovernanceStore, SqliteStore, Workspace } from '../storage/index.ts';
 import type { AuditLog } from './audit-log.ts';
 import { Enrollment } from './enrollment.ts';
-import { listIncidents, raiseIncident, resumeWithoutPolicy } from './incidents.ts';
+import { listIncidents, logResolutions, raiseIncident, resumeWithoutPolicy } from './incidents.ts';
 import { adoptPolicy } from './policy-adoption.ts';
 import { admittedPolicy, checkProposalSubject } from './proposal-subjects.ts';
 
@@ -58,6 +58,11 @@ export interface GovernanceDeps {
   readonly onMembershipChange?: () => void;
   /** The model registry replayed from the audit log (model versions, aliases): move-alias subjects. */
   readonly registryView?: () => RegistryView;
+  /**
+   * In the resolving transaction, after an incident's incident-resolved entry (`entry`): a drill's
+   * incident logs its drill-completed here (incident-drills.ts).
+   */
+  readonly onIncidentResolved?: (incident: string, entry: number) => void;
 }
 
 export interface ProposalView {
@@ -292,9 +297,7 @@ export class Governance {
       const s = subject as { member: string; identityKey: string };
       this.enrollment.applyRecovery(s.member, s.identityKey, id);
     } else if (kind === 'resume-runs') {
-      const closed = gov.resolveIncidents(now, signers, id);
-      for (const incident of closed)
-        audit.append('incident-resolved', { incident, proposal: id, resolvedBy: [...signers] });
+      logResolutions(this.deps, gov.resolveIncidents(now, signers, id), id, signers);
     }
   }
 
@@ -377,8 +380,12 @@ export class Governance {
   // ---- Incidents --------------------------------------------------------------------------------
 
   /** Any member raises an incident: no new round or phase opens until a quorum resumes. */
-  raiseIncident(by: string, reason: unknown): { incident: string; paused: boolean } {
-    return raiseIncident(this.deps, by, reason);
+  raiseIncident(
+    by: string,
+    reason: unknown,
+    alongside?: (incident: string) => void,
+  ): { incident: string; paused: boolean } {
+    return raiseIncident(this.deps, by, reason, alongside);
   }
 
   /** Without a policy in force (a local workspace) an operator resumes directly; with one, only a quorum. */

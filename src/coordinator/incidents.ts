@@ -8,14 +8,21 @@ import { safeCallerText } from '../core/caller-text.ts';
 import { EntenteError } from '../core/errors.ts';
 import type { GovernanceDeps } from './governance.ts';
 
-/** What incidents touch: the stores, the audit log, the logger and the clock. */
-export type IncidentDeps = Pick<GovernanceDeps, 'store' | 'gov' | 'audit' | 'log' | 'now'>;
+/** What incidents touch: the stores, the audit log, the logger, the clock and the drills' hook. */
+export type IncidentDeps = Pick<
+  GovernanceDeps,
+  'store' | 'gov' | 'audit' | 'log' | 'now' | 'onIncidentResolved'
+>;
 
-/** Any member raises an incident: no new round or phase opens until a quorum resumes. */
+/**
+ * Any member raises an incident: no new round or phase opens until a quorum resumes. `alongside` runs
+ * in the same transaction, right after the incident-raised entry (a drill names its incident there).
+ */
 export function raiseIncident(
   deps: IncidentDeps,
   by: string,
   reason: unknown,
+  alongside?: (incident: string) => void,
 ): { incident: string; paused: boolean } {
   if (typeof reason !== 'string' || reason.trim().length === 0 || reason.length > 2000)
     throw new EntenteError('INVALID_ARGUMENT', 'reason: must be 1 to 2000 characters', { field: 'reason' });
@@ -25,6 +32,7 @@ export function raiseIncident(
   deps.store.transaction(() => {
     deps.gov.insertIncident({ id, raised_by: by, reason: said, raised_at: deps.now() });
     deps.audit.append('incident-raised', { incident: id, raisedBy: by, reason: said });
+    alongside?.(id);
   });
   deps.audit.publishCheckpoint();
   deps.log.warn({ incident: id, by }, 'incident raised: new rounds are paused');
@@ -44,11 +52,26 @@ export function resumeWithoutPolicy(deps: IncidentDeps, policyInForce: boolean, 
   let closed: string[] = [];
   deps.store.transaction(() => {
     closed = deps.gov.resolveIncidents(deps.now(), [by], null);
-    for (const incident of closed)
-      deps.audit.append('incident-resolved', { incident, proposal: null, resolvedBy: [by] });
+    logResolutions(deps, closed, null, [by]);
   });
   deps.audit.publishCheckpoint();
   return closed;
+}
+
+/**
+ * In the resolving transaction: one incident-resolved entry per closed incident, each followed by what
+ * the drills log when the incident was a drill's (drill-completed).
+ */
+export function logResolutions(
+  deps: IncidentDeps,
+  closed: readonly string[],
+  proposal: string | null,
+  resolvedBy: readonly string[],
+): void {
+  for (const incident of closed) {
+    const entry = deps.audit.append('incident-resolved', { incident, proposal, resolvedBy: [...resolvedBy] });
+    deps.onIncidentResolved?.(incident, entry);
+  }
 }
 
 /** Every incident, open or resolved, as the status view shows it. */

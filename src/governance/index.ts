@@ -8,3 +8,4 @@ export * from './identity-key.ts';
 export * from './evaluation-plan.ts';
 export * from './rollout-plan.ts';
 export type { RolloutView } from './rollout-trail.ts';
+export * from './drill-trail.ts';

@@ -9,7 +9,8 @@
  * model alias moved without one (alias-trail.ts: the approved move, from the alias's current version, to
  * a model version the log recorded); so is an
  * evaluation step out of the order its pre-registered plan fixes (evaluation-trail.ts), and a staged
- * rollout step its approved plan does not allow (rollout-trail.ts). Pure: it
+ * rollout step its approved plan does not allow (rollout-trail.ts), and an incident drill whose
+ * completion or time to recover the log's own entries contradict (drill-trail.ts). Pure: it
  * takes plain entry objects (what src/audit's parseLogEntry returns), never throws on bad data.
  */
 import { canonicalizeJson } from '../crypto/canonical-json.ts';
@@ -23,6 +24,7 @@ import {
   verifyKeyRotation,
 } from './identity-key.ts';
 import { createAliasTrail } from './alias-trail.ts';
+import { createDrillTrail, type DrillView } from './drill-trail.ts';
 import { type EvaluationPlan, parseEvaluationPlan } from './evaluation-plan.ts';
 import { createEvaluationTrail } from './evaluation-trail.ts';
 import { parseRolloutPlan, type RolloutPlan } from './rollout-plan.ts';
@@ -64,6 +66,8 @@ export interface TrailReport {
   readonly aliases: ReadonlyMap<string, string>;
   /** Every rollout an approve-rollout proposal approved, as its entries leave it (rollout-trail.ts). */
   readonly rollouts: ReadonlyMap<string, RolloutView>;
+  /** Every incident drill, with its steps and time to recover (drill-trail.ts). */
+  readonly drills: readonly DrillView[];
 }
 
 interface OpenProposal {
@@ -114,6 +118,7 @@ export function verifyGovernanceTrail(
   const counts = { proposals: 0, signatures: 0, approvals: 0, policies: 0, runs: 0, keyChanges: 0 };
   const evaluation = createEvaluationTrail(bad);
   const aliasTrail = createAliasTrail(bad);
+  const drills = createDrillTrail(bad);
   /** The evaluation plan each approve-evaluation-plan proposal pre-registers (by proposal id). */
   const plans = new Map<string, EvaluationPlan>();
   const approvedPlans = new Map<string, EvaluationPlan>();
@@ -150,6 +155,8 @@ export function verifyGovernanceTrail(
   };
 
   for (const e of entries) {
+    // Sees every entry (a drill must follow the raising of its incident), consumes the drill entries.
+    if (drills.check(e)) continue;
     switch (e.kind) {
       case 'log-created': {
         consortium = str(e.consortium);
@@ -433,6 +440,8 @@ export function verifyGovernanceTrail(
   facts.push(...evaluation.facts());
   facts.push(...aliasTrail.facts());
   facts.push(...rollout.facts());
+  drills.finish();
+  facts.push(...drills.facts());
   const members = policy ? new Set(Object.keys(policy.members)) : genesisMembers;
   facts.push(
     `identity keys: ${keys.size} pinned, ${counts.keyChanges} changed by rotation or recovery${identity.presented.size > 0 ? `; presented but not authorized (count for nothing): ${[...identity.presented.keys()].sort().slice(0, 10).join(', ')}` : ''}`,
@@ -447,5 +456,6 @@ export function verifyGovernanceTrail(
     policy,
     aliases: aliasTrail.table(),
     rollouts: rollout.views(),
+    drills: drills.views(),
   };
 }

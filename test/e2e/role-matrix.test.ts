@@ -300,6 +300,19 @@ const ROUTES: readonly Route[] = [
     call: (c) => c.postJson('/v1/incidents/resume', {}),
     expect: { code: 'FORBIDDEN', message: /resume-runs proposal/ },
   },
+  {
+    name: 'POST /v1/incidents/drills',
+    allowed: ALL,
+    // A drill would pause the consortium: a bad alias name is refused first.
+    call: (c) => c.postJson('/v1/incidents/drills', { alias: 'Not An Alias!' }),
+    expect: { code: 'INVALID_ARGUMENT', message: /^alias: / },
+  },
+  {
+    name: 'GET /v1/incidents/drills',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson('/v1/incidents/drills'),
+    expect: ok,
+  },
   { name: 'GET /v1/policy', allowed: LOG_READERS, call: (c) => c.getJson('/v1/policy'), expect: ok },
   {
     name: 'GET /v1/report/governance',
