@@ -91,7 +91,7 @@ describe('staged rollout: gates, canary draw, circuit breakers, rollback, audit'
   };
   const entries = async (): Promise<Entry[]> =>
     (
-      await gov.operator.getJson<{ entries: { body: string }[] }>('/v1/log/entries?start=0&end=100000')
+      await gov.operator.getJson<{ entries: { body: string }[] }>('/v1/log/entries?start=0&end=10000')
     ).body!.entries.map((e) => JSON.parse(Buffer.from(e.body, 'base64').toString('utf8')) as Entry);
   const train = async (id: string, config: Record<string, unknown>): Promise<string> => {
     const r = await gov.operator.postJson<{ proposal: string }>('/v1/runs', {
@@ -198,7 +198,7 @@ describe('staged rollout: gates, canary draw, circuit breakers, rollback, audit'
     const gate = view.gates[0]!;
     assert.equal(gate.stage, 'shadow');
     assert.equal(gate.outcome, 'fail');
-    assert.deepEqual([...gate.contributors].sort(), [...INSTITUTIONS]);
+    assert.deepEqual([...gate.contributors].sort(), [...INSTITUTIONS].sort());
     const f = gate.figures;
     assert.ok(gate.rows >= 20, `rows ${gate.rows}`);
     assert.ok(f.candidate!.accuracy! < f.production!.accuracy! - 0.2, JSON.stringify(f));
@@ -341,7 +341,7 @@ describe('staged rollout: gates, canary draw, circuit breakers, rollback, audit'
     const fact = report.facts.find((f) => f.startsWith('rollouts:'));
     assert.match(
       fact ?? '',
-      /4 plans approved by quorum, 5 gates recomputed from their figures, 1 completed, 3 rolled back/,
+      /4 plans approved by quorum, 4 gates recomputed from their figures, 1 completed, 3 rolled back/,
     );
     const text = await cli(['rollout', 'status', '--workspace', gov.dir]);
     assert.match(text.out, /completed/);
