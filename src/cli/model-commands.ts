@@ -8,6 +8,8 @@
  * The model is fetched through GET /v1/runs/:runId/model, so the coordinator's access rules decide
  * (under a policy, only after a release-model quorum). The file's bytes are not re-encoded: their
  * SHA-256 is the one the audit log's model-released entry names, and the card says which entry.
+ * `model export --alias NAME` exports the version an alias points at (the registry's alias table,
+ * replayed from the log): that version's run's final model, refused unless it is exactly that version.
  */
 import { basename } from 'node:path';
 import type { Command } from 'commander';
@@ -27,7 +29,7 @@ import type { MtlsClient } from '../transport/index.ts';
 import { type MemberOptions, addMemberOptions, openMember } from './governance-commands.ts';
 import { readModelOffline } from './model-export-offline.ts';
 import { parseInteger, readTextFile, writeOutputFile } from './parse-options.ts';
-import { readVersionDetail, registerRegistryCommands } from './registry-commands.ts';
+import { readVersionDetail, registerRegistryCommands, resolveAliasTarget } from './registry-commands.ts';
 import {
   MODEL_CARD_FORMAT,
   type ModelCard,
@@ -103,8 +105,9 @@ export function registerModelCommands(program: Command): void {
       .description(
         "write a completed run's final model (safetensors, as released) and its model card (<file>.card.json)",
       )
-      .argument('[runId]', 'run id (or --run)')
+      .argument('[runId]', 'run id (or --run, or --alias)')
       .option('--run <id>', 'run id')
+      .option('--alias <name>', "the version an alias points at (e.g. production): its run's final model")
       .option(
         '--round <n>',
         "the round whose model to write: only the final round's (the released model) is served",
@@ -116,30 +119,86 @@ export function registerModelCommands(program: Command): void {
   ).action(
     async (
       positional: string | undefined,
-      opts: MemberOptions & { run?: string; round?: number; out: string; card?: string; json?: boolean },
+      opts: MemberOptions & {
+        run?: string;
+        alias?: string;
+        round?: number;
+        out: string;
+        card?: string;
+        json?: boolean;
+      },
     ) => {
       if (positional !== undefined && opts.run !== undefined && positional !== opts.run)
         throw new EntenteError('INVALID_ARGUMENT', '--run: names another run than the argument', {
           field: 'run',
         });
-      const runId = opts.run ?? positional;
+      let runId = opts.run ?? positional;
+      let expected: Expected | undefined;
+      if (opts.alias !== undefined) {
+        if (runId !== undefined)
+          throw new EntenteError(
+            'INVALID_ARGUMENT',
+            '--alias: name the model by a run or by an alias, not both',
+            {
+              field: 'alias',
+            },
+          );
+        if (opts.round !== undefined)
+          throw new EntenteError(
+            'INVALID_ARGUMENT',
+            '--round: not with --alias (an alias names one version)',
+            {
+              field: 'round',
+            },
+          );
+        const version = await resolveAliasTarget(opts, opts.alias);
+        expected = { sha256: version.id, alias: opts.alias, round: version.round };
+        if (version.kind === 'initial') throw notFinal(expected, version.run);
+        runId = version.run;
+      }
       if (runId === undefined)
-        throw new EntenteError('INVALID_ARGUMENT', '--run: say which run (--run ID)', { field: 'run' });
-      const card = await exportModel(runId, opts).catch((err: unknown) => {
+        throw new EntenteError(
+          'INVALID_ARGUMENT',
+          '--run: say which run (--run ID) or alias (--alias NAME)',
+          {
+            field: 'run',
+          },
+        );
+      const card = await exportModel(runId, { ...opts, expected }).catch((err: unknown) => {
         // The workspace's coordinator is not running: its holder reads the released model from its files.
         if (!(err instanceof EntenteError && err.code === 'UNAVAILABLE' && opts.workspace && !opts.site))
           throw err;
-        return exportOffline(runId, opts);
+        return exportOffline(runId, { ...opts, expected });
       });
       if (opts.json) console.log(JSON.stringify(card));
       else
         console.log(
-          `wrote ${opts.out} (${card.model.bytes} bytes, sha256 ${card.model.sha256}, audit-log entry ${card.auditLog.entry}) and ${opts.card ?? modelCardPath(opts.out)}`,
+          `wrote ${opts.out} (${opts.alias ? `alias "${opts.alias}", ` : ''}${card.model.bytes} bytes, sha256 ${card.model.sha256}, audit-log entry ${card.auditLog.entry}) and ${opts.card ?? modelCardPath(opts.out)}`,
         );
     },
   );
   registerPredict(model);
   registerRegistryCommands(model);
+}
+
+/** The version an alias pointed at when it was resolved: the exported model must be exactly it. */
+interface Expected {
+  readonly sha256: string;
+  readonly alias: string;
+  readonly round: number;
+}
+
+function notFinal(expected: Expected, runId: string): EntenteError {
+  return new EntenteError(
+    'NOT_FOUND',
+    `--alias: "${expected.alias}" points at ${expected.sha256}, the round ${expected.round} model of run "${runId}", not its final model; only a run's final model is exported`,
+    { field: 'alias' },
+  );
+}
+
+/** Refuses a model other than the one `expected` names (before anything is written). */
+function checkExpected(expected: Expected | undefined, sha256: string, runId: string): void {
+  if (expected !== undefined && sha256 !== expected.sha256) throw notFinal(expected, runId);
 }
 
 /** The registry's section of the card for `sha256` (null when this member may not read the registry). */
@@ -164,9 +223,10 @@ function writeModelAndCard(opts: { out: string; card?: string }, bytes: Uint8Arr
 
 async function exportOffline(
   runId: string,
-  opts: { workspace?: string; round?: number; out: string; card?: string },
+  opts: { workspace?: string; round?: number; out: string; card?: string; expected?: Expected | undefined },
 ): Promise<ModelCard> {
   const m = readModelOffline(opts.workspace!, runId);
+  checkExpected(opts.expected, m.sha256, runId);
   if (opts.round !== undefined && opts.round !== m.finalMetrics.round)
     throw new EntenteError(
       'NOT_FOUND',
@@ -194,7 +254,7 @@ async function exportOffline(
 
 async function exportModel(
   runId: string,
-  opts: MemberOptions & { round?: number; out: string; card?: string },
+  opts: MemberOptions & { round?: number; out: string; card?: string; expected?: Expected | undefined },
 ): Promise<ModelCard> {
   return withMember(opts, async (client) => {
     // The model route applies the access rules (release under a policy) before anything else is read.
@@ -212,6 +272,7 @@ async function exportModel(
       throw err;
     });
     const sha256 = sha256Hex(bytes);
+    checkExpected(opts.expected, sha256, runId);
     const last = view.rounds.at(-1);
     if (sha256 !== view.model?.sha256 || (last && last.modelOut !== sha256))
       throw new EntenteError(

@@ -20,6 +20,7 @@ import {
   buildRegistryCardSection,
   buildRegistryView,
   diffModelVersions,
+  isAliasName,
   type ModelDiff,
   type ModelVersion,
   parseAliasName,
@@ -98,6 +99,44 @@ export async function readVersionDetail(opts: MemberOptions, ref: string): Promi
       };
     },
   );
+}
+
+/** Every version with its aliases, and the alias table (online or offline). */
+function readRegistryList(opts: MemberOptions): Promise<RegistryList> {
+  return fromRegistry<RegistryList>(
+    opts,
+    async (client) => (await client.getJson<RegistryList>('/v1/registry/models')).body!,
+    ({ view }) => ({
+      versions: view.versions.map((v) => ({ ...v, aliases: aliasesOf(view, v.id) })),
+      aliases: view.aliases.map((a) => ({
+        alias: a.alias,
+        version: a.version,
+        entry: a.since.entry,
+        proposal: a.since.proposal,
+      })),
+    }),
+  );
+}
+
+/**
+ * The version alias `name` points at now (online, or from the workspace's own log when its coordinator
+ * is stopped). INVALID_ARGUMENT for a malformed name, NOT_FOUND naming --alias when no such alias.
+ */
+export async function resolveAliasTarget(opts: MemberOptions, name: string): Promise<ModelVersion> {
+  if (!isAliasName(name))
+    throw new EntenteError('INVALID_ARGUMENT', "--alias: must be 1 to 40 characters of a-z, 0-9 and '-'", {
+      field: 'alias',
+    });
+  const list = await readRegistryList(opts);
+  const alias = list.aliases.find((a) => a.alias === name);
+  const version = alias && list.versions.find((v) => v.id === alias.version);
+  if (!version)
+    throw new EntenteError(
+      'NOT_FOUND',
+      `--alias: no alias "${name}" in the registry (model alias list shows them; aliases move only by a move-alias quorum)`,
+      { field: 'alias' },
+    );
+  return version;
 }
 
 const short = (sha: string | null): string => (sha ? `${sha.slice(0, 12)}…` : '-');
@@ -189,19 +228,7 @@ export function registerRegistryCommands(model: Command): void {
       .description('every model version (initial, per round, released) with its lineage and aliases')
       .option('--json', 'print JSON'),
   ).action(async (opts: MemberOptions & { json?: boolean }) => {
-    const list = await fromRegistry<RegistryList>(
-      opts,
-      async (client) => (await client.getJson<RegistryList>('/v1/registry/models')).body!,
-      ({ view }) => ({
-        versions: view.versions.map((v) => ({ ...v, aliases: aliasesOf(view, v.id) })),
-        aliases: view.aliases.map((a) => ({
-          alias: a.alias,
-          version: a.version,
-          entry: a.since.entry,
-          proposal: a.since.proposal,
-        })),
-      }),
-    );
+    const list = await readRegistryList(opts);
     console.log(opts.json ? JSON.stringify(list) : formatList(list));
   });
   addMemberOptions(

@@ -78,12 +78,69 @@ export interface ScoringModel {
   readonly spec: ModelSpec;
   readonly weights: Weights;
   readonly schema: DataSchema;
-  readonly card: ModelCard;
+  /** The model card it was loaded with (null for a model from a site's serving directory). */
+  readonly card: ModelCard | null;
   /** SHA-256 of the model file, as its card and the audit log name it. */
   readonly sha256: string;
   /** The schema's class names (empty for a regression model). */
   readonly classNames: readonly string[];
   readonly standardization: StandardizationParams | null;
+}
+
+/** What a model file comes with: its spec, standardization and data-schema digest (a card's or a site model file's). */
+export interface ModelDescription {
+  readonly modelSpec: unknown;
+  readonly standardization: { readonly mean: readonly number[]; readonly std: readonly number[] } | null;
+  readonly dataSchemaDigest: string | null;
+}
+
+/**
+ * A scoring model from checked bytes (their SHA-256 already compared with what names them): the tensors
+ * against the described spec (INVALID_TENSOR), the schema against the described digest and the model's
+ * class count (INVALID_CONFIG naming `schemaFlag`), the standardization against the model's inputs.
+ */
+export function assembleScoringModel(input: {
+  bytes: Uint8Array;
+  sha256: string;
+  description: ModelDescription;
+  schema: DataSchema;
+  schemaFlag: string;
+  card: ModelCard | null;
+}): ScoringModel {
+  const { description, schema, schemaFlag } = input;
+  const spec = parseModelSpec(description.modelSpec);
+  const { weights } = decodeSafetensors(input.bytes, { expected: describeLayout(spec) });
+  const field = schemaFlag.replace(/^--/, '');
+  if (description.dataSchemaDigest !== null && computeSchemaDigest(schema) !== description.dataSchemaDigest)
+    throw new EntenteError('INVALID_CONFIG', `${schemaFlag}: not the data schema the run was trained with`, {
+      field,
+    });
+  const names = schema.label.classes;
+  const k = countClasses(spec);
+  if (names.length !== k)
+    throw new EntenteError(
+      'INVALID_CONFIG',
+      `${schemaFlag}: declares ${names.length} classes, the model has ${k}`,
+      { field },
+    );
+  const s = description.standardization;
+  const dim = listFeatureColumns(schema).length;
+  if (s && (s.mean.length !== dim || s.std.length !== dim))
+    throw new EntenteError(
+      'INVALID_CONFIG',
+      `${schemaFlag}: has ${dim} input columns, the model's standardization ${s.mean.length}`,
+      { field },
+    );
+  const standardization = s ? { mean: Float64Array.from(s.mean), std: Float64Array.from(s.std) } : null;
+  return {
+    spec,
+    weights,
+    schema,
+    card: input.card,
+    sha256: input.sha256,
+    classNames: names,
+    standardization,
+  };
 }
 
 /**
@@ -115,27 +172,8 @@ export function loadScoringModel(opts: {
         field: 'model',
       },
     );
-  const spec = parseModelSpec(card.modelSpec);
-  const { weights } = decodeSafetensors(bytes, { expected: describeLayout(spec) });
   const schema = parseDataSchema(readStructuredFile(opts.schema, 'schema'));
-  if (card.dataSchemaDigest !== null && computeSchemaDigest(schema) !== card.dataSchemaDigest)
-    throw new EntenteError('INVALID_CONFIG', '--schema: not the data schema the run was trained with', {
-      field: 'schema',
-    });
-  const names = schema.label.classes;
-  const k = countClasses(spec);
-  if (names.length !== k)
-    throw new EntenteError(
-      'INVALID_CONFIG',
-      `--schema: declares ${names.length} classes, the model has ${k}`,
-      {
-        field: 'schema',
-      },
-    );
-  const standardization = card.standardization
-    ? { mean: Float64Array.from(card.standardization.mean), std: Float64Array.from(card.standardization.std) }
-    : null;
-  return { spec, weights, schema, card, sha256, classNames: names, standardization };
+  return assembleScoringModel({ bytes, sha256, description: card, schema, schemaFlag: '--schema', card });
 }
 
 /** The model's input: `raw` standardized with the card's standardization (unchanged without one). */
@@ -190,6 +228,11 @@ export function resolveMonitoringReference(
       '--reference: required: the model card has no standardization, the training reference that fixes the monitoring bins ({"mean": [...], "std": [...]})',
       { field: 'reference' },
     );
+  return readMonitoringReference(model, referenceFile);
+}
+
+/** `referenceFile` as the training reference of `model`'s inputs (INVALID_ARGUMENT naming --reference). */
+export function readMonitoringReference(model: ScoringModel, referenceFile: string): StandardizationParams {
   const parsed = referenceSchema.safeParse(readStructuredFile(referenceFile, 'reference'));
   const dim = listFeatureColumns(model.schema).length;
   if (!parsed.success || parsed.data.mean.length !== dim || parsed.data.std.length !== dim)

@@ -2,7 +2,8 @@
  * `entente participant serve`'s loopback HTTP endpoint (node:http, plain HTTP bound to a loopback
  * address only: it serves the site's own applications on the same machine, never the network).
  *
- * - `GET /v1/health` → `{"status": "ok", "model": "<sha256>", "rows": <rows recorded so far>}`.
+ * - `GET /v1/health` → `{"status": "ok", "model": "<sha256>", "rows": <rows recorded so far>}` (what
+ *   the `health` option returns: following a serving directory, also the version's rollout and stage).
  * - `POST /v1/score` with `Content-Type: application/json` and `{"rows": [{column: value, …}, …]}`
  *   (each value a number or a string as the CSV cell would hold it; every row the same columns: the
  *   schema's features, optionally its label) or `Content-Type: text/csv` and a CSV with a header line
@@ -16,15 +17,18 @@
  * INVALID_ARGUMENT 400 (not JSON, not `{"rows": [...]}`, a column the schema does not declare, a value
  * that is neither number nor string, more than `maxRows` rows, another content type), INVALID_DATA 422
  * (a cell the schema refuses, a missing column), BODY_TOO_LARGE 413 (more than `maxBodyBytes`),
- * NOT_FOUND 404 (another path or method). Errors never echo a submitted value.
+ * NOT_FOUND 404 (another path or method), UNAVAILABLE 503 (no model to serve yet: a followed serving
+ * directory has not assigned one). Errors never echo a submitted value.
+ *
+ * The model is asked for once per request, after its body is read (`serving`): a followed directory may
+ * swap it between requests, never within one, and the request's counts go to the recorder of the model
+ * that scored it.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { safeCallerText } from '../core/caller-text.ts';
 import { EntenteError, errorCodes } from '../core/errors.ts';
 import { parseCsv } from '../data/index.ts';
-import type { MonitoringRecorder } from './monitoring-file.ts';
-import type { StandardizationParams } from '../data/index.ts';
 import {
   type ScoringModel,
   loadRows,
@@ -33,6 +37,7 @@ import {
   scoreClasses,
   standardizeForModel,
 } from './scoring-model.ts';
+import type { ServedModel } from './serving-follower.ts';
 
 export const DEFAULT_MAX_SCORE_ROWS = 5_000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -40,10 +45,10 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
 
 export interface ScoringServerOptions {
-  readonly model: ScoringModel;
-  /** The training reference that fixes the monitoring bins (resolveMonitoringReference). */
-  readonly reference: StandardizationParams;
-  readonly recorder: MonitoringRecorder;
+  /** The model to score a request with, its monitoring reference and recorder (throws UNAVAILABLE when none). */
+  readonly serving: () => ServedModel;
+  /** The body of GET /v1/health. */
+  readonly health: () => object;
   readonly maxRows: number;
   readonly maxBodyBytes: number;
 }
@@ -104,15 +109,15 @@ export function rowsToCsv(body: unknown, model: ScoringModel, maxRows: number): 
 
 /** Scores one request's CSV text and records it; returns the response body. */
 export function scoreAndRecord(
-  options: ScoringServerOptions,
+  served: ServedModel,
+  maxRows: number,
   csv: string,
   startedAt: number,
   now: () => number,
 ): { probabilities: number[][]; classes: readonly string[]; model: string; rows: number } {
-  const { model, recorder } = options;
+  const { model, recorder } = served;
   const submitted = parseCsv(csv).rows.length;
-  if (submitted > options.maxRows)
-    throw refuse('INVALID_ARGUMENT', 'rows', `must hold at most ${options.maxRows} rows`);
+  if (submitted > maxRows) throw refuse('INVALID_ARGUMENT', 'rows', `must hold at most ${maxRows} rows`);
   const { data: raw, labelled } = loadRows(csv, model.schema);
   if (raw.count !== submitted)
     throw refuse('INVALID_DATA', 'rows', 'a row has a missing cell and the schema drops such rows');
@@ -123,7 +128,7 @@ export function scoreAndRecord(
   for (let i = 0; i < data.count; i++) flat.set(probabilities[i]!, i * k);
   recorder.record({
     count: data.count,
-    z: monitoringInput(options.reference, raw),
+    z: monitoringInput(served.reference, raw),
     probabilities: flat,
     labels: labelled ? data.y : undefined,
     latencyMs: Math.max(0, now() - startedAt),
@@ -195,7 +200,7 @@ async function handle(
   const startedAt = performance.now();
   const path = (req.url ?? '').split('?')[0];
   if (req.method === 'GET' && path === '/v1/health') {
-    send(res, 200, { status: 'ok', model: options.model.sha256, rows: options.recorder.rows });
+    send(res, 200, options.health());
     return;
   }
   if (req.method !== 'POST' || path !== '/v1/score') {
@@ -213,6 +218,7 @@ async function handle(
     return;
   }
   try {
+    const served = options.serving();
     const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
     let csv: string;
     if (type === 'application/json') {
@@ -222,7 +228,7 @@ async function handle(
       } catch {
         throw refuse('INVALID_ARGUMENT', 'body', 'is not JSON');
       }
-      csv = rowsToCsv(parsed, options.model, options.maxRows);
+      csv = rowsToCsv(parsed, served.model, options.maxRows);
     } else if (type === 'text/csv') {
       csv = body.toString('utf8');
     } else {
@@ -231,7 +237,7 @@ async function handle(
     send(
       res,
       200,
-      scoreAndRecord(options, csv, startedAt, () => performance.now()),
+      scoreAndRecord(served, options.maxRows, csv, startedAt, () => performance.now()),
     );
   } catch (err) {
     sendError(res, err);

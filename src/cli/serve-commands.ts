@@ -1,19 +1,23 @@
 /**
  * Serving on site: `entente participant serve` (a loopback HTTP endpoint, scoring-server.ts),
  * `entente participant score` (a CSV scored in batch, the output of `model predict`) and
- * `entente participant drift` (drift of one monitoring file against another). Serve and score load the
- * model exactly as `model predict` does (scoring-model.ts: card, digest, schema, the card's
- * standardization) and add what they score to the site's monitoring sums,
- * `<site>/monitoring/<model sha256>.json` (monitoring-file.ts): bin counts only, never a row.
+ * `entente participant drift` (drift of one monitoring file against another). Serve and score take
+ * either `--model` (loaded exactly as `model predict` does, scoring-model.ts: card, digest, schema, the
+ * card's standardization) or `--follow DIR`, the site's serving directory (serving-dir.ts: the version
+ * `serving.json` names; serve follows it as it changes, serving-follower.ts), and add what they score to
+ * the site's monitoring sums, `<site>/monitoring/<model sha256>.json` (monitoring-file.ts): bin counts
+ * only, never a row.
  */
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { EntenteError } from '../core/errors.ts';
 import { compareMonitoring } from '../evaluation/index.ts';
+import { type DataSchema, type StandardizationParams, parseDataSchema } from '../data/index.ts';
 import { isRegressionSpec } from '../models/index.ts';
 import { createLogger } from './logger.ts';
 import { MonitoringRecorder, readMonitoringFile } from './monitoring-file.ts';
 import { parseInteger, parsePort, readTextFile, writeOutputFile } from './parse-options.ts';
+import { readStructuredFile } from './read-file.ts';
 import {
   type ScoringModel,
   loadRows,
@@ -21,10 +25,16 @@ import {
   quoteCsv,
   scoreClasses,
   monitoringInput,
+  readMonitoringReference,
   resolveMonitoringReference,
   standardizeForModel,
 } from './scoring-model.ts';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SCORE_ROWS, createScoringServer } from './scoring-server.ts';
+import { type ServingAssignment, checkServingDir, loadSiteModel, readServingFile } from './serving-dir.ts';
+import { type ServedModel, ServingFollower } from './serving-follower.ts';
+
+/** How often serve looks at a followed serving directory between requests. */
+const FOLLOW_CHECK_MS = 1000;
 
 /** A loopback address literal: 127.0.0.0/8 or ::1 (`localhost` is 127.0.0.1). */
 export function parseLoopbackHost(text: string): string {
@@ -40,39 +50,105 @@ export function parseLoopbackHost(text: string): string {
   return host;
 }
 
-function loadClassifier(opts: { model: string; schema: string; card?: string }): ScoringModel {
-  const model = loadScoringModel(opts);
+function requireClassifier(model: ScoringModel, flag: '--model' | '--follow'): ScoringModel {
   if (isRegressionSpec(model.spec))
     throw new EntenteError(
       'INVALID_CONFIG',
-      '--model: a linear (regression) model; serving scores classifiers',
-      {
-        field: 'model',
-      },
+      `${flag}: ${flag === '--follow' ? `version ${model.sha256} is ` : ''}a linear (regression) model; serving scores classifiers`,
+      { field: flag.slice(2) },
     );
   return model;
 }
 
 interface ModelOptions {
-  model: string;
+  model?: string;
+  follow?: string;
   schema: string;
   card?: string;
   site: string;
   reference?: string;
 }
 
+/** Exactly one of --model and --follow; --card only with --model. Returns which. */
+export function chooseModelSource(opts: {
+  model?: string | undefined;
+  follow?: string | undefined;
+  card?: string | undefined;
+}): 'model' | 'follow' {
+  if (opts.model !== undefined && opts.follow !== undefined)
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      '--follow: give either --model FILE or --follow DIR, not both',
+      { field: 'follow' },
+    );
+  if (opts.model === undefined && opts.follow === undefined)
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      "--follow: say which model to serve: --model FILE (an exported model) or --follow DIR (the site's serving directory)",
+      { field: 'follow' },
+    );
+  if (opts.follow !== undefined && opts.card !== undefined)
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      '--card: only with --model; a serving directory describes each version in models/<sha256>.json',
+      { field: 'card' },
+    );
+  return opts.model !== undefined ? 'model' : 'follow';
+}
+
+/** The monitoring reference of a version from a serving directory: its own standardization, or --reference. */
+function followReference(model: ScoringModel, referenceFile: string | undefined): StandardizationParams {
+  if (model.standardization !== null) return model.standardization;
+  if (referenceFile === undefined)
+    throw new EntenteError(
+      'INVALID_ARGUMENT',
+      `--reference: required: version ${model.sha256} has no standardization, the training reference that fixes the monitoring bins ({"mean": [...], "std": [...]})`,
+      { field: 'reference' },
+    );
+  return readMonitoringReference(model, referenceFile);
+}
+
+function readSchema(path: string): DataSchema {
+  return parseDataSchema(readStructuredFile(path, 'schema'));
+}
+
+/** The version a serving directory assigns now, loaded and checked (score's one-shot resolution). */
+function loadFollowed(opts: ModelOptions & { follow: string }): {
+  model: ScoringModel;
+  reference: StandardizationParams;
+  assignment: ServingAssignment;
+} {
+  checkServingDir(opts.follow);
+  const assignment = readServingFile(opts.follow);
+  if (assignment.version === null)
+    throw new EntenteError(
+      'UNAVAILABLE',
+      `--follow: serving.json names no version to serve (${assignment.reason.slice(0, 200)})`,
+      { field: 'follow' },
+    );
+  const model = requireClassifier(
+    loadSiteModel(opts.follow, assignment.version, readSchema(opts.schema)),
+    '--follow',
+  );
+  return { model, reference: followReference(model, opts.reference), assignment };
+}
+
 function addModelOptions(command: Command): Command {
   return command
-    .requiredOption('--model <file>', 'model file written by entente model export')
+    .option('--model <file>', 'model file written by entente model export (or --follow)')
+    .option(
+      '--follow <dir>',
+      "the site's serving directory: the version its serving.json names (models/<sha256>.safetensors + .json)",
+    )
     .requiredOption('--schema <file>', 'the data schema the run was trained with (JSON or YAML)')
-    .option('--card <file>', 'model card (default: <model>.card.json next to the model)')
+    .option('--card <file>', 'with --model: model card (default: <model>.card.json next to the model)')
     .requiredOption(
       '--site <dir>',
       'site directory: monitoring sums go to <site>/monitoring/<model sha256>.json',
     )
     .option(
       '--reference <file>',
-      'only for a card without standardization: the training {mean, std} that fixes the monitoring bins',
+      'only for a model without standardization: the training {mean, std} that fixes the monitoring bins',
     );
 }
 
@@ -102,16 +178,42 @@ export function registerServeCommands(participant: Command): void {
     .action(
       async (opts: ModelOptions & { host: string; port: number; maxRows: number; flushSeconds: number }) => {
         const log = createLogger('serve');
-        const model = loadClassifier(opts);
-        const reference = resolveMonitoringReference(model, opts.reference);
-        const recorder = new MonitoringRecorder(model, opts.site, Date.now());
+        let fixed: ServedModel | null = null;
+        let follower: ServingFollower | null = null;
+        if (chooseModelSource(opts) === 'model') {
+          const model = requireClassifier(loadScoringModel({ ...opts, model: opts.model! }), '--model');
+          const reference = resolveMonitoringReference(model, opts.reference);
+          fixed = { model, reference, recorder: new MonitoringRecorder(model, opts.site, Date.now()) };
+        } else {
+          const dir = opts.follow!;
+          checkServingDir(dir);
+          const schema = readSchema(opts.schema);
+          follower = new ServingFollower({
+            dir,
+            site: opts.site,
+            load: (sha256) => requireClassifier(loadSiteModel(dir, sha256, schema), '--follow'),
+            reference: (model) => followReference(model, opts.reference),
+            log,
+            now: Date.now,
+          });
+          follower.check();
+        }
+        const current = fixed;
+        const following = follower;
         const server = createScoringServer({
-          model,
-          reference,
-          recorder,
+          serving: () => current ?? following!.served(),
+          health: () =>
+            following
+              ? following.health()
+              : { status: 'ok', model: current!.model.sha256, rows: current!.recorder.rows },
           maxRows: opts.maxRows,
           maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
         });
+        const recorderNow = () => current?.recorder ?? following!.recorder;
+        const release = () => {
+          if (current) current.recorder.close();
+          else following!.close();
+        };
         await new Promise<void>((resolve, reject) => {
           server.once('error', (err: NodeJS.ErrnoException) =>
             reject(
@@ -128,28 +230,33 @@ export function registerServeCommands(participant: Command): void {
           );
           server.listen(opts.port, opts.host, () => resolve());
         }).catch((err: unknown) => {
-          recorder.close();
+          release();
           throw err;
         });
         const flush = () => {
+          const recorder = recorderNow();
           try {
-            if (recorder.flush(new Date())) log.info({ rows: recorder.rows }, 'monitoring sums written');
+            if (recorder?.flush(new Date()))
+              log.info({ rows: recorder.rows, monitoring: recorder.path }, 'monitoring sums written');
           } catch (err) {
             log.error({ err }, 'monitoring sums could not be written');
           }
         };
         const timer = setInterval(flush, opts.flushSeconds * 1000);
         timer.unref();
+        const watch = following ? setInterval(() => following.check(), FOLLOW_CHECK_MS) : undefined;
+        watch?.unref();
         let stopping = false;
         for (const sig of ['SIGINT', 'SIGTERM'] as const)
           process.on(sig, () => {
             if (stopping) return;
             stopping = true;
             clearInterval(timer);
+            clearInterval(watch);
             server.close();
             server.closeAllConnections();
             flush();
-            recorder.close();
+            release();
             process.exit(0);
           });
         const address = server.address();
@@ -158,8 +265,9 @@ export function registerServeCommands(participant: Command): void {
         console.log(
           JSON.stringify({
             url: `http://${host}:${port}`,
-            model: model.sha256,
-            monitoring: recorder.path,
+            model: current?.model.sha256 ?? following!.health().model,
+            monitoring: recorderNow()?.path ?? null,
+            ...(following ? { follow: opts.follow } : {}),
             pid: process.pid,
           }),
         );
@@ -180,8 +288,13 @@ export function registerServeCommands(participant: Command): void {
     .option('--out <csv>', 'write predictions here (default: stdout)')
     .option('--json', 'print JSON as model predict --json, with the monitoring file and its row count')
     .action((opts: ModelOptions & { data: string; out?: string; json?: boolean }) => {
-      const model = loadClassifier(opts);
-      const reference = resolveMonitoringReference(model, opts.reference);
+      let model: ScoringModel;
+      let reference: StandardizationParams;
+      let assignment: ServingAssignment | null = null;
+      if (chooseModelSource(opts) === 'model') {
+        model = requireClassifier(loadScoringModel({ ...opts, model: opts.model! }), '--model');
+        reference = resolveMonitoringReference(model, opts.reference);
+      } else ({ model, reference, assignment } = loadFollowed({ ...opts, follow: opts.follow! }));
       const { data: raw, labelled } = loadRows(readTextFile(opts.data, '--data'), model.schema);
       const data = standardizeForModel(model, raw);
       const { probabilities, classes } = scoreClasses(model, data);
@@ -220,6 +333,9 @@ export function registerServeCommands(participant: Command): void {
             accuracy,
             ...(opts.out ? { out: opts.out } : {}),
             model: model.sha256,
+            ...(assignment
+              ? { alias: assignment.alias, rollout: assignment.rollout, stage: assignment.stage }
+              : {}),
             monitoring: recorder.path,
             monitoredRows: recorder.rows,
           }),

@@ -5,7 +5,9 @@
  * `candidate` to the released model (one signature is not the quorum: the alias does not move), a second
  * institution signs and the move is applied and logged, `model show candidate` names the released model,
  * `model export --card` writes the safetensors and a card with lineage, evaluations, privacy spent and
- * intended use, `model diff` compares two versions, and `audit verify` re-checks the alias move.
+ * intended use, `model export --alias candidate` writes the version the alias points at (an alias on a
+ * round's model, an unknown alias, or an alias with a run are refused; offline too), `model diff`
+ * compares two versions, and `audit verify` re-checks the alias move.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -283,6 +285,41 @@ describe('model registry: versions, aliases moved by quorum, cards, audit', { ti
     );
   });
 
+  it("4b. model export --alias: the version the alias points at, and only a run's final model", async () => {
+    const out = join(outDir, 'by-alias.safetensors');
+    const r = await cli(['model', 'export', '--alias', 'candidate', '--out', out, '--json', ...as(OPERATOR)]);
+    assert.equal(createHash('sha256').update(readFileSync(out)).digest('hex'), released);
+    const card = JSON.parse(r.out) as {
+      run: string;
+      model: { sha256: string };
+      registry: { aliases: string[] };
+    };
+    assert.deepEqual([card.run, card.model.sha256, card.registry.aliases], [RUN_ID, released, ['candidate']]);
+    // canary points at round 1's model, which is not the run's final model: nothing is written.
+    const canary = join(outDir, 'canary.safetensors');
+    const notFinal = await cli(['model', 'export', '--alias', 'canary', '--out', canary, ...as(OPERATOR)], 4);
+    assert.match(
+      notFinal.err,
+      new RegExp(
+        `^entente: NOT_FOUND: --alias: "canary" points at ${versions[1]!.id}, the round 1 model of run "${RUN_ID}", not its final model`,
+        'm',
+      ),
+    );
+    assert.throws(() => readFileSync(canary), /ENOENT/);
+    const unknown = await cli(['model', 'export', '--alias', 'nope', '--out', canary, ...as(OPERATOR)], 4);
+    assert.match(unknown.err, /^entente: NOT_FOUND: --alias: no alias "nope" in the registry/m);
+    const both = await cli(
+      ['model', 'export', RUN_ID, '--alias', 'candidate', '--out', canary, ...as(OPERATOR)],
+      2,
+    );
+    assert.match(
+      both.err,
+      /^entente: INVALID_ARGUMENT: --alias: name the model by a run or by an alias, not both/m,
+    );
+    const malformed = await cli(['model', 'export', '--alias', 'Prod!', '--out', canary, ...as(OPERATOR)], 2);
+    assert.match(malformed.err, /^entente: INVALID_ARGUMENT: --alias: must be 1 to 40 characters/m);
+  });
+
   it('5. model diff: lineage fields, and the weights where both models may be fetched', async () => {
     const r = await cli(['model', 'diff', versions[1]!.id, 'candidate', '--json', ...as(OPERATOR)]);
     const diff = JSON.parse(r.out) as { lineage: { field: string }[]; tensors: unknown; weights: string };
@@ -345,5 +382,14 @@ describe('model registry: versions, aliases moved by quorum, cards, audit', { ti
       [card.registry.version, card.registry.aliases, card.registry.intendedUse],
       [released, ['candidate'], INTENDED_USE],
     );
+    // The alias table is replayed from the workspace's own log: --alias works offline as well.
+    const byAlias = join(outDir, 'offline-alias.safetensors');
+    await cli(['model', 'export', '--alias', 'candidate', '--out', byAlias, ...as(OPERATOR)]);
+    assert.equal(createHash('sha256').update(readFileSync(byAlias)).digest('hex'), released);
+    const offlineCanary = await cli(
+      ['model', 'export', '--alias', 'canary', '--out', byAlias, ...as(OPERATOR)],
+      4,
+    );
+    assert.match(offlineCanary.err, /^entente: NOT_FOUND: --alias: "canary" points at /m);
   });
 });

@@ -5,10 +5,15 @@
  * requests get a structured 4xx and the server stays up; on SIGTERM the monitoring file holds the
  * right row count and no row value; `participant score` records a CSV and one with a feature tripled
  * drifts more (PSI) against the reference than the unshifted rows; a non-loopback --host is refused.
+ * With `--follow`, serve reads a serving directory laid out by hand (models/<sha>.safetensors + .json,
+ * serving.json): 503 until serving.json names a version, then that version; rewritten to a second
+ * version, the next requests use it and their counts land in its own monitoring file; a corrupted
+ * version is refused with a logged warning and the second keeps serving; `score --follow` scores with
+ * the version named; --model and --follow together, or neither, are usage errors.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -58,6 +63,10 @@ describe('entente participant serve and score', { timeout: 120_000 }, () => {
   const files: Record<string, string> = {};
   let sha256: string;
   let rows: Record<string, string>[];
+  /** What a serving directory's models/<sha>.json says of the models trained here (spec, standardization, schema). */
+  let description: Record<string, unknown>;
+  /** A second model (another seed, one epoch): its bytes and digest. */
+  let second: { bytes: Uint8Array; sha256: string };
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'entente-serve-'));
@@ -74,6 +83,22 @@ describe('entente participant serve and score', { timeout: 120_000 }, () => {
     );
     const model = encodeSafetensors(trained.weights);
     sha256 = sha256Hex(model);
+    description = {
+      format: 'entente-site-model/1',
+      modelSpec: spec,
+      standardization: { mean: Array.from(standardization.mean), std: Array.from(standardization.std) },
+      dataSchemaDigest: computeSchemaDigest(schema),
+    };
+    const other = encodeSafetensors(
+      trainLocally(
+        spec,
+        initializeWeights(spec, createSeededRng('serve-init-2')),
+        applyStandardization(raw, standardization),
+        { epochs: 1, batchSize: 64, learningRate: 0.05, optimizer: 'sgd' },
+        createSeededRng('serve-train-2'),
+      ).weights,
+    );
+    second = { bytes: other, sha256: sha256Hex(other) };
     files.model = join(dir, 'model.safetensors');
     writeFileSync(files.model, model);
     writeFileSync(
@@ -358,5 +383,152 @@ describe('entente participant serve and score', { timeout: 120_000 }, () => {
     ]);
     assert.equal(both.code, 2);
     assert.match(both.stderr, /^entente: INVALID_ARGUMENT: --reference: the model card carries/m);
+  });
+
+  it('serve --follow: the version serving.json names, swapped when it changes; a corrupted version refused', async () => {
+    const serving = join(dir, 'serving');
+    const site = join(dir, 'site-follow');
+    mkdirSync(join(serving, 'models'), { recursive: true });
+    const place = (bytes: Uint8Array, sha: string) => {
+      writeFileSync(join(serving, 'models', `${sha}.safetensors`), bytes);
+      writeFileSync(join(serving, 'models', `${sha}.json`), JSON.stringify({ ...description, sha256: sha }));
+    };
+    place(readFileSync(files.model!), sha256);
+    place(second.bytes, second.sha256);
+    const rollout = 'ab'.repeat(32);
+    const assign = (version: string, stage: string) =>
+      writeFileSync(
+        join(serving, 'serving.json'),
+        JSON.stringify({
+          format: 'entente-serving/1',
+          alias: 'production',
+          version,
+          rollout,
+          stage,
+          reason: `${stage} stage of the rollout`,
+          updatedAt: new Date().toISOString(),
+        }),
+      );
+
+    const server = spawnEntente('serve-follow', [
+      ...['participant', 'serve', '--follow', serving, '--schema', SCHEMA, '--site', site],
+    ]);
+    try {
+      const url = await waitForUrl(server);
+      type Health = {
+        status: string;
+        model: string | null;
+        rollout: string | null;
+        stage: string | null;
+        warning: string | null;
+      };
+      const health = async () => (await (await fetch(`${url}/v1/health`)).json()) as Health;
+      /** Polls GET /v1/health until `done` holds (bounded: the server checks serving.json every second). */
+      const waitForHealth = async (done: (h: Health) => boolean, what: string) => {
+        for (let i = 0; i < 200; i++) {
+          const h = await health();
+          if (done(h)) return h;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.fail(`serve never reported ${what}:\n${server.stderr().slice(-2000)}`);
+      };
+      const score = async () => {
+        const r = await fetch(`${url}/v1/score`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ rows }),
+        });
+        return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+      };
+
+      // No serving.json yet: waiting, and scoring is refused with a coded 503.
+      const waiting = await health();
+      assert.deepEqual([waiting.status, waiting.model], ['waiting', null]);
+      const early = await score();
+      assert.equal(early.status, 503);
+      assert.deepEqual(
+        [(early.body.error as { code: string }).code, (early.body.error as { field: string }).field],
+        ['UNAVAILABLE', 'model'],
+      );
+
+      assign(sha256, 'canary');
+      const first = await waitForHealth((h) => h.model === sha256, `model ${sha256}`);
+      assert.deepEqual(
+        [first.status, first.rollout, first.stage, first.warning],
+        ['ok', rollout, 'canary', null],
+      );
+      const a = await score();
+      assert.equal(a.status, 200);
+      assert.equal(a.body.model, sha256);
+      // score --follow resolves the same version: the same probabilities.
+      const batch = await runCli([
+        ...['participant', 'score', '--follow', serving, '--schema', SCHEMA, '--data', files.unlabelled!],
+        ...['--site', join(dir, 'site-follow-batch'), '--json'],
+      ]);
+      assert.equal(batch.code, 0, batch.stderr);
+      const batchOut = JSON.parse(batch.stdout) as {
+        model: string;
+        stage: string;
+        probabilities: number[][];
+      };
+      assert.deepEqual([batchOut.model, batchOut.stage], [sha256, 'canary']);
+      assert.deepEqual(a.body.probabilities, batchOut.probabilities);
+
+      assign(second.sha256, 'full');
+      const swapped = await waitForHealth((h) => h.model === second.sha256, `model ${second.sha256}`);
+      assert.deepEqual([swapped.stage, swapped.warning], ['full', null]);
+      const b = await score();
+      assert.equal(b.body.model, second.sha256);
+      assert.notDeepEqual(b.body.probabilities, a.body.probabilities);
+
+      // A version whose bytes do not hash to its name: refused with a warning, the second keeps serving.
+      const corrupt = Buffer.from(readFileSync(files.model!));
+      corrupt[corrupt.length - 1]! ^= 0x01;
+      const named = 'cd'.repeat(32);
+      writeFileSync(join(serving, 'models', `${named}.safetensors`), corrupt);
+      writeFileSync(
+        join(serving, 'models', `${named}.json`),
+        JSON.stringify({ ...description, sha256: named }),
+      );
+      assign(named, 'full');
+      const refused = await waitForHealth((h) => h.warning !== null, 'a warning');
+      assert.equal(refused.model, second.sha256);
+      assert.match(
+        refused.warning!,
+        /DIGEST_MISMATCH: --follow: models\/(cd){32}\.safetensors: the bytes do not hash/,
+      );
+      const c = await score();
+      assert.equal(c.body.model, second.sha256);
+      assert.match(server.stderr(), /serving\.json not applied: keeping the model in service/);
+      assert.match(server.stderr(), /DIGEST_MISMATCH/);
+
+      server.child.kill('SIGTERM');
+      assert.equal(await server.exited, 0);
+      const monitored = (sha: string) =>
+        (
+          JSON.parse(readFileSync(join(site, 'monitoring', `${sha}.json`), 'utf8')) as {
+            sums: { rows: number[] };
+          }
+        ).sums.rows[0];
+      assert.equal(monitored(sha256), 40);
+      assert.equal(monitored(second.sha256), 80);
+    } finally {
+      server.child.kill('SIGKILL');
+    }
+
+    const both = await runCli([
+      ...['participant', 'serve', '--model', files.model!, '--follow', serving, '--schema', SCHEMA],
+      ...['--site', site],
+    ]);
+    assert.equal(both.code, 2);
+    assert.match(
+      both.stderr,
+      /^entente: INVALID_ARGUMENT: --follow: give either --model FILE or --follow DIR/m,
+    );
+    const neither = await runCli([
+      ...['participant', 'score', '--schema', SCHEMA, '--data', files.unlabelled!, '--site', site],
+    ]);
+    assert.equal(neither.code, 2);
+    assert.match(neither.stderr, /^entente: INVALID_ARGUMENT: --follow: say which model to serve/m);
   });
 });
