@@ -1,7 +1,7 @@
 /**
  * Staged rollouts end to end: a governed consortium of five institutions (in-process coordinator over
  * mutual TLS, five participant processes, each with its own circuit breaker in its site configuration)
- * trains three models (production P; a better candidate B; a worse candidate W, trained on raw features
+ * trains three models (production P, under-trained; a better candidate B; a worse candidate W, trained on raw features
  * with a vanishing learning rate, so it predicts one class for every row). `production` points at P
  * by quorum. Then, as separate `entente` processes where a member or operator would act:
  *
@@ -18,10 +18,15 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { computeSchemaDigest, parseDataSchema } from '../../src/data/index.ts';
+import { computeSchemaDigest, parseCsv, parseDataSchema } from '../../src/data/index.ts';
 import { computeRolloutPlanDigest, drawCanarySites, parseRolloutPlan } from '../../src/governance/index.ts';
 import { demoRunConfig } from '../../src/simulation/index.ts';
-import { type ChildHandle, spawnEntente, stopChild } from '../../src/simulation/process-federation.ts';
+import {
+  type ChildHandle,
+  spawnEntente,
+  stopChild,
+  waitForUrl,
+} from '../../src/simulation/process-federation.ts';
 import { writePrivateFile } from '../../src/storage/index.ts';
 import { SCHEMA_PATH, waitFor, waitForAllAvailable, waitForRunCompleted } from './fixtures.ts';
 import {
@@ -115,7 +120,8 @@ describe('staged rollout: gates, canary draw, circuit breakers, rollback, audit'
     candidate,
     production,
     stages,
-    createdAt: new Date().toISOString().slice(0, 19).concat('Z'),
+    // Fixed: the plan's digest (and with it which rows each stage scores) is the same on every run.
+    createdAt: '2026-12-01T00:00:00Z',
   });
   /** Proposes a plan with `rollout propose` (alpha) and approves it (beta signs). */
   const approve = async (subject: unknown, file: string): Promise<string> => {
@@ -163,7 +169,12 @@ describe('staged rollout: gates, canary draw, circuit breakers, rollback, audit'
     }
     await waitForAllAvailable(gov.operator, 120_000);
     try {
-      models.P = await train('rollout-p', demoRunConfig(1, 'rollout-p'));
+      // P: one short round at a small learning rate (under-trained); B: three rounds.
+      const p = demoRunConfig(1, 'rollout-p');
+      models.P = await train('rollout-p', {
+        ...p,
+        train: { epochs: 2, batchSize: 16, learningRate: 0.02, optimizer: 'sgd' },
+      });
       models.B = await train('rollout-b', demoRunConfig(3, 'rollout-b'));
       const w = demoRunConfig(1, 'rollout-w');
       models.W = await train('rollout-w', {
@@ -186,12 +197,23 @@ describe('staged rollout: gates, canary draw, circuit breakers, rollback, audit'
     await gov?.close();
   });
 
-  it('1. a worse candidate fails its shadow gate and rolls back on its own; production stays', async () => {
+  it('1. a worse candidate fails its shadow gate and rolls back on its own; production stays', async (t) => {
     digests.worse = await approve(
       plan('W replaces P', models.W, models.P, stagesOf(INSTITUTIONS)),
       'worse.json',
     );
     const view = await start(digests.worse);
+    t.diagnostic(
+      JSON.stringify(
+        view.gates.map((g) => ({
+          stage: g.stage,
+          rows: g.rows,
+          candidate: g.figures.candidate?.accuracy,
+          production: g.figures.production?.accuracy,
+          p: g.figures.paired?.mcnemarP,
+        })),
+      ),
+    );
     assert.equal(view.status, 'rolled back', JSON.stringify(view));
     assert.equal(view.rolledBack?.cause, 'gate');
     assert.equal(view.gates.length, 1);
@@ -215,12 +237,23 @@ describe('staged rollout: gates, canary draw, circuit breakers, rollback, audit'
     assert.match(again.err, /^entente: CONFLICT: rollout: already rolled back/m);
   });
 
-  it('2. a better candidate passes shadow, a drawn canary and full; production moves to it', async () => {
+  it('2. a better candidate passes shadow, a drawn canary and full; production moves to it', async (t) => {
     digests.better = await approve(
       plan('B replaces P', models.B, models.P, stagesOf(INSTITUTIONS)),
       'better.json',
     );
     const view = await start(digests.better);
+    t.diagnostic(
+      JSON.stringify(
+        view.gates.map((g) => ({
+          stage: g.stage,
+          rows: g.rows,
+          candidate: g.figures.candidate?.accuracy,
+          production: g.figures.production?.accuracy,
+          p: g.figures.paired?.mcnemarP,
+        })),
+      ),
+    );
     assert.equal(view.status, 'completed', JSON.stringify(view));
     assert.equal(view.completed?.aliasMoved, true);
     assert.deepEqual(
@@ -277,6 +310,39 @@ describe('staged rollout: gates, canary draw, circuit breakers, rollback, audit'
     const moved = log.filter((e) => e.kind === 'alias-moved' && e.alias === 'production').at(-1)!;
     assert.equal(moved.version, models.B);
     assert.equal(moved.previous, models.P);
+    // A site's loopback endpoint serves what its serving directory (written from its log) names: B.
+    const site = gov.sites.get('alpha')!.dir;
+    const server = spawnEntente('serve-alpha', [
+      ...['participant', 'serve', '--follow', join(site, 'serving'), '--schema', SCHEMA_PATH, '--site', site],
+    ]);
+    try {
+      const url = await waitForUrl(server);
+      const health = await waitFor(
+        'alpha to serve B',
+        async () => {
+          const h = (await (await fetch(`${url}/v1/health`)).json()) as {
+            model: string | null;
+            rollout: string;
+          };
+          return h.model === models.B ? h : undefined;
+        },
+        30_000,
+      );
+      assert.equal(health.rollout, digests.better);
+      const table = parseCsv(readFileSync(join(site, 'data.csv'), 'utf8'));
+      const label = table.header.indexOf('diagnosis');
+      const rows = table.rows
+        .slice(0, 5)
+        .map((r) => Object.fromEntries(table.header.flatMap((h, j) => (j === label ? [] : [[h, r[j]!]]))));
+      const scored = await fetch(`${url}/v1/score`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ rows }),
+      });
+      assert.equal(scored.status, 200, await scored.clone().text());
+    } finally {
+      await stopChild(server);
+    }
   });
 
   it("3. a site's own circuit breaker stops a worse candidate at canary; the site serves production", async () => {
