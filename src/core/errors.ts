@@ -70,6 +70,12 @@ export const errorCodes = {
     summary:
       "an evaluation plan's job failed (a blinded model's secure sum aborted in every attempt, or during unmasking)",
   },
+  MONITORING_FAILED: {
+    http: 409,
+    exit: 5,
+    summary:
+      'a monitoring measurement ended without a report (its secure sum aborted in every attempt or during unmasking, or no site had recorded rows)',
+  },
   RATE_LIMITED: {
     http: 429,
     exit: 6,
