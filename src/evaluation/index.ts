@@ -8,3 +8,4 @@ export * from './probability-bins.ts';
 export * from './drift-metrics.ts';
 export * from './monitoring-drift.ts';
 export * from './monitoring-layout.ts';
+export * from './monitoring-projection.ts';
