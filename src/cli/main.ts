@@ -16,6 +16,8 @@ import { registerAuditCommands } from './audit-commands.ts';
 import { readStructuredFile } from './read-file.ts';
 import { registerEvaluationCommands } from './evaluation-commands.ts';
 import { registerEvaluationRunCommands } from './evaluation-run-commands.ts';
+import { registerMonitorCommands } from './monitor-commands.ts';
+import { parseAliasName } from '../registry/index.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
 import { registerPrivacyCommands } from './privacy-commands.ts';
@@ -87,6 +89,8 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
       journalFile: site.journalFile(),
       privacyLedgerFile: site.privacyLedgerFile(),
       unmaskedRoundsFile: site.unmaskedRoundsFile(),
+      // Where `participant serve|score --site` record monitoring counts (a monitoring sum reads them).
+      monitoringDir: join(site.dir, 'monitoring'),
       // An enrolled site takes part only in runs the log shows approved by the policy's quorum.
       requireApprovedRuns: true,
       witness: {
@@ -111,6 +115,7 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
     journalFile: join(ws.dir, 'institutions', id, 'journal.jsonl'),
     privacyLedgerFile: join(ws.dir, 'institutions', id, 'privacy-ledger.jsonl'),
     unmaskedRoundsFile: join(ws.dir, 'institutions', id, 'unmasked-rounds.jsonl'),
+    monitoringDir: join(ws.dir, 'institutions', id, 'monitoring'),
     ...(ws.consortium.log
       ? {
           witness: {
@@ -253,6 +258,11 @@ export function buildProgram(): Command {
       'how often unreferenced chunks and stale temporary uploads are removed',
       '600000',
     )
+    .option(
+      '--monitor-every <minutes>',
+      'measure drift of the model --monitor-alias points at this often (secure sums over the sites; see entente monitor)',
+    )
+    .option('--monitor-alias <alias>', 'the alias scheduled monitoring follows', 'production')
     .action(
       async (opts: {
         workspace: string;
@@ -262,6 +272,8 @@ export function buildProgram(): Command {
         memberStorageMb: string;
         refusalWindowMs: string;
         gcIntervalMs: string;
+        monitorEvery?: string;
+        monitorAlias: string;
       }) => {
         const log = createLogger('coordinator');
         const positive = (value: string, field: string, min = 1): number => parseDecimal(value, field, min);
@@ -275,6 +287,12 @@ export function buildProgram(): Command {
           ),
           refusalWindowMs: positive(opts.refusalWindowMs, '--refusal-window-ms', 100),
           gcIntervalMs: positive(opts.gcIntervalMs, '--gc-interval-ms', 100),
+          ...(opts.monitorEvery === undefined
+            ? {}
+            : {
+                monitorEveryMs: Math.round(positive(opts.monitorEvery, '--monitor-every', 0.01) * 60_000),
+                monitorAlias: parseAliasName(opts.monitorAlias, '--monitor-alias'),
+              }),
           log,
         });
         // Stoppable cleanly (lock released) before it says it is ready: a signal sent on the URL line
@@ -535,6 +553,7 @@ export function buildProgram(): Command {
   registerModelCommands(program);
   registerServeCommands(participant);
   registerEvaluationRunCommands(registerEvaluationCommands(program));
+  registerMonitorCommands(program);
   return program;
 }
 

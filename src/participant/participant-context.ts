@@ -73,6 +73,11 @@ export interface ParticipantOptions {
    * verifies itself, shows it approved by the start-run quorum of the policy in force.
    */
   readonly requireApprovedRuns?: boolean;
+  /**
+   * Where `participant serve|score` keep this site's monitoring counts (`<dir>/<model sha256>.json`):
+   * a monitoring measurement's current window adds the counts of the monitored model's file (none: zeros).
+   */
+  readonly monitoringDir?: string;
   /** SHA-256 of the data schema this site's records follow (answers dry runs). */
   readonly dataSchemaDigest?: string;
   /**

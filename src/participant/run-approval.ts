@@ -17,6 +17,7 @@ import {
   verifyGovernanceTrail,
 } from '../governance/index.ts';
 import { type RunConfig, parseRunConfig } from '../protocol/index.ts';
+import { type RegistryEntry, type RegistryView, buildRegistryView } from '../registry/index.ts';
 import type { MtlsClient } from '../transport/index.ts';
 import type { LogWitness } from './log-witness.ts';
 
@@ -51,6 +52,11 @@ export interface RunApprovalCheck {
   approvedRollout(digest: string): Promise<RolloutView>;
   /** Every approved rollout in the verified log (what this site serves follows them). */
   rollouts(): Promise<ReadonlyMap<string, RolloutView>>;
+  /**
+   * The model registry replayed from the verified log (its governance trail checked first): every
+   * model version the log records and the aliases pointing at them.
+   */
+  registry(): Promise<RegistryView>;
 }
 
 export function createRunApprovalCheck(input: {
@@ -67,6 +73,8 @@ export function createRunApprovalCheck(input: {
   let plans: ReadonlyMap<string, EvaluationPlan> = new Map();
   let perSite = false;
   let rollouts: ReadonlyMap<string, RolloutView> = new Map();
+  let registryAt = -1;
+  let registry: RegistryView | undefined;
 
   /** Reads the entries added since the last call and checks the whole log against the verified root. */
   async function sync(): Promise<void> {
@@ -135,6 +143,14 @@ export function createRunApprovalCheck(input: {
     async rollouts(): Promise<ReadonlyMap<string, RolloutView>> {
       await refreshPlans();
       return rollouts;
+    },
+    async registry(): Promise<RegistryView> {
+      await refreshPlans();
+      if (registryAt !== entries.length || !registry) {
+        registry = buildRegistryView(entries as unknown as RegistryEntry[]);
+        registryAt = entries.length;
+      }
+      return registry;
     },
     async perSiteEvaluationAllowed(): Promise<boolean> {
       await refreshPlans();

@@ -73,7 +73,7 @@ export async function computeTask(ctx: ParticipantContext, task: Task): Promise<
       task.kind === 'train' ||
       task.kind === 'evaluate' ||
       task.kind === 'secagg-train' ||
-      (task.kind === 'secagg-sum' && !task.plan))
+      (task.kind === 'secagg-sum' && !task.plan && task.phase !== 'monitor'))
   ) {
     if (!checkRunApproved)
       throw new EntenteError(
