@@ -64,6 +64,10 @@ export const routeAccess = {
   'GET /v1/registry/models': logReaders,
   'GET /v1/registry/models/:ref': logReaders,
   'GET /v1/registry/aliases': logReaders,
+  // Drift monitoring: the operator measures; the log's readers read the reports (also logged).
+  'POST /v1/monitoring/run': [operator],
+  'GET /v1/monitoring': logReaders,
+  'GET /v1/monitoring/:model': logReaders,
 } as const satisfies Record<string, readonly MemberRole[]>;
 
 export type RouteName = keyof typeof routeAccess;

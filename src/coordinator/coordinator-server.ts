@@ -29,7 +29,9 @@ import { publicPaths } from './access.ts';
 import { AuditLog } from './audit-log.ts';
 import { assertPortFree, listenError, readRememberedPort } from './coordinator-port.ts';
 import { collectGarbage, openCoordinatorStorage } from './coordinator-storage.ts';
-import { EvaluationJobs } from './evaluation-jobs.ts';
+import { EvaluationJobs, type KnownModel } from './evaluation-jobs.ts';
+import { MonitoringJobs } from './monitoring-jobs.ts';
+import { registerMonitoringRoutes } from './monitoring-routes.ts';
 import { Governance } from './governance.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
 import { registerLogRoutes } from './log-routes.ts';
@@ -68,6 +70,10 @@ export interface CoordinatorOptions {
   readonly chunkGraceMs?: number;
   /** How often unreferenced chunks and stale temporary uploads are removed (default 10 min). */
   readonly gcIntervalMs?: number;
+  /** Measure drift of the model `monitorAlias` points at this often (absent: only on request). */
+  readonly monitorEveryMs?: number;
+  /** The alias scheduled monitoring follows (default `production`). */
+  readonly monitorAlias?: string;
 }
 
 export const DEFAULT_MAX_POLLS_PER_MEMBER = 4;
@@ -223,6 +229,20 @@ async function serve(
     ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
     perSiteEvaluationAllowed: () => governance.policy?.exchange.perSiteEvaluation === true,
   });
+  /** A completed run's final model, by SHA-256: its blob, spec and standardization. */
+  const knownModel = (sha256: string): KnownModel | undefined => {
+    for (const row of store.listRuns()) {
+      if (row.status !== 'completed' || engine.finalModelOf(row.id) !== sha256) continue;
+      const ref = engine.finalModelRef(row.id);
+      if (!ref) continue;
+      return {
+        ref,
+        modelSpec: parseRunConfig(JSON.parse(row.config_json)).model,
+        ...(row.standardization_json ? { standardization: JSON.parse(row.standardization_json) } : {}),
+      };
+    }
+    return undefined;
+  };
   const evaluations = new EvaluationJobs({
     store,
     blobs,
@@ -242,29 +262,44 @@ async function serve(
       }
       return undefined;
     },
-    knownModel: (sha256) => {
-      for (const row of store.listRuns()) {
-        if (row.status !== 'completed' || engine.finalModelOf(row.id) !== sha256) continue;
-        const ref = engine.finalModelRef(row.id);
-        if (!ref) continue;
-        return {
-          ref,
-          modelSpec: parseRunConfig(JSON.parse(row.config_json)).model,
-          ...(row.standardization_json ? { standardization: JSON.parse(row.standardization_json) } : {}),
-        };
-      }
-      return undefined;
-    },
+    knownModel,
     publishCheckpoint: () => {
       audit.publishCheckpoint();
       for (const id of institutions()) notify(id);
     },
     perSiteAllowed: () => governance.policy?.exchange.perSiteEvaluation === true,
   });
-  /** Every engine's deadlines and next steps: runs, then evaluation jobs. */
+  const monitoring = new MonitoringJobs({
+    store,
+    blobs,
+    log: log.child({ component: 'monitoring' }),
+    audit,
+    now: () => Date.now(),
+    notify,
+    available,
+    consortium: ws.consortium.consortium,
+    pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
+    registry: () => registry.view(),
+    knownModel,
+    settings: () => governance.policy?.monitoring,
+    raiseIncident: (reason) => governance.raiseIncident('coordinator', reason).incident,
+    openIncidentReasons: () =>
+      gov
+        .listIncidents()
+        .filter((i) => i.resolved_at === null)
+        .map((i) => i.reason),
+    publishCheckpoint: () => {
+      audit.publishCheckpoint();
+      for (const id of institutions()) notify(id);
+    },
+    everyMs: options.monitorEveryMs,
+    alias: options.monitorAlias,
+  });
+  /** Every engine's deadlines and next steps: runs, then evaluation jobs, then monitoring. */
   const tick = (): void => {
     engine.tick();
     evaluations.tick();
+    monitoring.tick();
   };
   const maxPolls = options.maxPollsPerMember ?? DEFAULT_MAX_POLLS_PER_MEMBER;
   const quota = options.memberStorageBytes ?? DEFAULT_MEMBER_STORAGE_BYTES;
@@ -303,6 +338,7 @@ async function serve(
     audit,
     engine,
     evaluations,
+    monitoring,
     governance,
     planner: () => planner,
     ws,
@@ -330,6 +366,7 @@ async function serve(
   });
   registerLogRoutes(app, { guard, audit });
   registerRegistryRoutes(app, { guard, registry });
+  registerMonitoringRoutes(app, { guard, monitoring });
 
   const planner = registerGovernanceRoutes(app, {
     guard,
@@ -385,6 +422,7 @@ async function serve(
       clearInterval(collector);
       closing = true;
       evaluations.close();
+      monitoring.close();
       try {
         for (const p of [...waiters.keys()]) notify(p);
         await app.close();

@@ -23,6 +23,7 @@ import type { RouteName } from './access.ts';
 import type { AuditLog } from './audit-log.ts';
 import { blobNotAvailable, mayReadBlob } from './blob-access.ts';
 import type { EvaluationJobs } from './evaluation-jobs.ts';
+import type { MonitoringJobs } from './monitoring-jobs.ts';
 import type { Governance } from './governance.ts';
 import type { ParticipantSessions } from './participant-sessions.ts';
 import type { RunPlanner } from './run-plan.ts';
@@ -47,6 +48,7 @@ export interface TaskRouteDeps {
   readonly audit: AuditLog;
   readonly engine: RunEngine;
   readonly evaluations: EvaluationJobs;
+  readonly monitoring: MonitoringJobs;
   readonly governance: Governance;
   readonly planner: () => RunPlanner;
   readonly ws: Workspace;
@@ -73,6 +75,7 @@ export function registerTaskRoutes(app: FastifyInstance, deps: TaskRouteDeps): v
     audit,
     engine,
     evaluations,
+    monitoring,
     governance,
     planner,
     ws,
@@ -252,6 +255,7 @@ export function registerTaskRoutes(app: FastifyInstance, deps: TaskRouteDeps): v
     if (result.kind === 'plan') return planner().accept(id, taskId, result);
     const owner = store.getTask(taskId)?.run_id;
     if (owner !== undefined && evaluations.owns(owner)) return evaluations.acceptResult(id, taskId, result);
+    if (owner !== undefined && monitoring.owns(owner)) return monitoring.acceptResult(id, taskId, result);
     return engine.acceptResult(id, taskId, result);
   });
 }
