@@ -8,7 +8,8 @@
  * files, one secure sum). The logged `monitoring-report` holds exactly the figures compareMonitoring
  * gives on the sum of the files (computed here from the files: the reference from the same rows scored
  * into separate files), the threshold raised an incident naming the metric and value, a second
- * measurement reuses the reference and raises no second incident, and `audit verify` passes.
+ * measurement reuses the reference and raises no second incident, a policy with a noise multiplier
+ * noises the next measurement (each site's charge logged), and `audit verify` passes.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -306,7 +307,45 @@ describe('drift monitoring: secure sums of the sites’ monitoring counts, repor
     assert.match(forbidden.err, /^entente: FORBIDDEN: /m);
   });
 
-  it('3. audit verify passes over the monitoring sums and reports', async () => {
+  it("3. with the policy's noiseMultiplier the sums are noised, each site charges its ledger, the charges are logged", async () => {
+    const policy = { ...gov.policy, version: 2, monitoring: { maxPsi: MAX_PSI, noiseMultiplier: 2 } };
+    const p = await gov.propose(OPERATOR, 'adopt-policy', policy);
+    await gov.sign('alpha', p.id);
+    assert.equal((await gov.sign('beta', p.id)).status, 'approved');
+    const r = await cli(['monitor', 'run', '--alias', 'production', '--json', ...as(OPERATOR)]);
+    const report = JSON.parse(r.out.trim().split('\n').at(-1)!) as {
+      measurement: number;
+      noised: boolean;
+      maxFeaturePsi: number;
+      currentRows: number;
+    };
+    assert.equal(report.measurement, 3);
+    assert.equal(report.noised, true);
+    // Noise moves the figures a little; the tripled feature still drifts far beyond the threshold.
+    assert.ok(report.maxFeaturePsi > MAX_PSI, `max feature PSI ${report.maxFeaturePsi}`);
+    assert.ok(Math.abs(report.currentRows - 2 * 190) < 60, `current rows ${report.currentRows}`);
+    const all = (await entries()) as unknown as {
+      kind: string;
+      run?: string;
+      round?: number;
+      phase?: string;
+      participant?: string;
+      mechanism?: string;
+      rho?: number;
+    }[];
+    const charges = all.filter((e) => e.kind === 'privacy-spent' && e.phase === 'monitor');
+    assert.deepEqual(charges.map((e) => [e.run, e.round, e.participant]).sort(), [
+      [`monitor-${model.slice(0, 16)}`, 3, 'alpha'],
+      [`monitor-${model.slice(0, 16)}`, 3, 'beta'],
+      [`monitor-${model.slice(0, 16)}`, 3, 'gamma'],
+    ]);
+    for (const c of charges) {
+      assert.equal(c.mechanism, 'zcdp');
+      assert.ok((c.rho ?? 0) > 0);
+    }
+  });
+
+  it('4. audit verify passes over the monitoring sums and reports', async () => {
     const r = await cli(['audit', 'verify', '--log', gov.url, '--workspace', gov.dir, '--json']);
     const verdict = JSON.parse(r.out.trim().split('\n').at(-1)!) as { ok: boolean; problems: string[] };
     assert.equal(verdict.ok, true, verdict.problems.join('; '));
