@@ -2,7 +2,8 @@
  * One monitoring measurement's secure sum: the `secagg-sum` task of phase `monitor` (the model, its
  * spec and training standardization, the window and the monitoring spec, the declaration with the
  * policy's noise if any) written for the available sites, run by a SecAggRound; the unmasked total,
- * decoded, goes back to the jobs object (monitoring-jobs.ts).
+ * decoded, goes back to the jobs object (monitoring-jobs.ts); each attempt's row in secagg_attempts is
+ * ended here too.
  */
 import { createMonitoringLayout } from '../evaluation/index.ts';
 import {
@@ -113,4 +114,26 @@ export function openMonitorRound(ctx: MonitorRoundContext, job: MonitorJob, know
     'monitoring sum opened',
   );
   sumRound.start();
+}
+
+/** Ends the pending measurement's attempt row (completed with its survivors, or aborted with why). */
+export function finishMonitorAttempt(
+  deps: Pick<MonitoringJobsDeps, 'store' | 'now'>,
+  job: MonitorJob,
+  outcome: 'completed' | 'aborted',
+  reason: string | null,
+  survivors: string[] | null,
+): void {
+  const p = job.pending!;
+  deps.store.finishSecAggAttempt(
+    { run_id: job.id, round: p.round, attempt: p.attempt, phase: 'monitor' },
+    {
+      session_id: null,
+      survivors_json: survivors ? JSON.stringify(survivors) : null,
+      dropped_json: null,
+      outcome,
+      reason,
+      finished_at: deps.now(),
+    },
+  );
 }

@@ -35,7 +35,7 @@ import {
   monitoringFigures,
 } from './monitoring-job-state.ts';
 import { logSumPrivacy } from './privacy-records.ts';
-import { openMonitorRound } from './monitoring-job-round.ts';
+import { finishMonitorAttempt, openMonitorRound } from './monitoring-job-round.ts';
 import type { SecAggRound } from './secagg-round.ts';
 
 export type { MonitorJobView, MonitoringJobsDeps, MonitoringSettings } from './monitoring-job-state.ts';
@@ -260,7 +260,7 @@ export class MonitoringJobs {
     const noised = p.noiseMultiplier !== null;
     if (p.window === 'reference') {
       this.deps.store.transaction(() => {
-        this.finishAttempt(job, 'completed', null, survivors);
+        finishMonitorAttempt(this.deps, job, 'completed', null, survivors);
         job.reference = {
           values: Array.from(values),
           rows: Math.max(0, Math.round(values[0]!)),
@@ -288,7 +288,7 @@ export class MonitoringJobs {
       );
     } catch (err) {
       this.deps.store.transaction(() => {
-        this.finishAttempt(job, 'completed', null, survivors);
+        finishMonitorAttempt(this.deps, job, 'completed', null, survivors);
         this.giveUp(job, `no drift: ${(err as Error).message}`);
       });
       return;
@@ -298,7 +298,7 @@ export class MonitoringJobs {
     const prefix = incidentPrefix(job.model);
     const raise = crossed.length > 0 && !this.deps.openIncidentReasons().some((r) => r.startsWith(prefix));
     this.deps.store.transaction(() => {
-      this.finishAttempt(job, 'completed', null, survivors);
+      finishMonitorAttempt(this.deps, job, 'completed', null, survivors);
       const logIndex = this.deps.audit.append('monitoring-report', {
         model: job.model,
         alias: p.alias,
@@ -337,26 +337,6 @@ export class MonitoringJobs {
     }
   }
 
-  private finishAttempt(
-    job: MonitorJob,
-    outcome: 'completed' | 'aborted',
-    reason: string | null,
-    survivors: string[] | null,
-  ): void {
-    const p = job.pending!;
-    this.deps.store.finishSecAggAttempt(
-      { run_id: job.id, round: p.round, attempt: p.attempt, phase: 'monitor' },
-      {
-        session_id: null,
-        survivors_json: survivors ? JSON.stringify(survivors) : null,
-        dropped_json: null,
-        outcome,
-        reason,
-        finished_at: this.deps.now(),
-      },
-    );
-  }
-
   /**
    * An attempt that ended without a usable sum. Before unmasking it is tried again (at most
    * MONITOR_MAX_ATTEMPTS); once unmasked, the round is spent at the sites: a current measurement is
@@ -371,7 +351,7 @@ export class MonitoringJobs {
     const unmasked = this.attemptRow(job)?.outcome === 'unmasking';
     const now = this.deps.now();
     this.deps.store.transaction(() => {
-      this.finishAttempt(job, 'aborted', reason, null);
+      finishMonitorAttempt(this.deps, job, 'aborted', reason, null);
       for (const kind of STAGE_KINDS) this.deps.store.closeOpenTasks(job.id, p.round, kind, 'expired', now);
       if (unmasked && p.window === 'reference') {
         job.referenceLost = reason.slice(0, 500);
