@@ -13,8 +13,11 @@ const id = z.string().min(1).max(64);
 const text = z.string().max(2000);
 const runRound = { run: id, round: z.number().int().min(0) };
 const attempt = z.number().int().min(0);
-/** A secure sum of a run's statistics or evaluation phase (absent: its training round). */
-const phase = z.enum(['statistics', 'evaluate', 'rollout']).optional();
+/**
+ * A secure sum of a run's statistics or evaluation phase, a rollout's or a monitoring measurement
+ * (absent: its training round).
+ */
+const phase = z.enum(['statistics', 'evaluate', 'rollout', 'monitor']).optional();
 /** A blinded evaluation label: model-A … model-H. */
 const blindLabel = z.string().regex(/^model-[A-H]$/);
 /** Headline figures: metric name → value (null where the metric is undefined on the data). */
@@ -246,7 +249,7 @@ export const logEntryBodies = {
     /** The secure-aggregation attempt it trained for (each attempt a site trains for is charged). */
     attempt: attempt.optional(),
     /** A noised secure sum of a run's statistics or evaluate phase, or of an evaluation plan (absent: training). */
-    phase: z.enum(['statistics', 'evaluate', 'rollout']).optional(),
+    phase: z.enum(['statistics', 'evaluate', 'rollout', 'monitor']).optional(),
     mechanism: z.string().max(64),
     noiseMultiplier: z.number().min(0).optional(),
     samplingRate: z.number().min(0).max(1).optional(),
@@ -359,6 +362,28 @@ export const logEntryBodies = {
   }),
   /** The last stage's gate passed: the candidate `version` replaces production (an alias-moved follows). */
   'rollout-completed': z.strictObject({ rollout: hex64, version: hex64 }),
+  // ---- Monitoring of a deployed model (coordinator/monitoring-jobs.ts) ----
+  /**
+   * One monitoring measurement of `model` (the version `alias` pointed at): drift of the sites' summed
+   * monitoring counts (`currentRows` served or scored rows) against the summed scores of their training
+   * rows (`referenceRows`), both secure sums (`noised`: with differential-privacy noise). The largest
+   * per-feature PSI, Jensen-Shannon distance and binned KS, the score and predicted-class PSI, and the
+   * 90th latency percentile's bin edge in ms (null: no request recorded, or slower than the last edge).
+   */
+  'monitoring-report': z.strictObject({
+    model: hex64,
+    alias: z.string().regex(/^[a-z0-9-]{1,40}$/),
+    measurement: z.number().int().min(1),
+    referenceRows: z.number().int().min(0),
+    currentRows: z.number().int().min(0),
+    maxFeaturePsi: z.number().min(0),
+    maxFeatureJs: z.number().min(0).max(1),
+    maxFeatureKs: z.number().min(0).max(1),
+    scorePsi: z.number().min(0),
+    predictedClassPsi: z.number().min(0),
+    latencyP90Ms: z.number().min(0).nullable(),
+    noised: z.boolean(),
+  }),
 } as const;
 
 export type LogEntryKind = keyof typeof logEntryBodies;

@@ -17,6 +17,7 @@ import { registerAuditCommands } from './audit-commands.ts';
 import { readStructuredFile } from './read-file.ts';
 import { registerEvaluationCommands } from './evaluation-commands.ts';
 import { registerEvaluationRunCommands } from './evaluation-run-commands.ts';
+import { registerMonitorCommands } from './monitor-commands.ts';
 import { registerGovernanceCommands } from './governance-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
 import { registerRolloutCommands } from './rollout-commands.ts';
@@ -93,6 +94,8 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
       privacyLedgerFile: site.privacyLedgerFile(),
       unmaskedRoundsFile: site.unmaskedRoundsFile(),
       servingDir: site.servingDir(),
+      // Where `participant serve|score --site` record monitoring counts (a monitoring sum reads them).
+      monitoringDir: join(site.dir, 'monitoring'),
       // An enrolled site takes part only in runs the log shows approved by the policy's quorum.
       requireApprovedRuns: true,
       witness: {
@@ -118,6 +121,7 @@ function participantIdentity(opts: { site?: string; workspace?: string; institut
     privacyLedgerFile: join(ws.dir, 'institutions', id, 'privacy-ledger.jsonl'),
     unmaskedRoundsFile: join(ws.dir, 'institutions', id, 'unmasked-rounds.jsonl'),
     servingDir: join(ws.dir, 'institutions', id, 'serving'),
+    monitoringDir: join(ws.dir, 'institutions', id, 'monitoring'),
     ...(ws.consortium.log
       ? {
           witness: {
@@ -265,6 +269,11 @@ export function buildProgram(): Command {
       'start an incident drill when none was started within this many hours and no incident is open',
     )
     .option('--drill-alias <name>', 'the alias whose rollback scheduled drills rehearse', 'production')
+    .option(
+      '--monitor-every <minutes>',
+      'measure drift of the model --monitor-alias points at this often (secure sums over the sites; see entente monitor)',
+    )
+    .option('--monitor-alias <alias>', 'the alias scheduled monitoring follows', 'production')
     .action(
       async (opts: {
         workspace: string;
@@ -276,6 +285,8 @@ export function buildProgram(): Command {
         gcIntervalMs: string;
         drillEvery?: string;
         drillAlias: string;
+        monitorEvery?: string;
+        monitorAlias: string;
       }) => {
         const log = createLogger('coordinator');
         const positive = (value: string, field: string, min = 1): number => parseDecimal(value, field, min);
@@ -294,6 +305,12 @@ export function buildProgram(): Command {
             : {
                 drillEveryMs: Math.round(positive(opts.drillEvery, '--drill-every', 0.0001) * 3_600_000),
                 drillAlias: parseAliasName(opts.drillAlias, '--drill-alias'),
+              }),
+          ...(opts.monitorEvery === undefined
+            ? {}
+            : {
+                monitorEveryMs: Math.round(positive(opts.monitorEvery, '--monitor-every', 0.01) * 60_000),
+                monitorAlias: parseAliasName(opts.monitorAlias, '--monitor-alias'),
               }),
           log,
         });
@@ -556,6 +573,7 @@ export function buildProgram(): Command {
   registerRolloutCommands(program);
   registerServeCommands(participant);
   registerEvaluationRunCommands(registerEvaluationCommands(program));
+  registerMonitorCommands(program);
   return program;
 }
 

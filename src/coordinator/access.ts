@@ -72,6 +72,10 @@ export const routeAccess = {
   'GET /v1/rollouts': logReaders,
   'GET /v1/rollouts/:rollout': logReaders,
   'POST /v1/rollouts/:rollout/circuit-breaker': ['institution'],
+  // Drift monitoring: the operator measures; the log's readers read the reports (also logged).
+  'POST /v1/monitoring/run': [operator],
+  'GET /v1/monitoring': logReaders,
+  'GET /v1/monitoring/:model': logReaders,
 } as const satisfies Record<string, readonly MemberRole[]>;
 
 export type RouteName = keyof typeof routeAccess;

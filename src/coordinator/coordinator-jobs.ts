@@ -45,6 +45,7 @@ function approvedSubject(
 export function createCoordinatorJobs(input: CoordinatorJobsInput): {
   evaluations: EvaluationJobs;
   rollouts: RolloutJobs;
+  knownModel: (sha256: string) => KnownModel | undefined;
 } {
   const { store, blobs, gov, audit, governance, engine, notify, available } = input;
   const knownModel = (sha256: string): KnownModel | undefined => {
@@ -101,5 +102,5 @@ export function createCoordinatorJobs(input: CoordinatorJobsInput): {
       return outcome === 'pass' || outcome === 'fail' || outcome === 'undetermined' ? outcome : undefined;
     },
   });
-  return { evaluations, rollouts };
+  return { evaluations, rollouts, knownModel };
 }

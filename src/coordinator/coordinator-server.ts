@@ -29,6 +29,8 @@ import { AuditLog } from './audit-log.ts';
 import { assertPortFree, listenError, readRememberedPort } from './coordinator-port.ts';
 import { collectGarbage, openCoordinatorStorage } from './coordinator-storage.ts';
 import { createCoordinatorJobs } from './coordinator-jobs.ts';
+import { MonitoringJobs } from './monitoring-jobs.ts';
+import { registerMonitoringRoutes } from './monitoring-routes.ts';
 import { Governance } from './governance.ts';
 import { IncidentDrills } from './incident-drills.ts';
 import { registerGovernanceRoutes } from './governance-routes.ts';
@@ -73,6 +75,10 @@ export interface CoordinatorOptions {
   readonly drillEveryMs?: number;
   /** The alias whose rollback scheduled drills rehearse (default `production`). */
   readonly drillAlias?: string;
+  /** Measure drift of the model `monitorAlias` points at this often (absent: only on request). */
+  readonly monitorEveryMs?: number;
+  /** The alias scheduled monitoring follows (default `production`). */
+  readonly monitorAlias?: string;
 }
 
 export const DEFAULT_MAX_POLLS_PER_MEMBER = 4;
@@ -233,7 +239,7 @@ async function serve(
     ...(options.refusalWindowMs ? { refusalWindowMs: options.refusalWindowMs } : {}),
     perSiteEvaluationAllowed: () => governance.policy?.exchange.perSiteEvaluation === true,
   });
-  const { evaluations, rollouts } = createCoordinatorJobs({
+  const { evaluations, rollouts, knownModel } = createCoordinatorJobs({
     store,
     blobs,
     gov,
@@ -247,11 +253,38 @@ async function serve(
     institutions: () => institutions(),
   });
   rollBack = (rollout, proposal) => rollouts.rollBackByQuorum(rollout, proposal);
-  /** Every engine's deadlines and next steps: runs, then evaluation jobs. */
+  const monitoring = new MonitoringJobs({
+    store,
+    blobs,
+    log: log.child({ component: 'monitoring' }),
+    audit,
+    now: () => Date.now(),
+    notify,
+    available,
+    consortium: ws.consortium.consortium,
+    pinnedKeyOf: (member) => governance.enrollment.pinnedKeyOf(member),
+    registry: () => registry.view(),
+    knownModel,
+    settings: () => governance.policy?.monitoring,
+    raiseIncident: (reason) => governance.raiseIncident('coordinator', reason).incident,
+    openIncidentReasons: () =>
+      gov
+        .listIncidents()
+        .filter((i) => i.resolved_at === null)
+        .map((i) => i.reason),
+    publishCheckpoint: () => {
+      audit.publishCheckpoint();
+      for (const id of institutions()) notify(id);
+    },
+    everyMs: options.monitorEveryMs,
+    alias: options.monitorAlias,
+  });
+  /** Every engine's deadlines and next steps: runs, evaluation jobs, rollouts, monitoring. */
   const tick = (): void => {
     engine.tick();
     evaluations.tick();
     rollouts.tick();
+    monitoring.tick();
   };
   const drills = new IncidentDrills({
     store,
@@ -309,6 +342,7 @@ async function serve(
     engine,
     evaluations,
     rollouts,
+    monitoring,
     governance,
     planner: () => planner,
     ws,
@@ -337,6 +371,7 @@ async function serve(
   registerLogRoutes(app, { guard, audit });
   registerRegistryRoutes(app, { guard, registry });
   registerRolloutRoutes(app, { guard, rollouts });
+  registerMonitoringRoutes(app, { guard, monitoring });
 
   const planner = registerGovernanceRoutes(app, {
     guard,
@@ -395,6 +430,7 @@ async function serve(
       closing = true;
       evaluations.close();
       rollouts.close();
+      monitoring.close();
       try {
         for (const p of [...waiters.keys()]) notify(p);
         await app.close();

@@ -68,7 +68,7 @@ export function logSumPrivacy(
     readonly run: string;
     readonly round: number;
     readonly attempt: number;
-    readonly phase: 'statistics' | 'evaluate';
+    readonly phase: 'statistics' | 'evaluate' | 'monitor';
     readonly participant: string;
     readonly report: PrivacyReport;
   },

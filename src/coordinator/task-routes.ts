@@ -24,6 +24,7 @@ import type { AuditLog } from './audit-log.ts';
 import { blobNotAvailable, mayReadBlob } from './blob-access.ts';
 import type { EvaluationJobs } from './evaluation-jobs.ts';
 import type { RolloutJobs } from './rollout-jobs.ts';
+import type { MonitoringJobs } from './monitoring-jobs.ts';
 import type { Governance } from './governance.ts';
 import type { ParticipantSessions } from './participant-sessions.ts';
 import type { RunPlanner } from './run-plan.ts';
@@ -49,6 +50,7 @@ export interface TaskRouteDeps {
   readonly engine: RunEngine;
   readonly evaluations: EvaluationJobs;
   readonly rollouts: RolloutJobs;
+  readonly monitoring: MonitoringJobs;
   readonly governance: Governance;
   readonly planner: () => RunPlanner;
   readonly ws: Workspace;
@@ -75,6 +77,7 @@ export function registerTaskRoutes(app: FastifyInstance, deps: TaskRouteDeps): v
     audit,
     engine,
     evaluations,
+    monitoring,
     governance,
     planner,
     ws,
@@ -256,6 +259,7 @@ export function registerTaskRoutes(app: FastifyInstance, deps: TaskRouteDeps): v
     if (owner !== undefined && evaluations.owns(owner)) return evaluations.acceptResult(id, taskId, result);
     if (owner !== undefined && deps.rollouts.owns(owner))
       return deps.rollouts.acceptResult(id, taskId, result);
+    if (owner !== undefined && monitoring.owns(owner)) return monitoring.acceptResult(id, taskId, result);
     return engine.acceptResult(id, taskId, result);
   });
 }

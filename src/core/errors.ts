@@ -76,6 +76,12 @@ export const errorCodes = {
     summary:
       "a rollout's stage measurement aborted in every attempt, or during unmasking; the alias is untouched",
   },
+  MONITORING_FAILED: {
+    http: 409,
+    exit: 5,
+    summary:
+      'a monitoring measurement ended without a report (its secure sum aborted in every attempt or during unmasking, or no site had recorded rows)',
+  },
   RATE_LIMITED: {
     http: 429,
     exit: 6,

@@ -9,3 +9,4 @@ export * from './drift-metrics.ts';
 export * from './monitoring-drift.ts';
 export * from './monitoring-layout.ts';
 export * from './paired-outcomes.ts';
+export * from './monitoring-projection.ts';

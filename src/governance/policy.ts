@@ -116,6 +116,33 @@ const approvalsSchema = z.strictObject({
     ),
 });
 
+const monitoringSchema = z
+  .strictObject({
+    maxPsi: positive
+      .optional()
+      .describe('an incident is raised when a feature, score or predicted-class PSI exceeds this'),
+    maxJsDistance: positive
+      .max(1)
+      .optional()
+      .describe("an incident is raised when a feature's or the score's Jensen-Shannon distance exceeds this"),
+    maxKs: positive
+      .max(1)
+      .optional()
+      .describe("an incident is raised when a feature's or the score's binned KS statistic exceeds this"),
+    noiseMultiplier: z
+      .number()
+      .finite()
+      .min(0.01)
+      .max(1e6)
+      .optional()
+      .describe(
+        "monitoring secure sums carry discrete Gaussian noise of this multiplier (charged to each site's budget)",
+      ),
+  })
+  .describe(
+    'drift monitoring of deployed models: thresholds that raise incidents (none: report only), and noise',
+  );
+
 const policySchema = z
   .strictObject({
     version: z.int().min(1).max(1_000_000_000).describe('policy version; each adopted change increments it'),
@@ -134,6 +161,7 @@ const policySchema = z
         });
       }),
     approvals: approvalsSchema,
+    monitoring: monitoringSchema.optional(),
     proposalTtlHours: z
       .int()
       .min(1)
@@ -194,6 +222,15 @@ export interface Policy {
     /** Rolling a rollout back by hand; absent = the rollout rule (else releaseModel) applies. */
     readonly rollback?: QuorumRule | undefined;
   };
+  /** Drift monitoring: thresholds that raise an incident (none: report only), and noise on its sums. */
+  readonly monitoring?:
+    | {
+        readonly maxPsi?: number | undefined;
+        readonly maxJsDistance?: number | undefined;
+        readonly maxKs?: number | undefined;
+        readonly noiseMultiplier?: number | undefined;
+      }
+    | undefined;
   /** Hours an open proposal gathers signatures before it expires (absent: DEFAULT_PROPOSAL_TTL_HOURS). */
   readonly proposalTtlHours?: number | undefined;
 }

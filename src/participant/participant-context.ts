@@ -80,6 +80,11 @@ export interface ParticipantOptions {
    * records in memory only, no files).
    */
   readonly servingDir?: string;
+  /**
+   * Where `participant serve|score` keep this site's monitoring counts (`<dir>/<model sha256>.json`):
+   * a monitoring measurement's current window adds the counts of the monitored model's file (none: zeros).
+   */
+  readonly monitoringDir?: string;
   /** SHA-256 of the data schema this site's records follow (answers dry runs). */
   readonly dataSchemaDigest?: string;
   /**

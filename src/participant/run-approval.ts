@@ -17,6 +17,7 @@ import {
   verifyGovernanceTrail,
 } from '../governance/index.ts';
 import { type RunConfig, parseRunConfig } from '../protocol/index.ts';
+import { type RegistryEntry, type RegistryView, buildRegistryView } from '../registry/index.ts';
 import type { MtlsClient } from '../transport/index.ts';
 import type { LogWitness } from './log-witness.ts';
 
@@ -53,6 +54,11 @@ export interface RunApprovalCheck {
   rollouts(): Promise<ReadonlyMap<string, RolloutView>>;
   /** The model registry's aliases as the verified log leaves them (alias → model version). */
   aliases(): Promise<ReadonlyMap<string, string>>;
+  /**
+   * The model registry replayed from the verified log (its governance trail checked first): every
+   * model version the log records and the aliases pointing at them.
+   */
+  registry(): Promise<RegistryView>;
 }
 
 export function createRunApprovalCheck(input: {
@@ -70,6 +76,8 @@ export function createRunApprovalCheck(input: {
   let perSite = false;
   let rollouts: ReadonlyMap<string, RolloutView> = new Map();
   let aliases: ReadonlyMap<string, string> = new Map();
+  let registryAt = -1;
+  let registry: RegistryView | undefined;
 
   /** Reads the entries added since the last call and checks the whole log against the verified root. */
   async function sync(): Promise<void> {
@@ -143,6 +151,14 @@ export function createRunApprovalCheck(input: {
     async aliases(): Promise<ReadonlyMap<string, string>> {
       await refreshPlans();
       return aliases;
+    },
+    async registry(): Promise<RegistryView> {
+      await refreshPlans();
+      if (registryAt !== entries.length || !registry) {
+        registry = buildRegistryView(entries as unknown as RegistryEntry[]);
+        registryAt = entries.length;
+      }
+      return registry;
     },
     async perSiteEvaluationAllowed(): Promise<boolean> {
       await refreshPlans();

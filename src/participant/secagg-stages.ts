@@ -27,6 +27,7 @@ import { checkModelInLog, pinnedKeysFor } from './audit-log-checks.ts';
 import { type ParticipantContext, type TaskOutput, sessionKey, toParams } from './participant-context.ts';
 import { computeRolloutSum } from './rollout-task.ts';
 import { checkPlanTask, computeEvaluationValues, computeStatisticsValues } from './secure-sum-vector.ts';
+import { computeMonitoringSum } from './monitoring-sums.ts';
 
 /**
  * Stage advertise-keys of a secure sum (statistics, evaluation or a rollout's paired outcomes): derive the round context from the
@@ -64,6 +65,8 @@ export async function computeSecAggSum(ctx: ParticipantContext, task: SecAggSumT
         { run: task.runId, clipped: stats.clipped, maxAbsFeature: task.maxAbsFeature },
         'feature values were clipped before the statistics sum (reported to this site only)',
       );
+  } else if (task.phase === 'monitor') {
+    values = await computeMonitoringSum(ctx, task, std);
   } else {
     if (!task.model)
       throw new EntenteError('INVALID_MESSAGE', 'model: an evaluation sum names its model', {

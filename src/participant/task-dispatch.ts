@@ -73,9 +73,9 @@ export async function computeTask(ctx: ParticipantContext, task: Task): Promise<
       task.kind === 'train' ||
       task.kind === 'evaluate' ||
       task.kind === 'secagg-train' ||
-      // An evaluation plan's and a rollout's sums are governed by their own approved proposals
-      // (checked against the verified log by their handlers), not by a start-run approval.
-      (task.kind === 'secagg-sum' && !task.plan && task.phase !== 'rollout'))
+      // An evaluation plan's, a rollout's and a monitoring measurement's sums are governed by their own
+      // approved proposals or the log's model records (checked by their handlers), not by a start-run approval.
+      (task.kind === 'secagg-sum' && !task.plan && task.phase !== 'rollout' && task.phase !== 'monitor'))
   ) {
     if (!checkRunApproved)
       throw new EntenteError(

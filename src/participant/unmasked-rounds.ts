@@ -25,7 +25,7 @@ export interface UnmaskedRounds {
 }
 
 /** Which sum of a round: its training delta (the default), or its statistics or evaluation sum. */
-export type SumPhase = 'train' | 'statistics' | 'evaluate' | 'rollout';
+export type SumPhase = 'train' | 'statistics' | 'evaluate' | 'rollout' | 'monitor';
 
 interface Line {
   readonly run: string;
@@ -54,7 +54,8 @@ function isLine(v: unknown): v is Line {
       l.phase === 'train' ||
       l.phase === 'statistics' ||
       l.phase === 'evaluate' ||
-      l.phase === 'rollout')
+      l.phase === 'rollout' ||
+      l.phase === 'monitor')
   );
 }
 

@@ -214,8 +214,11 @@ const releasedShareSchema = z.strictObject({ owner: id, share: b64(256) });
 const secAggBase = {
   ...taskBase,
   attempt: z.number().int().min(0).max(1_000_000),
-  /** The run phase a secure sum belongs to (`rollout`: a staged rollout's paired outcomes); absent for a training round. */
-  phase: z.enum(['statistics', 'evaluate', 'rollout']).optional(),
+  /**
+   * The run phase a secure sum belongs to (`rollout`: a staged rollout's paired outcomes; `monitor`: a
+   * deployed model's monitoring counts); absent for a training round.
+   */
+  phase: z.enum(['statistics', 'evaluate', 'rollout', 'monitor']).optional(),
 };
 
 /** A secure sum's declaration (protocol/secure-sum.ts): segments, their bounds and fixed-point scales. */
@@ -275,7 +278,7 @@ export type SecAggTrainTask = z.infer<typeof secAggTrainTaskSchema>;
 export const secAggSumTaskSchema = z.strictObject({
   ...secAggBase,
   kind: z.literal('secagg-sum'),
-  phase: z.enum(['statistics', 'evaluate', 'rollout']),
+  phase: z.enum(['statistics', 'evaluate', 'rollout', 'monitor']),
   secureSum: secureSumDeclarationSchema,
   /** Statistics: the bound every feature value is clipped to before it is added. */
   maxAbsFeature: finite.positive().optional(),
@@ -301,6 +304,24 @@ export const secAggSumTaskSchema = z.strictObject({
     })
     .optional(),
   paired: z.strictObject({ maxRowLoss: finite.positive().max(1e6) }).optional(),
+  /**
+   * A deployed model's monitoring measurement (phase `monitor`): `model` (also the task's `model`) and
+   * the monitoring spec (evaluation/monitoring-layout.ts). Window `reference`: each site scores its
+   * training rows with the model; `current`: each site adds the counts its monitoring file holds for
+   * the model (what it served and scored), never a row.
+   */
+  monitoring: z
+    .strictObject({
+      model: sha256,
+      window: z.enum(['reference', 'current']),
+      spec: z.strictObject({
+        numFeatures: z.number().int().min(1).max(10_000),
+        numClasses: z.number().int().min(2).max(1_000),
+        featureBins: z.number().int().min(1).max(1_000),
+        scoreBins: z.number().int().min(1).max(1_000),
+      }),
+    })
+    .optional(),
   standardization: standardizationSchema.optional(),
   dataSchemaDigest: sha256.optional(),
   modelLog: z.strictObject({ index: z.number().int().min(0) }).optional(),

@@ -17,8 +17,11 @@ export const SECAGG_STAGE_KIND: Record<SecAggStage, Task['kind']> = {
 
 export const SECAGG_TASK_KINDS: readonly string[] = [...Object.values(SECAGG_STAGE_KIND), 'secagg-sum'];
 
-/** The secure sum of a run's statistics or evaluate phase (absent: a training round's delta). */
-export type SumPhase = 'statistics' | 'evaluate' | 'rollout';
+/**
+ * The secure sum of a run's statistics or evaluate phase, a rollout's measurement or a deployed model's
+ * monitoring measurement (absent: a training round's delta).
+ */
+export type SumPhase = 'statistics' | 'evaluate' | 'rollout' | 'monitor';
 
 export type SecAggOutcome =
   | { readonly ok: true; readonly survivors: string[]; readonly dropped: string[]; readonly sum: RingVector }

@@ -46,6 +46,15 @@ export function rolloutJobId(rolloutDigest: string): string {
   return `rollout-${rolloutDigest.slice(0, 16)}`;
 }
 
+/**
+ * The run id a deployed model's monitoring measurements carry, fixed by the model's SHA-256. The
+ * reference window (each site's training rows scored) is round 0, measured once; each current window is
+ * a new round 1, 2, …, so each site unmasks at most one sum per measurement.
+ */
+export function monitoringJobId(modelSha256: string): string {
+  return `monitor-${modelSha256.slice(0, 16)}`;
+}
+
 /** Defaults of the bounds a secure sum declares when the run says nothing. */
 export const SECURE_SUM_DEFAULTS = {
   /** Rows one site may evaluate or describe in one secure sum. */
@@ -126,7 +135,8 @@ export function declareEvaluationSum(input: {
 /**
  * A monitoring vector (evaluation/monitoring-layout.ts: bin counts of inputs, scores, predicted
  * classes, labelled rows and request latencies) as a secure sum: every segment a count with its
- * per-row bound and L2 sensitivity, optionally noised. Nothing schedules it yet.
+ * per-row bound and L2 sensitivity, optionally noised. The coordinator's monitoring jobs declare it
+ * (phase `monitor`); each site derives it again from the task's monitoring spec.
  */
 export function declareMonitoringSum(input: {
   readonly layout: { readonly segments: readonly SumSegmentBound[] };
@@ -232,6 +242,7 @@ function describeSumOptions(task: SecAggSumTask): unknown {
     rollout: task.rollout ?? null,
     production: task.production ?? null,
     paired: task.paired ?? null,
+    monitoring: task.monitoring ?? null,
     standardization: task.standardization ?? null,
     dataSchemaDigest: task.dataSchemaDigest ?? null,
   };
@@ -256,10 +267,13 @@ export function buildSecureSumContext(task: SecAggSumTask): SecAggRoundContext {
         field: 'secagg.quantization',
       },
     );
-  if ((task.phase === 'evaluate' || task.phase === 'rollout') !== (task.model !== undefined))
+  if (
+    (task.phase === 'evaluate' || task.phase === 'rollout' || task.phase === 'monitor') !==
+    (task.model !== undefined)
+  )
     throw new EntenteError(
       'INVALID_MESSAGE',
-      'model: an evaluation or rollout sum names its model, a statistics sum none',
+      'model: an evaluation, rollout or monitoring sum names its model, a statistics sum none',
       {
         field: 'model',
       },
@@ -272,6 +286,15 @@ export function buildSecureSumContext(task: SecAggSumTask): SecAggRoundContext {
       'INVALID_MESSAGE',
       'rollout: a rollout sum names its rollout, its production model and its paired-outcome bound; no other sum does',
       { field: 'rollout' },
+    );
+  if (
+    (task.phase === 'monitor') !==
+    (task.monitoring !== undefined && task.monitoring.model === task.model?.sha256)
+  )
+    throw new EntenteError(
+      'INVALID_MESSAGE',
+      'monitoring: a monitoring sum names its window and spec for its own model; no other sum does',
+      { field: 'monitoring' },
     );
   const base =
     task.model?.sha256 ?? createHash('sha256').update(canonicalizeJson(task.secureSum), 'utf8').digest('hex');

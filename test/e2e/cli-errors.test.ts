@@ -128,6 +128,9 @@ const LEAF_COMMANDS = [
   ['eval', 'plan', 'show'],
   ['eval', 'run'],
   ['eval', 'report'],
+  ['monitor', 'run'],
+  ['monitor', 'list'],
+  ['monitor', 'show'],
 ] as const;
 
 describe('CLI errors: entente: CODE: message and the documented exit code', { timeout: 900_000 }, () => {
@@ -233,6 +236,16 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
       { args: ['run'], code: 'INVALID_ARGUMENT', says: /missing command/ },
       { args: ['proposal', 'sign', ...ws()], code: 'INVALID_ARGUMENT', says: /missing required argument/ },
       { args: ['participant', 'start', ...ws()], code: 'INVALID_ARGUMENT', says: /--data/ },
+      {
+        args: ['monitor', 'show', 'abc', ...ws()],
+        code: 'INVALID_ARGUMENT',
+        says: /model: must be a model SHA-256/,
+      },
+      {
+        args: ['monitor', 'run', '--alias', 'production', '--timeout', '0', ...ws()],
+        code: 'INVALID_ARGUMENT',
+        says: /--timeout: must be a number of seconds > 0/,
+      },
       // Files: missing, a directory, malformed.
       {
         args: participant('--data', join(dir, 'missing.csv'), '--schema', SCHEMA_PATH),

@@ -226,6 +226,24 @@ const ROUTES: readonly Route[] = [
     expect: ok,
   },
   {
+    name: 'POST /v1/monitoring/run',
+    allowed: ['operator'],
+    call: (c) => c.postJson('/v1/monitoring/run', { alias: 'production' }),
+    expect: notFound,
+  },
+  {
+    name: 'GET /v1/monitoring',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson('/v1/monitoring'),
+    expect: ok,
+  },
+  {
+    name: 'GET /v1/monitoring/:model',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson(`/v1/monitoring/${unknownSha}`),
+    expect: notFound,
+  },
+  {
     name: 'POST /v1/log/cosignatures',
     allowed: ['institution'],
     call: (c) => c.postJson('/v1/log/cosignatures', { size: -1, line: 'x' }),
