@@ -5,6 +5,7 @@
  * the site's identity key, the refusal; later tasks of that rollout refused; a failed report retried.
  */
 import assert from 'node:assert/strict';
+import { assignRowsToStages } from '../governance/index.ts';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +71,11 @@ function rolloutView(candidate: Uint8Array): { digest: string; view: RolloutView
     ],
     createdAt: '2026-01-31T12:00:00Z',
   });
-  const digest = sha256Hex(candidate).split('').reverse().join('');
+  // A digest that assigns all five rows to the canary stage (assignRowsToStages), so these tests see
+  // every row; which rows a stage scores is tested with the assignment itself.
+  let digest = sha256Hex(candidate).split('').reverse().join('');
+  while (assignRowsToStages(digest, 5, 2).some((s) => s !== 0))
+    digest = sha256Hex(new TextEncoder().encode(digest));
   return {
     digest,
     view: {
@@ -184,6 +189,17 @@ describe('a rollout task at a site', () => {
       decideCircuitBreaker({ minAccuracy: 1 }, { candidateAccuracy: null, productionAccuracy: null }),
       undefined,
     );
+  });
+
+  it('scores only the rows the rollout assigns to the stage', async () => {
+    const { view } = rolloutView(GOOD);
+    // A digest that splits the five rows between the two stages.
+    let digest = 'f'.repeat(64);
+    const split = (d: string) => assignRowsToStages(d, 5, 2).filter((s) => s === 0).length;
+    while (split(digest) === 0 || split(digest) === 5) digest = sha256Hex(new TextEncoder().encode(digest));
+    const h = harness(join(root, 'split'), digest, view, {});
+    const values = await computeRolloutSum(h.ctx, rolloutTask(digest, GOOD));
+    assert.equal(values[0], split(digest));
   });
 
   it('the breaker holding: the sums, both models stored, serving.json names the candidate', async () => {

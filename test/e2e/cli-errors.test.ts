@@ -111,6 +111,8 @@ const LEAF_COMMANDS = [
   ['incident', 'raise'],
   ['incident', 'list'],
   ['incident', 'resume'],
+  ['incident', 'drill', 'start'],
+  ['incident', 'drill', 'list'],
   ['report', 'governance'],
   ['audit', 'verify'],
   ['audit', 'prove'],
@@ -131,6 +133,11 @@ const LEAF_COMMANDS = [
   ['monitor', 'run'],
   ['monitor', 'list'],
   ['monitor', 'show'],
+  ['rollout', 'digest'],
+  ['rollout', 'propose'],
+  ['rollout', 'start'],
+  ['rollout', 'status'],
+  ['rollout', 'rollback'],
 ] as const;
 
 describe('CLI errors: entente: CODE: message and the documented exit code', { timeout: 900_000 }, () => {
@@ -245,6 +252,12 @@ describe('CLI errors: entente: CODE: message and the documented exit code', { ti
         args: ['monitor', 'run', '--alias', 'production', '--timeout', '0', ...ws()],
         code: 'INVALID_ARGUMENT',
         says: /--timeout: must be a number of seconds > 0/,
+      },
+      { args: ['rollout', 'start', 'abc', ...ws()], code: 'INVALID_ARGUMENT', says: /rollout: must be 64/ },
+      {
+        args: ['rollout', 'digest', join(dir, 'missing.json')],
+        code: 'INVALID_ARGUMENT',
+        says: /plan: cannot read/,
       },
       // Files: missing, a directory, malformed.
       {
