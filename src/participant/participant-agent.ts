@@ -267,9 +267,25 @@ export function startParticipant(options: ParticipantOptions): ParticipantHandle
         await sleep(1_000, signal); // a short pause before polling again
       }
     };
+    /** The checkpoint size serving.json was last recomputed at: a stage started or ended since changes it. */
+    let servingAt = -1;
+    const followLog = async (): Promise<void> => {
+      if (!witness || !witnessOk || !ctx.checkRunApproved || !options.servingDir) return;
+      if (witness.witnessedSize === servingAt) return;
+      servingAt = witness.witnessedSize;
+      await refreshServing(ctx).catch((err: unknown) =>
+        log.warn(
+          { code: (err as EntenteError).code },
+          `serving.json not recomputed: ${(err as Error).message}`,
+        ),
+      );
+    };
     try {
       while (!signal.aborted) {
         await witnessLog();
+        // What this site serves follows the log as soon as it has witnessed it (a canary stage starting
+        // with this site, a completion, a rollback), not only when a rollout task arrives.
+        await followLog();
         let task: Task | undefined;
         try {
           const waitMs = options.pollWaitMs ?? 20_000;

@@ -238,11 +238,47 @@ describe('staged rollout: gates, canary draw, circuit breakers, rollback, audit'
   });
 
   it('2. a better candidate passes shadow, a drawn canary and full; production moves to it', async (t) => {
-    digests.better = await approve(
-      plan('B replaces P', models.B, models.P, stagesOf(INSTITUTIONS)),
-      'better.json',
+    // The canary stage runs at least 18 s before it is measured: its sites serve B meanwhile.
+    const stages: Record<string, unknown>[] = stagesOf(INSTITUTIONS);
+    stages[1] = { ...stages[1]!, minDurationHours: 0.005 };
+    digests.better = await approve(plan('B replaces P', models.B, models.P, stages), 'better.json');
+    await cli(['rollout', 'start', digests.better, '--workspace', gov.dir]);
+    const status = async () =>
+      (await gov.operator.getJson<RolloutView>(`/v1/rollouts/${digests.better}`)).body!;
+    const canarySites = await waitFor(
+      'the canary stage to start',
+      async () => {
+        const v = await status();
+        return v.stageName === 'canary' && v.sites ? v.sites : undefined;
+      },
+      120_000,
     );
-    const view = await start(digests.better);
+    // A canary site follows its log: it serves the candidate before the stage is measured.
+    const servingOf = (site: string) =>
+      JSON.parse(readFileSync(join(gov.sites.get(site)!.dir, 'serving', 'serving.json'), 'utf8')) as {
+        version: string | null;
+        stage: string | null;
+      };
+    await waitFor(
+      `${canarySites[0]} to serve B in the canary stage`,
+      async () => {
+        const s = servingOf(canarySites[0]!);
+        return s.version === models.B && s.stage === 'canary' ? true : undefined;
+      },
+      15_000,
+    );
+    assert.equal((await status()).gates.length, 1, 'the canary stage was not measured yet');
+    const outside = INSTITUTIONS.find((s) => !canarySites.includes(s))!;
+    assert.equal(servingOf(outside).version, models.P, `${outside} is not a canary site: it serves P`);
+    const view = await waitFor(
+      'the rollout to end',
+      async () => {
+        const v = await status();
+        return v.status === 'running' ? undefined : v;
+      },
+      180_000,
+      300,
+    );
     t.diagnostic(
       JSON.stringify(
         view.gates.map((g) => ({
