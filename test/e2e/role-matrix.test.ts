@@ -244,6 +244,31 @@ const ROUTES: readonly Route[] = [
     expect: notFound,
   },
   {
+    name: 'POST /v1/rollouts',
+    allowed: ['operator'],
+    call: (c) => c.postJson('/v1/rollouts', { rollout: unknownSha }),
+    expect: notFound,
+  },
+  {
+    name: 'GET /v1/rollouts',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson('/v1/rollouts'),
+    expect: ok,
+  },
+  {
+    name: 'GET /v1/rollouts/:rollout',
+    allowed: LOG_READERS,
+    call: (c) => c.getJson(`/v1/rollouts/${unknownSha}`),
+    expect: notFound,
+  },
+  {
+    name: 'POST /v1/rollouts/:rollout/circuit-breaker',
+    allowed: ['institution'],
+    call: (c) =>
+      c.postJson(`/v1/rollouts/${unknownSha}/circuit-breaker`, { stage: 'canary', signature: 'x' }),
+    expect: notFound,
+  },
+  {
     name: 'POST /v1/log/cosignatures',
     allowed: ['institution'],
     call: (c) => c.postJson('/v1/log/cosignatures', { size: -1, line: 'x' }),
