@@ -18,6 +18,7 @@ import { assignBlindLabels, buildEvaluationBlindedBody, commitBlinding } from '.
 import { isRegressionSpec } from '../models/index.ts';
 import { type TaskResult, evaluationJobId } from '../protocol/index.ts';
 import type { SecAggRound } from './secagg-round.ts';
+import { closeSumJobTasks, deliverJobResult, findJobTask } from './sum-job-results.ts';
 
 /** Secure-sum attempts per label before the job fails. */
 import {
@@ -163,34 +164,24 @@ export class EvaluationJobs {
 
   /** A result (or refusal) of one of a job's tasks, already matched to its open task row. */
   async acceptResult(participant: string, taskId: string, result: TaskResult): Promise<{ accepted: true }> {
-    const task = this.deps.store.getTask(taskId);
-    if (!task || task.participant !== participant)
-      throw new EntenteError('NOT_FOUND', `task "${taskId}" is not assigned to ${participant}`, {
-        field: 'taskId',
-      });
-    if (task.status === 'done')
-      throw new EntenteError('DUPLICATE_RESULT', `a result for task "${taskId}" was already accepted`, {
-        field: 'taskId',
-      });
+    const task = findJobTask(this.deps.store, participant, taskId);
     const job = this.jobs.get(task.run_id);
     if (job && task.kind === 'evaluation-reveal') {
       this.acceptReveal(job, participant, taskId, result);
       return { accepted: true };
     }
-    const round = job ? this.rounds.get(job.id) : undefined;
-    if (!job || !round || task.status !== 'open' || task.round !== job.next + 1)
-      throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a stage that is no longer open`, {
-        field: 'round',
-      });
-    if (result.kind === 'refusal') {
-      this.deps.store.setTaskStatus(taskId, 'refused', this.deps.now());
-      this.deps.log.warn({ job: job.id, participant, code: result.code }, 'evaluation task refused');
-      await round.noteRefusal(participant, taskId, `${result.code}: ${result.message.slice(0, 300)}`);
-      return { accepted: true };
-    }
-    if (result.runId !== task.run_id || result.round !== task.round)
-      throw new EntenteError('STALE_ROUND', 'runId or round does not match the task', { field: 'round' });
-    await round.accept(participant, result);
+    await deliverJobResult({
+      store: this.deps.store,
+      log: this.deps.log,
+      now: this.deps.now(),
+      task,
+      round: job ? this.rounds.get(job.id) : undefined,
+      open: job !== undefined && task.round === job.next + 1,
+      participant,
+      result,
+      what: 'evaluation',
+    });
+    if (!job) return { accepted: true };
     if (result.kind === 'secagg-sum' && result.privacy)
       logSumPrivacy(this.deps.audit, {
         run: job.id,
@@ -286,14 +277,7 @@ export class EvaluationJobs {
         finished_at: now,
       },
     );
-    for (const kind of [
-      'secagg-sum',
-      'secagg-share-keys',
-      'secagg-masked-input',
-      'secagg-consistency-check',
-      'secagg-unmasking',
-    ])
-      this.deps.store.closeOpenTasks(job.id, job.next + 1, kind, 'expired', now);
+    closeSumJobTasks(this.deps.store, job.id, job.next + 1, now);
     if (job.attempt + 1 >= MAX_ATTEMPTS) {
       this.fail(job, `${MAX_ATTEMPTS} attempts aborted; last: ${reason}`);
       return;
@@ -311,14 +295,7 @@ export class EvaluationJobs {
     job.status = 'failed';
     job.failure = reason.slice(0, 1000);
     job.finishedAt = now;
-    for (const kind of [
-      'secagg-sum',
-      'secagg-share-keys',
-      'secagg-masked-input',
-      'secagg-consistency-check',
-      'secagg-unmasking',
-    ])
-      this.deps.store.closeOpenTasks(job.id, job.next + 1, kind, 'expired', now);
+    closeSumJobTasks(this.deps.store, job.id, job.next + 1, now);
     this.save(job);
     this.deps.log.error({ job: job.id, reason }, 'evaluation job failed');
   }

@@ -37,16 +37,9 @@ import {
 import { logSumPrivacy } from './privacy-records.ts';
 import { finishMonitorAttempt, openMonitorRound } from './monitoring-job-round.ts';
 import type { SecAggRound } from './secagg-round.ts';
+import { closeSumJobTasks, deliverJobResult, findJobTask } from './sum-job-results.ts';
 
 export type { MonitorJobView, MonitoringJobsDeps, MonitoringSettings } from './monitoring-job-state.ts';
-
-const STAGE_KINDS = [
-  'secagg-sum',
-  'secagg-share-keys',
-  'secagg-masked-input',
-  'secagg-consistency-check',
-  'secagg-unmasking',
-];
 
 export class MonitoringJobs {
   private readonly deps: MonitoringJobsDeps;
@@ -164,30 +157,20 @@ export class MonitoringJobs {
 
   /** A result (or refusal) of one of a job's tasks, already matched to its open task row. */
   async acceptResult(participant: string, taskId: string, result: TaskResult): Promise<{ accepted: true }> {
-    const task = this.deps.store.getTask(taskId);
-    if (!task || task.participant !== participant)
-      throw new EntenteError('NOT_FOUND', `task "${taskId}" is not assigned to ${participant}`, {
-        field: 'taskId',
-      });
-    if (task.status === 'done')
-      throw new EntenteError('DUPLICATE_RESULT', `a result for task "${taskId}" was already accepted`, {
-        field: 'taskId',
-      });
+    const task = findJobTask(this.deps.store, participant, taskId);
     const job = this.jobs.get(task.run_id);
-    const round = job ? this.rounds.get(job.id) : undefined;
-    if (!job?.pending || !round || task.status !== 'open' || task.round !== job.pending.round)
-      throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a stage that is no longer open`, {
-        field: 'round',
-      });
-    if (result.kind === 'refusal') {
-      this.deps.store.setTaskStatus(taskId, 'refused', this.deps.now());
-      this.deps.log.warn({ job: job.id, participant, code: result.code }, 'monitoring task refused');
-      await round.noteRefusal(participant, taskId, `${result.code}: ${result.message.slice(0, 300)}`);
-      return { accepted: true };
-    }
-    if (result.runId !== task.run_id || result.round !== task.round)
-      throw new EntenteError('STALE_ROUND', 'runId or round does not match the task', { field: 'round' });
-    await round.accept(participant, result);
+    await deliverJobResult({
+      store: this.deps.store,
+      log: this.deps.log,
+      now: this.deps.now(),
+      task,
+      round: job ? this.rounds.get(job.id) : undefined,
+      open: job?.pending != null && task.round === job.pending.round,
+      participant,
+      result,
+      what: 'monitoring',
+    });
+    if (!job) return { accepted: true };
     if (result.kind === 'secagg-sum' && result.privacy)
       logSumPrivacy(this.deps.audit, {
         run: job.id,
@@ -352,7 +335,7 @@ export class MonitoringJobs {
     const now = this.deps.now();
     this.deps.store.transaction(() => {
       finishMonitorAttempt(this.deps, job, 'aborted', reason, null);
-      for (const kind of STAGE_KINDS) this.deps.store.closeOpenTasks(job.id, p.round, kind, 'expired', now);
+      closeSumJobTasks(this.deps.store, job.id, p.round, now);
       if (unmasked && p.window === 'reference') {
         job.referenceLost = reason.slice(0, 500);
         this.giveUp(job, `the reference was aborted during unmasking: ${reason}`);

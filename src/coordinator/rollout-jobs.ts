@@ -42,16 +42,9 @@ import {
 import { type MeasurementOutcome, openMeasurement, stageRound } from './rollout-measure.ts';
 import { logGateDecision } from './rollout-outcomes.ts';
 import type { SecAggRound } from './secagg-round.ts';
+import { closeSumJobTasks, deliverJobResult, findJobTask } from './sum-job-results.ts';
 
 export type { RolloutJobView, RolloutJobsDeps } from './rollout-job-state.ts';
-
-const SUM_TASK_KINDS = [
-  'secagg-sum',
-  'secagg-share-keys',
-  'secagg-masked-input',
-  'secagg-consistency-check',
-  'secagg-unmasking',
-];
 
 const hexDigest = (field: string, v: unknown): string => {
   if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v))
@@ -175,30 +168,19 @@ export class RolloutJobs {
 
   /** A result (or refusal) of one of a rollout's tasks. */
   async acceptResult(participant: string, taskId: string, result: TaskResult): Promise<{ accepted: true }> {
-    const task = this.deps.store.getTask(taskId);
-    if (!task || task.participant !== participant)
-      throw new EntenteError('NOT_FOUND', `task "${taskId}" is not assigned to ${participant}`, {
-        field: 'taskId',
-      });
-    if (task.status === 'done')
-      throw new EntenteError('DUPLICATE_RESULT', `a result for task "${taskId}" was already accepted`, {
-        field: 'taskId',
-      });
+    const task = findJobTask(this.deps.store, participant, taskId);
     const job = [...this.jobs.values()].find((j) => j.id === task.run_id);
-    const round = job ? this.rounds.get(job.rollout) : undefined;
-    if (!job || !round || task.status !== 'open' || task.round !== stageRound(job.stage))
-      throw new EntenteError('STALE_ROUND', `task "${taskId}" is for a stage that is no longer open`, {
-        field: 'round',
-      });
-    if (result.kind === 'refusal') {
-      this.deps.store.setTaskStatus(taskId, 'refused', this.deps.now());
-      this.deps.log.warn({ rollout: job.id, participant, code: result.code }, 'rollout task refused');
-      await round.noteRefusal(participant, taskId, `${result.code}: ${result.message.slice(0, 300)}`);
-      return { accepted: true };
-    }
-    if (result.runId !== task.run_id || result.round !== task.round)
-      throw new EntenteError('STALE_ROUND', 'runId or round does not match the task', { field: 'round' });
-    await round.accept(participant, result);
+    await deliverJobResult({
+      store: this.deps.store,
+      log: this.deps.log,
+      now: this.deps.now(),
+      task,
+      round: job ? this.rounds.get(job.rollout) : undefined,
+      open: job !== undefined && task.round === stageRound(job.stage),
+      participant,
+      result,
+      what: 'rollout',
+    });
     return { accepted: true };
   }
 
@@ -459,8 +441,7 @@ export class RolloutJobs {
     this.deps.store.transaction(() => {
       if (this.attemptRow(job)?.outcome === 'running' || this.attemptRow(job)?.outcome === 'unmasking')
         this.finishAttempt(job, `rolled back (${why.cause})`);
-      for (const kind of SUM_TASK_KINDS)
-        this.deps.store.closeOpenTasks(job.id, stageRound(job.stage), kind, 'expired', now);
+      closeSumJobTasks(this.deps.store, job.id, stageRound(job.stage), now);
       const logIndex = this.deps.audit.append('rollout-rolled-back', { rollout: job.rollout, stage, ...why });
       job.status = 'rolled back';
       job.rolledBack = { cause: why.cause, ...(why.by ? { by: why.by } : {}), logIndex };
@@ -503,8 +484,7 @@ export class RolloutJobs {
 
   private retry(job: RolloutJobState, reason: string): void {
     this.finishAttempt(job, reason);
-    for (const kind of SUM_TASK_KINDS)
-      this.deps.store.closeOpenTasks(job.id, stageRound(job.stage), kind, 'expired', this.deps.now());
+    closeSumJobTasks(this.deps.store, job.id, stageRound(job.stage), this.deps.now());
     if (job.attempt + 1 >= MAX_ROLLOUT_ATTEMPTS) {
       this.fail(job, `${MAX_ROLLOUT_ATTEMPTS} attempts of the stage measurement aborted; last: ${reason}`);
       return;
@@ -522,8 +502,7 @@ export class RolloutJobs {
     job.status = 'failed';
     job.failure = reason.slice(0, 1000);
     job.finishedAt = now;
-    for (const kind of SUM_TASK_KINDS)
-      this.deps.store.closeOpenTasks(job.id, stageRound(job.stage), kind, 'expired', now);
+    closeSumJobTasks(this.deps.store, job.id, stageRound(job.stage), now);
     this.save(job);
     this.deps.log.error({ rollout: job.id, reason }, 'rollout failed (the alias is untouched)');
   }
